@@ -1,0 +1,23 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    PINGJIA_DATA_DIR=/var/lib/pingjia PINGJIA_LEXICON_DIR=/srv/pingjia/lexicons \
+    PINGJIA_MODELS_DIR=/srv/pingjia/models
+WORKDIR /srv/pingjia
+
+COPY pyproject.toml README.md ./
+COPY app ./app
+RUN pip install .
+
+# Models and lexicons are baked in; the jieba cache is warmed at build time.
+COPY lexicons ./lexicons
+COPY models ./models
+RUN useradd --create-home --uid 10001 pingjia \
+ && mkdir -p /var/lib/pingjia && chown pingjia /var/lib/pingjia
+USER pingjia
+RUN python -c "from pathlib import Path; from app.pipeline.engine import build_pipeline; build_pipeline(Path('lexicons'), Path('models'))"
+
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \
+  CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]

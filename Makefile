@@ -1,0 +1,39 @@
+# Pingjia: `make run` serves the API, `make test` runs every test. Both set up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+DATA   ?= ../shared/data
+
+.PHONY: install run test train eval bench docker clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install  ## serve the API on $(HOST):$(PORT) with the shipped models
+	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
+
+test: install  ## every test (data tests skip with a reason when $(DATA) is absent)
+	$(BIN)/python -m pytest
+
+train: install  ## retrain the models from $(DATA) into models/ (new versions, pointer updated)
+	$(BIN)/python training/train_sentiment.py --data $(DATA) --out models
+	$(BIN)/python training/train_aspects.py --data $(DATA) --out models
+
+eval: install  ## per-class figures of the served models on a labelled file (EVAL=path)
+	$(BIN)/pingjia eval --data $(or $(EVAL),$(DATA)/aspects_train.jsonl)
+
+bench: install  ## throughput/latency/memory figures against jieba and SnowNLP
+	$(BIN)/python bench/bench_pipeline.py --data $(DATA)
+
+docker:
+	docker build -t pingjia .
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,40 @@
+"""Findings -> JSON-ready dicts in the shape of API.md. Internal fields (clause ids) stay inside."""
+from __future__ import annotations
+
+from app.pipeline.findings import Analysis, AspectFinding, ItemError, KeywordHit, Span
+
+
+def span(s: Span) -> dict:
+    return {"text": s.text, "start": s.start, "end": s.end}
+
+
+def keyword(h: KeywordHit) -> dict:
+    return {"term": h.term, "text": h.text, "dimension": h.dimension, "polarity": h.polarity,
+            "negated": h.negated, "weight": h.weight, "start": h.start, "end": h.end}
+
+
+def aspect(a: AspectFinding) -> dict:
+    return {"aspect": a.aspect, "polarity": a.polarity, "score": a.score,
+            "evidence": [span(s) for s in a.evidence]}
+
+
+def root_cause(a: AspectFinding) -> dict:
+    return {"cause": a.aspect, "score": a.score, "evidence": [span(s) for s in a.evidence]}
+
+
+def analysis(a: Analysis, versions: dict[str, str], *, with_terms: bool = False) -> dict:
+    out = {
+        "id": a.id,
+        "sentiment": {"label": a.sentiment.label, "probabilities": a.sentiment.probabilities},
+        "keywords": [keyword(h) for h in a.keywords],
+        "aspects": [aspect(x) for x in a.aspects],
+        "root_causes": [root_cause(x) for x in a.root_causes],
+        "model": versions,
+    }
+    if with_terms:
+        out["top_terms"] = [{"term": t.term, "weight": t.weight} for t in a.top_terms]
+    return out
+
+
+def item_error(e: ItemError) -> dict:
+    return {"id": e.id, "error": {"code": e.code, "message": e.message}}

@@ -1,0 +1,98 @@
+"""Request and response models of the review endpoints (the public contract in API.md).
+
+Kept apart from the internal findings so internal fields cannot leak. Responses are
+built as dicts by ``app.api.present``; these models document them in OpenAPI.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+
+class AnalyzeRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "发货太慢了，客服也不耐烦", "id": "r1"}]})
+    text: StrictStr = Field(description="the customer text; 1 to PINGJIA_MAX_TEXT_CHARS characters")
+    id: StrictStr | None = Field(None, max_length=200)
+    meta: dict[str, StrictStr] | None = Field(None, description="free-form string map, echoed back")
+    top_terms: int | None = Field(None, ge=0, le=50, description="also return this many TF-IDF terms")
+
+
+class BatchRequest(BaseModel):
+    items: list[Any] = Field(
+        description="objects {id, text, meta}; a bad item gets an error in its own slot",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/AnalyzeRequest"}})
+    top_terms: int | None = Field(None, ge=0, le=50)
+
+
+class SpanOut(BaseModel):
+    text: str
+    start: int
+    end: int
+
+
+class SentimentOut(BaseModel):
+    label: Literal["positive", "neutral", "negative"]
+    probabilities: dict[str, float]
+
+
+class KeywordOut(BaseModel):
+    term: str = Field(description="lexicon entry (simplified)")
+    text: str = Field(description="the caller's text at [start, end)")
+    dimension: str
+    polarity: Literal["positive", "negative"]
+    negated: bool
+    weight: float
+    start: int
+    end: int
+
+
+class AspectOut(BaseModel):
+    aspect: str
+    polarity: Literal["positive", "negative"]
+    score: float
+    evidence: list[SpanOut]
+
+
+class RootCauseOut(BaseModel):
+    cause: str
+    score: float
+    evidence: list[SpanOut]
+
+
+class TermOut(BaseModel):
+    term: str
+    weight: float
+
+
+class AnalyzeResponse(BaseModel):
+    id: str | None
+    sentiment: SentimentOut
+    keywords: list[KeywordOut]
+    aspects: list[AspectOut]
+    root_causes: list[RootCauseOut]
+    model: dict[str, str]
+    meta: dict[str, str] | None = None
+    top_terms: list[TermOut] | None = None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class BatchItemError(BaseModel):
+    id: str | None
+    error: ErrorBody
+
+
+class BatchResponse(BaseModel):
+    results: list[AnalyzeResponse | BatchItemError]
+    summary: dict[str, Any]
+
+
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422)}

@@ -1,0 +1,40 @@
+"""One typed settings object, read from ``PINGJIA_*`` environment variables."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PINGJIA_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    lexicon_dir: Path = ROOT / "lexicons"
+    models_dir: Path = ROOT / "models"
+    data_dir: Path = Path("var")
+
+    max_text_chars: int = Field(5000, ge=1, description="longest text accepted, in characters")
+    max_batch_items: int = Field(1000, ge=1, description="most items in one batch request")
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest JSON request body")
+    top_terms: int = Field(0, ge=0, le=50, description="TF-IDF terms per text when the request does not say")
+
+    max_turns: int = Field(500, ge=1, description="most turns in one conversation")
+    slow_reply_seconds: float = Field(60.0, gt=0, description="agent reply slower than this is a slow_reply")
+
+    admin_token: str | None = Field(None, description="bearer token for /v1/admin; admin disabled when unset")
+
+    max_upload_bytes: int = Field(2 * 1024**3, ge=1024, description="largest job upload")
+    job_workers: int = Field(1, ge=1, description="background scoring processes for jobs")
+    job_chunk_rows: int = Field(500, ge=1, description="rows scored and committed together")
+    job_retention_days: float = Field(7.0, gt=0, description="finished jobs are pruned after this")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

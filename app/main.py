@@ -1,0 +1,73 @@
+"""create_app(): the FastAPI app, its lifespan (models load here, never at import) and
+the one error boundary that turns every failure into ``{"error": {"code", "message"}}``."""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.api.routes import analyze, health
+from app.core.config import Settings, get_settings
+from app.core.errors import PingjiaError
+from app.core.limits import BodySizeLimit
+from app.pipeline.engine import build_pipeline
+
+log = logging.getLogger("pingjia")
+
+
+def error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
+    errs = exc.errors()
+    first = errs[0] if errs else {}
+    if first.get("type") == "json_invalid":
+        return 400, "invalid_json", f"request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".strip()
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    return 422, "invalid_input", f"{where}: {first.get('msg', 'invalid')}"
+
+
+def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
+    """Build the app; tests pass a ready ``pipeline`` (or settings) to skip loading."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if getattr(app.state, "pipeline", None) is None:
+            app.state.pipeline = build_pipeline(settings.lexicon_dir, settings.models_dir,
+                                                max_text_chars=settings.max_text_chars)
+            log.info("pingjia ready: %s", app.state.pipeline.versions)
+        yield
+
+    app = FastAPI(title="Pingjia 评价", version="1.0",
+                  description="Chinese customer-text analysis: sentiment, service keywords, "
+                              "aspects and root causes.", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.pipeline = pipeline
+    app.dependency_overrides[get_settings] = lambda: settings
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, exempt_prefixes=("/v1/jobs",))
+
+    @app.exception_handler(PingjiaError)
+    async def _domain(_: Request, exc: PingjiaError):
+        return error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError):
+        return error(*_validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException):
+        codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "body_too_large"}
+        return error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+    app.include_router(health.router)
+    app.include_router(analyze.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,116 @@
+"""Result types shared by every stage.
+
+Findings are small frozen values so no stage can edit another's output in place.
+Every span carries offsets into the caller's *original* text: ``original[start:end] == text``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app.pipeline.normalize import NormalizedText
+
+ASPECTS: tuple[str, ...] = (
+    "logistics", "quality", "description", "attitude", "responsiveness",
+    "competence", "after_sales", "price", "other",
+)
+ASPECT_NAMES_ZH: dict[str, str] = {
+    "logistics": "物流配送", "quality": "商品质量", "description": "与描述不符",
+    "attitude": "服务态度", "responsiveness": "响应与处理速度", "competence": "专业能力",
+    "after_sales": "售后处理", "price": "价格", "other": "其他",
+}
+SENTIMENT_LABELS: tuple[str, ...] = ("positive", "neutral", "negative")
+POLARITIES: tuple[str, ...] = ("positive", "negative")
+
+Token = tuple[str, int, int]
+"""(word, start, end) in the *normalised* text, as jieba's ``Tokenizer.tokenize`` yields."""
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordHit:
+    """A lexicon term found in the text, with the polarity left after negation.
+
+    ``term`` is the lexicon entry (simplified); ``text`` is what stands at [start, end).
+    """
+    term: str
+    text: str
+    dimension: str
+    polarity: str
+    negated: bool
+    start: int
+    end: int
+    weight: float
+    clause: int  # index into Doc.clauses
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentFinding:
+    label: str
+    probabilities: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class AspectFinding:
+    aspect: str
+    polarity: str
+    score: float
+    evidence: tuple[Span, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TermScore:
+    term: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """Everything the pipeline says about one text."""
+    id: str | None
+    sentiment: SentimentFinding
+    keywords: tuple[KeywordHit, ...]
+    aspects: tuple[AspectFinding, ...]
+    top_terms: tuple[TermScore, ...] = ()
+
+    @property
+    def root_causes(self) -> tuple[AspectFinding, ...]:
+        """The negative aspects asserted, best first (the API's ``root_causes``)."""
+        neg = [a for a in self.aspects if a.polarity == "negative"]
+        return tuple(sorted(neg, key=lambda a: -a.score))
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """A bad item in a batch: it gets this in its slot and the others are still analysed."""
+    id: str | None
+    code: str
+    message: str
+
+
+@dataclass(slots=True)
+class Doc:
+    """The working document the stages fill in, in order (spaCy-style).
+
+    Mutable on purpose while the pipeline runs; only frozen findings leave it.
+    ``clauses`` are ``(start, end)`` ranges of the normalised text.
+    """
+    id: str | None
+    norm: NormalizedText
+    tokens: list[Token] = field(default_factory=list)
+    clauses: list[tuple[int, int]] = field(default_factory=list)
+    hits: list[KeywordHit] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.norm.text
+
+    def span(self, start: int, end: int) -> Span:
+        """A Span over the *original* text for a normalised range."""
+        o_start, o_end = self.norm.to_original(start, end)
+        return Span(self.norm.original[o_start:o_end], o_start, o_end)

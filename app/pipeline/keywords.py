@@ -1,0 +1,134 @@
+"""Service keywords: lexicon terms found on token boundaries, with negation and degree.
+
+Rules, in the order they apply:
+- A term matches only where it starts and ends on jieba token boundaries, so 错 is
+  never found inside 不错. The one exception: jieba glues leading negators and degree
+  words onto a word (不耐烦, 太慢, 很快); the term may start after them, and they count.
+- Terms listed in ``aspect_targets.csv`` are targets, not opinions: a ``general`` opinion
+  word (慢, 好, 差 …) takes the dimension of the nearest target in its clause, preferring
+  one before it (发货太慢 -> logistics). A general word with no target is kept on the
+  document (the sentiment stage may use it) but is not reported as a service keyword.
+- Negators (不, 没有, 一点都不 …) among the three tokens before a term, inside the same
+  clause, flip its polarity; two of them cancel (不是不耐心). Clauses end at punctuation and
+  before contrast words (但是, 不过 …), so negation never crosses them.
+- Intensifiers/diminishers in the same window scale the weight. A flipped term keeps part
+  of its weight (不好 is milder than 差: x0.8; 不慢 is mild praise: x0.6).
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from app.pipeline.findings import Doc, KeywordHit
+from app.pipeline.lexicon import Lexicon
+
+NEGATION_WINDOW = 3
+_FLIP = {"positive": "negative", "negative": "positive"}
+_FLIP_WEIGHT = {"positive": 0.8, "negative": 0.6}  # keyed by the term's own polarity
+
+
+class KeywordMatcher:
+    def __init__(self, lexicon: Lexicon):
+        self.lexicon = lexicon
+        table: dict[str, list[tuple[str, bool]]] = {}
+        for term in lexicon.keywords:
+            if term not in lexicon.targets:
+                table.setdefault(term[0], []).append((term, False))
+        for term in lexicon.targets:
+            table.setdefault(term[0], []).append((term, True))
+        for entries in table.values():
+            entries.sort(key=lambda e: -len(e[0]))
+        self._table = table
+
+    def find(self, doc: Doc) -> list[KeywordHit]:
+        """All keyword hits of ``doc`` (offsets in the normalised text), in text order."""
+        text, tokens = doc.text, doc.tokens
+        if not tokens:
+            return []
+        ends = {e for _, _, e in tokens}
+        clause_starts = [a for a, _ in doc.clauses]
+        raw = []  # (start, end, term, is_target, token index, in-token negations, in-token factor)
+        covered = 0
+        for ti, (word, s, _) in enumerate(tokens):
+            for offset, negs, factor in self._spots(word):
+                p = s + offset
+                if p < covered:
+                    continue
+                match = self._match_at(text, p, ends)
+                if match:
+                    raw.append((p, p + len(match[0]), match[0], match[1], ti, negs, factor))
+                    covered = p + len(match[0])
+                    break
+        targets = [(s, e, self.lexicon.targets[t]) for s, e, t, is_t, *_ in raw if is_t]
+        opinions = [r for r in raw if not r[3]]
+        hits = []
+        for i, (s, e, term, _, ti, in_negs, in_factor) in enumerate(opinions):
+            clause = max(bisect_right(clause_starts, s) - 1, 0)
+            entry = self.lexicon.keywords[term]
+            dimension = entry.dimension
+            if dimension == "general":
+                nxt = opinions[i + 1][0] if i + 1 < len(opinions) else None
+                if len(term) == 1 and nxt == e:
+                    continue  # 好慢: a one-character general word right before another is a degree word
+                dimension = self._target_for(s, e, clause, doc, targets) or "general"
+            if dimension == "attitude" and self._courier_before(s, clause, doc, targets):
+                dimension = "logistics"  # a courier's or rider's manner is logistics (ANNOTATION.md)
+            negations, factor = self._modifiers(tokens, ti, doc.clauses[clause][0])
+            negated = (negations + in_negs) % 2 == 1
+            polarity, weight = entry.polarity, entry.weight * factor * in_factor
+            if negated:
+                weight *= _FLIP_WEIGHT[polarity]
+                polarity = _FLIP[polarity]
+            hits.append(KeywordHit(term, term, dimension, polarity, negated, s, e, round(weight, 3), clause))
+        return hits
+
+    def _match_at(self, text: str, p: int, ends: set[int]) -> tuple[str, bool] | None:
+        """The longest lexicon term or target starting at ``p`` and ending on a token boundary."""
+        for term, is_target in self._table.get(text[p], ()):
+            if p + len(term) in ends and text.startswith(term, p):
+                return term, is_target
+        return None
+
+    def _spots(self, word: str) -> list[tuple[int, int, float]]:
+        """Where a term may start inside a token: at 0, and after each leading negator or
+        degree word jieba glued on (太慢, 很快, 不耐烦, 不太好), with what was peeled off."""
+        spots, p, negs, factor = [(0, 0, 1.0)], 0, 0, 1.0
+        while p < len(word) - 1:
+            for k in (2, 1):
+                piece = word[p:p + k]
+                if p + k < len(word) and (piece in self.lexicon.negators or piece in self.lexicon.intensifiers):
+                    break
+            else:
+                break
+            if piece in self.lexicon.negators:
+                negs += 1
+            else:
+                factor *= self.lexicon.intensifiers[piece]
+            p += k
+            spots.append((p, negs, factor))
+        return spots
+
+    def _modifiers(self, tokens, ti: int, clause_start: int) -> tuple[int, float]:
+        """Negator count and degree factor from the tokens just before token ``ti``."""
+        negations, factor = 0, 1.0
+        for word, s, _ in tokens[max(ti - NEGATION_WINDOW, 0):ti]:
+            if s < clause_start:
+                continue
+            if word in self.lexicon.negators:
+                negations += 1
+            elif word in self.lexicon.intensifiers:
+                factor *= self.lexicon.intensifiers[word]
+        return negations, factor
+
+    def _courier_before(self, s: int, clause: int, doc: Doc, raw_targets) -> bool:
+        c_start = doc.clauses[clause][0]
+        return any(c_start <= ts and te <= s and doc.text[ts:te] in self.lexicon.couriers
+                   for ts, te, _ in raw_targets)
+
+    @staticmethod
+    def _target_for(s: int, e: int, clause: int, doc: Doc, targets) -> str | None:
+        c_start, c_end = doc.clauses[clause]
+        before = [t for t in targets if c_start <= t[0] and t[1] <= s]
+        if before:
+            return before[-1][2]
+        after = [t for t in targets if e <= t[0] and t[1] <= c_end]
+        return after[0][2] if after else None

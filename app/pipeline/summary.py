@@ -1,0 +1,31 @@
+"""Counts over a batch of analyses: what the batch endpoint returns beside its rows."""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from app.pipeline.findings import Analysis, ItemError
+
+
+def summarize(results: Iterable[Analysis | ItemError]) -> dict:
+    """Totals, errors, and counts by sentiment, root cause and aspect/polarity."""
+    total = errors = 0
+    sentiment: Counter[str] = Counter()
+    causes: Counter[str] = Counter()
+    aspects: Counter[str] = Counter()
+    for r in results:
+        total += 1
+        if isinstance(r, ItemError):
+            errors += 1
+            continue
+        sentiment[r.sentiment.label] += 1
+        causes.update({a.aspect for a in r.root_causes})
+        aspects.update({f"{a.aspect}:{a.polarity}" for a in r.aspects})
+    analysed = total - errors
+    return {
+        "total": total, "analysed": analysed, "errors": errors,
+        "sentiment": dict(sentiment),
+        "root_causes": [{"cause": c, "count": n, "share": round(n / analysed, 4)}
+                        for c, n in causes.most_common()] if analysed else [],
+        "aspects": dict(aspects.most_common()),
+    }

@@ -1,0 +1,40 @@
+"""Per-text top terms by TF-IDF, with jieba's shipped IDF table and our stop-word list.
+
+Computed from the tokens the pipeline already has (jieba.analyse would re-segment with
+the global tokenizer and ignore our user dictionary).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from importlib.resources import files
+
+from app.pipeline.findings import Doc, TermScore
+
+
+class TfidfTerms:
+    def __init__(self, stopwords: frozenset[str]):
+        self.stopwords = stopwords
+        self._idf: dict[str, float] | None = None
+        self._median = 0.0
+
+    def _load(self) -> dict[str, float]:
+        if self._idf is None:
+            idf = {}
+            text = files("jieba.analyse").joinpath("idf.txt").read_text(encoding="utf-8")
+            for line in text.splitlines():
+                word, _, value = line.rpartition(" ")
+                if word:
+                    idf[word] = float(value)
+            self._idf = idf
+            self._median = sorted(idf.values())[len(idf) // 2]
+        return self._idf
+
+    def top(self, doc: Doc, k: int) -> tuple[TermScore, ...]:
+        """The ``k`` highest tf-idf words (two or more characters, not stop words)."""
+        idf = self._load()
+        counts = Counter(w for w, _, _ in doc.tokens
+                         if len(w.strip()) > 1 and w not in self.stopwords and not w.isdigit())
+        total = sum(counts.values()) or 1
+        scored = [(w, c / total * idf.get(w, self._median)) for w, c in counts.items()]
+        scored.sort(key=lambda x: (-x[1], x[0]))
+        return tuple(TermScore(w, round(s, 4)) for w, s in scored[:k])

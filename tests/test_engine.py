@@ -1,0 +1,46 @@
+from app.api import present
+from app.pipeline.engine import TextItem
+from app.pipeline.findings import Analysis, ItemError
+from tests.conftest import assert_spans
+
+
+def test_batch_keeps_order_and_isolates_bad_items(fake_pipeline):
+    items = [TextItem("发货太慢了", "a"), TextItem("", "b"), TextItem("x" * 5001, "c"),
+             TextItem(12, "d"), TextItem(None, "e"), TextItem("坏\ud800", "f"), TextItem("客服很耐心", "g")]
+    out = fake_pipeline.analyze_batch(items)
+    assert [r.id for r in out] == list("abcdefg")
+    assert [type(r) for r in out] == [Analysis, ItemError, ItemError, ItemError, ItemError, ItemError, Analysis]
+    assert [r.code for r in out if isinstance(r, ItemError)] == [
+        "empty_text", "text_too_long", "invalid_input", "invalid_input", "invalid_text"]
+
+
+def test_offsets_index_the_original_text(fake_pipeline):
+    original = "  發貨\u200b太慢了，ＡＢＣ客服也不耐煩！！"
+    result = present.analysis(fake_pipeline.analyze(original), fake_pipeline.versions)
+    assert {k["dimension"] for k in result["keywords"]} == {"logistics", "attitude"}
+    assert_spans(original, result)
+    causes = [c["cause"] for c in result["root_causes"]]
+    assert set(causes) == {"logistics", "attitude"}
+    assert any("不耐煩" in ev["text"] for c in result["root_causes"] for ev in c["evidence"])
+
+
+def test_root_causes_are_the_negative_aspects_best_first(fake_pipeline):
+    a = fake_pipeline.analyze("客服很耐心，但是物流太慢，包装也破损了，价格有点贵")
+    assert all(x.polarity == "negative" for x in a.root_causes)
+    assert [x.score for x in a.root_causes] == sorted((x.score for x in a.root_causes), reverse=True)
+    assert {x.aspect for x in a.aspects if x.polarity == "positive"} == {"attitude"}
+    assert {x.aspect for x in a.root_causes} == {"logistics", "price"}
+
+
+def test_top_terms_skip_stopwords(fake_pipeline):
+    a = fake_pipeline.analyze("这个手机的屏幕很清晰，手机电池也耐用，手机很好", top_terms=3)
+    terms = [t.term for t in a.top_terms]
+    assert terms[0] == "手机"
+    assert all(t not in fake_pipeline.lexicon.stopwords for t in terms)
+
+
+def test_hostile_but_valid_texts_are_analysed(fake_pipeline):
+    texts = ["😀😀😀", "https://example.com/a?b=1 质量差", "<b>好评</b><script>x</script>",
+             "good product, fast shipping", "1234567890", "好" * 5000, "。。。！！！", "\t\n 质量 \n"]
+    out = fake_pipeline.analyze_batch([TextItem(t, str(i)) for i, t in enumerate(texts)])
+    assert all(isinstance(r, Analysis) for r in out)
