@@ -29,35 +29,26 @@ _FLIP_WEIGHT = {"positive": 0.8, "negative": 0.6}  # keyed by the term's own pol
 class KeywordMatcher:
     def __init__(self, lexicon: Lexicon):
         self.lexicon = lexicon
-        table: dict[str, list[tuple[str, bool]]] = {}
-        for term in lexicon.keywords:
-            if term not in lexicon.targets:
-                table.setdefault(term[0], []).append((term, False))
-        for term in lexicon.targets:
-            table.setdefault(term[0], []).append((term, True))
-        for entries in table.values():
-            entries.sort(key=lambda e: -len(e[0]))
-        self._table = table
+        # term -> is it a target? Targets win where a word is in both lists (性价比 is a
+        # subject, not an opinion: 性价比太低 must not read as praise).
+        self._terms = {t: False for t in lexicon.keywords} | {t: True for t in lexicon.targets}
+        self._maxlen = max(map(len, self._terms), default=1)
+        self._first_chars = frozenset(t[0] for t in self._terms)
+        self._prefixes = lexicon.negators | lexicon.intensifiers.keys()
+        self._prefix_chars = frozenset(w[0] for w in self._prefixes)
 
     def find(self, doc: Doc) -> list[KeywordHit]:
         """All keyword hits of ``doc`` (offsets in the normalised text), in text order."""
         text, tokens = doc.text, doc.tokens
         if not tokens:
             return []
-        ends = {e for _, _, e in tokens}
         clause_starts = [a for a, _ in doc.clauses]
         raw = []  # (start, end, term, is_target, token index, in-token negations, in-token factor)
         covered = 0
         for ti, (word, s, _) in enumerate(tokens):
-            for offset, negs, factor in self._spots(word):
-                p = s + offset
-                if p < covered:
-                    continue
-                match = self._match_at(text, p, ends)
-                if match:
-                    raw.append((p, p + len(match[0]), match[0], match[1], ti, negs, factor))
-                    covered = p + len(match[0])
-                    break
+            if s >= covered and (match := self._match(text, tokens, ti)):
+                raw.append(match)
+                covered = match[1]
         targets = [(s, e, self.lexicon.targets[t]) for s, e, t, is_t, *_ in raw if is_t]
         opinions = [r for r in raw if not r[3]]
         hits = []
@@ -81,21 +72,39 @@ class KeywordMatcher:
             hits.append(KeywordHit(term, term, dimension, polarity, negated, s, e, round(weight, 3), clause))
         return hits
 
-    def _match_at(self, text: str, p: int, ends: set[int]) -> tuple[str, bool] | None:
-        """The longest lexicon term or target starting at ``p`` and ending on a token boundary."""
-        for term, is_target in self._table.get(text[p], ()):
-            if p + len(term) in ends and text.startswith(term, p):
-                return term, is_target
+    def _match(self, text: str, tokens, ti: int):
+        """A term starting at token ``ti`` (or inside it, after glued-on negators/degree words)."""
+        word, s, _ = tokens[ti]
+        if term := self._longest(text, tokens, ti, s):
+            return s, s + len(term), term, self._terms[term], ti, 0, 1.0
+        if len(word) > 1 and word[0] in self._prefix_chars:
+            for offset, negs, factor in self._spots(word):
+                if term := self._longest(text, tokens, ti, s + offset):
+                    p = s + offset
+                    return p, p + len(term), term, self._terms[term], ti, negs, factor
         return None
+
+    def _longest(self, text: str, tokens, ti: int, p: int) -> str | None:
+        """The longest term or target starting at ``p`` and ending on a token boundary."""
+        if text[p] not in self._first_chars:
+            return None
+        best = None
+        for j in range(ti, len(tokens)):
+            end = tokens[j][2]
+            if end - p > self._maxlen:
+                break
+            if text[p:end] in self._terms:
+                best = text[p:end]
+        return best
 
     def _spots(self, word: str) -> list[tuple[int, int, float]]:
         """Where a term may start inside a token: at 0, and after each leading negator or
         degree word jieba glued on (太慢, 很快, 不耐烦, 不太好), with what was peeled off."""
-        spots, p, negs, factor = [(0, 0, 1.0)], 0, 0, 1.0
+        spots, p, negs, factor = [], 0, 0, 1.0
         while p < len(word) - 1:
             for k in (2, 1):
                 piece = word[p:p + k]
-                if p + k < len(word) and (piece in self.lexicon.negators or piece in self.lexicon.intensifiers):
+                if p + k < len(word) and piece in self._prefixes:
                     break
             else:
                 break

@@ -1,0 +1,169 @@
+"""Throughput, latency and memory of the review pipeline, against plain jieba and SnowNLP.
+
+Run: .venv/bin/python bench/bench_pipeline.py --data ../shared/data [--n 5000]
+Everything below is measured in this one run on the same reviews; nothing is cached
+between the measured calls (every request carries a different text).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def load_reviews(data: Path, n: int, seed: int = 7) -> list[str]:
+    with open(data / "reviews_train.csv", encoding="utf-8") as f:
+        texts = [row["review"] for row in csv.DictReader(f) if row["review"].strip()]
+    random.Random(seed).shuffle(texts)
+    return [t[:5000] for t in texts[:n]]
+
+
+def rate(n: int, seconds: float) -> str:
+    return f"{n / seconds:8.0f} docs/s"
+
+
+def bench_inprocess(texts: list[str]) -> dict:
+    import jieba
+
+    from app.core.config import get_settings
+    from app.pipeline.engine import TextItem, build_pipeline
+
+    jieba.setLogLevel(60)
+    jieba.lcut("预热")
+    t = time.perf_counter()
+    for x in texts:
+        jieba.lcut(x)
+    jieba_s = time.perf_counter() - t
+
+    s = get_settings()
+    pipeline = build_pipeline(s.lexicon_dir, s.models_dir)
+    pipeline.analyze("预热一下")
+    t = time.perf_counter()
+    for i in range(0, len(texts), 500):
+        pipeline.analyze_batch([TextItem(x) for x in texts[i:i + 500]])
+    pipe_s = time.perf_counter() - t
+
+    from snownlp import SnowNLP
+
+    sample = texts[:1000]  # SnowNLP is slow; a fifth of the set gives a stable rate
+    t = time.perf_counter()
+    for x in sample:
+        SnowNLP(x).sentiments
+    snow_s = time.perf_counter() - t
+    return {"jieba_lcut_docs_s": len(texts) / jieba_s, "pipeline_docs_s": len(texts) / pipe_s,
+            "pipeline_vs_jieba": jieba_s / pipe_s, "snownlp_docs_s": len(sample) / snow_s,
+            "chars_per_doc": sum(map(len, texts)) / len(texts)}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port),
+                             "--log-level", "warning"], cwd=ROOT, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not become ready in 60 s")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_http(texts: list[str]) -> dict:
+    port = free_port()
+    proc = start_server(port)
+    base = f"http://127.0.0.1:{port}"
+    out: dict = {}
+    try:
+        with httpx.Client(base_url=base, timeout=60) as c:
+            t = time.perf_counter()
+            for i in range(0, len(texts), 500):
+                r = c.post("/v1/analyze/batch", json={"items": [{"id": str(j), "text": x}
+                                                                 for j, x in enumerate(texts[i:i + 500])]})
+                r.raise_for_status()
+            out["batch_http_docs_s"] = len(texts) / (time.perf_counter() - t)
+
+            lat = []
+            for x in texts[:2000]:
+                t = time.perf_counter()
+                r = c.post("/v1/analyze", json={"text": x})
+                lat.append((time.perf_counter() - t) * 1000)
+                r.raise_for_status()
+            lat.sort()
+            out["seq_p50_ms"] = statistics.median(lat)
+            out["seq_p99_ms"] = lat[int(len(lat) * 0.99) - 1]
+
+        def worker(chunk):
+            with httpx.Client(base_url=base, timeout=60) as c:
+                for x in chunk:
+                    c.post("/v1/analyze", json={"text": x}).raise_for_status()
+
+        conc = texts[:2000]
+        t = time.perf_counter()
+        with ThreadPoolExecutor(8) as ex:
+            list(ex.map(worker, [conc[i::8] for i in range(8)]))
+        out["c8_req_s"] = len(conc) / (time.perf_counter() - t)
+        out["server_peak_rss_mb"] = peak_rss_mb(proc.pid)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+    if not (args.data / "reviews_train.csv").is_file():
+        raise SystemExit(f"{args.data}/reviews_train.csv not found: pass --data")
+    texts = load_reviews(args.data, args.n)
+    res = bench_inprocess(texts)
+    res.update(bench_http(texts))
+    print(f"{len(texts)} reviews, {res['chars_per_doc']:.0f} chars on average, one core in-process")
+    print(f"  raw jieba.lcut           {rate(1, 1 / res['jieba_lcut_docs_s'])}")
+    print(f"  Pingjia pipeline         {rate(1, 1 / res['pipeline_docs_s'])}"
+          f"   ({res['pipeline_vs_jieba']:.0%} of raw jieba; target >= 50%)")
+    print(f"  SnowNLP sentiment only   {rate(1, 1 / res['snownlp_docs_s'])}")
+    print("HTTP, one uvicorn worker on loopback")
+    print(f"  /v1/analyze/batch (500)  {rate(1, 1 / res['batch_http_docs_s'])}")
+    print(f"  /v1/analyze sequential   p50 {res['seq_p50_ms']:.2f} ms, p99 {res['seq_p99_ms']:.2f} ms"
+          "  (targets 5 / 15 ms)")
+    print(f"  /v1/analyze concurrency 8  {res['c8_req_s']:.0f} req/s")
+    print(f"  server peak RSS          {res['server_peak_rss_mb']:.0f} MB (target <= 400 MB)")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
