@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.routes import analyze, health
+from app.api.routes import conversations
+from app.conversations import load_conversation_rules
 from app.core.config import Settings, get_settings
 from app.core.errors import PingjiaError
 from app.core.limits import BodySizeLimit
@@ -42,6 +44,8 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
             app.state.pipeline = build_pipeline(settings.lexicon_dir, settings.models_dir,
                                                 max_text_chars=settings.max_text_chars)
             log.info("pingjia ready: %s", app.state.pipeline.versions)
+        if getattr(app.state, "conversation_rules", None) is None:
+            app.state.conversation_rules = load_conversation_rules(settings.lexicon_dir)
         yield
 
     app = FastAPI(title="Pingjia 评价", version="1.0",
@@ -67,6 +71,7 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(analyze.router)
+    app.include_router(conversations.router)
     return app
 
 

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
 
     max_turns: int = Field(500, ge=1, description="most turns in one conversation")
     slow_reply_seconds: float = Field(60.0, gt=0, description="agent reply slower than this is a slow_reply")
+    max_conversation_chars: int = Field(100_000, ge=1, description="most characters over all turns of one conversation")
+    max_batch_conversations: int = Field(100, ge=1, description="most conversations in one conversation batch request")
 
     admin_token: str | None = Field(None, description="bearer token for /v1/admin; admin disabled when unset")
 

@@ -1,0 +1,189 @@
+"""Request and response models of the conversation endpoints (API.md, POST /v1/conversations/analyze).
+
+Requests are validated here for OpenAPI and the single endpoint; the engine validates
+again (limits, times, profile) so a batch slot and a job row fail the same way.
+Responses are built as dicts by ``app.conversations.present``; these models document them.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+
+from app.api.schemas import AspectOut, ErrorBody, KeywordOut
+
+EXAMPLE = {"id": "c-1001", "profile": "default", "turns": [
+    {"role": "customer", "text": "在吗？我的快递三天了还没发货", "time": "2026-11-20T10:00:00+08:00"},
+    {"role": "agent", "text": "您好，请稍等，我帮您查一下", "time": "2026-11-20T10:00:40+08:00", "agent_id": "a17"}]}
+
+
+class TurnIn(BaseModel):
+    role: Literal["customer", "agent", "bot", "system"] = Field(
+        description="bot and system turns neither end a customer run nor count as a response")
+    text: StrictStr = Field(description="what was said; 1 to PINGJIA_MAX_TEXT_CHARS characters")
+    time: StrictStr | StrictInt | StrictFloat | None = Field(
+        None, description="ISO 8601 (no offset: +08:00) or epoch seconds; absent -> timing figures null")
+    agent_id: StrictStr | None = None
+
+
+class ConversationRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
+    id: StrictStr | StrictInt | None = Field(None, description="caller id, echoed back")
+    profile: StrictStr = Field("default", description="QA profile: default, promotion, or one an analyst added")
+    turns: list[TurnIn] = Field(description=f"oldest first; 1 to PINGJIA_MAX_TURNS turns")
+
+
+class ConversationBatchRequest(BaseModel):
+    items: list[Any] = Field(
+        description="conversations; a bad one gets an error in its own slot, the others are analysed",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/ConversationRequest"}})
+
+
+class ResponseTimeOut(BaseModel):
+    customer_turn: int
+    agent_turn: int
+    seconds: float | None
+
+
+class TimingOut(BaseModel):
+    first_response_seconds: float | None
+    avg_response_seconds: float | None
+    max_response_seconds: float | None
+    slow_replies: int
+    threshold_seconds: float
+    unanswered_turn: int | None = Field(description="first turn of a final customer run no agent answered")
+    responses: list[ResponseTimeOut]
+
+
+class TurnSpanOut(BaseModel):
+    turn: int
+    text: str = Field(description="turns[turn].text[start:end]")
+    start: int
+    end: int
+
+
+class ViolationOut(TurnSpanOut):
+    model_config = ConfigDict(extra="allow")
+    rule: Literal["forbidden_phrase", "pii_leak", "missing_greeting", "missing_closing", "slow_reply"]
+    severity: Literal["low", "medium", "high"]
+    category: str | None = Field(None, description="forbidden_phrase: blame_shifting, dismissive, rude ...")
+    pii_type: Literal["phone", "id_card", "bank_card", "address"] | None = None
+    masked: str | None = Field(None, description="pii_leak: the matched text masked, e.g. 138****5678")
+    masked_text: str | None = Field(None, description="pii_leak: the whole turn with its PII masked")
+    seconds: float | None = Field(None, description="slow_reply: the wait")
+
+
+class PoliteOut(TurnSpanOut):
+    kind: Literal["greeting", "closing", "apology", "empathy", "thanks", "waiting", "help"]
+    phrase: str
+
+
+class CueOut(TurnSpanOut):
+    phrase: str
+    kind: str
+    level: str | None = None
+    weight: float | None = None
+
+
+class EmotionOut(BaseModel):
+    turn: int
+    emotion: Literal["anger", "anxiety", "disappointment", "satisfaction", "neutral"]
+    emotion_zh: str
+    score: float
+    source: Literal["cues", "sentiment", "none"]
+    evidence: list[CueOut]
+
+
+class PiiSharedOut(BaseModel):
+    turn: int
+    pii_type: str
+    start: int
+    end: int
+    masked: str
+
+
+class CustomerOut(BaseModel):
+    sentiment_start: Literal["positive", "neutral", "negative"] | None
+    sentiment_end: Literal["positive", "neutral", "negative"] | None
+    escalation_risk: Literal["none", "low", "medium", "high"]
+    escalation_evidence: list[CueOut]
+    escalation_reasons: list[str]
+    emotions: list[EmotionOut]
+    pii_shared: list[PiiSharedOut] = Field(description="PII the customer gave (not a leak), masked")
+
+
+class ResolutionOut(BaseModel):
+    status: Literal["resolved", "unresolved", "unknown"]
+    source: Literal["customer", "agent"] | None
+    evidence: list[TurnSpanOut]
+
+
+class ConversationRootCauseOut(BaseModel):
+    cause: str
+    score: float
+    evidence: list[TurnSpanOut]
+
+
+class ExplanationOut(BaseModel):
+    effect: float = Field(description="points this finding moved the dimension (the base for 'base')")
+    reason: str
+    finding: str
+    turn: int | None
+
+
+class DeductionOut(BaseModel):
+    rule: str
+    severity: str
+    turn: int
+    points: float
+
+
+class QAOut(BaseModel):
+    score: float = Field(ge=0, le=100)
+    grade: Literal["excellent", "good", "pass", "needs_improvement"]
+    grade_zh: Literal["优秀", "良好", "合格", "待改进"]
+    profile: str
+    dimensions: dict[str, float]
+    explanations: dict[str, list[ExplanationOut]]
+    weights: dict[str, float]
+    weighted_score: float
+    deductions: list[DeductionOut]
+    applicable: bool = Field(description="false when no agent took part")
+    notes: list[str]
+
+
+class TurnSentimentOut(BaseModel):
+    label: Literal["positive", "neutral", "negative"]
+    probabilities: dict[str, float]
+
+
+class TurnOut(BaseModel):
+    index: int
+    role: str
+    sentiment: TurnSentimentOut
+    keywords: list[KeywordOut]
+    aspects: list[AspectOut]
+    emotion: str | None = Field(description="customer turns only")
+
+
+class ConversationResponse(BaseModel):
+    id: str | None
+    timing: TimingOut
+    violations: list[ViolationOut]
+    polite_phrases: list[PoliteOut]
+    customer: CustomerOut
+    resolution: ResolutionOut
+    root_causes: list[ConversationRootCauseOut]
+    qa: QAOut
+    turns: list[TurnOut]
+    model: dict[str, str]
+
+
+class ConversationItemError(BaseModel):
+    id: str | None
+    error: ErrorBody
+
+
+class ConversationBatchResponse(BaseModel):
+    results: list[ConversationResponse | ConversationItemError]
+    summary: dict[str, Any]

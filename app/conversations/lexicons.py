@@ -1,0 +1,178 @@
+"""Loading and validating the inspection lexicons and QA profiles (once, at start-up).
+
+Each CSV has ``#`` header comments including a ``# version:`` line, then a header row.
+A bad row stops start-up with ``file:line`` named (LexiconError), never a silent fallback.
+``ConversationRules.version`` is a digest of every file, reported with each result.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from app.conversations.findings import FORBIDDEN_CATEGORIES
+from app.conversations.profiles import QAProfile
+from app.conversations.text import Entry, PhraseIndex, compact
+from app.pipeline.lexicon import LexiconError, data_lines
+
+POLITE_KINDS = ("greeting", "closing", "apology", "empathy", "thanks", "waiting", "help")
+ESCALATION_KINDS = ("complaint", "regulator", "media", "review_threat", "legal", "transfer", "demand")
+EMOTIONS = ("anger", "anxiety", "disappointment", "satisfaction")
+_VERSION = re.compile(r"^#\s*version:\s*(\S+)")
+
+
+class _Row(BaseModel):
+    """A lexicon row: each subclass declares its columns in file order, ``phrase`` first and
+    ``exceptions`` last (the field order is the required header)."""
+
+
+class ForbiddenRow(_Row):
+    phrase: str = Field(min_length=1)
+    category: Literal[FORBIDDEN_CATEGORIES]  # type: ignore[valid-type]
+    severity: Literal["low", "medium", "high"]
+    exceptions: str = ""
+
+
+class PoliteRow(_Row):
+    phrase: str = Field(min_length=1)
+    kind: Literal[POLITE_KINDS]  # type: ignore[valid-type]
+    exceptions: str = ""
+
+
+class EscalationRow(_Row):
+    phrase: str = Field(min_length=1)
+    kind: Literal[ESCALATION_KINDS]  # type: ignore[valid-type]
+    level: Literal["none", "low", "medium", "high"]
+    exceptions: str = ""
+
+
+class ResolutionRow(_Row):
+    phrase: str = Field(min_length=1)
+    status: Literal["resolved", "unresolved"]
+    speaker: Literal["customer", "agent"]
+    exceptions: str = ""
+
+
+class EmotionRow(_Row):
+    phrase: str = Field(min_length=1)
+    emotion: Literal[EMOTIONS]  # type: ignore[valid-type]
+    weight: float = Field(gt=0, le=3)
+    exceptions: str = ""
+
+
+def file_version(path: Path) -> str:
+    """The ``# version:`` header of a lexicon file (required)."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        if m := _VERSION.match(line):
+            return m.group(1)
+    raise LexiconError(f"{path}:1: missing '# version:' header comment")
+
+
+def read_entries(path: Path, model: type[_Row]) -> list[Entry]:
+    """Validated rows of one CSV as matchable entries; errors name file:line."""
+    lines = data_lines(path)
+    file_version(path)
+    if not lines:
+        raise LexiconError(f"{path}: no header row")
+    expected = list(model.model_fields)
+    reader = csv.DictReader(io.StringIO("\n".join(t for _, t in lines)))
+    if reader.fieldnames != expected:
+        raise LexiconError(f"{path}:{lines[0][0]}: header must be {','.join(expected)}")
+    entries, seen = [], {}
+    for (lineno, _), record in zip(lines[1:], reader):
+        if None in record or any(v is None for v in record.values()):
+            raise LexiconError(f"{path}:{lineno}: expected {len(expected)} columns: {','.join(expected)}")
+        try:
+            row = model.model_validate({k: v.strip() for k, v in record.items()})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise LexiconError(f"{path}:{lineno}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        key = compact(row.phrase)
+        if not key:
+            raise LexiconError(f"{path}:{lineno}: phrase {row.phrase!r} has no letters or digits")
+        if key in seen:
+            raise LexiconError(f"{path}:{lineno}: duplicate phrase {row.phrase!r} (line {seen[key]})")
+        seen[key] = lineno
+        contexts = []
+        for ctx in filter(None, (c.strip() for c in row.exceptions.split("|"))):
+            if key not in (c := compact(ctx)):
+                raise LexiconError(f"{path}:{lineno}: exception {ctx!r} does not contain the phrase {row.phrase!r}")
+            contexts.append(c)
+        entries.append(Entry(key, tuple(contexts), row))
+    if not entries:
+        raise LexiconError(f"{path}: no entries")
+    return entries
+
+
+def load_profiles(directory: Path) -> dict[str, QAProfile]:
+    """Every ``*.json`` profile in ``directory``, keyed by file stem; ``default`` is required."""
+    profiles = {}
+    for path in sorted(directory.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise LexiconError(f"{path}: a profile must be a JSON object")
+            if data.get("name", path.stem) != path.stem:
+                raise LexiconError(f"{path}: name {data['name']!r} differs from the file name")
+            profiles[path.stem] = QAProfile.model_validate({**data, "name": path.stem})
+        except json.JSONDecodeError as exc:
+            raise LexiconError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise LexiconError(f"{path}: {'.'.join(map(str, err['loc'])) or 'profile'}: {err['msg']}") from None
+    if "default" not in profiles:
+        raise LexiconError(f"{directory}: no default.json QA profile")
+    return profiles
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRules:
+    """Everything the inspection rules read, loaded once; immutable while serving."""
+    forbidden: PhraseIndex
+    polite: PhraseIndex
+    escalation: PhraseIndex
+    resolution_customer: PhraseIndex
+    resolution_agent: PhraseIndex
+    emotion: PhraseIndex
+    profiles: dict[str, QAProfile]
+    version: str
+    file_versions: dict[str, str]
+
+
+FILES = {"forbidden": ("forbidden_phrases.csv", ForbiddenRow), "polite": ("polite_phrases.csv", PoliteRow),
+         "escalation": ("escalation_cues.csv", EscalationRow), "resolution": ("resolution_cues.csv", ResolutionRow),
+         "emotion": ("emotion_cues.csv", EmotionRow)}
+
+
+def load_conversation_rules(lexicon_dir: Path) -> ConversationRules:
+    """Load and validate the inspection lexicons and ``qa_profiles/`` under ``lexicon_dir``."""
+    lexicon_dir = Path(lexicon_dir)
+    entries = {name: read_entries(lexicon_dir / fname, model) for name, (fname, model) in FILES.items()}
+    profile_dir = lexicon_dir / "qa_profiles"
+    profiles = load_profiles(profile_dir)
+    digest = hashlib.sha256()
+    paths = [lexicon_dir / f for f, _ in FILES.values()] + sorted(profile_dir.glob("*.json"))
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    resolution = entries["resolution"]
+    return ConversationRules(
+        forbidden=PhraseIndex(entries["forbidden"]),
+        polite=PhraseIndex(entries["polite"]),
+        escalation=PhraseIndex(entries["escalation"]),
+        resolution_customer=PhraseIndex(e for e in resolution if e.row.speaker == "customer"),
+        resolution_agent=PhraseIndex(e for e in resolution if e.row.speaker == "agent"),
+        emotion=PhraseIndex(entries["emotion"]),
+        profiles=profiles,
+        version=digest.hexdigest()[:12],
+        file_versions={f: file_version(lexicon_dir / f) for f, _ in FILES.values()}
+        | {f"qa_profiles/{n}.json": p.version for n, p in profiles.items()},
+    )

@@ -1,0 +1,103 @@
+"""QA profiles: the weights, thresholds and points a quality inspector scores with.
+
+A profile is a JSON file in ``lexicons/qa_profiles/`` named after the profile
+(``promotion.json`` -> ``"profile": "promotion"``). Only ``version``, ``description``
+and ``weights`` are required; every other knob has the default shown here, so an
+analyst writes only what differs. Unknown keys are rejected (a typo must not silently
+fall back to a default).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.conversations.findings import FORBIDDEN_CATEGORIES
+
+DIMENSIONS: tuple[str, ...] = ("responsiveness", "attitude", "resolution", "competence")
+RULES: tuple[str, ...] = ("forbidden_phrase", "pii_leak", "missing_greeting", "missing_closing", "slow_reply")
+Category = Literal[FORBIDDEN_CATEGORIES]  # type: ignore[valid-type]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Points(_Strict):
+    """Points by severity."""
+    low: float = Field(0, ge=0, le=100)
+    medium: float = Field(0, ge=0, le=100)
+    high: float = Field(0, ge=0, le=100)
+
+    def of(self, severity: str) -> float:
+        return getattr(self, severity)
+
+
+class Weights(_Strict):
+    responsiveness: float = Field(ge=0, le=1)
+    attitude: float = Field(ge=0, le=1)
+    resolution: float = Field(ge=0, le=1)
+    competence: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self):
+        total = self.responsiveness + self.attitude + self.resolution + self.competence
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"weights must add up to 1.0, not {total:g}")
+        return self
+
+
+class ResponsivenessRules(_Strict):
+    slow_reply_penalty: float = Field(15, ge=0, le=100, description="per reply slower than the threshold")
+    very_slow_factor: float = Field(3, ge=1, description="a reply over threshold x this is very slow")
+    very_slow_penalty: float = Field(10, ge=0, le=100, description="extra, per very slow reply")
+    unanswered_penalty: float = Field(30, ge=0, le=100, description="the customer's last request got no reply")
+    unmeasured_score: float = Field(80, ge=0, le=100, description="score when no reply could be timed")
+    customer_complaint_penalty: float = Field(10, ge=0, le=100, description="customer complains of slowness")
+
+
+class AttitudeRules(_Strict):
+    base: float = Field(80, ge=0, le=100)
+    polite_bonus: float = Field(5, ge=0, le=100, description="per distinct polite kind used")
+    polite_bonus_cap: float = Field(20, ge=0, le=100)
+    forbidden_penalty: Points = Points(low=10, medium=20, high=30)
+    forbidden_categories: tuple[Category, ...] = ("blame_shifting", "dismissive", "rude", "impatient")
+    customer_complaint_penalty: float = Field(15, ge=0, le=100, description="customer complains of the attitude")
+    customer_praise_bonus: float = Field(10, ge=0, le=100)
+
+
+class ResolutionRules(_Strict):
+    resolved: float = Field(100, ge=0, le=100)
+    resolved_by_agent_only: float = Field(85, ge=0, le=100, description="the agent said done; customer silent")
+    unknown: float = Field(60, ge=0, le=100)
+    unresolved: float = Field(20, ge=0, le=100)
+    escalation_penalty: Points = Points(low=0, medium=10, high=20)
+    angry_end_penalty: float = Field(10, ge=0, le=100, description="last customer turn shows anger (cues)")
+
+
+class CompetenceRules(_Strict):
+    base: float = Field(85, ge=0, le=100)
+    forbidden_penalty: Points = Points(low=5, medium=10, high=20)
+    forbidden_categories: tuple[Category, ...] = ("false_promise", "dismissive", "policy")
+    resolved_bonus: float = Field(10, ge=0, le=100)
+    repeated_demand_penalty: float = Field(10, ge=0, le=100, description="customer had to ask again and again")
+    customer_complaint_penalty: float = Field(15, ge=0, le=100)
+    customer_praise_bonus: float = Field(10, ge=0, le=100)
+
+
+class QAProfile(_Strict):
+    name: str = ""
+    version: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    weights: Weights
+    slow_reply_seconds: float | None = Field(None, gt=0, description="None: the service setting (default 60 s)")
+    very_slow_severity: Literal["low", "medium", "high"] = "high"
+    deductions: dict[Literal[RULES], Points] = {}  # type: ignore[valid-type]
+    responsiveness: ResponsivenessRules = ResponsivenessRules()
+    attitude: AttitudeRules = AttitudeRules()
+    resolution: ResolutionRules = ResolutionRules()
+    competence: CompetenceRules = CompetenceRules()
+
+    def deduction(self, rule: str, severity: str) -> float:
+        points = self.deductions.get(rule)
+        return points.of(severity) if points else 0.0
