@@ -2,19 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
-from collections.abc import Iterator
-from itertools import islice
-from multiprocessing import get_context
 from pathlib import Path
 
 from app.core.config import get_settings
-
-CHUNK = 256
-_worker_pipeline = None
+from app.jobs.export import CSV_FIELDS, flat_row  # noqa: F401 - re-exported for older imports
 
 
 def _load():
@@ -22,47 +16,6 @@ def _load():
 
     s = get_settings()
     return build_pipeline(s.lexicon_dir, s.models_dir, max_text_chars=s.max_text_chars)
-
-
-def _init_worker():
-    global _worker_pipeline
-    _worker_pipeline = _load()
-
-
-def _score_chunk(rows: list[dict]) -> list[dict]:
-    """Score one chunk in a worker; returns JSON-ready rows in input order."""
-    from app.api import present
-    from app.pipeline.engine import TextItem
-    from app.pipeline.findings import ItemError
-
-    p = _worker_pipeline
-    results = p.analyze_batch([TextItem(r["text"], r["id"]) for r in rows])
-    return [present.item_error(r) if isinstance(r, ItemError) else present.analysis(r, p.versions)
-            for r in results]
-
-
-def _chunks(rows: Iterator, size: int) -> Iterator[list[dict]]:
-    while chunk := [rec for _, rec in islice(rows, size)]:
-        yield chunk
-
-
-def flat_row(result: dict) -> dict:
-    """One CSV row per result: the figures a spreadsheet user filters on."""
-    if "error" in result:
-        return {"id": result["id"], "error": result["error"]["code"]}
-    probs = result["sentiment"]["probabilities"]
-    return {
-        "id": result["id"], "sentiment": result["sentiment"]["label"],
-        "p_positive": probs["positive"], "p_neutral": probs["neutral"], "p_negative": probs["negative"],
-        "root_causes": "|".join(c["cause"] for c in result["root_causes"]),
-        "aspects": "|".join(f"{a['aspect']}:{a['polarity']}" for a in result["aspects"]),
-        "keywords": "|".join(f"{k['term']}:{k['polarity']}" for k in result["keywords"]),
-        "error": "",
-    }
-
-
-CSV_FIELDS = ["id", "sentiment", "p_positive", "p_neutral", "p_negative", "root_causes",
-              "aspects", "keywords", "error"]
 
 
 def cmd_analyze(args) -> int:
@@ -82,44 +35,38 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from tqdm import tqdm
+    """Score a file on the jobs engine (same ingest, chunks, worker loop and report as
+    ``POST /v1/jobs``), with a progress bar; ``--summary`` writes the 差评报表 JSON."""
+    from app.core.errors import PingjiaError
+    from app.jobs.ingest import InputSpec
+    from app.jobs.local import ScoreOptions, score_file
 
-    from app.io import InputFormatError, file_format, open_text, read_rows
-
-    fmt_in = file_format(args.input) if args.input != "-" else "jsonl"
-    fmt_out = file_format(args.output) if args.output != "-" else "jsonl"
-    workers = max(1, args.workers or os.cpu_count() or 1)
-    with open_text(args.input) as src, open_text(args.output, "w") as dst:
-        rows = read_rows(src, fmt_in, text_column=args.text_column, id_column=args.id_column)
-        writer = csv.DictWriter(dst, CSV_FIELDS) if fmt_out == "csv" else None
-        if writer:
-            writer.writeheader()
-        bar = tqdm(unit=" rows", disable=args.quiet, file=sys.stderr)
-        try:
-            if workers == 1:
-                _init_worker()
-                results = map(_score_chunk, _chunks(rows, CHUNK))
-                _write_all(results, writer, dst, bar)
-            else:
-                # imap keeps input order and only a few chunks in flight: memory stays flat.
-                with get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
-                    _write_all(pool.imap(_score_chunk, _chunks(rows, CHUNK)), writer, dst, bar)
-        except InputFormatError as exc:
-            print(f"pingjia score: {args.input}: {exc}", file=sys.stderr)
-            return 2
-        finally:
-            bar.close()
+    groups = None if args.group_columns is None else tuple(
+        g.strip() for g in args.group_columns.split(",") if g.strip())
+    spec = InputSpec(kind=args.kind, fmt="jsonl" if args.input == "-" else None, text_column=args.text_column,
+                     id_column=args.id_column, encoding=args.encoding, date_column=args.date_column,
+                     group_columns=groups)
+    opts = ScoreOptions(input=args.input, output=args.output, summary=args.summary, spec=spec,
+                        workers=max(1, args.workers or os.cpu_count() or 1), quiet=args.quiet,
+                        work_dir=args.work_dir)
+    try:
+        status = score_file(opts, get_settings())
+    except PingjiaError as exc:
+        print(f"pingjia score: {args.input}: {exc.message}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"pingjia score: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"pingjia score: {exc}", file=sys.stderr)
+        return 1
+    if status["status"] != "done":
+        print(f"pingjia score: job {status['status']}: {status['error']}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"pingjia score: {status['done']} rows ({status['errors']} errors), "
+              f"{status['rows_per_second']} rows/s", file=sys.stderr)
     return 0
-
-
-def _write_all(chunks, writer, dst, bar) -> None:
-    for results in chunks:
-        for r in results:
-            if writer:
-                writer.writerow(flat_row(r))
-            else:
-                dst.write(json.dumps(r, ensure_ascii=False) + "\n")
-        bar.update(len(results))
 
 
 def cmd_serve(args) -> int:
@@ -131,6 +78,36 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _script(name: str, argv: list[str]) -> int:
+    """Run one of training/*.py headless with this interpreter; its exit code is ours."""
+    import subprocess
+
+    from app.core.config import ROOT
+
+    return subprocess.call([sys.executable, str(ROOT / "training" / name), *argv], cwd=ROOT)
+
+
+def cmd_train(args) -> int:
+    from app.core.config import ROOT
+
+    data = str(Path(args.data).resolve() if args.data else ROOT.parent / "shared" / "data")
+    out = str(Path(args.out or get_settings().models_dir).resolve())
+    for model in args.only or ["sentiment", "aspects"]:
+        print(f"pingjia train: {model} from {data} into {out}", file=sys.stderr, flush=True)
+        if rc := _script(f"train_{model}.py", ["--data", data, "--out", out]):
+            print(f"pingjia train: training/train_{model}.py failed (exit {rc})", file=sys.stderr)
+            return rc
+    return 0
+
+
+def cmd_eval(args) -> int:
+    def absolute(p: str) -> str:  # the script runs from the repository root
+        return str(Path(p).resolve())
+
+    argv = ["--data", absolute(args.data)] + (["--out", absolute(args.out)] if args.out else [])
+    return _script("evaluate.py", argv + (["--models", absolute(args.models)] if args.models else []))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pingjia", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,12 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-terms", type=int, default=0)
     p.set_defaults(func=cmd_analyze)
 
-    p = sub.add_parser("score", help="score a CSV or JSONL file, streaming")
+    p = sub.add_parser("score", help="score a CSV or JSONL file on the jobs engine, with a progress bar")
     p.add_argument("input", help="input .csv or .jsonl (- for JSONL on stdin)")
-    p.add_argument("-o", "--output", required=True, help="output .jsonl or .csv (- for stdout)")
+    p.add_argument("-o", "--output", required=True, help="output .jsonl or .csv (- for JSONL on stdout)")
+    p.add_argument("--summary", metavar="FILE", help="also write the report (差评报表) as JSON to FILE")
     p.add_argument("--text-column", default="text")
-    p.add_argument("--id-column", default="id")
+    p.add_argument("--id-column", default=None, help="default: 'id' when present, else the row number")
+    p.add_argument("--kind", choices=["reviews", "conversations"], default="reviews")
+    p.add_argument("--encoding", default="utf-8", help="input encoding (utf-8, gb18030 ...)")
+    p.add_argument("--date-column", help="column giving each row's date (default: detected)")
+    p.add_argument("--group-columns", help="comma-separated columns to group by (default: detected)")
     p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    p.add_argument("--work-dir", help="where the temporary job store goes (default: the system temp dir)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_score)
 
@@ -154,6 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("train", help="retrain the sentiment and aspect models (training/*.py) and point "
+                                     "models/current.json at them")
+    p.add_argument("--data", help="folder with reviews_train.csv and aspects_train.jsonl (default: ../shared/data)")
+    p.add_argument("--out", help="models folder (default: the service's, PINGJIA_MODELS_DIR)")
+    p.add_argument("--only", action="append", choices=["sentiment", "aspects"], help="train just this model")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="per-class figures of the served models on any labelled file")
+    p.add_argument("--data", required=True, help="annotation .jsonl, or .csv with text,label")
+    p.add_argument("--out", help="also write the figures as JSON into this folder")
+    p.add_argument("--models", help="models folder (default: the service's)")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -12,10 +12,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.routes import analyze, health
 from app.api.routes import conversations
+from app.api.routes import jobs
+from app.api.routes import admin
 from app.conversations import load_conversation_rules
 from app.core.config import Settings, get_settings
 from app.core.errors import PingjiaError
 from app.core.limits import BodySizeLimit
+from app.jobs.worker import job_runner
 from app.pipeline.engine import build_pipeline
 
 log = logging.getLogger("pingjia")
@@ -46,7 +49,8 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
             log.info("pingjia ready: %s", app.state.pipeline.versions)
         if getattr(app.state, "conversation_rules", None) is None:
             app.state.conversation_rules = load_conversation_rules(settings.lexicon_dir)
-        yield
+        async with job_runner(app, settings):  # job store + background workers (app.jobs)
+            yield
 
     app = FastAPI(title="Pingjia 评价", version="1.0",
                   description="Chinese customer-text analysis: sentiment, service keywords, "
@@ -72,6 +76,8 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(analyze.router)
     app.include_router(conversations.router)
+    app.include_router(jobs.router)
+    app.include_router(admin.router)
     return app
 
 

@@ -1,8 +1,10 @@
 """One typed settings object, read from ``PINGJIA_*`` environment variables."""
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,9 +34,17 @@ class Settings(BaseSettings):
     admin_token: str | None = Field(None, description="bearer token for /v1/admin; admin disabled when unset")
 
     max_upload_bytes: int = Field(2 * 1024**3, ge=1024, description="largest job upload")
-    job_workers: int = Field(1, ge=1, description="background scoring processes for jobs")
+    job_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1,
+                             description="background scoring processes for jobs (default: one per core)")
     job_chunk_rows: int = Field(500, ge=1, description="rows scored and committed together")
+    job_worker_start: Literal["fork", "spawn"] = Field(
+        "fork", description="fork: job workers are forked at start-up and share the service's loaded "
+                            "models (about half the memory); spawn: each worker loads its own, on demand")
+    job_worker_idle_seconds: float = Field(300.0, gt=0, description="a job worker process with nothing to do "
+                                                                    "exits after this (restarted on demand)")
     job_retention_days: float = Field(7.0, gt=0, description="finished jobs are pruned after this")
+    jobs_db_url: str | None = Field(None, description="job store; default: SQLite file data_dir/jobs.db "
+                                                      "(a sqlite:/// URL or a path)")
 
 
 @lru_cache

@@ -57,3 +57,8 @@ class Unauthorized(PingjiaError):
 
 class Conflict(PingjiaError):
     status, code = 409, "conflict"
+
+
+class InvalidUpload(PingjiaError):
+    """A job upload refused at submit time; the message names the line or column."""
+    status, code = 422, "invalid_upload"

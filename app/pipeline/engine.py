@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import EmptyText, InvalidInput, PingjiaError, TextTooLong
-from app.pipeline.aspects import AspectScorer, LexiconAspectScorer
+from app.pipeline.aspects import AspectScorer
 from app.pipeline.findings import Analysis, Doc, ItemError
 from app.pipeline.keywords import KeywordMatcher
 from app.pipeline.lexicon import Lexicon, load_lexicon
@@ -110,9 +110,10 @@ def build_segmenter(lexicon: Lexicon) -> Segmenter:
 def build_pipeline(lexicon_dir: Path, models_dir: Path, *, max_text_chars: int = 5000,
                    segmenter: Segmenter | None = None) -> Pipeline:
     """Load lexicons and the models that ``models/current.json`` points at."""
+    from app.pipeline.aspect_model import load_aspect_model
     from app.pipeline.sentiment import load_sentiment_model
 
     lexicon = load_lexicon(lexicon_dir)
     return Pipeline(lexicon=lexicon, segmenter=segmenter or build_segmenter(lexicon),
                     sentiment=load_sentiment_model(models_dir),
-                    aspects=LexiconAspectScorer(lexicon.version), max_text_chars=max_text_chars)
+                    aspects=load_aspect_model(models_dir, lexicon), max_text_chars=max_text_chars)

@@ -1,0 +1,86 @@
+"""Request and response models of ``/v1/jobs`` (API.md, "Jobs"). Responses are built as
+dicts by ``app.jobs.service``; these models document them in OpenAPI."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.jobs.ingest import InputSpec
+
+
+class JobForm(BaseModel):
+    """The form fields that accompany a multipart ``file``."""
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["reviews", "conversations"] = "reviews"
+    text_column: str = Field("text", min_length=1, max_length=200)
+    id_column: str | None = Field(None, min_length=1, max_length=200,
+                                  description="default: 'id' when present, else the row number")
+    format: Literal["csv", "jsonl"] | None = Field(None, description="default: from the file name, else sniffed")
+    encoding: str = Field("utf-8", max_length=40, description="utf-8 (default) or e.g. gb18030")
+    date_column: str | None = Field(None, max_length=200, description="default: detected")
+    group_columns: str | None = Field(None, max_length=2000, description="comma-separated; default: detected")
+
+    def spec(self) -> InputSpec:
+        groups = None
+        if self.group_columns is not None:
+            groups = tuple(g.strip() for g in self.group_columns.split(",") if g.strip())
+        return InputSpec(kind=self.kind, fmt=self.format, text_column=self.text_column, id_column=self.id_column,
+                         encoding=self.encoding, date_column=self.date_column or None, group_columns=groups)
+
+
+class JobItemsRequest(BaseModel):
+    """A JSON job: review objects ``{id, text, ...extra fields}`` or conversation objects."""
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"kind": "reviews", "items": [{"id": "r1", "text": "发货太慢了", "channel": "app", "date": "2026-11-20"}]}]})
+    kind: Literal["reviews", "conversations"] = "reviews"
+    items: list[Any] = Field(min_length=1, description="a bad item gets an error in its own row")
+    date_column: str | None = None
+    group_columns: list[str] | None = None
+
+    def spec(self) -> InputSpec:
+        return InputSpec(kind=self.kind, fmt="jsonl", date_column=self.date_column,
+                         group_columns=tuple(self.group_columns) if self.group_columns is not None else None)
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: Literal["queued"]
+    total: int
+    links: dict[str, str]
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    kind: str
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    done: int
+    total: int
+    errors: int
+    progress: float
+    rows_per_second: float | None
+    eta_seconds: float | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    error: dict[str, str] | None
+    input: dict[str, Any]
+    report_plan: dict[str, Any]
+    model: dict[str, str] | None
+    links: dict[str, str]
+
+
+class JobSummary(BaseModel):
+    """The 差评报表; see docs/jobs.md for every section."""
+    model_config = ConfigDict(extra="allow")
+    job_id: str
+    status: str
+    complete: bool
+    totals: dict[str, int]
+    sentiment: dict[str, Any]
+    root_causes: list[dict[str, Any]]
+    aspects: list[dict[str, Any]]
+    complaint_terms: dict[str, Any]
+    groups: dict[str, Any]
+    daily: dict[str, Any] | None
+    thresholds: dict[str, Any]

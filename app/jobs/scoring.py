@@ -1,0 +1,205 @@
+"""One chunk of work rows -> result rows + report counters. The jobs worker and
+``pingjia score`` both call this; it only needs a pipeline-like object
+(``analyze_batch(items, top_terms=k)`` and ``versions``), so tests can pass a fake.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from itertools import islice
+from typing import Any
+
+from app.api import present
+from app.jobs.report import Accumulator, RowFacts, parse_day
+from app.jobs.store import ChunkOutput
+from app.pipeline.engine import TextItem
+from app.pipeline.findings import Analysis, ItemError, TermScore
+
+TERMS_PER_TEXT = 50  # content words per text for the complaint-term counts
+_WORDLIKE = re.compile(r"[\u4e00-\u9fffA-Za-z]")
+
+
+def _dumps(obj: dict) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+class RowContext:
+    """Reads a work row's group values and day according to the job's report plan."""
+
+    def __init__(self, plan: Mapping[str, Any]):
+        self.groups: list[str] = list(plan.get("group_columns") or [])
+        self.date_column: str | None = plan.get("date_column")
+        self.epoch = bool(plan.get("date_epoch"))
+
+    def group_values(self, extras: Mapping[str, str]) -> dict[str, str]:
+        return {g: extras.get(g, "") for g in self.groups}
+
+    def day(self, extras: Mapping[str, str]) -> str | None:
+        if not self.date_column:
+            return None
+        return parse_day(extras.get(self.date_column), allow_epoch=self.epoch)
+
+
+class ContentWords:
+    """Stands in for the pipeline's ``TfidfTerms`` in job workers: a text's distinct content
+    words in order (``top(doc, k)`` contract). No IDF table — it costs ~150 MB per process —
+    and single characters stay (慢, 差, 贵 are complaint words); stop words go."""
+
+    def __init__(self, stopwords: frozenset[str]):
+        self.stopwords = stopwords
+
+    def top(self, doc, k: int) -> tuple[TermScore, ...]:
+        stop = self.stopwords
+        words = dict.fromkeys(w for w in (t[0].lower() for t in doc.tokens)
+                              if w not in stop and len(w) <= 12 and _WORDLIKE.search(w))
+        return tuple(TermScore(w, 1.0) for w in islice(words, k))
+
+
+def with_content_words(pipeline):
+    """A shallow copy of ``pipeline`` whose terms are ``ContentWords`` (the original, which
+    may serve /v1/analyze in the same process, is left alone). Fakes pass through."""
+    if not (hasattr(pipeline, "terms") and hasattr(pipeline, "lexicon")):
+        return pipeline
+    clone = copy.copy(pipeline)
+    clone.terms = ContentWords(pipeline.lexicon.stopwords)
+    return clone
+
+
+class ReviewScorer:
+    """Reviews: one ``analyze_batch`` call per chunk; its ``top_terms`` hook yields each
+    text's content words for the complaint-term counts."""
+    kind = "reviews"
+
+    def __init__(self, pipeline):
+        self.pipeline = with_content_words(pipeline)
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return dict(self.pipeline.versions)
+
+    def score(self, start_row: int, rows: Sequence[list], plan: Mapping[str, Any]) -> ChunkOutput:
+        items = [TextItem(r[1], r[0]) for r in rows if len(r) < 4]
+        analysed = iter(self.pipeline.analyze_batch(items, top_terms=TERMS_PER_TEXT))
+        versions = self.versions
+        return _collect(start_row, rows, plan, versions, lambda: next(analysed), self._body, self._facts)
+
+    @staticmethod
+    def _body(result: Analysis, versions: dict) -> dict:
+        body = present.analysis(result, versions)
+        body.pop("model", None)  # once per job (GET /v1/jobs/{id}), not once per row
+        return body
+
+    @staticmethod
+    def _facts(a: Analysis) -> RowFacts:
+        terms = {t.term for t in a.top_terms} | {k.term for k in a.keywords}
+        return RowFacts(a.sentiment.label, tuple(c.aspect for c in a.root_causes),
+                        tuple({(x.aspect, x.polarity) for x in a.aspects}), frozenset(terms))
+
+
+class ConversationScorer:
+    """Help-desk transcripts, through ``app.conversations.analyze_conversations``.
+
+    A conversation's report sentiment is the customer's sentiment at the end; its terms
+    are the lexicon keywords of the customer's turns."""
+    kind = "conversations"
+
+    def __init__(self, pipeline, rules, limits):
+        from app.conversations import analyze_conversations, present as conv_present
+
+        self.pipeline, self.rules, self.limits = pipeline, rules, limits
+        self._analyze, self._present = analyze_conversations, conv_present
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {**self.pipeline.versions, "conversation_rules": self.rules.version}
+
+    def score(self, start_row: int, rows: Sequence[list], plan: Mapping[str, Any]) -> ChunkOutput:
+        convs = [{**r[1], "id": r[0]} for r in rows if len(r) < 4]
+        analysed = iter(self._analyze(convs, self.pipeline, self.rules, self.limits))
+        return _collect(start_row, rows, plan, self.versions, lambda: next(analysed), self._body, self._facts)
+
+    def _body(self, result, versions: dict) -> dict:
+        body = self._present.report(result)
+        body.pop("model", None)
+        return body
+
+    @staticmethod
+    def _facts(r) -> RowFacts:
+        customer = [t for t in r.turns if t.role == "customer"]
+        aspects = {(x.aspect, x.polarity) for t in customer for x in t.analysis.aspects}
+        terms = {k.term for t in customer for k in t.analysis.keywords}
+        return RowFacts(r.customer.sentiment_end or "neutral", tuple(c.cause for c in r.root_causes),
+                        tuple(aspects), frozenset(terms))
+
+
+def _collect(start_row: int, rows: Sequence[list], plan: Mapping[str, Any], versions: dict,
+             next_result: Callable[[], Any], body_of: Callable, facts_of: Callable) -> ChunkOutput:
+    """Result rows in input order plus the chunk's report counters."""
+    ctx = RowContext(plan)
+    acc = Accumulator()
+    out: list[tuple[int, str, int, str]] = []
+    for i, row in enumerate(rows):
+        index = start_row + i
+        rid, extras = row[0], row[2]
+        if len(row) >= 4:
+            result: Any = ItemError(rid, row[3][0], row[3][1])
+        else:
+            result = next_result()
+        head = {"row": index + 1, "id": rid}
+        if isinstance(result, ItemError):
+            body = {**head, "error": {"code": result.code, "message": result.message}}
+            facts = None
+        else:
+            body = {**head, **body_of(result, versions)}
+            body["id"] = rid
+            facts = facts_of(result)
+        acc.add(index, facts, error=None if facts else result.code, groups=ctx.group_values(extras),
+                day=ctx.day(extras), dated=ctx.date_column is not None)
+        out.append((index, rid, facts is None, _dumps(body)))
+    return ChunkOutput(out, acc.counts, acc.terms, versions)
+
+
+def conversations_available() -> bool:
+    """True when the conversation engine (``app.conversations``) can be imported."""
+    try:
+        import app.conversations  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Scorers:
+    """The scorers a worker holds: reviews always, conversations built on first use."""
+
+    def __init__(self, pipeline, conversation_factory: Callable[[], Any] | None = None):
+        self.reviews = ReviewScorer(pipeline)
+        self._conv_factory = conversation_factory
+        self._conv = None
+
+    def for_kind(self, kind: str):
+        if kind == "reviews":
+            return self.reviews
+        if kind == "conversations":
+            if self._conv is None:
+                if self._conv_factory is None:
+                    raise LookupError("this worker has no conversation engine")
+                self._conv = self._conv_factory()
+            return self._conv
+        raise LookupError(f"unknown job kind {kind!r}")
+
+
+def load_scorers(settings) -> Scorers:
+    """Scorers over the served pipeline (loads lexicons and models: seconds, once per worker)."""
+    from app.pipeline.engine import build_pipeline
+
+    pipeline = build_pipeline(settings.lexicon_dir, settings.models_dir, max_text_chars=settings.max_text_chars)
+
+    def conversations():
+        from app.conversations import Limits, load_conversation_rules
+
+        return ConversationScorer(pipeline, load_conversation_rules(settings.lexicon_dir),
+                                  Limits.from_settings(settings))
+
+    return Scorers(pipeline, conversations if conversations_available() else None)

@@ -1,0 +1,207 @@
+"""Job operations the routes and the CLI share: submit, status, summary, prune.
+
+No HTTP here: the routes translate requests into these calls and back.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from app.jobs.ingest import InputSpec, Ingested, guess_format, ingest_file, ingest_items, read_chunk
+from app.jobs.report import build_report
+from app.jobs.store import JobRecord, JobStore, NewJob, open_store
+
+WORK_FILE = "work.jsonl"
+UPLOAD_FILE = "upload.raw"
+
+
+def db_url(settings) -> str:
+    """The job store: ``jobs_db_url`` when set, else SQLite at ``data_dir/jobs.db``."""
+    return settings.jobs_db_url or str(Path(settings.data_dir) / "jobs.db")
+
+
+def jobs_dir(settings) -> Path:
+    return Path(settings.data_dir) / "jobs"
+
+
+def new_job_dir(settings) -> tuple[str, Path]:
+    """A fresh job id and its (created) directory for the upload and the work file."""
+    job_id = uuid.uuid4().hex
+    path = jobs_dir(settings) / job_id
+    path.mkdir(parents=True)
+    return job_id, path
+
+
+def discard(path: Path) -> None:
+    """Remove a job directory whose submission was refused."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def submit_upload(store: JobStore, settings, job_id: str, folder: Path, spec: InputSpec,
+                  filename: str | None) -> JobRecord:
+    """Validate the spooled upload, write the work file, record the job (queued)."""
+    raw = folder / UPLOAD_FILE
+    size = raw.stat().st_size
+    with open(raw, "rb") as f:
+        rec = submit_stream(store, settings, job_id, folder, spec, f, filename, extra={"bytes": size})
+    raw.unlink()
+    return rec
+
+
+def submit_stream(store: JobStore, settings, job_id: str, folder: Path, spec: InputSpec, raw: IO[bytes],
+                  filename: str | None, *, extra: dict | None = None) -> JobRecord:
+    """A job from a binary stream (the spooled upload, or a file/stdin for ``pingjia score``)."""
+    fmt = spec.fmt or guess_format(filename, raw.peek(4096)[:4096] if hasattr(raw, "peek") else b"")
+    with open(folder / WORK_FILE, "wb") as out:
+        ingested = ingest_file(raw, out, spec, fmt=fmt, chunk_rows=settings.job_chunk_rows)
+        _durable(out, folder)
+    return _create(store, job_id, folder, spec, ingested, {"filename": filename, **(extra or {})})
+
+
+def submit_items(store: JobStore, settings, job_id: str, folder: Path, spec: InputSpec,
+                 items: Iterable[Any]) -> JobRecord:
+    """A job from the ``items`` of a JSON body."""
+    with open(folder / WORK_FILE, "wb") as out:
+        ingested = ingest_items(items, out, spec, chunk_rows=settings.job_chunk_rows)
+        _durable(out, folder)
+    return _create(store, job_id, folder, spec, ingested, {})
+
+
+def _durable(out: IO[bytes], folder: Path) -> None:
+    """The work file is on disk before the job row that points at it is committed."""
+    out.flush()
+    os.fsync(out.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _create(store: JobStore, job_id: str, folder: Path, spec: InputSpec, ing: Ingested, extra: dict) -> JobRecord:
+    params = {"input": {"format": ing.fmt, "text_column": spec.text_column, "id_column": spec.id_column,
+                        "encoding": spec.encoding, "rows_refused_at_ingest": ing.bad_rows, **extra},
+              "plan": ing.plan}
+    return store.create_job(NewJob(job_id, spec.kind, ing.total, params, str(folder / WORK_FILE), ing.chunks))
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+
+
+def status_view(store: JobStore, rec: JobRecord) -> dict:
+    """What ``GET /v1/jobs/{id}`` answers: progress, speed, ETA and times."""
+    now = time.time()
+    rate = None
+    if rec.run_started_at is not None:
+        end = rec.finished_at if rec.finished else now
+        processed = rec.done - rec.run_done_start
+        if processed > 0 and end > rec.run_started_at:
+            rate = processed / (end - rec.run_started_at)
+    if not rec.finished:
+        recent = store.progress_rate(rec.jid)  # last 30 s, when there is enough to tell
+        if recent and recent[1] >= 5:
+            rate = recent[0] / recent[1]
+    eta = None
+    if rec.status in ("queued", "running") and rate:
+        eta = round((rec.total - rec.done) / rate, 1)
+    base = f"/v1/jobs/{rec.job_id}"
+    return {
+        "job_id": rec.job_id, "kind": rec.kind, "status": rec.status,
+        "done": rec.done, "total": rec.total, "errors": rec.errors,
+        "progress": round(rec.done / rec.total, 4) if rec.total else 1.0,
+        "rows_per_second": round(rate, 1) if rate else None, "eta_seconds": eta,
+        "created_at": iso(rec.created_at), "started_at": iso(rec.started_at), "finished_at": iso(rec.finished_at),
+        "error": {"code": rec.error_code, "message": rec.error_message} if rec.error_code else None,
+        "input": rec.params.get("input", {}),
+        "report_plan": {k: rec.params.get("plan", {}).get(k) for k in ("group_columns", "date_column")},
+        "model": rec.model,
+        "links": {"self": base, "results": f"{base}/results", "summary": f"{base}/summary"},
+    }
+
+
+class StoreSource:
+    """``ReportSource`` over one job in the store (texts come from its work file)."""
+
+    def __init__(self, store: JobStore, rec: JobRecord):
+        self.store, self.rec = store, rec
+
+    def iter_counts(self):
+        return self.store.iter_counts(self.rec.jid)
+
+    def iter_terms(self):
+        return self.store.iter_terms(self.rec.jid)
+
+    def term_totals(self):
+        return self.store.term_totals(self.rec.jid)
+
+    def texts(self, rows: list[int]) -> dict[int, tuple[str, str]]:
+        out = {}
+        for row in sorted(set(rows)):
+            found = self.store.chunk_offset(self.rec.jid, row)
+            if found is None or not Path(self.rec.work_path).exists():
+                continue
+            start, offset = found
+            rid, payload = read_chunk(self.rec.work_path, offset, row - start + 1)[-1][:2]
+            out[row] = (rid, _text_of(payload))
+        return out
+
+    def error_examples(self, limit: int) -> list[dict]:
+        out = []
+        for body in self.store.error_rows(self.rec.jid, limit):
+            b = json.loads(body)
+            out.append({"row": b["row"], "id": b["id"], **b["error"]})
+        return out
+
+
+def _text_of(payload: Any) -> str:
+    if isinstance(payload, dict):  # a conversation: what the customer said
+        turns = payload.get("turns") or []
+        return " / ".join(str(t.get("text", "")) for t in turns
+                          if isinstance(t, dict) and t.get("role") == "customer")
+    return str(payload)
+
+
+def summary(store: JobStore, rec: JobRecord) -> dict:
+    """The report of a job (cached once the job is done; partial while it runs)."""
+    if rec.status == "done":
+        cached = store.get_summary(rec.jid)
+        if cached:
+            return json.loads(cached)
+    report = {"job_id": rec.job_id, "kind": rec.kind, "status": rec.status, "complete": rec.status == "done",
+              "generated_at": iso(time.time()), "model": rec.model,
+              "sentiment_source": "customer's sentiment at the end of the conversation"
+              if rec.kind == "conversations" else "the review's sentiment",
+              **build_report(StoreSource(store, rec), rec.params.get("plan", {}))}
+    if rec.status == "done":
+        store.put_summary(rec.jid, json.dumps(report, ensure_ascii=False))
+    return report
+
+
+def prune_jobs(store_or_url: JobStore | str, settings, *, now: float | None = None) -> list[str]:
+    """Delete jobs finished more than ``job_retention_days`` ago, with their files, and
+    job directories a refused/crashed submission left behind (older than a day)."""
+    store = open_store(store_or_url) if isinstance(store_or_url, str) else store_or_url
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        for rec in store.expired_jobs(now - settings.job_retention_days * 86400):
+            store.delete_job(rec.jid)
+            discard(jobs_dir(settings) / rec.job_id)
+            removed.append(rec.job_id)
+        root = jobs_dir(settings)
+        if root.is_dir():
+            for d in root.iterdir():
+                if d.is_dir() and d.stat().st_mtime < now - 86400 and store.get_job(d.name) is None:
+                    discard(d)
+    finally:
+        if isinstance(store_or_url, str):
+            store.close()
+    return removed

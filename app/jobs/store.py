@@ -1,0 +1,488 @@
+"""Job state behind a small interface; SQLite (WAL) is the one implementation today.
+
+Tables (schema v1, created/migrated on open; ``schema_version`` records the version):
+
+- ``jobs``: one row per job: status, done/total/errors, chunk counts, input params (JSON),
+  the work-file path, timings and the cached summary.
+- ``chunks``: the chunk boundaries fixed at submit time ``(start_row, n_rows, byte_offset)``
+  and each chunk's lease: ``pending`` -> ``leased`` (owner, attempts) -> ``done``.
+- ``results``: one row per input row, keyed ``(jid, row_index)``: the compact JSON line.
+- ``report_counts`` / ``report_terms``: the report's counters, summed chunk by chunk.
+
+Exactly once: ``commit_chunk`` writes a chunk's results, its counters and the job's
+progress in ONE transaction, and only if the chunk is still leased to the committing
+worker. A crash rolls the transaction back; ``recover`` puts leased chunks back to
+``pending`` and they are scored again. The results primary key is a second guard.
+
+A PostgreSQL implementation would implement ``JobStore`` with the same tables;
+``open_store`` is where its URL would be dispatched.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+ACTIVE = ("queued", "running")
+FINISHED = ("done", "failed", "cancelled")
+MAX_ATTEMPTS = 3  # a chunk leased this often without a commit fails its job (poison input)
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    job_id: str
+    kind: str
+    total: int
+    params: dict[str, Any]
+    work_path: str
+    chunks: list[tuple[int, int, int]]  # (start_row, n_rows, byte_offset)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    jid: int
+    job_id: str
+    kind: str
+    status: str
+    total: int
+    done: int
+    errors: int
+    n_chunks: int
+    chunks_done: int
+    params: dict[str, Any]
+    work_path: str
+    model: dict[str, str] | None
+    error_code: str | None
+    error_message: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    run_started_at: float | None
+    run_done_start: int
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A chunk leased to one worker."""
+    jid: int
+    job_id: str
+    kind: str
+    chunk_index: int
+    start_row: int
+    n_rows: int
+    byte_offset: int
+    work_path: str
+    params: dict[str, Any]
+    owner: str
+
+
+@dataclass(slots=True)
+class ChunkOutput:
+    """What scoring one chunk produces; committed atomically by ``commit_chunk``."""
+    rows: list[tuple[int, str, int, str]]  # (row_index, row_id, is_error, body JSON)
+    counts: dict[tuple[str, str, str], int]  # (dim, key, metric) -> n
+    terms: dict[str, list]  # term -> [neg, pos, n_all, example_row | None]
+    model: dict[str, str]
+
+    @property
+    def errors(self) -> int:
+        return sum(r[2] for r in self.rows)
+
+
+class JobStore(Protocol):
+    """Everything the API, the workers and the report need from storage."""
+
+    def create_job(self, job: NewJob) -> JobRecord: ...
+    def get_job(self, job_id: str) -> JobRecord | None: ...
+    def claim_chunk(self, owner: str) -> Claim | None: ...
+    def commit_chunk(self, claim: Claim, out: ChunkOutput) -> bool: ...
+    def has_pending_work(self) -> bool: ...
+    def requeue(self, owner: str | None = None) -> int: ...
+    def recover(self) -> int: ...
+    def cancel_job(self, job_id: str) -> JobRecord | None: ...
+    def fail_job(self, jid: int, code: str, message: str) -> None: ...
+    def iter_results(self, jid: int) -> Iterator[tuple[int, str]]: ...
+    def iter_counts(self, jid: int) -> Iterator[tuple[str, str, str, int]]: ...
+    def iter_terms(self, jid: int) -> Iterator[tuple[str, int, int, int, int | None]]: ...
+    def term_totals(self, jid: int) -> tuple[int, int, int]: ...
+    def chunk_offset(self, jid: int, row_index: int) -> tuple[int, int] | None: ...
+    def error_rows(self, jid: int, limit: int) -> list[str]: ...
+    def progress_rate(self, jid: int, window: float = 30.0) -> tuple[int, float] | None: ...
+    def get_summary(self, jid: int) -> str | None: ...
+    def put_summary(self, jid: int, summary: str) -> None: ...
+    def expired_jobs(self, before: float) -> list[JobRecord]: ...
+    def delete_job(self, jid: int) -> None: ...
+    def close(self) -> None: ...
+
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        """CREATE TABLE jobs (
+            jid INTEGER PRIMARY KEY AUTOINCREMENT,
+            job_id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            total INTEGER NOT NULL,
+            done INTEGER NOT NULL DEFAULT 0,
+            errors INTEGER NOT NULL DEFAULT 0,
+            n_chunks INTEGER NOT NULL,
+            chunks_done INTEGER NOT NULL DEFAULT 0,
+            params TEXT NOT NULL,
+            work_path TEXT NOT NULL,
+            model TEXT,
+            error_code TEXT,
+            error_message TEXT,
+            created_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL,
+            run_started_at REAL,
+            run_done_start INTEGER NOT NULL DEFAULT 0,
+            summary TEXT)""",
+        "CREATE INDEX jobs_status ON jobs(status, jid)",
+        """CREATE TABLE chunks (
+            jid INTEGER NOT NULL,
+            chunk_index INTEGER NOT NULL,
+            start_row INTEGER NOT NULL,
+            n_rows INTEGER NOT NULL,
+            byte_offset INTEGER NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            owner TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            leased_at REAL,
+            committed_at REAL,
+            PRIMARY KEY (jid, chunk_index)) WITHOUT ROWID""",
+        "CREATE INDEX chunks_pending ON chunks(jid, chunk_index) WHERE state = 'pending'",
+        "CREATE INDEX chunks_leased ON chunks(owner) WHERE state = 'leased'",
+        """CREATE TABLE results (
+            jid INTEGER NOT NULL,
+            row_index INTEGER NOT NULL,
+            row_id TEXT NOT NULL,
+            is_error INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (jid, row_index)) WITHOUT ROWID""",
+        "CREATE INDEX results_errors ON results(jid, row_index) WHERE is_error = 1",
+        """CREATE TABLE report_counts (
+            jid INTEGER NOT NULL, dim TEXT NOT NULL, key TEXT NOT NULL, metric TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (jid, dim, key, metric)) WITHOUT ROWID""",
+        """CREATE TABLE report_terms (
+            jid INTEGER NOT NULL, term TEXT NOT NULL,
+            neg INTEGER NOT NULL, pos INTEGER NOT NULL, n_all INTEGER NOT NULL,
+            example_row INTEGER,
+            PRIMARY KEY (jid, term)) WITHOUT ROWID""",
+    ]),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+_JOB_COLUMNS = ("jid, job_id, kind, status, total, done, errors, n_chunks, chunks_done, params, "
+                "work_path, model, error_code, error_message, created_at, started_at, finished_at, "
+                "run_started_at, run_done_start")
+
+
+def open_store(url: str | Path) -> JobStore:
+    """A store for ``url``: a file path or ``sqlite:///path``; other schemes are refused.
+
+    >>> open_store("postgresql://db/pingjia")
+    Traceback (most recent call last):
+    ...
+    NotImplementedError: no JobStore for 'postgresql'; implement app.jobs.store.JobStore for it
+    """
+    text = str(url)
+    if "://" in text:
+        scheme, _, rest = text.partition("://")
+        if scheme != "sqlite":
+            raise NotImplementedError(f"no JobStore for {scheme!r}; implement app.jobs.store.JobStore for it")
+        text = rest[1:] if rest.startswith("/") else rest  # sqlite:///rel, sqlite:////abs
+    return SQLiteJobStore(Path(text))
+
+
+class SQLiteJobStore:
+    """``JobStore`` on one SQLite file in WAL mode; one connection per thread."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.migrate()
+
+    # -- connections and schema -------------------------------------------------
+    def connect(self) -> sqlite3.Connection:
+        """A new connection: autocommit mode, explicit BEGIN IMMEDIATE for writes."""
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 60000")
+        conn.execute("PRAGMA synchronous = FULL")  # a 202'd job survives power loss too
+        return conn
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.connect()
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _tx(self):
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def migrate(self) -> int:
+        """Create or upgrade the schema; returns the version now in place."""
+        conn = self._conn
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # effective on a new file only
+        conn.execute("PRAGMA journal_mode = WAL")
+        with self._tx() as c:
+            c.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = c.execute("SELECT max(version) FROM schema_version").fetchone()
+            current = row[0] or 0
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path}: schema v{current} is newer than this code (v{SCHEMA_VERSION})")
+            for version, statements in MIGRATIONS:
+                if version > current:
+                    for sql in statements:
+                        c.execute(sql)
+                    c.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                    current = version
+        return current
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    # -- jobs ---------------------------------------------------------------------
+    def create_job(self, job: NewJob) -> JobRecord:
+        now = time.time()
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT INTO jobs (job_id, kind, status, total, n_chunks, params, work_path, created_at)"
+                " VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
+                (job.job_id, job.kind, job.total, len(job.chunks),
+                 json.dumps(job.params, ensure_ascii=False), job.work_path, now))
+            jid = cur.lastrowid
+            c.executemany("INSERT INTO chunks (jid, chunk_index, start_row, n_rows, byte_offset)"
+                          " VALUES (?, ?, ?, ?, ?)",
+                          ((jid, i, s, n, off) for i, (s, n, off) in enumerate(job.chunks)))
+        return self.get_job(job.job_id)
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        row = self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return _record(row) if row else None
+
+    def cancel_job(self, job_id: str) -> JobRecord | None:
+        with self._tx() as c:
+            c.execute("UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE job_id = ? AND status IN (?, ?)",
+                      (time.time(), job_id, *ACTIVE))
+        return self.get_job(job_id)
+
+    def fail_job(self, jid: int, code: str, message: str) -> None:
+        with self._tx() as c:
+            _fail(c, jid, code, message)
+
+    # -- chunk leases -------------------------------------------------------------
+    def claim_chunk(self, owner: str) -> Claim | None:
+        """Lease the first pending chunk of the oldest active job (FIFO), or None."""
+        while True:
+            with self._tx() as c:
+                first = c.execute(
+                    "SELECT j.jid, (SELECT min(c.chunk_index) FROM chunks c INDEXED BY chunks_pending"
+                    "  WHERE c.jid = j.jid AND c.state = 'pending') AS ci"
+                    " FROM jobs j WHERE j.status IN ('queued', 'running') AND ci IS NOT NULL"
+                    " ORDER BY j.jid LIMIT 1").fetchone()
+                if first is None:
+                    return None
+                row = c.execute(
+                    "SELECT j.jid, j.job_id, j.kind, j.status, j.work_path, j.params, c.chunk_index,"
+                    " c.start_row, c.n_rows, c.byte_offset, c.attempts"
+                    " FROM jobs j JOIN chunks c ON c.jid = j.jid WHERE j.jid = ? AND c.chunk_index = ?",
+                    first).fetchone()
+                jid, job_id, kind, status, work_path, params, ci, start, n, offset, attempts = row
+                if attempts >= MAX_ATTEMPTS:
+                    _fail(c, jid, "worker_crashed",
+                          f"rows {start + 1}-{start + n} stopped a worker {attempts} times; job abandoned")
+                    continue
+                now = time.time()
+                c.execute("UPDATE chunks SET state = 'leased', owner = ?, attempts = attempts + 1, leased_at = ?"
+                          " WHERE jid = ? AND chunk_index = ?", (owner, now, jid, ci))
+                if status == "queued":
+                    c.execute("UPDATE jobs SET status = 'running', started_at = coalesce(started_at, ?),"
+                              " run_started_at = ?, run_done_start = done WHERE jid = ?", (now, now, jid))
+                return Claim(jid, job_id, kind, ci, start, n, offset, work_path, json.loads(params), owner)
+
+    def commit_chunk(self, claim: Claim, out: ChunkOutput) -> bool:
+        """Results + counters + progress in one transaction; False if the lease was lost."""
+        now = time.time()
+        try:
+            with self._tx() as c:
+                self._commit(c, claim, out, now)
+        except _LeaseLost:
+            return False
+        return True
+
+    @staticmethod
+    def _commit(c: sqlite3.Connection, claim: Claim, out: ChunkOutput, now: float) -> None:
+        cur = c.execute("UPDATE chunks SET state = 'done', owner = NULL, committed_at = ?"
+                        " WHERE jid = ? AND chunk_index = ? AND state = 'leased' AND owner = ?",
+                        (now, claim.jid, claim.chunk_index, claim.owner))
+        if cur.rowcount != 1:
+            raise _LeaseLost  # requeued (worker presumed dead), perhaps scored by another
+        c.executemany("INSERT INTO results (jid, row_index, row_id, is_error, body) VALUES (?, ?, ?, ?, ?)",
+                      ((claim.jid, *r) for r in out.rows))
+        c.executemany(
+            "INSERT INTO report_counts (jid, dim, key, metric, n) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (jid, dim, key, metric) DO UPDATE SET n = n + excluded.n",
+            ((claim.jid, d, k, m, n) for (d, k, m), n in out.counts.items()))
+        c.executemany(
+            "INSERT INTO report_terms (jid, term, neg, pos, n_all, example_row) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (jid, term) DO UPDATE SET neg = neg + excluded.neg, pos = pos + excluded.pos,"
+            " n_all = n_all + excluded.n_all, example_row = CASE"
+            "  WHEN example_row IS NULL THEN excluded.example_row"
+            "  WHEN excluded.example_row IS NULL THEN example_row"
+            "  ELSE min(example_row, excluded.example_row) END",
+            ((claim.jid, t, *v) for t, v in out.terms.items()))
+        c.execute(
+            "UPDATE jobs SET done = done + ?, errors = errors + ?, chunks_done = chunks_done + 1,"
+            " model = coalesce(model, ?),"
+            " status = CASE WHEN chunks_done + 1 >= n_chunks AND status = 'running' THEN 'done' ELSE status END,"
+            " finished_at = CASE WHEN chunks_done + 1 >= n_chunks AND status = 'running' THEN ?"
+            "  ELSE finished_at END"
+            " WHERE jid = ?",
+            (len(out.rows), out.errors, json.dumps(out.model), now, claim.jid))
+
+    def has_pending_work(self) -> bool:
+        """Is any chunk of a queued or running job waiting for a worker?"""
+        return self._conn.execute(
+            "SELECT 1 FROM jobs j WHERE j.status IN ('queued', 'running') AND EXISTS"
+            " (SELECT 1 FROM chunks c WHERE c.jid = j.jid AND c.state = 'pending') LIMIT 1").fetchone() is not None
+
+    def requeue(self, owner: str | None = None) -> int:
+        """Put chunks leased by ``owner`` (every owner when None) back to pending."""
+        with self._tx() as c:
+            if owner is None:
+                cur = c.execute("UPDATE chunks SET state = 'pending', owner = NULL WHERE state = 'leased'")
+            else:
+                cur = c.execute("UPDATE chunks SET state = 'pending', owner = NULL"
+                                " WHERE state = 'leased' AND owner = ?", (owner,))
+            return cur.rowcount
+
+    def recover(self) -> int:
+        """At start-up, with no worker alive: every leased chunk goes back to pending and
+        running jobs restart their rate clock. Returns the number of chunks requeued."""
+        n = self.requeue(None)
+        now = time.time()
+        with self._tx() as c:
+            c.execute("UPDATE jobs SET run_started_at = ?, run_done_start = done WHERE status = 'running'", (now,))
+        return n
+
+    # -- reading results and report counters -------------------------------------
+    def iter_results(self, jid: int, batch: int = 2000) -> Iterator[tuple[int, str]]:
+        """(row_index, body) in input order, on a private connection (safe to stream)."""
+        conn = self.connect()
+        try:
+            cur = conn.execute("SELECT row_index, body FROM results WHERE jid = ? ORDER BY row_index", (jid,))
+            while rows := cur.fetchmany(batch):
+                yield from rows
+        finally:
+            conn.close()
+
+    def iter_counts(self, jid: int) -> Iterator[tuple[str, str, str, int]]:
+        yield from self._conn.execute("SELECT dim, key, metric, n FROM report_counts WHERE jid = ?", (jid,))
+
+    def iter_terms(self, jid: int) -> Iterator[tuple[str, int, int, int, int | None]]:
+        conn = self.connect()
+        try:
+            cur = conn.execute("SELECT term, neg, pos, n_all, example_row FROM report_terms WHERE jid = ?", (jid,))
+            while rows := cur.fetchmany(5000):
+                yield from rows
+        finally:
+            conn.close()
+
+    def term_totals(self, jid: int) -> tuple[int, int, int]:
+        row = self._conn.execute("SELECT sum(neg), sum(pos), sum(n_all) FROM report_terms WHERE jid = ?",
+                                 (jid,)).fetchone()
+        return tuple(int(x or 0) for x in row)
+
+    def chunk_offset(self, jid: int, row_index: int) -> tuple[int, int] | None:
+        """(start_row, byte_offset) of the chunk holding ``row_index``."""
+        return self._conn.execute(
+            "SELECT start_row, byte_offset FROM chunks WHERE jid = ? AND start_row <= ?"
+            " ORDER BY chunk_index DESC LIMIT 1", (jid, row_index)).fetchone()
+
+    def error_rows(self, jid: int, limit: int) -> list[str]:
+        rows = self._conn.execute("SELECT body FROM results WHERE jid = ? AND is_error = 1"
+                                  " ORDER BY row_index LIMIT ?", (jid, limit)).fetchall()
+        return [r[0] for r in rows]
+
+    def progress_rate(self, jid: int, window: float = 30.0) -> tuple[int, float] | None:
+        """(rows, seconds) of the chunks committed in the last ``window`` seconds, timed from
+        the first of them being leased to the last being committed."""
+        row = self._conn.execute("SELECT sum(n_rows), min(leased_at), max(committed_at) FROM chunks"
+                                 " WHERE jid = ? AND state = 'done' AND committed_at >= ?",
+                                 (jid, time.time() - window)).fetchone()
+        return None if row[0] is None else (row[0], row[2] - row[1])
+
+    def get_summary(self, jid: int) -> str | None:
+        row = self._conn.execute("SELECT summary FROM jobs WHERE jid = ?", (jid,)).fetchone()
+        return row[0] if row else None
+
+    def put_summary(self, jid: int, summary: str) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE jobs SET summary = ? WHERE jid = ?", (summary, jid))
+
+    # -- retention ----------------------------------------------------------------
+    def expired_jobs(self, before: float) -> list[JobRecord]:
+        rows = self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN (?, ?, ?)"
+                                  " AND finished_at < ? ORDER BY jid", (*FINISHED, before)).fetchall()
+        return [_record(r) for r in rows]
+
+    def delete_job(self, jid: int, batch: int = 50000) -> None:
+        """Delete a job's rows; results go in short transactions so workers are not blocked."""
+        last = self._conn.execute("SELECT max(row_index) FROM results WHERE jid = ?", (jid,)).fetchone()[0]
+        for lo in range(0, (last or 0) + 1, batch):
+            with self._tx() as c:
+                c.execute("DELETE FROM results WHERE jid = ? AND row_index >= ? AND row_index < ?",
+                          (jid, lo, lo + batch))
+        with self._tx() as c:
+            for table in ("chunks", "report_terms", "report_counts", "jobs"):
+                c.execute(f"DELETE FROM {table} WHERE jid = ?", (jid,))
+        self._conn.execute("PRAGMA incremental_vacuum")
+
+
+class _LeaseLost(Exception):
+    """The chunk is no longer leased to the committing worker; its work is discarded."""
+
+
+def _fail(c: sqlite3.Connection, jid: int, code: str, message: str) -> None:
+    c.execute("UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?, finished_at = ?"
+              " WHERE jid = ? AND status IN ('queued', 'running')", (code, message, time.time(), jid))
+
+
+def _record(row: tuple) -> JobRecord:
+    values = list(row)
+    values[9] = json.loads(values[9])
+    values[11] = json.loads(values[11]) if values[11] else None
+    return JobRecord(*values)

@@ -1,0 +1,389 @@
+"""Background scoring: worker processes lease chunks, score them, commit them.
+
+``run_worker`` is the loop (claim -> read the chunk from the work file -> score ->
+commit results + counters + progress in one transaction). ``JobRunner`` owns the
+worker processes of one service: it takes an exclusive lock on the data directory
+(only one runner per data dir; other processes of the same service just serve the API),
+requeues every chunk left leased by a previous run (``store.recover``), starts
+``job_workers`` processes whenever chunks are pending, restarts any that die (requeuing
+their chunk) and prunes old jobs.
+
+Crash safety needs nothing else: a chunk is either committed whole or still pending.
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import gc
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from app.jobs.ingest import read_chunk
+from app.jobs.store import JobStore, open_store
+
+log = logging.getLogger("pingjia.jobs")
+PRUNE_EVERY = 3600.0
+
+
+def run_worker(store: JobStore, scorers, owner: str, stop: threading.Event | Any, *,
+               poll: float = 0.25, parent_pid: int | None = None, idle_exit: float | None = None) -> None:
+    """Claim, score and commit chunks until ``stop`` is set, the parent process dies, or
+    (with ``idle_exit``) nothing was there to claim for that many seconds."""
+    idle_since = time.monotonic()
+    while not stop.is_set():
+        if parent_pid is not None and os.getppid() != parent_pid:
+            log.warning("worker %s: service process is gone; exiting", owner)
+            return
+        claim = store.claim_chunk(owner)
+        if claim is None:
+            if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
+                log.info("worker %s: idle for %.0f s; exiting", owner, idle_exit)
+                return
+            stop.wait(poll)
+            continue
+        idle_since = time.monotonic()
+        try:
+            rows = read_chunk(claim.work_path, claim.byte_offset, claim.n_rows)
+            out = scorers.for_kind(claim.kind).score(claim.start_row, rows, claim.params.get("plan", {}))
+        except Exception as exc:  # noqa: BLE001 - the worker boundary: a chunk that cannot be
+            # scored fails its job with the reason; the worker goes on with other jobs.
+            log.exception("job %s rows %d-%d failed", claim.job_id, claim.start_row + 1,
+                          claim.start_row + claim.n_rows)
+            store.fail_job(claim.jid, "scoring_failed", f"rows {claim.start_row + 1}-"
+                           f"{claim.start_row + claim.n_rows}: {type(exc).__name__}: {exc}")
+            continue
+        if not store.commit_chunk(claim, out):
+            log.warning("job %s chunk %d: lease lost, result discarded", claim.job_id, claim.chunk_index)
+
+
+class SignalStop:
+    """The stop flag of a worker process, raised by SIGTERM: the worker finishes (commits)
+    its chunk and exits. No shared lock, so a worker killed at any instant cannot leave
+    anything locked behind (a multiprocessing.Event could: its semaphore)."""
+
+    def __init__(self):
+        self._set = False
+        signal.signal(signal.SIGTERM, self._handler)
+
+    def _handler(self, signum, frame):
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self._set and time.monotonic() < deadline:
+            time.sleep(min(0.05, timeout))
+        return self._set
+
+
+def _process_main(db_url: str, owner: str, settings, factory: Callable, parent_pid: int) -> None:
+    """Entry point of a worker process (spawned: a clean interpreter, its own pipeline)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the service, which stops us
+    stop = SignalStop()
+    _die_with_parent()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    scorers = factory(settings)
+    store = open_store(db_url)
+    log.info("worker %s ready (pid %d)", owner, os.getpid())
+    try:
+        run_worker(store, scorers, owner, stop, parent_pid=parent_pid,
+                   idle_exit=settings.job_worker_idle_seconds)
+    finally:
+        store.close()
+
+
+def _forked_main(db_url: str, owner: str, scorers, parent_pid: int, lock_fd: int | None) -> None:
+    """Entry point of a forked worker: the service's pipeline is already here (shared
+    copy-on-write with the service process); only the database connection is new."""
+    signal.set_wakeup_fd(-1)  # the service's event loop must not hear our signals
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop = SignalStop()
+    _die_with_parent()
+    if lock_fd is not None:
+        os.close(lock_fd)  # our copy only; the service keeps the lock
+    store = open_store(db_url)
+    log.info("worker %s ready (pid %d, forked)", owner, os.getpid())
+    try:
+        run_worker(store, scorers, owner, stop, parent_pid=parent_pid)
+    finally:
+        store.close()
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies (no orphan keeps scoring)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # elsewhere the parent-pid check in run_worker does the same, within a poll
+
+
+def default_factory(settings):
+    from app.jobs.scoring import load_scorers
+
+    return load_scorers(settings)
+
+
+class DataDirLock:
+    """An exclusive, non-blocking flock on ``data_dir/jobs.lock``; released on exit/crash."""
+
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / "jobs.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.set_inheritable(fd, False)
+        self._fd = fd
+        return True
+
+    @property
+    def fd(self) -> int | None:
+        return self._fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class JobRunner:
+    """The service's worker processes, supervised; see the module docstring.
+
+    Two ways to start workers:
+
+    - spawn (default without ``inherit``): a fresh interpreter per worker that loads its own
+      pipeline through ``factory``; started when there is work (at start-up for resumed jobs,
+      on submit) and gone after ``job_worker_idle_seconds`` without any.
+    - fork (``inherit`` = scorers over the service's loaded pipeline): ``start()`` — called
+      while the service is still single-threaded, before it serves — forks the workers, which
+      share the pipeline's memory with the service copy-on-write (``gc.freeze`` keeps the
+      collector from touching, hence copying, those pages). They stay for the service's life.
+
+    A worker that dies has its chunk requeued and is replaced (by spawn: forking a running,
+    multi-threaded service is not safe) with a growing back-off (1 s .. 60 s).
+    """
+
+    def __init__(self, db_url: str, settings, *, workers: int | None = None,
+                 factory: Callable = default_factory, prune: Callable[[], None] | None = None,
+                 inherit: Any | None = None):
+        self.db_url, self.settings, self.factory, self.prune = db_url, settings, factory, prune
+        self.inherit = inherit
+        self.n_workers = workers or settings.job_workers
+        self.ctx = mp.get_context("spawn")
+        self.stop_event = threading.Event()
+        self.lock = DataDirLock(settings.data_dir)
+        self.procs: dict[str, tuple[int, Any, float]] = {}  # owner -> (slot, process, started)
+        self.active = False
+        self.deaths = 0
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._backoff: dict[int, tuple[int, float]] = {}  # slot -> (failures, not before)
+
+    def start(self) -> None:
+        if not self.lock.acquire():
+            log.info("another process runs the jobs of %s; this one only serves the API", self.settings.data_dir)
+            return
+        self.active = True
+        store = open_store(self.db_url)
+        try:
+            n = store.recover()
+            if n:
+                log.info("resuming: %d chunk(s) left leased by the previous run are pending again", n)
+        finally:
+            store.close()
+        if self.inherit is not None:
+            self._fork_all()
+        self._thread = threading.Thread(target=self._supervise, name="jobs-supervisor", daemon=True)
+        self._thread.start()
+
+    def _fork_all(self) -> None:
+        fork = mp.get_context("fork")
+        gc.collect()
+        gc.freeze()  # objects alive now are never scanned by the workers' collector
+        try:
+            for slot in range(self.n_workers):
+                owner = f"w{slot}-{uuid.uuid4().hex[:8]}"
+                proc = fork.Process(target=_forked_main, name=f"pingjia-job-worker-{slot}", daemon=True,
+                                    args=(self.db_url, owner, self.inherit, os.getpid(), self.lock.fd))
+                proc.start()
+                self.procs[owner] = (slot, proc, time.monotonic())
+        finally:
+            gc.unfreeze()
+
+    def notify(self) -> None:
+        """A job was submitted: start workers now rather than at the next check."""
+        self._wake.set()
+
+    def _supervise(self) -> None:
+        self._run_prune()  # here, not in start(): deleting big old jobs must not delay start-up
+        last_prune = time.monotonic()
+        store = open_store(self.db_url)
+        try:
+            while not self.stop_event.is_set():
+                self._wake.wait(1.0)
+                self._wake.clear()
+                if self.stop_event.is_set():
+                    break
+                self._reap(store)
+                if store.has_pending_work():
+                    self._fill()
+                if time.monotonic() - last_prune > PRUNE_EVERY:
+                    last_prune = time.monotonic()
+                    self._run_prune()
+        finally:
+            store.close()
+
+    def _reap(self, store: JobStore) -> None:
+        now = time.monotonic()
+        for owner, (slot, proc, started) in list(self.procs.items()):
+            if proc.is_alive():
+                continue
+            del self.procs[owner]
+            n = store.requeue(owner)
+            if proc.exitcode == 0:  # left after idling
+                self._backoff.pop(slot, None)
+                continue
+            self.deaths += 1
+            failures = 0 if now - started > 60 else self._backoff.get(slot, (0, 0.0))[0]
+            self._backoff[slot] = (failures + 1, now + min(60.0, 2.0 ** failures))
+            log.error("worker %s exited (code %s); %d chunk(s) requeued", owner, proc.exitcode, n)
+
+    def _fill(self) -> None:
+        busy = {slot for slot, _, _ in self.procs.values()}
+        now = time.monotonic()
+        for slot in range(self.n_workers):
+            if slot not in busy and now >= self._backoff.get(slot, (0, 0.0))[1]:
+                self._spawn(slot)
+
+    def _spawn(self, slot: int) -> None:
+        owner = f"w{slot}-{uuid.uuid4().hex[:8]}"
+        proc = self.ctx.Process(target=_process_main, name=f"pingjia-job-worker-{slot}",
+                                args=(self.db_url, owner, self.settings, self.factory, os.getpid()),
+                                daemon=True)
+        proc.start()
+        self.procs[owner] = (slot, proc, time.monotonic())
+
+    def _run_prune(self) -> None:
+        if self.prune is None:
+            return
+        try:
+            self.prune()
+        except Exception:  # noqa: BLE001 - housekeeping must not take the service down
+            log.exception("pruning old jobs failed")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Ask workers to finish their chunk and exit; kill stragglers; requeue their chunks."""
+        self.stop_event.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for _, proc, _ in self.procs.values():
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: SignalStop
+        deadline = time.monotonic() + timeout
+        for _, proc, _ in self.procs.values():
+            proc.join(max(0.1, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+        if self.active:
+            store = open_store(self.db_url)
+            try:
+                store.requeue(None)
+            finally:
+                store.close()
+        self.procs.clear()
+        self.lock.release()
+        self.active = False
+
+
+class ThreadRunner:
+    """The same loop in threads of this process, over a given ``Scorers`` (tests, fakes)."""
+
+    def __init__(self, store: JobStore, scorers, *, workers: int = 1, poll: float = 0.02):
+        self.store, self.scorers, self.n_workers, self.poll = store, scorers, workers, poll
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.active = False
+
+    def start(self) -> None:
+        self.store.recover()
+        self.active = True
+        for i in range(self.n_workers):
+            t = threading.Thread(target=run_worker, args=(self.store, self.scorers, f"t{i}", self.stop_event),
+                                 kwargs={"poll": self.poll}, daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def notify(self) -> None:
+        pass
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(timeout)
+        self.store.requeue(None)
+        self.active = False
+
+
+def _inherited_scorers(app, settings):
+    """With ``job_worker_start=fork``: scorers over the pipeline this service has loaded —
+    only while this is the process's one Python thread (uvicorn's start-up; not, e.g., a
+    test client's portal thread), because forking a multi-threaded process is not safe."""
+    if settings.job_worker_start != "fork" or getattr(app.state, "pipeline", None) is None:
+        return None
+    if threading.active_count() > 1:
+        log.info("job workers: %d threads running, so they are spawned rather than forked",
+                 threading.active_count())
+        return None
+    from app.jobs.scoring import ConversationScorer, Scorers, conversations_available
+
+    pipeline, rules = app.state.pipeline, getattr(app.state, "conversation_rules", None)
+    conv = None
+    if rules is not None and conversations_available():
+        from app.conversations import Limits
+
+        conv = lambda: ConversationScorer(pipeline, rules, Limits.from_settings(settings))  # noqa: E731
+    return Scorers(pipeline, conv)
+
+
+@asynccontextmanager
+async def job_runner(app, settings):
+    """Lifespan helper: the job store and runner for ``app`` (a preset
+    ``app.state.job_runner`` / ``job_store`` is used as given — tests do that)."""
+    from app.jobs.service import db_url, prune_jobs
+
+    url = db_url(settings)
+    store = getattr(app.state, "job_store", None) or open_store(url)
+    app.state.job_store = store
+    runner = getattr(app.state, "job_runner", None)
+    if runner is None:
+        runner = JobRunner(url, settings, prune=lambda: prune_jobs(url, settings),
+                           inherit=_inherited_scorers(app, settings))
+    app.state.job_runner = runner
+    runner.start()
+    try:
+        yield runner
+    finally:
+        runner.stop()

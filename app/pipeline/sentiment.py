@@ -1,0 +1,328 @@
+"""Overall sentiment of a review: positive, neutral or negative, with probabilities.
+
+The served model (:class:`LinearSentimentModel`) has two layers, both trained by
+``training/train_sentiment.py`` and stored together as one data-only artifact:
+
+1. A binary linear model (positive vs negative) over sparse features computed by
+   :func:`doc_features` from what the pipeline already has: the normalised text (char 1-3
+   grams), jieba's tokens (word 1-2 grams) and, when present, the lexicon hits with their
+   negation-resolved polarity. It is trained on the labelled review corpus and yields one
+   margin ``z`` per text. The whole batch is scored with one sparse matrix product.
+2. A calibrator fitted on the hand-labelled pos/neu/neg texts of ``aspects_train.jsonl``
+   (which the binary model never sees, so its margins there are honest):
+   ``P(neutral) = q``, a logistic regression (neutral vs opinion) on
+   ``[z, |z|, log1p(#positive hits), log1p(#negative hits)]`` (:func:`calibration_inputs`);
+   ``P(positive) = (1 - q) * sigmoid(a * z)`` and ``P(negative) = (1 - q) * sigmoid(-a * z)``,
+   with the slope ``a`` fitted (no intercept) on the non-neutral texts. The sigmoid has no
+   intercept on purpose: the positive/negative boundary stays at ``z = 0``, where the binary
+   model trained on 45k reviews put it, rather than moving to the prior of a small sample
+   that over-represents service complaints. Probabilities are estimates calibrated to that
+   sample, where about 4% of texts are neutral.
+
+When the answer is ``neutral`` (exactly):
+
+- the normalised text contains no letter at all (``str.isalpha`` is false for every
+  character: digits, emoji, punctuation only). Nothing is evaluated, so by the annotation
+  guide (rule 6) the text is neutral; this is a rule, not an estimate, and is reported as
+  probabilities ``{positive: 0, neutral: 1, negative: 0}``;
+- otherwise when ``P(neutral) >= neutral_threshold``. The threshold is stored in the artifact
+  (``metrics.json`` -> ``neutral.threshold``): it is the value that maximised cross-validated
+  three-class macro-F1 on the hand-labelled sample. Because neutral is rare, it sits well
+  below 0.5, so a text can be labelled neutral while another class has the larger
+  probability; the probabilities stay calibrated and the label rule is this one.
+
+Otherwise the label is ``positive`` if ``z >= 0`` (equivalently ``P(positive) >= P(negative)``),
+else ``negative``.
+
+Lexicon hits are optional input: a document without ``hits`` (a caller that skipped the
+keyword stage) still gets an answer, but its margin loses the hit features and the
+calibrator reads "no lexicon evidence" as a hint of neutrality, so it is labelled neutral
+more often. The service always runs the keyword stage first.
+
+The SnowNLP fallback (:class:`SnowNLPSentiment`) serves only when no sentiment artifact is
+configured at all. It is a binary model: ``P(positive)`` is SnowNLP's ``sentiments`` score,
+``P(neutral)`` is 0, and only the no-letter rule makes it say neutral.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from scipy.special import expit
+
+from app.pipeline.artifacts import ArtifactError, list_versions, load_artifact, pointer
+from app.pipeline.findings import SENTIMENT_LABELS, Doc, SentimentFinding
+
+log = logging.getLogger(__name__)
+
+KIND = "sentiment"
+STATE_SCHEMA = 1
+"""Version of the state dict layout below; bump it when the featurizer or state changes."""
+
+# Feature prefixes: control characters never survive normalisation, so they cannot collide
+# with text. Char n-grams are the raw substrings and carry no prefix.
+_WORD, _BIGRAM, _JOIN, _HIT, _HIT_TERM, _SEP = "\x02", "\x03", "\x01", "\x04", "\x05", "\x00"
+NO_LETTERS = {"positive": 0.0, "neutral": 1.0, "negative": 0.0}
+
+
+class SentimentModel(Protocol):
+    version: str
+
+    def predict(self, docs: Sequence[Doc]) -> list[SentimentFinding]: ...
+
+
+def has_letters(text: str) -> bool:
+    """Whether ``text`` has anything to evaluate (a letter in any script).
+
+    >>> has_letters("123 ！！😀"), has_letters("好"), has_letters("ok")
+    (False, True, True)
+    """
+    return any(ch.isalpha() for ch in text)
+
+
+def doc_features(doc: Doc, use_hits: bool = True) -> list[str]:
+    """The sparse features of one document, shared by training and serving.
+
+    Word unigrams and bigrams from ``doc.tokens`` (never re-segmented here), char 1-3 grams
+    of the normalised text (lower-cased), and, if ``use_hits``, one feature per lexicon hit
+    polarity and per (term, polarity) after negation: 不好 reads as a negative hit.
+    """
+    text = doc.text.lower()
+    words = [w.lower() for w, _, _ in doc.tokens if not w.isspace()]
+    feats = [_WORD + w for w in words]
+    feats += [_BIGRAM + a + _JOIN + b for a, b in zip(words, words[1:])]
+    feats += [ch for ch in text if not ch.isspace()]
+    feats += [text[i:i + 2] for i in range(len(text) - 1)]
+    feats += [text[i:i + 3] for i in range(len(text) - 2)]
+    if use_hits:
+        for h in doc.hits:
+            feats.append(_HIT + h.polarity)
+            feats.append(_HIT_TERM + h.term + _JOIN + h.polarity)
+    return feats
+
+
+def hit_counts(docs: Sequence[Doc]) -> np.ndarray:
+    """(n, 2) counts of positive and negative lexicon hits (after negation)."""
+    out = np.zeros((len(docs), 2), dtype=np.float64)
+    for i, d in enumerate(docs):
+        for h in d.hits:
+            out[i, 0 if h.polarity == "positive" else 1] += 1
+    return out
+
+
+def sparse_counts(feature_lists: Iterable[list[str]], index: dict[str, int]
+                  ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """The batch as a sparse count matrix in coordinate form: ``(n_docs, rows, cols, counts)``
+    with one entry per (document, known feature), sorted by document.
+
+    The per-feature lookups run in C (``map`` over ``dict.get``) and the counting in numpy:
+    this is the hot loop of the sentiment stage. Features outside ``index`` are dropped.
+    """
+    get = index.get
+    flat: list[int] = []
+    lengths: list[int] = []
+    for feats in feature_lists:
+        flat.extend(map(get, feats, repeat(-1)))
+        lengths.append(len(feats))
+    cols = np.array(flat, dtype=np.int64)
+    rows = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    known = cols >= 0
+    width = max(len(index), 1)
+    keys, counts = np.unique(rows[known] * width + cols[known], return_counts=True)
+    return len(lengths), keys // width, keys % width, counts
+
+
+def feature_values(counts: np.ndarray, value: str) -> np.ndarray:
+    """Counts -> feature values: ``binary`` (present/absent) or ``log1p`` (1 + log count)."""
+    counts = np.asarray(counts, dtype=np.float32)
+    return np.ones_like(counts) if value == "binary" else (1 + np.log(counts)).astype(np.float32)
+
+
+def calibration_inputs(z: np.ndarray, hits: np.ndarray) -> np.ndarray:
+    """The calibrator's inputs: margin, its size, and how much lexicon evidence each way."""
+    return np.column_stack([z, np.abs(z), np.log1p(hits[:, 0]), np.log1p(hits[:, 1])])
+
+
+def three_class(z: np.ndarray, hits: np.ndarray, neu_coef: np.ndarray, neu_intercept: float,
+                pos_slope: float) -> np.ndarray:
+    """(n, 3) probabilities in SENTIMENT_LABELS order from margins and hit counts.
+
+    ``P(neutral) = q`` from the neutral regression; the rest is split by ``sigmoid(slope * z)``.
+    """
+    q = expit(calibration_inputs(z, hits) @ neu_coef + neu_intercept)
+    pos = expit(pos_slope * z)
+    return np.column_stack([(1 - q) * pos, q, (1 - q) * (1 - pos)])
+
+
+def heldout_mask(texts: Sequence[str], strata: Sequence[str], fraction: float = 0.1,
+                 seed: int = 20261122) -> np.ndarray:
+    """The held-out split: within each stratum, the ``fraction`` of rows ranked first by
+    sha256(seed, text). Independent of row order and library versions, so a test can
+    recompute exactly the split the training run held out."""
+    groups: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for i, (text, stratum) in enumerate(zip(texts, strata, strict=True)):
+        key = hashlib.sha256(f"{seed}\x00{text}".encode()).hexdigest()
+        groups[stratum].append((key, i))
+    mask = np.zeros(len(texts), dtype=bool)
+    for members in groups.values():
+        members.sort()
+        for _, i in members[:round(len(members) * fraction)]:
+            mask[i] = True
+    return mask
+
+
+def round_probabilities(p: np.ndarray) -> list[list[float]]:
+    """Rows of probabilities rounded to 4 decimals that still sum to 1 (at 4 dp): each row's
+    largest entry absorbs the rounding."""
+    r = np.round(p, 4)
+    rows = np.arange(len(p))
+    top = p.argmax(axis=1)
+    r[rows, top] = np.round(1.0 - (r.sum(axis=1) - r[rows, top]), 4)
+    return r.tolist()
+
+
+class LinearSentimentModel:
+    """Binary linear model plus the neutral calibrator, rebuilt from a data-only state dict.
+
+    ``state`` (what the artifact stores; numpy arrays, numbers and strings only):
+    ``schema``, ``vocab`` (uint8 utf-8 of the features joined by NUL), ``value``
+    (``binary``/``log1p``), ``use_hits``, ``scale`` (per-feature idf or NB ratio, float32),
+    ``coef`` (float32), ``intercept``, ``neu_coef`` (4), ``neu_intercept``, ``pos_slope``,
+    ``neutral_threshold``. The binary margin of a document with feature values ``v`` is
+    ``z = (v * scale) . coef / ||v * scale|| + intercept``.
+    """
+
+    _KEYS = ("schema", "vocab", "value", "use_hits", "scale", "coef", "intercept", "neu_coef",
+             "neu_intercept", "pos_slope", "neutral_threshold")
+
+    def __init__(self, state: dict, version: str):
+        self._check(state)
+        self._state = state
+        self.version = version
+        terms = bytes(state["vocab"]).decode("utf-8").split(_SEP) if len(state["vocab"]) else []
+        self.index = {t: i for i, t in enumerate(terms)}
+        self.value = str(state["value"])
+        self.use_hits = bool(state["use_hits"])
+        scale = np.asarray(state["scale"], dtype=np.float32)
+        self._scale2 = scale * scale
+        self._u = scale * np.asarray(state["coef"], dtype=np.float32)
+        self._b = float(state["intercept"])
+        self._neu_w = np.asarray(state["neu_coef"], dtype=np.float64)
+        self._neu_b = float(state["neu_intercept"])
+        self._slope = float(state["pos_slope"])
+        self.neutral_threshold = float(state["neutral_threshold"])
+
+    @staticmethod
+    def _check(state) -> None:
+        """Refuse a state this code cannot serve, with a message instead of a crash later."""
+        if not isinstance(state, dict):
+            raise ArtifactError(f"sentiment artifact holds a {type(state).__name__}, not a state dict")
+        if state.get("schema") != STATE_SCHEMA:
+            raise ArtifactError(f"sentiment state schema {state.get('schema')!r}; this code reads "
+                                f"{STATE_SCHEMA} - retrain with training/train_sentiment.py")
+        missing = [k for k in LinearSentimentModel._KEYS if k not in state]
+        if missing:
+            raise ArtifactError(f"sentiment state lacks {missing}")
+        n = len(state["scale"])
+        n_terms = bytes(state["vocab"]).count(_SEP.encode()) + 1 if len(state["vocab"]) else 0
+        if len(state["coef"]) != n or n_terms != n:
+            raise ArtifactError(f"sentiment state is inconsistent: {n_terms} terms, {n} scales, "
+                                f"{len(state['coef'])} weights")
+        if np.shape(state["neu_coef"]) != (4,):
+            raise ArtifactError("sentiment neutral calibrator must have 4 inputs")
+        if state["value"] not in ("binary", "log1p"):
+            raise ArtifactError(f"unknown feature value transform {state['value']!r}")
+
+    def state(self) -> dict:
+        """The data-only dict the artifact stores."""
+        return self._state
+
+    def margins(self, docs: Sequence[Doc]) -> np.ndarray:
+        """The binary model's margin per document (> 0 leans positive).
+
+        The whole batch is one sparse matrix-vector product, written as a gather and a
+        per-row sum over its (document, feature) entries: no per-document model calls and
+        none of scipy's or scikit-learn's per-call validation, which dominates for one text.
+        """
+        n, rows, cols, counts = sparse_counts((doc_features(d, self.use_hits) for d in docs), self.index)
+        v = feature_values(counts, self.value)
+        norm = np.sqrt(np.bincount(rows, weights=v * v * self._scale2[cols], minlength=n))
+        norm[norm == 0] = 1.0
+        return np.bincount(rows, weights=v * self._u[cols], minlength=n) / norm + self._b
+
+    def scores(self, docs: Sequence[Doc]) -> tuple[np.ndarray, np.ndarray]:
+        """Margins ``z`` and unrounded (n, 3) probabilities (SENTIMENT_LABELS order), before
+        the no-letter rule: what ``predict`` decides from, for evaluation and tests."""
+        z = self.margins(docs)
+        return z, three_class(z, hit_counts(docs), self._neu_w, self._neu_b, self._slope)
+
+    def predict(self, docs: Sequence[Doc]) -> list[SentimentFinding]:
+        """Label and probabilities for each document, by the rules in the module docstring."""
+        if not docs:
+            return []
+        z, probs = self.scores(docs)
+        out = []
+        neutral = (probs[:, 1] >= self.neutral_threshold).tolist()
+        for doc, zi, neu, p in zip(docs, z.tolist(), neutral, round_probabilities(probs)):
+            if not has_letters(doc.text):
+                out.append(SentimentFinding("neutral", dict(NO_LETTERS)))
+                continue
+            label = "neutral" if neu else "positive" if zi >= 0 else "negative"
+            out.append(SentimentFinding(label, dict(zip(SENTIMENT_LABELS, p))))
+        return out
+
+
+class SnowNLPSentiment:
+    """Fallback when no sentiment artifact is configured: SnowNLP's bundled binary model.
+
+    SnowNLP loads its model when imported, so the import happens here, at construction
+    (service start-up), never at module import. It re-segments each text itself and is
+    tens of times slower than the trained model (about 7 ms a review).
+    """
+
+    def __init__(self):
+        from importlib.metadata import version as pkg_version
+
+        from snownlp import SnowNLP  # noqa: PLC0415 - deliberately lazy
+
+        self._snownlp = SnowNLP
+        self.version = f"snownlp-{pkg_version('snownlp')}"
+
+    def predict(self, docs: Sequence[Doc]) -> list[SentimentFinding]:
+        out = []
+        for doc in docs:
+            if not has_letters(doc.text):
+                out.append(SentimentFinding("neutral", dict(NO_LETTERS)))
+                continue
+            pos = float(self._snownlp(doc.text).sentiments)
+            label = "positive" if pos > 0.5 else "negative"
+            probs = round_probabilities(np.array([[pos, 0.0, 1.0 - pos]]))[0]
+            out.append(SentimentFinding(label, dict(zip(SENTIMENT_LABELS, probs))))
+        return out
+
+
+def load_sentiment_model(models_dir: Path) -> SentimentModel:
+    """The sentiment model ``models/current.json`` names.
+
+    Falls back to SnowNLP only when no sentiment artifact is configured at all (no pointer
+    entry and no saved version). A pointer that is unreadable, a version that is missing,
+    corrupt or incompatible, or saved versions with no pointer to them raise ArtifactError:
+    a service silently running on the fallback would hide a broken deployment.
+    """
+    models_dir = Path(models_dir)
+    configured = (models_dir / "current.json").exists() and KIND in pointer(models_dir)
+    if not configured:
+        saved = list_versions(models_dir, KIND)
+        if saved:
+            raise ArtifactError(f"{models_dir / KIND} has versions {saved} but {models_dir / 'current.json'} "
+                                f"names none; point it at one (artifacts.set_current)")
+        log.warning("no sentiment artifact under %s; serving the SnowNLP fallback", models_dir)
+        return SnowNLPSentiment()
+    state, _metrics, version = load_artifact(models_dir, KIND)
+    return LinearSentimentModel(state, version)

@@ -1,0 +1,214 @@
+"""The trained aspect scorer: shipped-model behaviour, offsets, loading, data validation, and a
+held-out check of the targets on the shared data (skipped when ../shared/data is absent)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.api import present
+from app.pipeline import aspect_model as AM
+from app.pipeline.artifacts import ArtifactError, pointer
+from app.pipeline.aspects import LexiconAspectScorer
+from app.pipeline.engine import Pipeline
+from tests.conftest import FakeSentiment, assert_spans
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+has_aspects = (MODELS / "current.json").is_file() and "aspects" in json.loads(
+    (MODELS / "current.json").read_text(encoding="utf-8"))
+needs_aspects = pytest.mark.skipif(not has_aspects, reason="no aspects model in models/ (run `pingjia train`)")
+needs_data = pytest.mark.skipif(not (SHARED_DATA / "aspects_train.jsonl").is_file(),
+                                reason=f"{SHARED_DATA} is absent (training data is not in the repo)")
+
+
+@pytest.fixture(scope="module")
+def model(lexicon):
+    return AM.load_aspect_model(MODELS, lexicon)
+
+
+@pytest.fixture(scope="module")
+def pipe(lexicon, segmenter, model):
+    return Pipeline(lexicon=lexicon, segmenter=segmenter, sentiment=FakeSentiment(), aspects=model)
+
+
+def _analyse(pipe, text: str) -> dict:
+    result = present.analysis(pipe.analyze(text), pipe.versions)
+    assert_spans(text, result)
+    return result
+
+
+@needs_aspects
+def test_shipped_model_is_the_trained_one(model):
+    assert isinstance(model, AM.AspectModel)
+    assert model.version == pointer(MODELS)["aspects"]
+
+
+@needs_aspects
+@pytest.mark.parametrize("text", [
+    "发货太慢了，客服也不耐烦",
+    "發貨太慢了，客服也不耐煩",            # traditional characters
+    "  發貨\u200b太慢了，ＡＢＣ客服也不耐煩！！",  # zero-width space, full-width letters, leading blanks
+])
+def test_root_causes_with_evidence_offsets(pipe, text):
+    result = _analyse(pipe, text)
+    causes = {c["cause"]: c for c in result["root_causes"]}
+    assert {"logistics", "attitude"} <= set(causes)
+    assert any("慢" in ev["text"] for ev in causes["logistics"]["evidence"])
+    assert any("耐" in ev["text"] for ev in causes["attitude"]["evidence"])
+    for c in result["root_causes"]:
+        assert 0.0 <= c["score"] <= 1.0
+
+
+@needs_aspects
+def test_praise_is_a_positive_aspect_not_a_root_cause(pipe):
+    result = _analyse(pipe, "客服很耐心")
+    assert ("attitude", "positive") in {(a["aspect"], a["polarity"]) for a in result["aspects"]}
+    assert "attitude" not in {c["cause"] for c in result["root_causes"]}
+
+
+@needs_aspects
+def test_batch_is_one_matrix_call_and_matches_single_texts(pipe, model, monkeypatch):
+    texts = ["物流很快，包装完好", "质量太差了，用了两天就坏了", "味道不错，就是分量有点少", "价格实惠，性价比高"]
+    singles = [pipe.aspects.score([pipe.make_doc(t)])[0] for t in texts]
+    calls = []
+    original = model.linear
+    monkeypatch.setattr(model, "linear", lambda views: calls.append(len(views)) or original(views))
+    batch = model.score([pipe.make_doc(t) for t in texts])
+    assert batch == singles
+    assert calls[0] == len(texts) and len(calls) <= 2  # documents, then (if needed) all their clauses
+
+
+@needs_aspects
+def test_clause_scores_cover_every_clause(pipe, model):
+    doc = pipe.make_doc("房间很干净，但是位置很难找，前台态度也一般")
+    (scores,) = model.clause_scores([doc])
+    assert scores.shape == (len(doc.clauses), 18)
+
+
+def test_no_artifact_falls_back_to_lexicon(tmp_path, lexicon):
+    scorer = AM.load_aspect_model(tmp_path, lexicon)
+    assert isinstance(scorer, LexiconAspectScorer)
+    assert scorer.version == f"lexicon-{lexicon.version}"
+
+
+@needs_aspects
+def test_saved_versions_without_pointer_are_refused(tmp_path, lexicon):
+    version = pointer(MODELS)["aspects"]
+    shutil.copytree(MODELS / "aspects" / version, tmp_path / "aspects" / version)
+    with pytest.raises(ArtifactError, match="names none"):
+        AM.load_aspect_model(tmp_path, lexicon)
+    assert isinstance(AM.load_aspect_model(tmp_path, lexicon, version=version), AM.AspectModel)
+
+
+@needs_aspects
+def test_inconsistent_state_is_refused(model):
+    state = dict(model.state())
+    with pytest.raises(ArtifactError, match="schema"):
+        AM.AspectModel({**state, "schema": 99}, "x")
+    with pytest.raises(ArtifactError, match="inconsistent"):
+        AM.AspectModel({**state, "idf": state["idf"][:-1]}, "x")
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"text": "好", "aspects": []', ":2: not valid JSON"),
+    ('{"text": "", "aspects": []}', ":2: 'text' must be a non-empty string"),
+    ('{"text": "好", "aspects": [{"aspect": "speed", "polarity": "neg"}]}', ":2: aspects[0]"),
+    ('{"text": "好", "aspects": [{"aspect": "price", "polarity": "bad"}]}', ":2: aspects[0]"),
+    ('{"text": "好"}', ":2: 'aspects' must be a list"),
+    ('{"text": "好", "aspects": [], "sentiment": "happy"}', ":2: 'sentiment'"),
+    ('[1, 2]', ":2: expected a JSON object"),
+])
+def test_malformed_annotation_rows_name_their_line(tmp_path, line, message):
+    path = tmp_path / "labels.jsonl"
+    path.write_text('{"text": "发货太慢", "aspects": [{"aspect": "logistics", "polarity": "neg"}]}\n'
+                    + line + "\n", encoding="utf-8")
+    with pytest.raises(AM.AnnotationError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        AM.read_annotations(path)
+
+
+def test_training_stops_on_a_bad_row_before_writing(tmp_path):
+    data = tmp_path / "labels.jsonl"
+    data.write_text('{"text": "发货太慢", "aspects": []}\n{"text": "好", "aspects": "none"}\n', encoding="utf-8")
+    out = tmp_path / "models"
+    proc = subprocess.run([sys.executable, str(ROOT / "training" / "train_aspects.py"), "--data", str(data),
+                           "--out", str(out)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode != 0
+    assert "labels.jsonl:2:" in proc.stderr
+    assert not out.exists()
+
+
+def test_threshold_search():
+    p = np.array([0.9, 0.8, 0.7, 0.2, 0.1])
+    t = np.array([1, 1, 0, 1, 0])
+    thr, f1 = AM.best_threshold(p, t)
+    assert 0.2 < thr <= 0.8 or 0.1 < thr <= 0.2
+    assert f1 == pytest.approx(max(2 * 2 / (2 + 3), 2 * 3 / (4 + 3)))
+    assert AM.best_threshold(p, np.zeros(5, int)) == (AM.NEVER, 0.0)
+    assert 0.05 <= AM.shared_threshold(p.reshape(-1, 1), t.reshape(-1, 1)) <= 0.9
+
+
+# ------------------------------------------------------------ the targets, on held-out data
+
+@pytest.fixture(scope="module")
+def heldout(lexicon, segmenter):
+    """Train on 80% of the shared data (inner 3-fold), score the other 20%: model and lexicon."""
+    rows = AM.read_annotations(SHARED_DATA / "aspects_train.jsonl")
+    p = Pipeline(lexicon=lexicon, segmenter=segmenter, sentiment=FakeSentiment(),
+                 aspects=LexiconAspectScorer(lexicon.version))
+    docs = [p.make_doc(r.text) for r in rows]
+    y = AM.label_matrix(r.pairs for r in rows)
+    test = np.array([i % 5 == 0 for i in range(len(rows))])
+    train_idx, test_idx = np.flatnonzero(~test), np.flatnonzero(test)
+    state, _ = AM.fit_state([docs[i] for i in train_idx], y[train_idx], lexicon.targets, inner_folds=3)
+    m = AM.AspectModel(state, "heldout")
+    test_docs = [docs[i] for i in test_idx]
+    pred = AM.label_matrix([(f.aspect, f.polarity) for f in found] for found in m.score(test_docs))
+    lex = AM.lexicon_pairs(test_docs)
+    return AM.pair_metrics(y[test_idx], pred), AM.pair_metrics(y[test_idx], lex)
+
+
+@needs_data
+def test_heldout_model_beats_lexicon_and_holds_its_level(heldout):
+    model, lexicon = heldout
+    # Floors a little under the 5-fold CV figures (0.745 / 0.721 / 0.596): catches regressions.
+    assert model["aspect_polarity"]["micro_f1"] >= 0.70
+    assert model["root_causes"]["micro_f1"] >= 0.67
+    assert model["root_causes"]["macro_f1"] >= 0.50
+    assert model["root_causes"]["micro_f1"] >= lexicon["root_causes"]["micro_f1"] + 0.15
+
+
+@needs_data
+@pytest.mark.xfail(strict=False, reason="known shortfall: 1,699 labelled texts give CV micro-F1 0.745 (target 0.75); "
+                                        "see docs/models.md")
+def test_target_aspect_polarity_micro(heldout):
+    assert heldout[0]["aspect_polarity"]["micro_f1"] >= 0.75
+
+
+@needs_data
+@pytest.mark.xfail(strict=False, reason="known shortfall: root-cause CV micro-F1 0.721 (target 0.80); "
+                                        "quality/description/responsiveness are confused; see docs/models.md")
+def test_target_root_cause_micro(heldout):
+    assert heldout[0]["root_causes"]["micro_f1"] >= 0.80
+
+
+@needs_data
+@pytest.mark.xfail(strict=False, reason="known shortfall: root-cause CV macro-F1 0.596 (target 0.65); "
+                                        "competence (29) and other (40) are too thin; see docs/models.md")
+def test_target_root_cause_macro(heldout):
+    assert heldout[0]["root_causes"]["macro_f1"] >= 0.65
+
+
+def test_eval_command_stops_on_a_bad_row(tmp_path, capfd):
+    from app.cli import main
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\n好,1\n坏,maybe\n", encoding="utf-8")
+    assert main(["eval", "--data", str(bad)]) == 2
+    assert "bad.csv:3: label must be" in capfd.readouterr().err

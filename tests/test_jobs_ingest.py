@@ -1,0 +1,142 @@
+"""Uploads -> work files: validation at submit time, per-row errors, chunks, column profiling."""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from app.core.errors import InvalidUpload
+from app.jobs.ingest import InputSpec, guess_format, ingest_file, ingest_items, read_chunk
+
+
+def ingest(data: bytes, fmt="csv", chunk_rows=3, **spec):
+    out = io.BytesIO()
+    result = ingest_file(io.BytesIO(data), out, InputSpec(**spec), fmt=fmt, chunk_rows=chunk_rows)
+    return result, out.getvalue()
+
+
+def refused(data: bytes, fmt="csv", **spec) -> InvalidUpload:
+    with pytest.raises(InvalidUpload) as e:
+        ingest(data, fmt, **spec)
+    assert e.value.status == 422
+    return e.value
+
+
+def rows_of(work: bytes) -> list[list]:
+    return [json.loads(line) for line in work.splitlines()]
+
+
+def test_csv_rows_become_work_rows_and_chunks_point_at_them(tmp_path):
+    data = ('\ufeffid,text,channel\nr1,"发货太慢了，\n客服也不耐烦",app\nr2,很好,web\n\n'
+            'r3,,web\nr4,一般,app\n').encode()
+    result, work = ingest(data)
+    assert result.total == 4 and result.chunks == [(0, 3, 0), (3, 1, result.chunks[1][2])]
+    rows = rows_of(work)
+    assert rows[0] == ["r1", "发货太慢了，\n客服也不耐烦", {"channel": "app"}]
+    assert rows[2][:2] == ["r3", ""]  # empty text: the pipeline reports it in the row
+    path = tmp_path / "work.jsonl"
+    path.write_bytes(work)
+    assert read_chunk(path, result.chunks[1][2], 1) == [rows[3]]
+
+
+def test_ids_fall_back_to_the_row_number():
+    _, work = ingest("text\n好\n差\n".encode())
+    assert [r[0] for r in rows_of(work)] == ["1", "2"]
+
+
+@pytest.mark.parametrize("data, spec, words", [
+    (b"id,content\n1,x\n", {}, ["'text'", "content", "line 1"]),
+    (b"id,text\n1,x\n", {"id_column": "review_id"}, ["'review_id'"]),
+])
+def test_a_missing_column_is_refused_naming_it(data, spec, words):
+    err = refused(data, **spec)
+    assert err.code == "missing_column" and all(w in err.message for w in words)
+
+
+def test_bad_encoding_is_refused_naming_the_line():
+    data = "id,text\n1,很好\n".encode() + "2,发货慢\n".encode("gbk")
+    err = refused(data)
+    assert err.code == "bad_encoding" and err.message.startswith("line 3")
+
+
+def test_a_declared_encoding_is_honoured():
+    data = "id,text\n1,发货慢\n".encode("gb18030")
+    _, work = ingest(data, encoding="gb18030")
+    assert rows_of(work)[0][1] == "发货慢"
+
+
+def test_a_bad_json_line_is_refused_naming_it():
+    data = b'{"id": 1, "text": "\xe5\xa5\xbd"}\n\n{"id": 2, "text": oops}\n'
+    err = refused(data, "jsonl")
+    assert err.code == "invalid_jsonl" and err.message.startswith("line 3, column")
+
+
+def test_jsonl_without_the_text_field_anywhere_is_refused():
+    err = refused(b'{"id": 1, "content": "x"}\n', "jsonl")
+    assert err.code == "missing_column" and "'text'" in err.message
+
+
+def test_individually_bad_rows_are_kept_as_row_errors():
+    result, work = ingest(b'{"id": "a", "text": "x"}\n[1, 2]\n{"id": "c", "text": 5}\n', "jsonl")
+    rows = rows_of(work)
+    assert result.total == 3 and result.bad_rows == 1
+    assert rows[1][3][0] == "invalid_row" and "line 2" in rows[1][3][1]
+    assert rows[2][1] == 5  # not a string: the pipeline reports invalid_input in its slot
+    result, work = ingest(b"id,text\n1,x\n2,y,extra\n")
+    assert rows_of(work)[1][3] == ["invalid_row", "line 3: 3 fields, the header has 2"]
+
+
+def test_empty_inputs_are_refused():
+    assert refused(b"").code == "empty_file"
+    assert refused(b"id,text\n").code == "empty_file"
+
+
+def test_group_and_date_columns_are_detected():
+    lines = ["id,text,channel,date,order_no,note"]
+    for i in range(120):
+        lines.append(f"{i},好,{'app' if i % 3 else 'web'},2026-11-{1 + i % 9:02d} 10:00,SO{i:06d},备注{i}")
+    result, work = ingest("\n".join(lines).encode(), chunk_rows=50)
+    plan = result.plan
+    assert plan["group_columns"] == ["channel"] and plan["date_column"] == "date"
+    assert plan["columns"]["order_no"]["role"] == "ignored"
+    assert set(rows_of(work)[-1][2]) == {"channel", "date"}  # high-cardinality columns stop being copied
+
+
+def test_explicit_columns_must_exist_and_fit():
+    err = refused(b"id,text,channel\n1,x,app\n", date_column="day")
+    assert err.code == "missing_column" and "'day'" in err.message
+    err = refused(b"id,text,channel\n1,x,app\n", date_column="channel")
+    assert err.code == "invalid_column" and "dates" in err.message
+    many = "id,text,order\n" + "".join(f"{i},x,o{i}\n" for i in range(60))
+    err = refused(many.encode(), group_columns=("order",))
+    assert err.code == "invalid_column" and "distinct" in err.message
+    result, _ = ingest(b"id,text,stamp\n1,x,1763604000\n", date_column="stamp")
+    assert result.plan["date_column"] == "stamp" and result.plan["date_epoch"]
+
+
+def test_json_items_and_meta_fields():
+    out = io.BytesIO()
+    result = ingest_items([{"id": "a", "text": "好", "meta": {"channel": "app"}}, "oops",
+                           {"text": "差", "meta": {"channel": "web"}}], out, InputSpec(), chunk_rows=10)
+    rows = rows_of(out.getvalue())
+    assert result.total == 3 and rows[0] == ["a", "好", {"channel": "app"}]
+    assert rows[1][3][0] == "invalid_row" and rows[2][0] == "3"
+    assert result.plan["group_columns"] == ["channel"]
+
+
+def test_conversations_are_jsonl_only_and_need_turns():
+    with pytest.raises(InvalidUpload, match="JSONL"):
+        ingest(b"id,text\n1,x\n", kind="conversations")
+    conv = {"id": "c1", "turns": [{"role": "customer", "text": "在吗", "time": "2026-11-20T10:00:00+08:00"},
+                                  {"role": "agent", "text": "您好", "agent_id": "a17"}]}
+    data = (json.dumps(conv, ensure_ascii=False) + "\n" + json.dumps({"id": "c2"}) + "\n").encode()
+    result, work = ingest(data, "jsonl", kind="conversations")
+    rows = rows_of(work)
+    assert rows[0][2] == {"agent_id": "a17", "started_at": "2026-11-20T10:00:00+08:00"}
+    assert rows[1][3][0] == "invalid_conversation"
+
+
+def test_format_is_guessed_from_name_then_content():
+    assert guess_format("a.JSONL", b"") == "jsonl" and guess_format("a.csv", b"{") == "csv"
+    assert guess_format(None, b'\xef\xbb\xbf  {"a": 1}') == "jsonl" and guess_format("", b"id,text") == "csv"

@@ -1,0 +1,35 @@
+"""Scoring one chunk: result rows in order with their ids, row errors, report counters."""
+from __future__ import annotations
+
+import json
+
+from app.jobs.scoring import ContentWords, ReviewScorer, with_content_words
+from app.pipeline.engine import TextItem
+
+PLAN = {"group_columns": ["channel"], "date_column": "date"}
+
+
+def test_content_words_keep_single_characters_and_drop_stop_words(fake_pipeline):
+    clone = with_content_words(fake_pipeline)
+    (a,) = clone.analyze_batch([TextItem("发货太慢了，质量也差，2次")], top_terms=50)
+    terms = [t.term for t in a.top_terms]
+    assert {"太慢", "差", "发货", "质量"} <= set(terms)
+    assert not {"了", "，", "2", "也"} & set(terms)
+    assert isinstance(clone.terms, ContentWords) and not isinstance(fake_pipeline.terms, ContentWords)
+
+
+def test_a_chunk_scores_in_order_with_row_errors_and_counters(fake_pipeline):
+    rows = [["a", "发货太慢了", {"channel": "app", "date": "2026-11-20"}],
+            ["b", "", {"channel": "web"}],
+            ["c", None, {}, ["invalid_row", "line 4: expected a JSON object"]],
+            ["d", "质量很好", {"channel": "web", "date": "2026/11/21 09:00"}]]
+    out = ReviewScorer(fake_pipeline).score(10, rows, PLAN)
+    assert [(r[0], r[1], r[2]) for r in out.rows] == [(10, "a", 0), (11, "b", 1), (12, "c", 1), (13, "d", 0)]
+    bodies = [json.loads(r[3]) for r in out.rows]
+    assert [b["row"] for b in bodies] == [11, 12, 13, 14] and "model" not in bodies[0]
+    assert bodies[1]["error"]["code"] == "empty_text" and bodies[2]["error"]["code"] == "invalid_row"
+    assert out.counts[("all", "", "rows")] == 4 and out.counts[("all", "", "errors")] == 2
+    assert out.counts[("g:channel", "web", "rows")] == 2 and out.counts[("day", "2026-11-21", "analysed")] == 1
+    assert out.counts[("day", "", "rows")] == 2  # rows without a date
+    assert out.terms["慢"][0] == 1 and out.terms["慢"][3] == 10  # in one negative text: row 10
+    assert out.model == fake_pipeline.versions

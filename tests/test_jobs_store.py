@@ -1,0 +1,130 @@
+"""JobStore (SQLite): schema, leases, the one-transaction commit, recovery, retention."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import pytest
+
+from app.jobs.store import MAX_ATTEMPTS, SCHEMA_VERSION, ChunkOutput, NewJob, open_store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_store(tmp_path / "jobs.db")
+    yield s
+    s.close()
+
+
+def make_job(store, job_id="j1", total=10, chunk=4):
+    chunks = [(s, min(chunk, total - s), s * 100) for s in range(0, total, chunk)]
+    return store.create_job(NewJob(job_id, "reviews", total, {"plan": {}}, "/nowhere", chunks))
+
+
+def output(claim, terms=None):
+    rows = [(claim.start_row + i, f"id{claim.start_row + i}", int(i == 0),
+             json.dumps({"row": claim.start_row + i + 1})) for i in range(claim.n_rows)]
+    return ChunkOutput(rows, {("all", "", "rows"): claim.n_rows}, terms or {}, {"sentiment": "fake"})
+
+
+def test_schema_is_created_in_wal_mode_and_versioned(store, tmp_path):
+    conn = sqlite3.connect(tmp_path / "jobs.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+    assert open_store(f"sqlite:///{tmp_path}/jobs.db").migrate() == SCHEMA_VERSION  # idempotent
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    open_store(tmp_path / "jobs.db").close()
+    conn = sqlite3.connect(tmp_path / "jobs.db")
+    conn.execute("INSERT INTO schema_version VALUES (99)")
+    conn.commit()
+    with pytest.raises(RuntimeError, match="newer"):
+        open_store(tmp_path / "jobs.db")
+
+
+def test_other_databases_are_named_not_silently_ignored():
+    with pytest.raises(NotImplementedError, match="postgresql"):
+        open_store("postgresql://db.example/pingjia")
+
+
+def test_claims_go_in_order_and_commit_finishes_the_job(store):
+    make_job(store)
+    seen = []
+    while claim := store.claim_chunk("w1"):
+        assert store.get_job("j1").status == "running"
+        assert store.commit_chunk(claim, output(claim))
+        seen.append(claim.start_row)
+    assert seen == [0, 4, 8]
+    job = store.get_job("j1")
+    assert (job.status, job.done, job.errors, job.chunks_done) == ("done", 10, 3, 3)
+    assert job.finished_at and job.model == {"sentiment": "fake"}
+    assert [r for r, _ in store.iter_results(job.jid)] == list(range(10))
+    assert dict(((d, k, m), n) for d, k, m, n in store.iter_counts(job.jid)) == {("all", "", "rows"): 10}
+
+
+def test_a_lost_lease_commits_nothing(store):
+    make_job(store)
+    claim = store.claim_chunk("w1")
+    store.requeue("w1")  # the supervisor thought w1 was dead
+    again = store.claim_chunk("w2")
+    assert again.chunk_index == claim.chunk_index
+    assert not store.commit_chunk(claim, output(claim))  # w1 comes back late: discarded
+    assert store.commit_chunk(again, output(again))
+    job = store.get_job("j1")
+    assert job.done == 4 and [r for r, _ in store.iter_results(job.jid)] == [0, 1, 2, 3]
+
+
+def test_recover_requeues_every_leased_chunk(store):
+    make_job(store)
+    a, b = store.claim_chunk("w1"), store.claim_chunk("w2")
+    assert store.commit_chunk(a, output(a))
+    assert store.recover() == 1  # b was in flight when the service died
+    rest = []
+    while claim := store.claim_chunk("w3"):
+        store.commit_chunk(claim, output(claim))
+        rest.append(claim.start_row)
+    assert rest == [b.start_row, 8]
+    assert [r for r, _ in store.iter_results(store.get_job("j1").jid)] == list(range(10))
+
+
+def test_terms_and_counts_sum_across_chunks(store):
+    make_job(store, total=8)
+    c1 = store.claim_chunk("w")
+    store.commit_chunk(c1, output(c1, {"慢": [2, 0, 2, 3], "好": [0, 1, 1, None]}))
+    c2 = store.claim_chunk("w")
+    store.commit_chunk(c2, output(c2, {"慢": [1, 1, 2, 1], "好": [1, 2, 3, 5]}))
+    jid = store.get_job("j1").jid
+    assert {t[0]: t[1:] for t in store.iter_terms(jid)} == {"慢": (3, 1, 4, 1), "好": (1, 3, 4, 5)}
+    assert store.term_totals(jid) == (4, 4, 8)
+    assert dict(((d, k, m), n) for d, k, m, n in store.iter_counts(jid))[("all", "", "rows")] == 8
+
+
+def test_cancelled_jobs_are_not_claimed(store):
+    make_job(store)
+    assert store.cancel_job("j1").status == "cancelled"
+    assert store.claim_chunk("w") is None
+
+
+def test_a_chunk_that_keeps_killing_workers_fails_its_job(store):
+    make_job(store)
+    for _ in range(MAX_ATTEMPTS):
+        assert store.claim_chunk("w").chunk_index == 0
+        store.requeue("w")
+    assert store.claim_chunk("w") is None
+    job = store.get_job("j1")
+    assert job.status == "failed" and job.error_code == "worker_crashed" and "rows 1-4" in job.error_message
+
+
+def test_expired_jobs_are_deleted_with_their_rows(store):
+    make_job(store, "old")
+    make_job(store, "new")
+    while claim := store.claim_chunk("w"):
+        store.commit_chunk(claim, output(claim))
+    old = store.get_job("old")
+    assert store.expired_jobs(old.created_at - 1) == []
+    assert [j.job_id for j in store.expired_jobs(time.time() + 1)] == ["old", "new"]
+    store.delete_job(old.jid)
+    assert store.get_job("old") is None and list(store.iter_results(old.jid)) == []
+    assert store.get_job("new").status == "done"
