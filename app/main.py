@@ -57,7 +57,6 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
                               "aspects and root causes.", lifespan=lifespan)
     app.state.settings = settings
     app.state.pipeline = pipeline
-    app.dependency_overrides[get_settings] = lambda: settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, exempt_prefixes=("/v1/jobs",))
 
     @app.exception_handler(PingjiaError)

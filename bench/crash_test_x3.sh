@@ -11,7 +11,7 @@ K=${1:-}
 for i in 1 2 3; do
   echo "=== crash test run $i/3 ==="
   start=$(date +%s)
-  $PY -m pytest tests/test_jobs_crash.py -q -p no:cacheprovider -rs -k "$EXPR"
+  $PY -m pytest tests/test_jobs_crash.py -o addopts="" -q -p no:cacheprovider -rs -k "$EXPR"
   echo "=== run $i passed in $(( $(date +%s) - start )) s ==="
 done
 echo "crash test: 3/3 runs passed"

@@ -30,7 +30,7 @@ class ConversationRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
     id: StrictStr | StrictInt | None = Field(None, description="caller id, echoed back")
     profile: StrictStr = Field("default", description="QA profile: default, promotion, or one an analyst added")
-    turns: list[TurnIn] = Field(description=f"oldest first; 1 to PINGJIA_MAX_TURNS turns")
+    turns: list[TurnIn] = Field(description="oldest first; 1 to PINGJIA_MAX_TURNS turns")
 
 
 class ConversationBatchRequest(BaseModel):

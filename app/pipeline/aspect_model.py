@@ -163,9 +163,11 @@ class Featurizer:
         group = rows * 2 + self.is_word[cols]
         norms = np.sqrt(np.bincount(group, weights=x * x, minlength=2 * n))[group]
         x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-        text = sp.csr_matrix((x, (rows, cols)), shape=(n, width))
+        # float32 like the weights: a float64 matrix would make scipy upcast all the weights
+        # on every product (~0.4 ms, more than the rest of a one-text request).
+        text = sp.csr_matrix((x.astype(np.float32), (rows, cols)), shape=(n, width))
         lex = np.array([lex_vector(v, self.targets) for v in views]).reshape(n, len(LEX_FEATURES))
-        return sp.hstack([text, sp.csr_matrix(lex * self.lex_scale)], format="csr")
+        return sp.hstack([text, sp.csr_matrix((lex * self.lex_scale).astype(np.float32))], format="csr")
 
 
 # ---------------------------------------------------------------- scores

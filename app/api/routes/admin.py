@@ -19,7 +19,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Header, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.config import Settings, get_settings
+from app.api.deps import SettingsDep
+from app.core.config import Settings
 from app.core.errors import Conflict, PingjiaError, Unauthorized
 from app.pipeline.artifacts import ArtifactError, load_artifact, set_current
 from app.pipeline.aspect_model import load_aspect_model
@@ -29,7 +30,7 @@ from app.pipeline.lexicon import LexiconError, load_lexicon
 
 log = logging.getLogger("pingjia.admin")
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
 _VERSION = r"^\d{4}-\d{2}-\d{2}-\d+$"
 _RELOADING = threading.Lock()
 

@@ -8,18 +8,26 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from app.api.conversation_schemas import (
-    ConversationBatchRequest, ConversationBatchResponse, ConversationRequest, ConversationResponse)
-from app.api.deps import get_pipeline
+    ConversationBatchRequest,
+    ConversationBatchResponse,
+    ConversationRequest,
+    ConversationResponse,
+)
+from app.api.deps import PipelineDep, SettingsDep
 from app.api.schemas import ERRORS
-from app.conversations import ConversationRules, Limits, analyze_conversation, analyze_conversations, present
-from app.core.config import Settings, get_settings
+from app.conversations import (
+    ConversationRules,
+    Limits,
+    analyze_conversation,
+    analyze_conversations,
+    present,
+)
 from app.core.errors import NotReady, TooManyItems
-from app.pipeline.engine import Pipeline
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
 
-def get_conversation_rules(request: Request) -> ConversationRules:
+async def get_conversation_rules(request: Request) -> ConversationRules:
     """The rules loaded in the lifespan; 503 not_ready until then."""
     rules = getattr(request.app.state, "conversation_rules", None)
     if rules is None:
@@ -27,9 +35,7 @@ def get_conversation_rules(request: Request) -> ConversationRules:
     return rules
 
 
-PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 RulesDep = Annotated[ConversationRules, Depends(get_conversation_rules)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 @router.post("/analyze", response_model=ConversationResponse, responses=ERRORS)

@@ -9,9 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from app.api.job_schemas import JobAccepted, JobForm, JobItemsRequest, JobStatus, JobSummary
+from app.api.deps import SettingsDep
+from app.api.job_schemas import (
+    JobAccepted,
+    JobForm,
+    JobItemsRequest,
+    JobStatus,
+    JobSummary,
+)
 from app.api.schemas import ERRORS
-from app.core.config import Settings, get_settings
 from app.core.errors import Conflict, InvalidUpload, NotFound, NotReady
 from app.jobs import export, service
 from app.jobs.ingest import read_limited, spool_multipart
@@ -19,7 +25,7 @@ from app.jobs.scoring import conversations_available
 from app.jobs.store import JobRecord, JobStore
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
 
 SUBMIT_DOC = {"requestBody": {"content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
@@ -28,7 +34,7 @@ SUBMIT_DOC = {"requestBody": {"content": {
     "application/json": {"schema": JobItemsRequest.model_json_schema()}}}}
 
 
-def get_store(request: Request) -> JobStore:
+async def get_store(request: Request) -> JobStore:
     store = getattr(request.app.state, "job_store", None)
     if store is None:
         raise NotReady("the job store is not open yet")
