@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.conversations import analyze_conversations, load_conversation_rules
-from app.conversations import customer, pii, qa, resolution, rules as agent_rules
+from app.conversations import customer, pii, resolution, rules as agent_rules
 from app.conversations.findings import grade_for
 from app.conversations.model import Limits, Turn, parse_conversation
 from app.conversations.text import turn_text

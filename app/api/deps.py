@@ -9,17 +9,24 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.conversations import ConversationRules
 from app.core.config import Settings
 from app.core.errors import NotReady
+from app.jobs.store import JobStore
 from app.pipeline.engine import Pipeline
 
 
-async def get_pipeline(request: Request) -> Pipeline:
-    """The pipeline loaded in the lifespan; 503 not_ready until then."""
-    pipeline = getattr(request.app.state, "pipeline", None)
-    if pipeline is None:
-        raise NotReady("models are not loaded yet")
-    return pipeline
+def from_state(attr: str, what: str):
+    """A dependency returning ``app.state.<attr>``, loaded in the lifespan; 503 not_ready before."""
+    async def dependency(request: Request):
+        value = getattr(request.app.state, attr, None)
+        if value is None:
+            raise NotReady(f"{what} not loaded yet")
+        return value
+    return dependency
+
+
+get_pipeline = from_state("pipeline", "models are")
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -28,4 +35,6 @@ async def get_app_settings(request: Request) -> Settings:
 
 
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+RulesDep = Annotated[ConversationRules, Depends(from_state("conversation_rules", "conversation rules are"))]
+StoreDep = Annotated[JobStore, Depends(from_state("job_store", "the job store is"))]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

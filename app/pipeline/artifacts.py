@@ -263,3 +263,15 @@ def load_artifact(models_dir: Path, kind: str, version: str | None = None) -> tu
     except Exception as exc:
         raise ArtifactError(f"model file {path} could not be loaded ({type(exc).__name__}: {exc})") from None
     return obj, metrics, version
+
+
+def check_state(state, kind: str, schema: int, keys: tuple[str, ...], trainer: str) -> None:
+    """Refuse a model state dict this code cannot serve, with a message rather than a crash
+    later: not a dict, another schema version, or missing keys."""
+    if not isinstance(state, dict):
+        raise ArtifactError(f"{kind} artifact holds a {type(state).__name__}, not a state dict")
+    if state.get("schema") != schema:
+        raise ArtifactError(f"{kind} state schema {state.get('schema')!r}; this code reads "
+                            f"{schema} - retrain with {trainer}")
+    if missing := [k for k in keys if k not in state]:
+        raise ArtifactError(f"{kind} state lacks {missing}")

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from app.pipeline.artifacts import ArtifactError, list_versions, load_artifact, pointer
+from app.pipeline.artifacts import ArtifactError, check_state, list_versions, load_artifact, pointer
 from app.pipeline.aspects import AspectScorer, LexiconAspectScorer, clause_evidence
 from app.pipeline.findings import ASPECTS, POLARITIES, AspectFinding, Doc, KeywordHit
 from app.pipeline.lexicon import DIMENSIONS
@@ -215,13 +215,7 @@ class AspectModel:
     @staticmethod
     def _check(state) -> None:
         """Refuse a state this code cannot serve, with a message rather than a crash later."""
-        if not isinstance(state, dict):
-            raise ArtifactError(f"aspects artifact holds a {type(state).__name__}, not a state dict")
-        if state.get("schema") != STATE_SCHEMA:
-            raise ArtifactError(f"aspects state schema {state.get('schema')!r}; this code reads "
-                                f"{STATE_SCHEMA} - retrain with training/train_aspects.py")
-        if missing := [k for k in AspectModel._KEYS if k not in state]:
-            raise ArtifactError(f"aspects state lacks {missing}")
+        check_state(state, "aspects", STATE_SCHEMA, AspectModel._KEYS, "training/train_aspects.py")
         if json.loads(str(state["pairs"])) != [f"{a}:{p}" for a, p in PAIRS]:
             raise ArtifactError("aspects state was trained for other aspect/polarity pairs")
         if list(state["lex_features"]) != list(LEX_FEATURES):

@@ -56,7 +56,7 @@ from typing import Protocol
 import numpy as np
 from scipy.special import expit
 
-from app.pipeline.artifacts import ArtifactError, list_versions, load_artifact, pointer
+from app.pipeline.artifacts import ArtifactError, check_state, list_versions, load_artifact, pointer
 from app.pipeline.findings import SENTIMENT_LABELS, Doc, SentimentFinding
 
 log = logging.getLogger(__name__)
@@ -221,14 +221,7 @@ class LinearSentimentModel:
     @staticmethod
     def _check(state) -> None:
         """Refuse a state this code cannot serve, with a message instead of a crash later."""
-        if not isinstance(state, dict):
-            raise ArtifactError(f"sentiment artifact holds a {type(state).__name__}, not a state dict")
-        if state.get("schema") != STATE_SCHEMA:
-            raise ArtifactError(f"sentiment state schema {state.get('schema')!r}; this code reads "
-                                f"{STATE_SCHEMA} - retrain with training/train_sentiment.py")
-        missing = [k for k in LinearSentimentModel._KEYS if k not in state]
-        if missing:
-            raise ArtifactError(f"sentiment state lacks {missing}")
+        check_state(state, KIND, STATE_SCHEMA, LinearSentimentModel._KEYS, "training/train_sentiment.py")
         n = len(state["scale"])
         n_terms = bytes(state["vocab"]).count(_SEP.encode()) + 1 if len(state["vocab"]) else 0
         if len(state["coef"]) != n or n_terms != n:

@@ -1,9 +1,7 @@
 """Help-desk transcript inspection: one conversation, or a batch where bad ones keep their slot."""
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -13,29 +11,20 @@ from app.api.conversation_schemas import (
     ConversationRequest,
     ConversationResponse,
 )
-from app.api.deps import PipelineDep, SettingsDep
+from app.api.deps import PipelineDep, RulesDep, SettingsDep
 from app.api.schemas import ERRORS
 from app.conversations import (
-    ConversationRules,
     Limits,
     analyze_conversation,
     analyze_conversations,
     present,
 )
-from app.core.errors import NotReady, TooManyItems
+from app.core.errors import TooManyItems
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
 
-async def get_conversation_rules(request: Request) -> ConversationRules:
-    """The rules loaded in the lifespan; 503 not_ready until then."""
-    rules = getattr(request.app.state, "conversation_rules", None)
-    if rules is None:
-        raise NotReady("conversation rules are not loaded yet")
-    return rules
 
-
-RulesDep = Annotated[ConversationRules, Depends(get_conversation_rules)]
 
 
 @router.post("/analyze", response_model=ConversationResponse, responses=ERRORS)

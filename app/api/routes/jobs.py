@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from app.api.deps import SettingsDep
+from app.api.deps import SettingsDep, StoreDep
 from app.api.job_schemas import (
     JobAccepted,
     JobForm,
@@ -18,7 +18,7 @@ from app.api.job_schemas import (
     JobSummary,
 )
 from app.api.schemas import ERRORS
-from app.core.errors import Conflict, InvalidUpload, NotFound, NotReady
+from app.core.errors import Conflict, InvalidUpload, NotFound
 from app.jobs import export, service
 from app.jobs.ingest import read_limited, spool_multipart
 from app.jobs.scoring import conversations_available
@@ -34,14 +34,7 @@ SUBMIT_DOC = {"requestBody": {"content": {
     "application/json": {"schema": JobItemsRequest.model_json_schema()}}}}
 
 
-async def get_store(request: Request) -> JobStore:
-    store = getattr(request.app.state, "job_store", None)
-    if store is None:
-        raise NotReady("the job store is not open yet")
-    return store
 
-
-StoreDep = Annotated[JobStore, Depends(get_store)]
 
 
 def _job(store: JobStore, job_id: str) -> JobRecord:
