@@ -10,10 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api.routes import analyze, health
-from app.api.routes import conversations
-from app.api.routes import jobs
-from app.api.routes import admin
+from app.api.routes import admin, analyze, conversations, health, jobs
 from app.conversations import load_conversation_rules
 from app.core.config import Settings, get_settings
 from app.core.errors import PingjiaError
