@@ -275,3 +275,16 @@ def check_state(state, kind: str, schema: int, keys: tuple[str, ...], trainer: s
                             f"{schema} - retrain with {trainer}")
     if missing := [k for k in keys if k not in state]:
         raise ArtifactError(f"{kind} state lacks {missing}")
+
+
+def is_configured(models_dir: Path, kind: str) -> bool:
+    """Whether ``current.json`` names a version of ``kind``. No pointer and no saved version
+    means "use the fallback"; saved versions that nothing points at are a broken deployment,
+    and raise rather than let a service quietly run on the fallback."""
+    models_dir = Path(models_dir)
+    if (models_dir / "current.json").exists() and kind in pointer(models_dir):
+        return True
+    if saved := list_versions(models_dir, kind):
+        raise ArtifactError(f"{models_dir / kind} has versions {saved} but {models_dir / 'current.json'} "
+                            f"names none; point it at one (artifacts.set_current)")
+    return False

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from app.pipeline.artifacts import ArtifactError, check_state, list_versions, load_artifact, pointer
+from app.pipeline.artifacts import ArtifactError, check_state, is_configured, load_artifact
 from app.pipeline.aspects import AspectScorer, LexiconAspectScorer, clause_evidence
 from app.pipeline.findings import ASPECTS, POLARITIES, AspectFinding, Doc, KeywordHit
 from app.pipeline.lexicon import DIMENSIONS
@@ -323,15 +323,9 @@ def load_aspect_model(models_dir: Path, lexicon=None, *, version: str | None = N
     would hide a broken deployment.
     """
     models_dir = Path(models_dir)
-    if version is None:
-        configured = (models_dir / "current.json").exists() and KIND in pointer(models_dir)
-        if not configured:
-            saved = list_versions(models_dir, KIND)
-            if saved:
-                raise ArtifactError(f"{models_dir / KIND} has versions {saved} but {models_dir / 'current.json'} "
-                                    f"names none; point it at one (artifacts.set_current)")
-            log.warning("no aspects artifact under %s; serving the lexicon aspect scorer", models_dir)
-            return LexiconAspectScorer(lexicon.version if lexicon is not None else "unknown")
+    if version is None and not is_configured(models_dir, KIND):
+        log.warning("no aspects artifact under %s; serving the lexicon aspect scorer", models_dir)
+        return LexiconAspectScorer(lexicon.version if lexicon is not None else "unknown")
     state, _metrics, version = load_artifact(models_dir, KIND, version)
     return AspectModel(state, version)
 

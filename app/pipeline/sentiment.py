@@ -56,7 +56,7 @@ from typing import Protocol
 import numpy as np
 from scipy.special import expit
 
-from app.pipeline.artifacts import ArtifactError, check_state, list_versions, load_artifact, pointer
+from app.pipeline.artifacts import ArtifactError, check_state, is_configured, load_artifact
 from app.pipeline.findings import SENTIMENT_LABELS, Doc, SentimentFinding
 
 log = logging.getLogger(__name__)
@@ -309,12 +309,7 @@ def load_sentiment_model(models_dir: Path) -> SentimentModel:
     a service silently running on the fallback would hide a broken deployment.
     """
     models_dir = Path(models_dir)
-    configured = (models_dir / "current.json").exists() and KIND in pointer(models_dir)
-    if not configured:
-        saved = list_versions(models_dir, KIND)
-        if saved:
-            raise ArtifactError(f"{models_dir / KIND} has versions {saved} but {models_dir / 'current.json'} "
-                                f"names none; point it at one (artifacts.set_current)")
+    if not is_configured(models_dir, KIND):
         log.warning("no sentiment artifact under %s; serving the SnowNLP fallback", models_dir)
         return SnowNLPSentiment()
     state, _metrics, version = load_artifact(models_dir, KIND)
