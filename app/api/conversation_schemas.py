@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
-from app.api.schemas import AspectOut, ErrorBody, KeywordOut
+from app.api.schemas import AspectOut, BatchItemError, KeywordOut
 
 EXAMPLE = {"id": "c-1001", "profile": "default", "turns": [
     {"role": "customer", "text": "在吗？我的快递三天了还没发货", "time": "2026-11-20T10:00:00+08:00"},
@@ -179,11 +179,6 @@ class ConversationResponse(BaseModel):
     model: dict[str, str]
 
 
-class ConversationItemError(BaseModel):
-    id: str | None
-    error: ErrorBody
-
-
 class ConversationBatchResponse(BaseModel):
-    results: list[ConversationResponse | ConversationItemError]
+    results: list[ConversationResponse | BatchItemError]
     summary: dict[str, Any]

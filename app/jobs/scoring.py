@@ -1,24 +1,19 @@
 """One chunk of work rows -> result rows + report counters. The jobs worker and
 ``pingjia score`` both call this; it only needs a pipeline-like object
-(``analyze_batch(items, top_terms=k)`` and ``versions``), so tests can pass a fake.
+(``analyze_batch(items, with_words=True)`` and ``versions``), so tests can pass a fake.
 """
 from __future__ import annotations
 
-import copy
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
-from itertools import islice
 from typing import Any
 
 from app.api import present
 from app.jobs.report import Accumulator, RowFacts, parse_day
 from app.jobs.store import ChunkOutput
 from app.pipeline.engine import TextItem
-from app.pipeline.findings import Analysis, ItemError, TermScore
+from app.pipeline.findings import Analysis, ItemError
 
-TERMS_PER_TEXT = 50  # content words per text for the complaint-term counts
-_WORDLIKE = re.compile(r"[\u4e00-\u9fffA-Za-z]")
 
 
 def _dumps(obj: dict) -> str:
@@ -42,38 +37,13 @@ class RowContext:
         return parse_day(extras.get(self.date_column), allow_epoch=self.epoch)
 
 
-class ContentWords:
-    """Stands in for the pipeline's ``TfidfTerms`` in job workers: a text's distinct content
-    words in order (``top(doc, k)`` contract). No IDF table — it costs ~150 MB per process —
-    and single characters stay (慢, 差, 贵 are complaint words); stop words go."""
-
-    def __init__(self, stopwords: frozenset[str]):
-        self.stopwords = stopwords
-
-    def top(self, doc, k: int) -> tuple[TermScore, ...]:
-        stop = self.stopwords
-        words = dict.fromkeys(w for w in (t[0].lower() for t in doc.tokens)
-                              if w not in stop and len(w) <= 12 and _WORDLIKE.search(w))
-        return tuple(TermScore(w, 1.0) for w in islice(words, k))
-
-
-def with_content_words(pipeline):
-    """A shallow copy of ``pipeline`` whose terms are ``ContentWords`` (the original, which
-    may serve /v1/analyze in the same process, is left alone). Fakes pass through."""
-    if not (hasattr(pipeline, "terms") and hasattr(pipeline, "lexicon")):
-        return pipeline
-    clone = copy.copy(pipeline)
-    clone.terms = ContentWords(pipeline.lexicon.stopwords)
-    return clone
-
-
 class ReviewScorer:
-    """Reviews: one ``analyze_batch`` call per chunk; its ``top_terms`` hook yields each
-    text's content words for the complaint-term counts."""
+    """Reviews: one ``analyze_batch`` call per chunk, with each text's content words for the
+    complaint-term counts."""
     kind = "reviews"
 
     def __init__(self, pipeline):
-        self.pipeline = with_content_words(pipeline)
+        self.pipeline = pipeline
 
     @property
     def versions(self) -> dict[str, str]:
@@ -81,7 +51,7 @@ class ReviewScorer:
 
     def score(self, start_row: int, rows: Sequence[list], plan: Mapping[str, Any]) -> ChunkOutput:
         items = [TextItem(r[1], r[0]) for r in rows if len(r) < 4]
-        analysed = iter(self.pipeline.analyze_batch(items, top_terms=TERMS_PER_TEXT))
+        analysed = iter(self.pipeline.analyze_batch(items, with_words=True))
         versions = self.versions
         return _collect(start_row, rows, plan, versions, lambda: next(analysed), self._body, self._facts)
 
@@ -93,7 +63,7 @@ class ReviewScorer:
 
     @staticmethod
     def _facts(a: Analysis) -> RowFacts:
-        terms = {t.term for t in a.top_terms} | {k.term for k in a.keywords}
+        terms = set(a.words) | {k.term for k in a.keywords}
         return RowFacts(a.sentiment.label, tuple(c.aspect for c in a.root_causes),
                         tuple({(x.aspect, x.polarity) for x in a.aspects}), frozenset(terms))
 

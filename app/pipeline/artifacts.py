@@ -68,15 +68,20 @@ def trusted_types(kind: str) -> list[str]:
     return list(TRUSTED_TYPES.get(kind, ()))
 
 
+def _read_json(path: Path, what: str):
+    """A JSON file's content, or an ArtifactError naming ``what`` was unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{what} {path} is not valid JSON ({exc})") from None
+
+
 def pointer(models_dir: Path) -> dict[str, str]:
     """Which version of each kind is served, from ``models/current.json``."""
     path = Path(models_dir) / POINTER_FILE
     if not path.is_file():
         raise ArtifactError(f"model pointer {path} is missing; train a model or restore the file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"model pointer {path} is not valid JSON ({exc})") from None
+    data = _read_json(path, "model pointer")
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                              for k, v in data.items()):
         raise ArtifactError(f"model pointer {path} must be a JSON object of kind -> version strings")
@@ -215,10 +220,7 @@ def read_metrics(models_dir: Path, kind: str, version: str) -> dict:
     path = vdir / METRICS_FILE
     if not path.is_file():
         raise ArtifactError(f"{path} is missing; the artifact is incomplete")
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc})") from None
+    metrics = _read_json(path, "metrics file")
     if not isinstance(metrics, dict):
         raise ArtifactError(f"{path} must hold a JSON object")
     fmt = metrics.get("format")

@@ -17,7 +17,7 @@ from app.pipeline.keywords import KeywordMatcher
 from app.pipeline.lexicon import Lexicon, load_lexicon
 from app.pipeline.normalize import InvalidText, normalize
 from app.pipeline.segment import Segmenter, clauses
-from app.pipeline.terms import TfidfTerms
+from app.pipeline.terms import TfidfTerms, content_words
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +63,10 @@ class Pipeline:
         doc.hits = self.matcher.find(doc)
         return doc
 
-    def analyze_batch(self, items: Sequence[TextItem], *, top_terms: int = 0) -> list[Analysis | ItemError]:
-        """Analyse every item; a bad item gets an ItemError in its slot, the rest go on."""
+    def analyze_batch(self, items: Sequence[TextItem], *, top_terms: int = 0,
+                      with_words: bool = False) -> list[Analysis | ItemError]:
+        """Analyse every item; a bad item gets an ItemError in its slot, the rest go on.
+        ``with_words`` also returns each text's content words (for batch reports)."""
         slots: list[Doc | ItemError] = []
         for item in items:
             try:
@@ -82,7 +84,8 @@ class Pipeline:
             out.append(Analysis(
                 id=slot.id, sentiment=next(sentiments),
                 keywords=tuple(self._report(slot)), aspects=next(aspects),
-                top_terms=self.terms.top(slot, top_terms) if top_terms else ()))
+                top_terms=self.terms.top(slot, top_terms) if top_terms else (),
+                words=content_words(slot, self.lexicon.stopwords) if with_words else ()))
         return out
 
     def analyze(self, text: str, id: str | None = None, *, top_terms: int = 0) -> Analysis:

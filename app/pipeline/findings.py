@@ -77,6 +77,7 @@ class Analysis:
     keywords: tuple[KeywordHit, ...]
     aspects: tuple[AspectFinding, ...]
     top_terms: tuple[TermScore, ...] = ()
+    words: tuple[str, ...] = ()  # distinct content words, when asked for (batch statistics)
 
     @property
     def root_causes(self) -> tuple[AspectFinding, ...]:

@@ -5,10 +5,25 @@ the global tokenizer and ignore our user dictionary).
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from importlib.resources import files
 
 from app.pipeline.findings import Doc, TermScore
+
+
+_WORDLIKE = re.compile(r"[\u4e00-\u9fffA-Za-z]")
+
+
+def content_words(doc: Doc, stopwords: frozenset[str]) -> tuple[str, ...]:
+    """A text's distinct content words in order, for corpus statistics (complaint terms).
+
+    Unlike ``TfidfTerms`` no IDF table (~150 MB per process) and single characters stay:
+    慢, 差, 贵 are complaint words. Stop words, digits and punctuation go.
+    """
+    words = (w for w in (t[0].lower() for t in doc.tokens)
+             if w not in stopwords and len(w) <= 12 and _WORDLIKE.search(w))
+    return tuple(dict.fromkeys(words))
 
 
 class TfidfTerms:

@@ -24,9 +24,6 @@ from app.core.errors import TooManyItems
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
 
-
-
-
 @router.post("/analyze", response_model=ConversationResponse, responses=ERRORS)
 async def analyze(req: ConversationRequest, pipeline: PipelineDep, rules: RulesDep, settings: SettingsDep):
     report = await run_in_threadpool(analyze_conversation, req.model_dump(), pipeline, rules,
