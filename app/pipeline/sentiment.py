@@ -56,18 +56,25 @@ from typing import Protocol
 import numpy as np
 from scipy.special import expit
 
-from app.pipeline.artifacts import ArtifactError, check_state, is_configured, load_artifact
+from app.pipeline.artifacts import ArtifactError, check_state, decode_strings, is_configured, load_artifact
 from app.pipeline.findings import SENTIMENT_LABELS, Doc, SentimentFinding
+from app.pipeline.keywords import NEGATION_WINDOW
 
 log = logging.getLogger(__name__)
 
 KIND = "sentiment"
-STATE_SCHEMA = 1
-"""Version of the state dict layout below; bump it when the featurizer or state changes."""
+STATE_SCHEMA = 2
+"""Version of the state dict layout below; bump it when the featurizer or state changes.
+Schema 2 added ``use_neg`` and ``negators`` (negation-scope features); schema-1 states are
+still read, as ``use_neg = False``, so older versions stay loadable for a roll-back."""
+_V1_KEYS = ("schema", "vocab", "value", "use_hits", "scale", "coef", "intercept", "neu_coef",
+            "neu_intercept", "pos_slope", "neutral_threshold")
 
 # Feature prefixes: control characters never survive normalisation, so they cannot collide
 # with text. Char n-grams are the raw substrings and carry no prefix.
-_WORD, _BIGRAM, _JOIN, _HIT, _HIT_TERM, _SEP = "\x02", "\x03", "\x01", "\x04", "\x05", "\x00"
+_WORD, _BIGRAM, _JOIN, _HIT, _HIT_TERM = "\x02", "\x03", "\x01", "\x04", "\x05"
+_NEG, _NEG_HIT = "\x06", "\x07"
+FEATURE_GROUPS = ("word", "char", "hits", "neg")
 NO_LETTERS = {"positive": 0.0, "neutral": 1.0, "negative": 0.0}
 
 
@@ -86,12 +93,13 @@ def has_letters(text: str) -> bool:
     return any(ch.isalpha() for ch in text)
 
 
-def doc_features(doc: Doc, use_hits: bool = True) -> list[str]:
+def doc_features(doc: Doc, use_hits: bool = True, negators: frozenset[str] | None = None) -> list[str]:
     """The sparse features of one document, shared by training and serving.
 
     Word unigrams and bigrams from ``doc.tokens`` (never re-segmented here), char 1-3 grams
     of the normalised text (lower-cased), and, if ``use_hits``, one feature per lexicon hit
     polarity and per (term, polarity) after negation: 不好 reads as a negative hit.
+    With ``negators``, also the negation features of :func:`negation_features`.
     """
     text = doc.text.lower()
     words = [w.lower() for w, _, _ in doc.tokens if not w.isspace()]
@@ -104,7 +112,57 @@ def doc_features(doc: Doc, use_hits: bool = True) -> list[str]:
         for h in doc.hits:
             feats.append(_HIT + h.polarity)
             feats.append(_HIT_TERM + h.term + _JOIN + h.polarity)
+    if negators:
+        feats += negation_features(doc, negators)
     return feats
+
+
+def negation_features(doc: Doc, negators: frozenset[str], window: int = NEGATION_WINDOW) -> list[str]:
+    """Negation-aware features: each word in a negator's scope, marked (``NEG_`` + word), and
+    one ``NEG_HIT`` + polarity per lexicon hit that negation flipped.
+
+    The scope is the same as the keyword stage's (:mod:`app.pipeline.keywords`): the
+    ``window`` tokens after a negator token, inside its clause (clauses end at punctuation
+    and before contrast words, so 不贵，但是难吃 marks only 贵). A negator opens a new scope
+    (negators themselves are not marked). Negators jieba glued onto a word (不好) are already
+    in the word's own unigram, so they add nothing here.
+
+    >>> from app.pipeline.normalize import normalize
+    >>> d = Doc(None, normalize("没有 异味，好吃"), tokens=[("没有", 0, 2), (" ", 2, 3), ("异味", 3, 5),
+    ...         ("，", 5, 6), ("好吃", 6, 8)], clauses=[(0, 5), (6, 8)])
+    >>> [f[1:] for f in negation_features(d, frozenset({"没有"}))]
+    ['异味']
+    """
+    out = []
+    spans = doc.clauses or [(0, len(doc.text))]
+    ci, n_spans, left, scope = 0, len(spans), 0, -1
+    for w, s, _ in doc.tokens:
+        while ci < n_spans and s >= spans[ci][1]:
+            ci += 1
+        if ci == n_spans or s < spans[ci][0]:  # between clauses (punctuation)
+            left = 0
+            continue
+        if w.isspace():
+            continue
+        if w in negators:
+            left, scope = window, ci
+        elif left and scope == ci:
+            out.append(_NEG + w.lower())
+            left -= 1
+    out += [_NEG_HIT + h.polarity for h in doc.hits if h.negated]
+    return out
+
+
+def feature_group(feature: str) -> str:
+    """Which of FEATURE_GROUPS a feature name belongs to (for ablations in training)."""
+    c = feature[:1]
+    if c in (_WORD, _BIGRAM):
+        return "word"
+    if c in (_HIT, _HIT_TERM):
+        return "hits"
+    if c in (_NEG, _NEG_HIT):
+        return "neg"
+    return "char"
 
 
 def hit_counts(docs: Sequence[Doc]) -> np.ndarray:
@@ -194,21 +252,23 @@ class LinearSentimentModel:
     ``schema``, ``vocab`` (uint8 utf-8 of the features joined by NUL), ``value``
     (``binary``/``log1p``), ``use_hits``, ``scale`` (per-feature idf or NB ratio, float32),
     ``coef`` (float32), ``intercept``, ``neu_coef`` (4), ``neu_intercept``, ``pos_slope``,
-    ``neutral_threshold``. The binary margin of a document with feature values ``v`` is
+    ``neutral_threshold``; since schema 2 also ``use_neg`` and ``negators`` (uint8 utf-8,
+    NUL-joined: the negator list the model was trained with, so serving scopes negation
+    exactly as training did even if the lexicon changes). The binary margin of a document with feature values ``v`` is
     ``z = (v * scale) . coef / ||v * scale|| + intercept``.
     """
 
-    _KEYS = ("schema", "vocab", "value", "use_hits", "scale", "coef", "intercept", "neu_coef",
-             "neu_intercept", "pos_slope", "neutral_threshold")
+    _KEYS = (*_V1_KEYS, "use_neg", "negators")
 
     def __init__(self, state: dict, version: str):
         self._check(state)
         self._state = state
         self.version = version
-        terms = bytes(state["vocab"]).decode("utf-8").split(_SEP) if len(state["vocab"]) else []
-        self.index = {t: i for i, t in enumerate(terms)}
+        self.index = {t: i for i, t in enumerate(decode_strings(state["vocab"]))}
         self.value = str(state["value"])
         self.use_hits = bool(state["use_hits"])
+        use_neg = state["schema"] >= 2 and bool(state["use_neg"])
+        self.negators = frozenset(decode_strings(state["negators"])) if use_neg else None
         scale = np.asarray(state["scale"], dtype=np.float32)
         self._scale2 = scale * scale
         self._u = scale * np.asarray(state["coef"], dtype=np.float32)
@@ -221,9 +281,12 @@ class LinearSentimentModel:
     @staticmethod
     def _check(state) -> None:
         """Refuse a state this code cannot serve, with a message instead of a crash later."""
-        check_state(state, KIND, STATE_SCHEMA, LinearSentimentModel._KEYS, "training/train_sentiment.py")
+        if isinstance(state, dict) and state.get("schema") == 1:  # before negation features
+            check_state(state, KIND, 1, _V1_KEYS, "training/train_sentiment.py")
+        else:
+            check_state(state, KIND, STATE_SCHEMA, LinearSentimentModel._KEYS, "training/train_sentiment.py")
         n = len(state["scale"])
-        n_terms = bytes(state["vocab"]).count(_SEP.encode()) + 1 if len(state["vocab"]) else 0
+        n_terms = len(decode_strings(state["vocab"]))
         if len(state["coef"]) != n or n_terms != n:
             raise ArtifactError(f"sentiment state is inconsistent: {n_terms} terms, {n} scales, "
                                 f"{len(state['coef'])} weights")
@@ -243,7 +306,8 @@ class LinearSentimentModel:
         per-row sum over its (document, feature) entries: no per-document model calls and
         none of scipy's or scikit-learn's per-call validation, which dominates for one text.
         """
-        n, rows, cols, counts = sparse_counts((doc_features(d, self.use_hits) for d in docs), self.index)
+        n, rows, cols, counts = sparse_counts((doc_features(d, self.use_hits, self.negators) for d in docs),
+                                          self.index)
         v = feature_values(counts, self.value)
         norm = np.sqrt(np.bincount(rows, weights=v * v * self._scale2[cols], minlength=n))
         norm[norm == 0] = 1.0

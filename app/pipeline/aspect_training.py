@@ -1,0 +1,247 @@
+"""Training the aspect model: the 36 linear SVMs, calibration, thresholds and cross-validation.
+
+Shared by training/train_aspects.py, training/evaluate.py and the tests, so the figures they
+report come from one implementation. scikit-learn is imported inside the functions: the
+service never loads this module.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from app.pipeline import aspect_model as AM
+from app.pipeline.artifacts import encode_strings
+from app.pipeline.aspect_model import (NEGATIVE_PAIRS, NEVER, PAIRS, AspectModel, Featurizer, combine,
+                                       doc_view, lexicon_pairs, platt)
+from app.pipeline.findings import Doc
+from app.pipeline.labelled import BinaryLabelled
+from app.pipeline.normalize import normalize
+from app.pipeline.word_vectors import CorpusWords, fit_corpus_words
+
+MIN_PAIR_F1 = 0.2
+MIN_PAIR_POSITIVES = 15
+OWN_THRESHOLD_BELOW = 60
+"""Pairs with fewer positives get their own F1-optimal threshold; the rest share one."""
+
+
+def _f1(pred: np.ndarray, t: np.ndarray) -> float:
+    tp = float((pred & (t == 1)).sum())
+    return 2 * tp / (pred.sum() + t.sum()) if pred.sum() + t.sum() else 0.0
+
+
+def corpus_block(rows: Sequence[BinaryLabelled], segmenter, labelled_texts: set[str], *,
+                 seed: int = 0) -> tuple[CorpusWords, dict]:
+    """The corpus block learnt from pos/neg-labelled reviews, segmented as the service does.
+
+    Reviews whose normalised text is one of ``labelled_texts`` (the aspect training texts)
+    are left out, so cross-validation never meets a polarity model that learnt its test texts.
+    """
+    import time
+
+    t = time.perf_counter()
+    tokens, labels = [], []
+    for r in rows:
+        norm = normalize(r.text).text
+        if norm not in labelled_texts:
+            tokens.append(segmenter.cut(norm))
+            labels.append(r.label)
+    words = fit_corpus_words(tokens, labels, seed=seed)
+    return words, {"rows": len(rows), "rows_used": len(tokens), "left_out_as_labelled": len(rows) - len(tokens),
+                   "words": len(words.vocab), "dims": int(words.vectors.shape[1]),
+                   "seconds": round(time.perf_counter() - t, 1)}
+
+
+def label_matrix(pair_sets: Iterable[Iterable[tuple[str, str]]]) -> np.ndarray:
+    """(n, 18) 0/1 labels in PAIRS order."""
+    index = {p: j for j, p in enumerate(PAIRS)}
+    rows = [list(ps) for ps in pair_sets]
+    y = np.zeros((len(rows), len(PAIRS)), dtype=np.int8)
+    for i, ps in enumerate(rows):
+        for p in ps:
+            y[i, index[p]] = 1
+    return y
+
+
+def _targets36(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and row masks of the 36 linear models: 18 direct, 9 presence, 9 polarity."""
+    pos, neg = y[:, 0::2], y[:, 1::2]
+    presence = pos | neg
+    labels = np.concatenate([y, presence, neg], axis=1)
+    masks = np.concatenate([np.ones((len(y), 27), bool), presence.astype(bool)], axis=1)
+    return labels, masks
+
+
+def _fit_linear(x: sp.csr_matrix, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """(36, F) weights and (36,) intercepts of class-balanced linear SVMs, one per target."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.svm import LinearSVC
+
+    labels, masks = _targets36(y)
+    coef = np.zeros((36, x.shape[1]), dtype=np.float32)
+    intercept = np.zeros(36)
+    for k in range(36):
+        rows = np.flatnonzero(masks[:, k])
+        t = labels[rows, k]
+        if len(rows) == 0 or t.min() == t.max():  # nothing to separate: a constant score
+            intercept[k] = (1.0 if t.max() == 1 else -1.0) if len(rows) else -1.0
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            m = LinearSVC(C=c, class_weight="balanced", max_iter=5000, random_state=0).fit(x[rows], t)
+        coef[k] = m.coef_[0]
+        intercept[k] = m.intercept_[0]
+    return coef, intercept
+
+
+def strat_keys(y: np.ndarray, folds: int) -> np.ndarray:
+    """A stratification key per row for multi-label folds: its rarest pair (rare keys pooled)."""
+    freq = y.sum(axis=0)
+    keys = np.array([int(np.flatnonzero(r)[np.argmin(freq[np.flatnonzero(r)])]) if r.any() else -1 for r in y])
+    counts = Counter(keys.tolist())
+    return np.array([k if counts[k] >= folds else -2 for k in keys])
+
+
+def _fit_platt(raw: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    if t.min() == t.max():
+        return 1.0, -10.0
+    m = LogisticRegression(C=100.0).fit(raw.reshape(-1, 1), t)
+    return float(m.coef_[0, 0]), float(m.intercept_[0])
+
+
+def best_threshold(p: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+    """(threshold, F1) maximising F1 of ``p >= threshold`` against ``t``; NEVER when even the
+    best F1 stays under MIN_PAIR_F1 (a pair too thin to assert honestly)."""
+    if t.sum() == 0:
+        return NEVER, 0.0
+    order = np.argsort(-p, kind="stable")
+    tp = np.cumsum(t[order])
+    f1 = 2 * tp / (np.arange(1, len(p) + 1) + t.sum())
+    # only cut between distinct values
+    last = np.r_[p[order][1:] != p[order][:-1], True]
+    f1 = np.where(last, f1, -1)
+    k = int(np.argmax(f1))
+    if f1[k] < MIN_PAIR_F1:
+        return NEVER, float(max(f1[k], 0))
+    lower = p[order][k + 1] if k + 1 < len(p) else 0.0
+    return float((p[order][k] + lower) / 2), float(f1[k])
+
+
+def shared_threshold(p: np.ndarray, t: np.ndarray) -> float:
+    """The one probability threshold that maximises micro-F1 over the given pairs."""
+    grid = np.arange(0.05, 0.95, 0.005)
+    tp = np.array([(p >= g)[t == 1].sum() for g in grid])
+    npred = np.array([(p >= g).sum() for g in grid])
+    f1 = 2 * tp / (npred + t.sum())
+    return float(grid[int(np.argmax(f1))])
+
+
+def fit_state(docs: Sequence[Doc], y: np.ndarray, targets: dict[str, str], *, c: float = 0.5,
+              inner_folds: int = 5, lex_scale: float = 0.5, seed: int = 0,
+              corpus: CorpusWords | None = None, corpus_scale: float = 1.0,
+              own_below: int = OWN_THRESHOLD_BELOW) -> tuple[dict, np.ndarray]:
+    """Train the model on ``docs`` and labels ``y`` (n, 18). Returns the artifact state and
+    the out-of-fold probabilities the calibration and thresholds were fitted on.
+
+    Thresholds: pairs with at least ``own_below`` positives share one threshold on the
+    calibrated probabilities, the one that maximised their out-of-fold micro-F1; thinner pairs
+    get their own F1-optimal one (every pair its own over-fits: nested-CV micro-F1 fell
+    0.759 -> 0.752; all shared leaves the thin pairs' recall low: root-cause macro-F1 0.597
+    against 0.615)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    views = [doc_view(d) for d in docs]
+    feat = Featurizer.fit(views, targets, lex_scale=lex_scale, corpus=corpus, corpus_scale=corpus_scale)
+    x = feat.transform(views)
+    oof = np.zeros((len(docs), 36))
+    keys = strat_keys(y, inner_folds)
+    for tr, te in StratifiedKFold(inner_folds, shuffle=True, random_state=seed).split(x, keys):
+        coef, b = _fit_linear(x[tr], y[tr], c)
+        oof[te] = x[te] @ coef.T + b
+    raw = combine(oof)
+    a, cc, thr = np.ones(18), np.zeros(18), np.full(18, NEVER)
+    union = np.zeros(18, dtype=np.int8)
+    probs = np.zeros_like(raw)
+    hits = lexicon_pairs(docs)
+    for j in range(18):
+        a[j], cc[j] = _fit_platt(raw[:, j], y[:, j])
+        probs[:, j] = platt(raw[:, j], a[j], cc[j])
+    eligible = y.sum(axis=0) >= MIN_PAIR_POSITIVES
+    shared = shared_threshold(probs[:, eligible], y[:, eligible]) if eligible.any() else NEVER
+    for j in np.flatnonzero(eligible):
+        if y[:, j].sum() < own_below:
+            thr[j], _ = best_threshold(probs[:, j], y[:, j])
+        elif _f1(probs[:, j] >= shared, y[:, j]) >= MIN_PAIR_F1:
+            thr[j] = shared
+    for j in range(18):
+        alone = probs[:, j] >= thr[j]
+        f_alone, f_union, f_lex = (_f1(alone, y[:, j]), _f1(alone | hits[:, j], y[:, j]), _f1(hits[:, j], y[:, j]))
+        if max(f_union, f_lex) > f_alone + 0.005:
+            union[j] = 1
+            if f_lex > f_union:  # the lexicon alone does better: the model abstains on this pair
+                thr[j] = NEVER
+    coef, b = _fit_linear(x, y, c)
+    state = {
+        "schema": AM.STATE_SCHEMA,
+        "vocab": encode_strings(feat.vocab),
+        "idf": feat.idf.astype(np.float32), "targets": json.dumps(targets, ensure_ascii=False, sort_keys=True),
+        "lex_features": list(AM.LEX_FEATURES), "lex_scale": float(lex_scale),
+        "coef": coef, "intercept": b, "platt_a": a, "platt_c": cc, "threshold": thr,
+        "lexicon_union": union,
+        "pairs": json.dumps([f"{x}:{p}" for x, p in PAIRS]), "corpus_scale": float(corpus_scale),
+        **(corpus or CorpusWords([], [], np.zeros((0, 0)), [], 0.0)).state("corpus_"),
+    }
+    return state, probs
+
+
+def cross_validate(docs: Sequence[Doc], y: np.ndarray, targets: dict[str, str], *, folds: int = 5,
+                   inner_folds: int = 5, seed: int = 0, progress=None, **kw) -> tuple[np.ndarray, np.ndarray]:
+    """Outer K-fold: each fold trains :func:`fit_state` (its own inner CV for calibration and
+    thresholds) on the rest and predicts the held-out part. Returns (probabilities, decisions)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    probs = np.zeros(y.shape)
+    decided = np.zeros(y.shape, dtype=bool)
+    splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), strat_keys(y, folds))
+    for k, (tr, te) in enumerate(splits):
+        state, _ = fit_state([docs[i] for i in tr], y[tr], targets, inner_folds=inner_folds, seed=seed, **kw)
+        model = AspectModel(state, f"cv-{k}")
+        test_docs = [docs[i] for i in te]
+        probs[te] = model.probabilities([doc_view(d) for d in test_docs])
+        decided[te] = label_matrix([(f.aspect, f.polarity) for f in found] for found in model.score(test_docs))
+        if progress:
+            progress(k + 1, folds)
+    return probs, decided
+
+
+def pair_metrics(y: np.ndarray, pred: np.ndarray) -> dict:
+    """Per-pair P/R/F1 with counts, and micro/macro F1 over all 18 pairs and the 9 negative ones."""
+    y, pred = y.astype(bool), pred.astype(bool)
+    per = {}
+    for j, (a, p) in enumerate(PAIRS):
+        tp = int((y[:, j] & pred[:, j]).sum())
+        fp = int((~y[:, j] & pred[:, j]).sum())
+        fn = int((y[:, j] & ~pred[:, j]).sum())
+        tn = int(len(y) - tp - fp - fn)
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        per[f"{a}:{p}"] = {"precision": round(prec, 4), "recall": round(rec, 4), "f1": round(f1, 4),
+                           "support": int(y[:, j].sum()), "confusion": [[tn, fp], [fn, tp]]}
+
+    def summary(cols) -> dict:
+        tp = sum(per[f"{PAIRS[j][0]}:{PAIRS[j][1]}"]["confusion"][1][1] for j in cols)
+        fp = sum(per[f"{PAIRS[j][0]}:{PAIRS[j][1]}"]["confusion"][0][1] for j in cols)
+        fn = sum(per[f"{PAIRS[j][0]}:{PAIRS[j][1]}"]["confusion"][1][0] for j in cols)
+        micro = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+        macro = float(np.mean([per[f"{PAIRS[j][0]}:{PAIRS[j][1]}"]["f1"] for j in cols]))
+        return {"micro_f1": round(micro, 4), "macro_f1": round(macro, 4)}
+
+    return {"pairs": per, "aspect_polarity": summary(range(18)), "root_causes": summary(NEGATIVE_PAIRS)}
