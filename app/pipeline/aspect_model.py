@@ -127,7 +127,7 @@ class Featurizer:
     """
 
     def __init__(self, vocab: Sequence[str], idf: np.ndarray, targets: dict[str, str], lex_scale: float,
-                 corpus: CorpusWords | None = None, corpus_scale: float = 0.0):
+                 corpus: CorpusWords | None = None, corpus_scale: float = 1.0):
         self.vocab = list(vocab)
         self.index = {f: i for i, f in enumerate(self.vocab)}
         self.idf = np.asarray(idf, dtype=np.float64)

@@ -7,6 +7,7 @@ service never loads this module.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -40,8 +41,6 @@ def corpus_block(rows: Sequence[BinaryLabelled], segmenter, labelled_texts: set[
     Reviews whose normalised text is one of ``labelled_texts`` (the aspect training texts)
     are left out, so cross-validation never meets a polarity model that learnt its test texts.
     """
-    import time
-
     t = time.perf_counter()
     tokens, labels = [], []
     for r in rows:
