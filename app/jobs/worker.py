@@ -235,6 +235,19 @@ class JobRunner:
         """A job was submitted: start workers now rather than at the next check."""
         self._wake.set()
 
+    def models_changed(self) -> int:
+        """After an admin reload: every worker finishes (commits) its chunk and exits, and the
+        supervisor replaces it by spawn with a worker that loads the models the pointer now
+        names. Chunks already being scored finish on the old model, as requests do. Returns
+        how many workers were asked to restart."""
+        asked = 0
+        for _, proc, _ in list(self.procs.values()):
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: SignalStop, the chunk in hand is still committed
+                asked += 1
+        self._wake.set()
+        return asked
+
     def _supervise(self) -> None:
         self._run_prune()  # here, not in start(): deleting big old jobs must not delay start-up
         last_prune = time.monotonic()
@@ -326,6 +339,10 @@ class ThreadRunner:
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
         self.active = False
+
+    def models_changed(self) -> int:
+        """Threads score with the scorers they were given; nothing to restart."""
+        return 0
 
     def start(self) -> None:
         self.store.recover()

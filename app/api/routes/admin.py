@@ -4,7 +4,8 @@
 token is configured) builds a *new* pipeline from ``models/current.json`` (or from the versions
 named in the body), runs smoke predictions on it, and only then swaps ``app.state.pipeline``
 with one attribute assignment. Requests already running keep the pipeline object they started
-with, so they finish on the old model. Anything wrong with the new artifacts (missing,
+with, so they finish on the old model. Batch-job workers finish their chunk and are replaced by
+workers that load the new models (``JobRunner.models_changed``). Anything wrong with the new artifacts (missing,
 corrupt, incompatible, or failing the smoke checks) answers 409 ``model_rejected`` and the
 old pipeline keeps serving; a pointer named in the body is updated only after success.
 """
@@ -81,10 +82,13 @@ def reload(request: Request, settings: SettingsDep,
         except (ArtifactError, OSError) as exc:
             raise ModelRejected(f"models pointer not updated ({exc}); still serving {old and old.versions}") from None
         request.app.state.pipeline = new  # the swap: one assignment; in-flight requests keep `old`
+        runner = getattr(request.app.state, "job_runner", None)
+        restarted = runner.models_changed() if runner is not None else 0  # batch jobs follow too
     finally:
         _RELOADING.release()
-    log.info("models reloaded: %s -> %s", old and old.versions, new.versions)
+    log.info("models reloaded: %s -> %s; %d job worker(s) restarting", old and old.versions, new.versions, restarted)
     return {"status": "reloaded", "model": new.versions, "previous": old.versions if old else None,
+            "job_workers_restarted": restarted,
             "segmenter_reused": old is not None and new.segmenter is old.segmenter,
             "seconds": round(time.perf_counter() - started, 3)}
 
