@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from app.pipeline.findings import ASPECTS
 from app.pipeline.normalize import normalize
 
+
 class LabelledDataError(ValueError):
     """A labelled file cannot be used; the message names the file and line."""
 
@@ -83,7 +84,7 @@ def _annotation(rec, n: int) -> Annotated:
     for k, a in enumerate(aspects):
         if not isinstance(a, dict) or a.get("aspect") not in ASPECTS or a.get("polarity") not in _POLARITY:
             raise LabelledDataError(f"aspects[{k}] must be {{\"aspect\": one of {', '.join(ASPECTS)}, "
-                                  f"\"polarity\": \"pos\" or \"neg\"}}, got {json.dumps(a, ensure_ascii=False)}")
+                                    f"\"polarity\": \"pos\" or \"neg\"}}, got {json.dumps(a, ensure_ascii=False)}")
         pairs.add((a["aspect"], _POLARITY[a["polarity"]]))
     sentiment = rec.get("sentiment")
     if sentiment is not None and sentiment not in SENTIMENTS:
