@@ -85,12 +85,23 @@ def doc_view(doc: Doc) -> View:
 
 
 def clause_views(doc: Doc) -> list[View]:
-    """One view per clause: its text, the tokens inside it and its lexicon hits."""
-    out = []
-    for ci, (a, b) in enumerate(doc.clauses):
-        words = tuple(w for w, s, e in doc.tokens if a <= s and e <= b and not w.isspace())
-        out.append(View(doc.text[a:b], words, tuple(h for h in doc.hits if h.clause == ci), 1))
-    return out
+    """One view per clause: its text, the tokens inside it and its lexicon hits (one pass over
+    the tokens: clauses and tokens are both in text order)."""
+    spans, n = doc.clauses, len(doc.clauses)
+    words: list[list[str]] = [[] for _ in range(n)]
+    hits: list[list[KeywordHit]] = [[] for _ in range(n)]
+    ci = 0
+    for w, s, e in doc.tokens:
+        while ci < n and s >= spans[ci][1]:
+            ci += 1
+        if ci == n:
+            break
+        if spans[ci][0] <= s and e <= spans[ci][1] and not w.isspace():
+            words[ci].append(w)
+    for h in doc.hits:
+        if 0 <= h.clause < n:
+            hits[h.clause].append(h)
+    return [View(doc.text[a:b], tuple(words[i]), tuple(hits[i]), 1) for i, (a, b) in enumerate(spans)]
 
 
 def text_features(view: View) -> list[str]:
