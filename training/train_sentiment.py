@@ -49,7 +49,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import platform
 import sys
@@ -112,37 +111,17 @@ def sha256_file(path: Path) -> str:
 
 # %%
 def read_reviews(path: Path) -> list[dict]:
-    """Rows of reviews_train.csv; any malformed row stops the run with its line number."""
-    if not path.is_file():
-        fail(f"{path} not found")
-    rows = []
+    """Rows of reviews_train.csv (the shared `text,label` reader, plus a known domain per row,
+    which the held-out split stratifies on); any malformed row stops the run with its line."""
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if header != ["domain", "category", "label", "review"]:
-                fail(f"{path}:1: header must be domain,category,label,review (got {header})")
-            line = reader.line_num + 1
-            for rec in reader:
-                if len(rec) != 4:
-                    fail(f"{path}:{line}: expected 4 fields, found {len(rec)}")
-                domain, category, label, review = rec
-                if domain not in DOMAINS:
-                    fail(f"{path}:{line}: domain must be one of {DOMAINS}, not {domain!r}")
-                if label not in ("0", "1"):
-                    fail(f"{path}:{line}: label must be 0 or 1, not {label!r}")
-                if not review.strip():
-                    fail(f"{path}:{line}: empty review")
-                rows.append({"domain": domain, "category": category, "label": int(label),
-                             "review": review, "line": line})
-                line = reader.line_num + 1
-    except UnicodeDecodeError as exc:
-        fail(f"{path}: not valid UTF-8 near byte {exc.start}")
-    except csv.Error as exc:
-        fail(f"{path}:{line}: {exc}")
-    if not rows:
-        fail(f"{path}: no data rows")
-    return rows
+        rows = L.read_binary_csv(path)
+    except L.LabelledDataError as exc:
+        fail(str(exc))
+    for r in rows:
+        if r.domain not in DOMAINS:
+            fail(f"{path}:{r.line}: domain must be one of {DOMAINS}, not {r.domain!r}")
+    return [{"domain": r.domain, "category": r.category, "label": r.label, "review": r.text, "line": r.line}
+            for r in rows]
 
 
 def read_aspects(path: Path) -> list:

@@ -38,7 +38,6 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +48,8 @@ from app.pipeline.aspects import AspectScorer, LexiconAspectScorer, clause_evide
 from app.pipeline.findings import ASPECTS, POLARITIES, AspectFinding, Doc, KeywordHit
 from app.pipeline.lexicon import DIMENSIONS
 from app.pipeline.word_vectors import STATE_KEYS as CORPUS_KEYS
-from app.pipeline.word_vectors import CorpusWords, id_counts
+from app.pipeline.sparse import sparse_counts
+from app.pipeline.word_vectors import CorpusWords
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +167,7 @@ class Featurizer:
         Vectorised over the whole batch: per-row numpy calls would cost more than the maths.
         """
         n, width = len(views), len(self.vocab)
-        get = self.index.get
-        ids = [list(map(get, feats, repeat(-1, len(feats)))) for feats in map(text_features, views)]
-        rows, cols, counts = id_counts(ids, width)  # lookups in C; -1 = unknown
+        _, rows, cols, counts = sparse_counts(map(text_features, views), self.index)
         x = (1 + np.log(counts)) * self.idf[cols]
         group = rows * 2 + self.is_word[cols]
         norms = np.sqrt(np.bincount(group, weights=x * x, minlength=2 * n))[group]

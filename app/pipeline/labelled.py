@@ -98,16 +98,18 @@ _BINARY = {"1": 1, "0": 0, "pos": 1, "neg": 0, "positive": 1, "negative": 0}
 
 @dataclass(frozen=True, slots=True)
 class BinaryLabelled:
-    """One row of a ``text,label`` CSV (``review`` may name the text column; ``domain`` optional)."""
+    """One row of a ``text,label`` CSV (``review`` may name the text column; ``domain`` and
+    ``category`` optional)."""
     line: int
     text: str
     label: int  # 1 positive, 0 negative
     domain: str
+    category: str = ""
 
 
 def read_binary_csv(path: Path) -> list[BinaryLabelled]:
     """Rows of a CSV with a ``text`` (or ``review``) column and a ``label`` column (1/0,
-    pos/neg or positive/negative); other columns are ignored, ``domain`` is kept."""
+    pos/neg or positive/negative); other columns are ignored, ``domain`` and ``category`` are kept."""
     path = Path(path)
     if not path.is_file():
         raise LabelledDataError(f"{path}: file not found")
@@ -129,7 +131,8 @@ def read_binary_csv(path: Path) -> list[BinaryLabelled]:
                                             f"not {rec.get('label')!r}")
                 if not (rec.get(text_col) or "").strip():
                     raise LabelledDataError(f"{path}:{line}: empty {text_col}")
-                rows.append(BinaryLabelled(line, rec[text_col], label, rec.get("domain") or ""))
+                rows.append(BinaryLabelled(line, rec[text_col], label, rec.get("domain") or "",
+                                           rec.get("category") or ""))
     except UnicodeDecodeError as exc:
         raise LabelledDataError(f"{path}: not valid UTF-8 near byte {exc.start}") from None
     except csv.Error as exc:

@@ -48,8 +48,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from itertools import repeat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -58,6 +57,7 @@ from scipy.special import expit
 
 from app.pipeline.artifacts import ArtifactError, check_state, decode_strings, is_configured, load_artifact
 from app.pipeline.findings import SENTIMENT_LABELS, Doc, SentimentFinding
+from app.pipeline.sparse import sparse_counts
 from app.pipeline.keywords import NEGATION_WINDOW
 
 log = logging.getLogger(__name__)
@@ -172,28 +172,6 @@ def hit_counts(docs: Sequence[Doc]) -> np.ndarray:
         for h in d.hits:
             out[i, 0 if h.polarity == "positive" else 1] += 1
     return out
-
-
-def sparse_counts(feature_lists: Iterable[list[str]], index: dict[str, int]
-                  ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-    """The batch as a sparse count matrix in coordinate form: ``(n_docs, rows, cols, counts)``
-    with one entry per (document, known feature), sorted by document.
-
-    The per-feature lookups run in C (``map`` over ``dict.get``) and the counting in numpy:
-    this is the hot loop of the sentiment stage. Features outside ``index`` are dropped.
-    """
-    get = index.get
-    flat: list[int] = []
-    lengths: list[int] = []
-    for feats in feature_lists:
-        flat.extend(map(get, feats, repeat(-1)))
-        lengths.append(len(feats))
-    cols = np.array(flat, dtype=np.int64)
-    rows = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
-    known = cols >= 0
-    width = max(len(index), 1)
-    keys, counts = np.unique(rows[known] * width + cols[known], return_counts=True)
-    return len(lengths), keys // width, keys % width, counts
 
 
 def feature_values(counts: np.ndarray, value: str) -> np.ndarray:

@@ -13,23 +13,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from itertools import repeat
 
 import numpy as np
 import scipy.sparse as sp
 
 from app.pipeline.artifacts import decode_strings, encode_strings
-
-def id_counts(id_lists: Sequence[Sequence[int]], width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, cols, counts) of the known ids (>= 0) per row, from flat numpy ops."""
-    lengths = [len(ids) for ids in id_lists]
-    flat = np.fromiter((i for ids in id_lists for i in ids), dtype=np.int64, count=sum(lengths))
-    known = flat >= 0
-    keys = np.repeat(np.arange(len(id_lists), dtype=np.int64), lengths)[known] * max(width, 1) + flat[known]
-    uniq, counts = np.unique(keys, return_counts=True)
-    rows, cols = np.divmod(uniq, max(width, 1))
-    return rows, cols, counts
-
+from app.pipeline.sparse import sparse_counts
 
 class CorpusWords:
     """Served half: word -> vector and word -> polarity weight, applied to token lists."""
@@ -52,13 +41,11 @@ class CorpusWords:
 
     def weights(self, token_lists: Sequence[Sequence[str]]) -> sp.csr_matrix:
         """(n, V) sublinear tf x idf of each text's known words, rows L2-normalised."""
-        get = self.index.get
-        ids = [list(map(get, (w.lower() for w in toks), repeat(-1))) for toks in token_lists]
-        rows, cols, counts = id_counts(ids, len(self.vocab))
+        n, rows, cols, counts = sparse_counts(([w.lower() for w in toks] for toks in token_lists), self.index)
         x = (1 + np.log(counts)) * self.idf[cols]
-        norms = np.sqrt(np.bincount(rows, weights=x * x, minlength=len(ids)))[rows]
+        norms = np.sqrt(np.bincount(rows, weights=x * x, minlength=n))[rows]
         x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-        return sp.csr_matrix((x.astype(np.float32), (rows, cols)), shape=(len(ids), len(self.vocab)))
+        return sp.csr_matrix((x.astype(np.float32), (rows, cols)), shape=(n, len(self.vocab)))
 
     def transform(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
         """(n, width): tanh of the polarity score, then the unit-length mean word vector
