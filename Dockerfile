@@ -20,4 +20,4 @@ RUN python -c "from pathlib import Path; from app.pipeline.engine import build_p
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \
   CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["pingjia", "serve", "--host", "0.0.0.0", "--port", "8000"]

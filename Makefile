@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: install  ## serve the API on $(HOST):$(PORT) with the shipped models
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
+	$(BIN)/pingjia serve --host $(HOST) --port $(PORT)
 
 test: install  ## every test (data tests skip with a reason when $(DATA) is absent)
 	$(BIN)/python -m pytest

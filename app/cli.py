@@ -70,11 +70,10 @@ def cmd_score(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import uvicorn
+    from app.serve import serve
 
     s = get_settings()
-    uvicorn.run("app.main:app", host=args.host or s.host, port=args.port or s.port,
-                workers=args.workers, log_level="info")
+    serve(args.host or s.host, args.port or s.port, workers=args.workers)
     return 0
 
 

@@ -11,18 +11,19 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.routes import admin, analyze, conversations, health, jobs
+from app.api.work import AnalysisPool
 from app.conversations import load_conversation_rules
 from app.core.config import Settings, get_settings
 from app.core.errors import PingjiaError
-from app.core.limits import BodySizeLimit
+from app.core.middleware import BodySizeLimit, BodyTimeout, RequestId, request_id_of
 from app.jobs.worker import job_runner
 from app.pipeline.engine import build_pipeline
 
 log = logging.getLogger("pingjia")
 
 
-def error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
@@ -46,19 +47,27 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
             log.info("pingjia ready: %s", app.state.pipeline.versions)
         if getattr(app.state, "conversation_rules", None) is None:
             app.state.conversation_rules = load_conversation_rules(settings.lexicon_dir)
-        async with job_runner(app, settings):  # job store + background workers (app.jobs)
-            yield
+        try:
+            async with job_runner(app, settings):  # job store + background workers (app.jobs)
+                yield
+        finally:
+            app.state.analysis_pool.shutdown()
 
     app = FastAPI(title="Pingjia 评价", version="1.0",
                   description="Chinese customer-text analysis: sentiment, service keywords, "
                               "aspects and root causes.", lifespan=lifespan)
     app.state.settings = settings
     app.state.pipeline = pipeline
+    app.state.analysis_pool = AnalysisPool(settings.analysis_threads, settings.analysis_queue)
+    # Added innermost first: RequestId wraps everything, so every answer carries the id.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, exempt_prefixes=("/v1/jobs",))
+    app.add_middleware(BodyTimeout, idle_seconds=settings.body_idle_seconds)
+    app.add_middleware(RequestId)
 
     @app.exception_handler(PingjiaError)
     async def _domain(_: Request, exc: PingjiaError):
-        return error(exc.status, exc.code, exc.message)
+        retry = getattr(exc, "retry_after", None)
+        return error(exc.status, exc.code, exc.message, {"Retry-After": str(retry)} if retry else None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError):
@@ -66,8 +75,21 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
-        codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "body_too_large"}
+        codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 408: "request_timeout",
+                 413: "body_too_large"}
         return error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        # The last boundary: a bug is still answered in the envelope, with the id to find
+        # its traceback in the log. (Starlette sends this from its outermost middleware,
+        # outside RequestId, so the header is set here.)
+        rid = request_id_of(request.scope) or "-"
+        log.error("request %s %s %s failed", rid, request.method, request.url.path,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        return JSONResponse({"error": {"code": "internal_error", "request_id": rid,
+                                       "message": f"unexpected server error; quote request id {rid} when reporting it"}},
+                            status_code=500, headers={"X-Request-ID": rid})
 
     app.include_router(health.router)
     app.include_router(analyze.router)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.api.work import AnalysisPool
 from app.conversations import ConversationRules
 from app.core.config import Settings
 from app.core.errors import NotReady
@@ -38,3 +39,4 @@ PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 RulesDep = Annotated[ConversationRules, Depends(from_state("conversation_rules", "conversation rules are"))]
 StoreDep = Annotated[JobStore, Depends(from_state("job_store", "the job store is"))]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+PoolDep = Annotated[AnalysisPool, Depends(from_state("analysis_pool", "the analysis threads are"))]

@@ -4,11 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from app.api import present
-from app.api.deps import PipelineDep, SettingsDep
+from app.api.deps import PipelineDep, PoolDep, SettingsDep
 from app.api.schemas import (
     ERRORS,
     AnalyzeRequest,
@@ -16,6 +15,7 @@ from app.api.schemas import (
     BatchRequest,
     BatchResponse,
 )
+from app.api.work import to_json
 from app.core.errors import TooManyItems
 from app.pipeline.engine import Pipeline, TextItem
 from app.pipeline.findings import Analysis, ItemError
@@ -24,16 +24,25 @@ from app.pipeline.summary import summarize
 router = APIRouter(prefix="/v1", tags=["reviews"])
 
 
-@router.post("/analyze", response_model=AnalyzeResponse, responses=ERRORS)
-async def analyze(req: AnalyzeRequest, pipeline: PipelineDep, settings: SettingsDep):
-    # Inline on the event loop: one text is ~1-2 ms of CPU (≤ ~40 ms at the length limit),
-    # and a threadpool hop costs more than it saves under the GIL.
-    k = settings.top_terms if req.top_terms is None else req.top_terms
-    body = present.analysis(pipeline.analyze(req.text, req.id, top_terms=k), pipeline.versions,
-                            with_terms=bool(k))
+def json_response(data: bytes) -> Response:
+    return Response(data, media_type="application/json")
+
+
+def analyze_one(pipeline: Pipeline, req: AnalyzeRequest, top_terms: int) -> dict:
+    body = present.analysis(pipeline.analyze(req.text, req.id, top_terms=top_terms), pipeline.versions,
+                            with_terms=bool(top_terms))
     if req.meta is not None:
         body["meta"] = req.meta
-    return JSONResponse(body)
+    return body
+
+
+@router.post("/analyze", response_model=AnalyzeResponse, responses=ERRORS)
+async def analyze(req: AnalyzeRequest, pipeline: PipelineDep, settings: SettingsDep, pool: PoolDep):
+    k = settings.top_terms if req.top_terms is None else req.top_terms
+    if len(req.text) <= settings.inline_max_chars:
+        # ~1-2 ms of CPU: inline is cheaper than a thread hop and cannot stall the loop.
+        return json_response(to_json(analyze_one(pipeline, req, k)))
+    return json_response(await pool.run_json(analyze_one, pipeline, req, k))
 
 
 def analyze_items(pipeline: Pipeline, raw_items: list[Any], top_terms: int) -> list[Analysis | ItemError]:
@@ -46,18 +55,30 @@ def analyze_items(pipeline: Pipeline, raw_items: list[Any], top_terms: int) -> l
             for r in raw_items]
 
 
-@router.post("/analyze/batch", response_model=BatchResponse, responses=ERRORS)
-async def analyze_batch(req: BatchRequest, pipeline: PipelineDep, settings: SettingsDep):
-    if not req.items:
-        raise TooManyItems("items is empty; send 1 to "
-                           f"{settings.max_batch_items} items", code="empty_batch", status=422)
-    if len(req.items) > settings.max_batch_items:
-        raise TooManyItems(f"{len(req.items)} items; the limit is {settings.max_batch_items}")
-    k = settings.top_terms if req.top_terms is None else req.top_terms
-    results = await run_in_threadpool(analyze_items, pipeline, req.items, k)
+def batch_body(pipeline: Pipeline, raw_items: list[Any], top_terms: int) -> dict:
+    results = analyze_items(pipeline, raw_items, top_terms)
     versions = pipeline.versions
-    return JSONResponse({
-        "results": [present.item_error(r) if isinstance(r, ItemError)
-                    else present.analysis(r, versions, with_terms=bool(k)) for r in results],
-        "summary": summarize(results),
-    })
+    return {"results": [present.item_error(r) if isinstance(r, ItemError)
+                        else present.analysis(r, versions, with_terms=bool(top_terms)) for r in results],
+            "summary": summarize(results)}
+
+
+def check_batch_size(n_items: int, n_chars: int, settings, what: str = "items") -> None:
+    """413 before any analysis when a batch is too many items or too many characters."""
+    limit = settings.max_batch_items if what == "items" else settings.max_batch_conversations
+    if not n_items:
+        raise TooManyItems(f"items is empty; send 1 to {limit} {what}", code="empty_batch", status=422)
+    if n_items > limit:
+        raise TooManyItems(f"{n_items} {what}; the limit is {limit}")
+    if n_chars > settings.max_batch_chars:
+        raise TooManyItems(f"the {what} hold {n_chars} characters in all; the limit per batch is "
+                           f"{settings.max_batch_chars} (PINGJIA_MAX_BATCH_CHARS): split the batch or "
+                           "submit a job (POST /v1/jobs)", code="batch_too_large")
+
+
+@router.post("/analyze/batch", response_model=BatchResponse, responses=ERRORS)
+async def analyze_batch(req: BatchRequest, pipeline: PipelineDep, settings: SettingsDep, pool: PoolDep):
+    chars = sum(len(r["text"]) for r in req.items if isinstance(r, dict) and isinstance(r.get("text"), str))
+    check_batch_size(len(req.items), chars, settings)
+    k = settings.top_terms if req.top_terms is None else req.top_terms
+    return json_response(await pool.run_json(batch_body, pipeline, req.items, k))

@@ -1,9 +1,10 @@
 """Help-desk transcript inspection: one conversation, or a batch where bad ones keep their slot."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from fastapi import APIRouter
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
 from app.api.conversation_schemas import (
     ConversationBatchRequest,
@@ -11,7 +12,8 @@ from app.api.conversation_schemas import (
     ConversationRequest,
     ConversationResponse,
 )
-from app.api.deps import PipelineDep, RulesDep, SettingsDep
+from app.api.deps import PipelineDep, PoolDep, RulesDep, SettingsDep
+from app.api.routes.analyze import check_batch_size, json_response
 from app.api.schemas import ERRORS
 from app.conversations import (
     Limits,
@@ -19,26 +21,37 @@ from app.conversations import (
     analyze_conversations,
     present,
 )
-from app.core.errors import TooManyItems
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
 
+def _report(raw: dict, pipeline, rules, limits: Limits) -> dict:
+    return present.report(analyze_conversation(raw, pipeline, rules, limits))
+
+
+def _batch(items: list[Any], pipeline, rules, limits: Limits) -> dict:
+    results = analyze_conversations(items, pipeline, rules, limits)
+    return {"results": [present.result(r) for r in results], "summary": present.summary(results)}
+
+
+def _chars(conv: Any) -> int:
+    """Characters over a conversation's turn texts (malformed parts count nothing here;
+    the engine reports them in the conversation's slot)."""
+    turns = conv.get("turns") if isinstance(conv, Mapping) else None
+    if not isinstance(turns, list):
+        return 0
+    return sum(len(t["text"]) for t in turns if isinstance(t, Mapping) and isinstance(t.get("text"), str))
+
+
 @router.post("/analyze", response_model=ConversationResponse, responses=ERRORS)
-async def analyze(req: ConversationRequest, pipeline: PipelineDep, rules: RulesDep, settings: SettingsDep):
-    report = await run_in_threadpool(analyze_conversation, req.model_dump(), pipeline, rules,
-                                     Limits.from_settings(settings))
-    return JSONResponse(present.report(report))
+async def analyze(req: ConversationRequest, pipeline: PipelineDep, rules: RulesDep, settings: SettingsDep,
+                  pool: PoolDep):
+    return json_response(await pool.run_json(_report, req.model_dump(), pipeline, rules,
+                                             Limits.from_settings(settings)))
 
 
 @router.post("/analyze/batch", response_model=ConversationBatchResponse, responses=ERRORS)
 async def analyze_batch(req: ConversationBatchRequest, pipeline: PipelineDep, rules: RulesDep,
-                        settings: SettingsDep):
-    limit = settings.max_batch_conversations
-    if not req.items:
-        raise TooManyItems(f"items is empty; send 1 to {limit} conversations", code="empty_batch", status=422)
-    if len(req.items) > limit:
-        raise TooManyItems(f"{len(req.items)} conversations; the limit is {limit}")
-    results = await run_in_threadpool(analyze_conversations, req.items, pipeline, rules,
-                                      Limits.from_settings(settings))
-    return JSONResponse({"results": [present.result(r) for r in results], "summary": present.summary(results)})
+                        settings: SettingsDep, pool: PoolDep):
+    check_batch_size(len(req.items), sum(_chars(c) for c in req.items), settings, what="conversations")
+    return json_response(await pool.run_json(_batch, req.items, pipeline, rules, Limits.from_settings(settings)))
