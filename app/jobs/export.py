@@ -1,4 +1,30 @@
-"""Job results as JSONL or CSV, streamed in input order in batches (memory stays flat)."""
+"""Job results as JSONL or CSV, streamed in input order in batches (memory stays flat).
+
+CSV exports are neutralised against spreadsheet formula injection (OWASP "CSV
+Injection"): no cell of a downloaded file may be evaluated as a formula or a DDE
+command when a spreadsheet opens it.
+
+* Every *text* cell (ids come from the uploader; keyword, aspect and cause cells are
+  derived from the uploaded texts; the rest are our own labels and codes, neutralised
+  all the same) whose first character is one of ``= + - @``, tab (0x09) or carriage
+  return (0x0D) is prefixed with a single quote ``'``. So is a cell whose first
+  character *after leading whitespace* (spaces, U+3000, line breaks ...) is one of
+  those, because importers that trim cells would otherwise still evaluate it.
+  ``=cmd|' /C calc'!A0`` is written as ``'=cmd|' /C calc'!A0``.
+* A user's id is text even when it looks like a number: ``-12`` is written as
+  ``'-12``, as OWASP recommends (a spreadsheet shows the quote; that is the price of
+  not guessing which "numbers" are harmless).
+* Figures the service computes (``row``, ``p_*``, ``qa_score``) are Python numbers, not
+  text: they cannot carry a formula, none is negative, and they are written unchanged
+  so a spreadsheet can still sum and filter them.
+* Text cells are always wrapped in double quotes (embedded quotes doubled), numbers
+  are bare, so a payload cannot leave its cell (also a bare carriage return, which the
+  ``csv`` module would not otherwise quote with a ``\n`` line terminator).
+
+To recover an original value, drop the one leading ``'`` of a text cell that starts
+with ``'`` followed (after optional whitespace) by a trigger character. JSONL results
+are data, not a spreadsheet format, and carry every value unchanged.
+"""
 from __future__ import annotations
 
 import csv
@@ -10,10 +36,29 @@ CSV_FIELDS = ["row", "id", "sentiment", "p_positive", "p_neutral", "p_negative",
               "aspects", "keywords", "error"]
 CONVERSATION_CSV_FIELDS = ["row", "id", "qa_score", "qa_grade", "resolution", "escalation_risk",
                            "sentiment_start", "sentiment_end", "root_causes", "violations", "error"]
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value):
+    """A CSV cell a spreadsheet will not evaluate: text starting (also after leading
+    whitespace) with ``= + - @``, tab or CR gets a leading ``'``; numbers are unchanged."""
+    if isinstance(value, str) and value and (value.startswith(FORMULA_TRIGGERS)
+                                             or value.lstrip().startswith(FORMULA_TRIGGERS)):
+        return "'" + value
+    return value
+
+
+def safe_row(row: dict) -> dict:
+    return {k: safe_cell(v) for k, v in row.items()}
 
 
 def flat_row(result: dict) -> dict:
-    """One CSV row per review result: the figures a spreadsheet user filters on."""
+    """One CSV row per review result: the figures a spreadsheet user filters on (text
+    cells neutralised, see the module docstring)."""
+    return safe_row(_flat_row(result))
+
+
+def _flat_row(result: dict) -> dict:
     head = {"row": result.get("row", ""), "id": result["id"]}
     if "error" in result:
         return {**head, "error": result["error"]["code"]}
@@ -29,7 +74,11 @@ def flat_row(result: dict) -> dict:
 
 
 def flat_conversation(result: dict) -> dict:
-    """One CSV row per conversation result."""
+    """One CSV row per conversation result (text cells neutralised)."""
+    return safe_row(_flat_conversation(result))
+
+
+def _flat_conversation(result: dict) -> dict:
     head = {"row": result.get("row", ""), "id": result["id"]}
     if "error" in result:
         return {**head, "error": result["error"]["code"]}
@@ -59,8 +108,11 @@ def csv_stream(bodies: Iterable[tuple[int, str]], kind: str = "reviews", batch: 
     fields, flat = ((CONVERSATION_CSV_FIELDS, flat_conversation) if kind == "conversations"
                     else (CSV_FIELDS, flat_row))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fields, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    buf.write(",".join(fields) + "\n")
+    # Text cells are always quoted: a carriage return inside one (which QUOTE_MINIMAL leaves
+    # bare with a "\n" line terminator) cannot split the row; numbers stay unquoted.
+    writer = csv.DictWriter(buf, fields, extrasaction="ignore", lineterminator="\n",
+                            quoting=csv.QUOTE_NONNUMERIC)
     n = 0
     prefix = "\ufeff" if bom else ""
     for _, body in bodies:
