@@ -16,6 +16,7 @@ from app.conversations import load_conversation_rules
 from app.core.config import Settings, get_settings
 from app.core.errors import PingjiaError
 from app.core.middleware import BodySizeLimit, BodyTimeout, RequestId, request_id_of
+from app.jobs.ingest_pool import IngestPool
 from app.jobs.worker import job_runner
 from app.pipeline.engine import build_pipeline
 
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
             log.info("pingjia ready: %s", app.state.pipeline.versions)
         if getattr(app.state, "conversation_rules", None) is None:
             app.state.conversation_rules = load_conversation_rules(settings.lexicon_dir)
+        if not hasattr(app.state, "ingest_pool"):  # uploads are read in their own process (None: here)
+            app.state.ingest_pool = IngestPool(settings.job_ingest_processes)
         try:
             async with job_runner(app, settings):  # job store + background workers (app.jobs)
                 yield

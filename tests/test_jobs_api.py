@@ -29,13 +29,17 @@ def rules():
 
 @pytest.fixture
 def make_client(tmp_path, fake_pipeline, rules):
-    """A client on a fresh data dir; ``workers=0`` leaves jobs queued (for cancel/409)."""
+    """A client on a fresh data dir; ``workers=0`` leaves jobs queued (for cancel/409). Uploads
+    are ingested in the app's ingest process; ``inline=True``: in the app's threads, so that a
+    test can monkeypatch ingest."""
     clients = []
 
-    def make(workers=2, **overrides):
+    def make(workers=2, inline=False, **overrides):
         settings = Settings(data_dir=tmp_path, job_chunk_rows=overrides.pop("chunk_rows", 16), **overrides)
         app = create_app(settings, pipeline=fake_pipeline)
         app.state.conversation_rules = rules
+        if inline:
+            app.state.ingest_pool = None
         store = app.state.job_store = open_store(service.db_url(settings))
         scorers = Scorers(fake_pipeline, lambda: ConversationScorer(fake_pipeline, rules, Limits()))
         app.state.job_runner = ThreadRunner(store, scorers, workers=workers)

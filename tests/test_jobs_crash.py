@@ -106,6 +106,11 @@ class Service:
         return (self.data_dir / f"service-{self.port}.log").read_text(errors="replace")[-3000:]
 
 
+def niceness(pid: int) -> int:
+    """The nice value of a process (field 19 of /proc/<pid>/stat)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
 def group_alive(pgid: int) -> list[int]:
     """Live (non-zombie) processes of a process group."""
     alive = []
@@ -183,6 +188,7 @@ def test_a_killed_worker_is_replaced_and_its_chunk_redone(tmp_path):
         while svc.http.get(f"/v1/jobs/{job_id}").json()["done"] < 100:
             time.sleep(0.01)
         (pid,) = svc.worker_pids()
+        assert niceness(pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)  # job_worker_nice default
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 60
         while (st := svc.http.get(f"/v1/jobs/{job_id}").json())["status"] != "done":

@@ -1,12 +1,15 @@
 """Uploads -> work files: validation at submit time, per-row errors, chunks, column profiling."""
 from __future__ import annotations
 
+import csv
 import io
 import json
+import sys
 
 import pytest
 
 from app.core.errors import InvalidUpload
+from app.jobs import ingest as ingest_module
 from app.jobs.ingest import InputSpec, guess_format, ingest_file, ingest_items, read_chunk
 
 
@@ -140,3 +143,65 @@ def test_conversations_are_jsonl_only_and_need_turns():
 def test_format_is_guessed_from_name_then_content():
     assert guess_format("a.JSONL", b"") == "jsonl" and guess_format("a.csv", b"{") == "csv"
     assert guess_format(None, b'\xef\xbb\xbf  {"a": 1}') == "jsonl" and guess_format("", b"id,text") == "csv"
+
+
+# --- hostile inputs (an audit's reproducers) -------------------------------------------
+@pytest.mark.parametrize("encoding", ["rot13", "base64", "zlib", "punycode", "hex", "bz2", "uu", "quopri", "idna",
+                                      "undefined", "no-such-codec", "utf\x008"])
+def test_only_text_encodings_are_accepted(encoding):
+    err = refused(b"id,text\n1,x\n", encoding=encoding)
+    assert err.code == "bad_encoding" and "utf-8" in err.message
+
+
+def test_a_quoted_field_may_span_lines_and_the_line_numbers_stay_right():
+    data = 'id,text\n1,"第一行\n第二行, 还有 ""引号"""\n2,好\n3,"x\n"\n4,y,extra\n'.encode()
+    result, work = ingest(data)
+    rows = rows_of(work)
+    assert result.total == 4 and rows[0][1] == '第一行\n第二行, 还有 "引号"' and rows[1][1] == "好"
+    assert rows[3][3] == ["invalid_row", "line 7: 3 fields, the header has 2"]
+
+
+@pytest.mark.parametrize("data, line", [
+    (b'id,text\n1,"never closed\n2,fine\n', 2),   # was: 1 row, holding the rest of the file
+    (b'id,text\n1,ok\n2,"never closed', 3),
+    (b'id,"text\n1,x\n', 1),
+])
+def test_a_quote_open_at_the_end_of_the_file_is_refused_naming_its_line(data, line):
+    err = refused(data)
+    assert err.code == "invalid_csv" and err.message.startswith(f"line {line}:") and "never closed" in err.message
+
+
+def test_a_stray_quote_is_refused_naming_the_line_it_opened_on():
+    err = refused(b'id,text\n1,"oops\n2,fine\n3,"quoted"\n4,x\n')
+    assert err.code == "invalid_csv" and err.message.startswith("line 2:")
+
+
+def test_csv_fields_and_rows_are_bounded(monkeypatch):
+    err = refused(b"id,text\n1,ok\n2," + b'"' + b"x" * (1024 * 1024 + 1) + b'"\n')
+    assert err.code == "field_too_long" and err.message.startswith("line 3:")
+    monkeypatch.setattr(ingest_module, "MAX_CSV_ROW_CHARS", 100)
+    err = refused(b'id,text\n1,ok\n2,"' + b"a\n" * 30 + b'","' + b"b\n" * 30 + b'"\n')
+    assert err.code == "line_too_long" and err.message.startswith("line 3:")
+    assert csv.field_size_limit() < sys.maxsize
+
+
+@pytest.mark.parametrize("line, words", [
+    (b'{"text": ' + b"1" * 5000 + b"}", ["line 2", "digits"]),   # ValueError, was a 500
+    (b"[" * 200_000, ["line 2", "nested too deeply"]),            # RecursionError, was a 500
+])
+def test_jsonl_numbers_and_nesting_beyond_the_parser_are_refused(line, words):
+    err = refused(b'{"text": "ok"}\n' + line + b"\n", "jsonl")
+    assert err.code == "invalid_jsonl" and all(w in err.message for w in words), err.message
+
+
+def test_an_empty_column_name_is_refused_not_a_key_error():
+    with pytest.raises(InvalidUpload) as e:
+        ingest_items([{"text": "好"}], io.BytesIO(), InputSpec(group_columns=("",)), chunk_rows=10)
+    assert e.value.code == "missing_column" and "''" in e.value.message
+
+
+def test_long_values_are_never_parsed_as_dates(monkeypatch):
+    seen = []
+    monkeypatch.setattr(ingest_module, "parse_day", lambda v, **kw: seen.append(v))
+    ingest(("id,text,date\n1,y,2026-11-20\n2,x,2026-11-20" + " " * 100 + "x\n").encode())
+    assert seen == ["2026-11-20"]

@@ -1,13 +1,23 @@
 """JobStore (SQLite): schema, leases, the one-transaction commit, recovery, retention."""
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import time
 
 import pytest
 
-from app.jobs.store import MAX_ATTEMPTS, SCHEMA_VERSION, ChunkOutput, NewJob, open_store
+from app.jobs.store import (
+    MAX_ATTEMPTS,
+    SCHEMA_VERSION,
+    ChunkOutput,
+    NewJob,
+    StoreUnusable,
+    check_not_lost,
+    disk_problem,
+    open_store,
+)
 
 
 @pytest.fixture
@@ -128,3 +138,67 @@ def test_expired_jobs_are_deleted_with_their_rows(store):
     store.delete_job(old.jid)
     assert store.get_job("old") is None and list(store.iter_results(old.jid)) == []
     assert store.get_job("new").status == "done"
+
+
+def test_a_full_disk_is_reported_as_such_and_the_connection_stays_usable(store):
+    make_job(store, total=40, chunk=20)
+    claim = store.claim_chunk("w")
+    big = ChunkOutput([(i, f"id{i}", 0, "x" * 3000) for i in range(20)], {}, {}, {"m": "1"})
+    limit = store._conn.execute("PRAGMA max_page_count").fetchone()[0]
+    store._conn.execute("PRAGMA max_page_count = 1")  # the file may not grow: SQLITE_FULL
+    with pytest.raises(sqlite3.OperationalError) as caught:  # not "cannot rollback - no transaction"
+        store.commit_chunk(claim, big)
+    assert disk_problem(caught.value) == "disk_full" and not store._conn.in_transaction
+    store._conn.execute(f"PRAGMA max_page_count = {limit}")
+    assert store.commit_chunk(claim, big)  # the same lease, the same connection
+    assert store.get_job("j1").done == 20
+
+
+def test_disk_problems_are_told_from_other_errors():
+    assert disk_problem(OSError(errno.ENOSPC, "full")) == disk_problem(OSError(errno.EDQUOT, "quota")) == "disk_full"
+    assert disk_problem(OSError(errno.EIO, "io")) is None
+    assert disk_problem(ValueError("x")) is None
+    assert disk_problem(sqlite3.DatabaseError("database disk image is malformed")) is None
+
+
+def test_release_hands_a_chunk_back_without_counting_the_attempt(store):
+    make_job(store)
+    claim = store.claim_chunk("w1")
+    assert store.release(claim) and not store.release(claim)  # only the holder's lease, once
+    again = store.claim_chunk("w2")
+    assert again.chunk_index == claim.chunk_index
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("SELECT attempts FROM chunks WHERE chunk_index = 0").fetchone() == (1,)
+
+
+def test_results_that_fall_short_of_the_committed_count_raise(store):
+    make_job(store, total=10, chunk=10)
+    claim = store.claim_chunk("w")
+    store.commit_chunk(claim, output(claim))
+    jid = store.get_job("j1").jid
+    with sqlite3.connect(store.path) as db:
+        db.execute("DELETE FROM results WHERE row_index >= 6")
+    rows = store.iter_results(jid, batch=4)
+    got = []
+    with pytest.raises(StoreUnusable, match="6 result rows read where 10 were committed"):
+        for r, _ in rows:
+            got.append(r)
+    assert got == list(range(6))  # streamed first; a download of them is cut off, not ended cleanly
+
+
+def test_a_damaged_file_fails_verify_and_a_missing_one_is_refused_next_to_job_folders(tmp_path):
+    store = open_store(tmp_path / "jobs.db")
+    make_job(store)
+    store.verify()
+    store.verify(full=True)
+    store.close()
+    with open(tmp_path / "jobs.db", "r+b") as f:  # page 2 onwards: the tables' roots
+        f.seek(4096)
+        f.write(b"\xff" * 4096 * 3)
+    with pytest.raises(sqlite3.DatabaseError, match="malformed"):
+        s = open_store(tmp_path / "jobs.db")
+        s.verify()
+    check_not_lost(tmp_path / "absent.db", tmp_path / "jobs")  # a first start: nothing to lose
+    (tmp_path / "jobs" / "abc").mkdir(parents=True)
+    with pytest.raises(StoreUnusable, match="does not exist but .* holds 1 job folder"):
+        check_not_lost(tmp_path / "absent.db", tmp_path / "jobs")

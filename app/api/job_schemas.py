@@ -2,11 +2,15 @@
 dicts by ``app.jobs.service``; these models document them in OpenAPI."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.jobs.ingest import InputSpec
+from app.jobs import service
+from app.jobs.ingest import Ingested, InputSpec
+
+ColumnName = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class JobForm(BaseModel):
@@ -35,12 +39,23 @@ class JobItemsRequest(BaseModel):
         {"kind": "reviews", "items": [{"id": "r1", "text": "发货太慢了", "channel": "app", "date": "2026-11-20"}]}]})
     kind: Literal["reviews", "conversations"] = "reviews"
     items: list[Any] = Field(min_length=1, description="a bad item gets an error in its own row")
-    date_column: str | None = None
-    group_columns: list[str] | None = None
+    date_column: str | None = Field(None, max_length=200, description="default: detected")
+    group_columns: list[ColumnName] | None = Field(None, description="default: detected")
 
     def spec(self) -> InputSpec:
-        return InputSpec(kind=self.kind, fmt="jsonl", date_column=self.date_column,
+        return InputSpec(kind=self.kind, fmt="jsonl", date_column=self.date_column or None,
                          group_columns=tuple(self.group_columns) if self.group_columns is not None else None)
+
+
+def ingest_json_body(folder: Path, chunk_rows: int) -> tuple[InputSpec, Ingested]:
+    """A JSON job's spooled body validated, then rewritten as its work file: run in the
+    ingest process, as parsing is per-item work too. A ``ValidationError`` is raised as is."""
+    body = folder / service.BODY_FILE
+    req = JobItemsRequest.model_validate_json(body.read_bytes())
+    spec = req.spec()
+    ingested = service.ingest_json_items(folder, spec, req.items, chunk_rows)
+    body.unlink()
+    return spec, ingested
 
 
 class JobAccepted(BaseModel):
@@ -64,6 +79,8 @@ class JobStatus(BaseModel):
     started_at: str | None
     finished_at: str | None
     error: dict[str, str] | None
+    notice: dict[str, str] | None = Field(None, description="why workers wait, e.g. {code: disk_full, message, "
+                                                            "since}; the job resumes by itself")
     input: dict[str, Any]
     report_plan: dict[str, Any]
     model: dict[str, str] | None

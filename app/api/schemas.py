@@ -95,4 +95,28 @@ class BatchResponse(BaseModel):
     summary: dict[str, Any]
 
 
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422)}
+STATUS_MEANINGS = {
+    400: "malformed request (invalid JSON, malformed multipart)",
+    401: "missing or wrong admin token",
+    403: "admin disabled (no PINGJIA_ADMIN_TOKEN)",
+    404: "no such job",
+    408: "request headers or body not sent in time",
+    409: "conflict with the current state (job not done, reload running, model rejected)",
+    413: "body, text or batch too large",
+    415: "unsupported content type",
+    422: "invalid input",
+    500: "unexpected server error (the body names a request id)",
+    503: "not ready, busy (Retry-After), jobs unavailable or upload check interrupted: retry",
+    507: "the disk is full (upload, work file or job store)",
+}
+
+
+def errors(*extra: int) -> dict:
+    """OpenAPI ``responses`` for the error statuses a route can answer, all in the envelope."""
+    codes = sorted({400, 408, 413, 422, 500, 503, *extra})
+    return {c: {"model": ErrorResponse, "description": STATUS_MEANINGS[c]} for c in codes}
+
+
+ERRORS = errors()
+JOB_ERRORS = errors(404, 409, 415, 507)
+ADMIN_ERRORS = errors(401, 403, 409)

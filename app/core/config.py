@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(2 * 1024**3, ge=1024, description="largest job upload")
     job_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1,
                              description="background scoring processes for jobs (default: one per core)")
+    job_ingest_processes: int = Field(1, ge=1, description="job submissions validated at once, each in its own "
+                                                           "process (more wait their turn)")
     job_chunk_rows: int = Field(500, ge=1, description="rows scored and committed together")
     job_worker_start: Literal["fork", "spawn"] = Field(
         "fork", description="fork: job workers are forked at start-up and share the service's loaded "

@@ -7,10 +7,15 @@ rewritten as a *work file*: one compact JSON array per row, ``[id, payload, extr
 any chunk and a resumed job re-reads exactly the rows it had not committed.
 
 Refused at submit time (4xx naming the line or column): a missing text/id column,
-bytes that are not valid in the declared encoding, a line that is not JSON, an empty
-file. Accepted but recorded as a per-row error: a JSONL line that is not an object, a
-CSV row with the wrong number of fields, a conversation without ``turns`` (bad texts —
-empty, too long, not a string — are reported by the pipeline in the row's slot).
+bytes that are not valid in the declared encoding (or an encoding that is not a text
+encoding), a line that is not JSON (or nested too deeply, or with a number over 4300
+digits), a CSV quote that is never closed, a CSV field over 1 MiB, an empty file.
+Accepted but recorded as a per-row error: a JSONL line that is not an object, a CSV row
+with the wrong number of fields, a conversation without ``turns`` (bad texts — empty, too
+long, not a string — are reported by the pipeline in the row's slot).
+
+Every file written here (spooled upload, JSON body, work file) is 0600: they hold
+customers' texts.
 
 While reading, each extra column is profiled (distinct values, how many parse as dates)
 to decide the report's group columns and its date column.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,14 +34,15 @@ from typing import IO, Any
 
 from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import parse_options_header
+from python_multipart.multipart import MultipartState, parse_options_header
 
 from app.core.errors import BodyTooLarge, InvalidUpload
 from app.jobs.report import DATE_HINT, DEFAULT_CONFIG, ReportConfig, parse_day
 
-csv.field_size_limit(sys.maxsize)
 MAX_LINE_BYTES = 16 * 1024 * 1024
-MAX_VALUE_CHARS = 64     # a longer value cannot be a group label
+MAX_CSV_FIELD_CHARS = 1024 * 1024  # texts are 5000 characters at most; a longer field is a broken quote
+MAX_CSV_ROW_CHARS = MAX_LINE_BYTES  # a row with quoted line breaks, all its lines together
+MAX_VALUE_CHARS = 64     # a longer value is neither a group label nor a date (never parsed)
 MAX_FIELD_BYTES = 64 * 1024
 MAX_COLUMNS = 200        # extra columns profiled; keys beyond these are ignored
 KINDS = ("reviews", "conversations")
@@ -88,6 +95,8 @@ async def spool_multipart(chunks: AsyncIterator[bytes], content_type: str, dest:
         raise InvalidUpload(f"malformed multipart body: {exc}", code="invalid_multipart", status=400) from None
     finally:
         sink.close()
+    if parser.state != MultipartState.END:  # a cut-off body: the last part may be truncated
+        raise InvalidUpload("malformed multipart body: no closing boundary", code="invalid_multipart", status=400)
     if sink.filename is None and not sink.has_file:
         raise InvalidUpload("multipart field 'file' is missing", code="missing_file")
     return Spooled(sink.fields, sink.filename, sink.size)
@@ -136,7 +145,7 @@ class _FormSink:
             self.has_file = True
             fname = disp.get(b"filename")
             self.filename = fname.decode("utf-8", "replace") if fname is not None else ""
-            self._out = open(self.dest, "wb")
+            self._out = open_private(self.dest)
 
     def _data(self, data, start, end):
         n = end - start
@@ -162,15 +171,24 @@ class _FormSink:
             self._out.close()
 
 
-async def read_limited(chunks: AsyncIterator[bytes], max_bytes: int) -> bytes:
-    """A small (JSON) body, refused past ``max_bytes`` without reading the rest."""
-    buf = bytearray()
-    async for chunk in chunks:
-        buf += chunk
-        if len(buf) > max_bytes:
-            raise BodyTooLarge(f"JSON body exceeds {max_bytes} bytes; upload large inputs as a "
-                               "multipart CSV/JSONL file")
-    return bytes(buf)
+async def spool_body(chunks: AsyncIterator[bytes], dest: Path, max_bytes: int) -> None:
+    """A (JSON) body to ``dest``, refused past ``max_bytes`` without reading the rest; it is
+    parsed later, in the ingest process."""
+    size = 0
+    with open_private(dest) as out:
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > max_bytes:
+                raise BodyTooLarge(f"JSON body exceeds {max_bytes} bytes; upload large inputs as a "
+                                   "multipart CSV/JSONL file")
+            out.write(chunk)
+
+
+def open_private(path: Path) -> IO[bytes]:
+    """A new file only its owner can read, whatever the umask: uploads hold customers' texts."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "wb")
 
 
 # --- reading ------------------------------------------------------------------------
@@ -185,11 +203,19 @@ def guess_format(filename: str | None, head: bytes) -> str:
     return "jsonl" if stripped.startswith(b"{") else "csv"
 
 
+_NOT_FILE_ENCODINGS = {"idna", "punycode", "undefined"}  # text codecs, but not for a file's bytes
+
+
 def check_encoding(name: str) -> str:
+    """The codec's name, for a text encoding only: bytes-to-bytes codecs (base64, zlib, ...) and
+    str-to-str ones (rot13) do not decode bytes to text, and would fail outside our checks."""
     try:
-        return codecs.lookup(name).name
-    except LookupError:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):
         raise InvalidUpload(f"unknown encoding {name!r}; use utf-8 or gb18030", code="bad_encoding") from None
+    if not info._is_text_encoding or info.name in _NOT_FILE_ENCODINGS:
+        raise InvalidUpload(f"{name!r} is not a text encoding; use utf-8 or gb18030", code="bad_encoding")
+    return info.name
 
 
 def decoded_lines(raw: IO[bytes], encoding: str) -> Iterator[str]:
@@ -229,6 +255,11 @@ def iter_records(raw: IO[bytes], fmt: str, spec: InputSpec) -> Iterator[tuple[in
         except json.JSONDecodeError as exc:
             raise InvalidUpload(f"line {n}, column {exc.colno}: not valid JSON ({exc.msg})",
                                 code="invalid_jsonl") from None
+        except ValueError:  # an integer beyond Python's int/str conversion limit
+            raise InvalidUpload(f"line {n}: a number has more than {sys.get_int_max_str_digits()} digits",
+                                code="invalid_jsonl") from None
+        except RecursionError:
+            raise InvalidUpload(f"line {n}: nested too deeply", code="invalid_jsonl") from None
         if not isinstance(rec, dict):
             yield n, ("invalid_row", f"line {n}: expected a JSON object, got {type(rec).__name__}")
         else:
@@ -236,7 +267,22 @@ def iter_records(raw: IO[bytes], fmt: str, spec: InputSpec) -> Iterator[tuple[in
 
 
 def _csv_records(lines: Iterator[str], spec: InputSpec) -> Iterator[tuple[int, Any]]:
-    reader = csv.reader(lines)
+    """Strict quoting, bounded fields and rows: a quote that is never closed would otherwise
+    swallow the rest of the file into one field, silently."""
+    csv.field_size_limit(MAX_CSV_FIELD_CHARS)  # process-wide (no per-reader limit), but bounded
+    row_chars = 0
+
+    def metered() -> Iterator[str]:
+        nonlocal row_chars
+        for text in lines:
+            row_chars += len(text)
+            if row_chars > MAX_CSV_ROW_CHARS:
+                raise InvalidUpload(f"line {start}: the row starting here is longer than {MAX_CSV_ROW_CHARS} "
+                                    "characters (a quote that is never closed?)", code="line_too_long")
+            yield text
+
+    reader = csv.reader(metered(), strict=True)
+    start = 1
     try:
         header = next(reader, None)
         if not header:
@@ -251,10 +297,10 @@ def _csv_records(lines: Iterator[str], spec: InputSpec) -> Iterator[tuple[int, A
         if spec.id_column is not None and spec.id_column not in header:
             raise InvalidUpload(f"id column {spec.id_column!r} not found; the header (line 1) has {header}",
                                 code="missing_column")
-        start = reader.line_num + 1
+        start, row_chars = reader.line_num + 1, 0
         for fields in reader:
             line = start
-            start = reader.line_num + 1
+            start, row_chars = reader.line_num + 1, 0
             if not fields or fields == [""]:
                 continue
             if len(fields) != len(header):
@@ -262,7 +308,19 @@ def _csv_records(lines: Iterator[str], spec: InputSpec) -> Iterator[tuple[int, A
                 continue
             yield line, dict(zip(header, fields))
     except csv.Error as exc:
-        raise InvalidUpload(f"line {reader.line_num}: {exc}", code="invalid_csv") from None
+        raise _csv_problem(start, str(exc)) from None
+
+
+def _csv_problem(line: int, error: str) -> InvalidUpload:
+    """A refusal naming the line where the bad row (its field, its quote) starts."""
+    if error.startswith("field larger than"):
+        return InvalidUpload(f"line {line}: a field is longer than {MAX_CSV_FIELD_CHARS} characters "
+                             "(a quote that is never closed?)", code="field_too_long")
+    if error == "unexpected end of data":
+        return InvalidUpload(f"line {line}: a quoted field is never closed (the file ends inside it)",
+                             code="invalid_csv")
+    return InvalidUpload(f"line {line}: {error}; inside a quoted field, write a quote as two (\"\")",
+                         code="invalid_csv")
 
 
 # --- profiling extra columns -------------------------------------------------------------
@@ -279,16 +337,16 @@ class _Column:
         if value == "":
             return True
         self.nonempty += 1
+        if len(value) > MAX_VALUE_CHARS:  # neither a label nor a date: never parsed
+            self.values = None
+            return self.date_like
         if self.nonempty <= 100 or self.dates >= 0.95 * (self.nonempty - 1):  # still date-like
             if parse_day(value, allow_epoch=self.hint):
                 self.dates += 1
         if self.values is not None:
-            if len(value) > MAX_VALUE_CHARS:
+            self.values.add(value)
+            if len(self.values) > cap:
                 self.values = None
-            else:
-                self.values.add(value)
-                if len(self.values) > cap:
-                    self.values = None
         return self.values is not None or self.date_like
 
     @property
@@ -388,7 +446,7 @@ class WorkWriter:
         spec, total, cfg = self.spec, self.result.total, self.cfg
         cols = self.columns
         for name in [spec.date_column, *(spec.group_columns or ())]:
-            if name and name not in cols:
+            if name is not None and name not in cols:
                 raise InvalidUpload(f"column {name!r} not found; extra columns are {sorted(cols)}",
                                     code="missing_column")
         for name in spec.group_columns or ():

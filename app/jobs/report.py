@@ -26,11 +26,15 @@ from app.pipeline.findings import ASPECT_NAMES_ZH, SENTIMENT_LABELS
 
 EPOCH_TZ = timezone(timedelta(hours=8))  # epoch timestamps are read as China Standard Time
 DATE_HINT = re.compile(r"date|time|day|created|updated|_at$|^ts$|日期|时间|日|时", re.I)
-_DATE = re.compile(r"^\s*(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
+# Matched against the stripped value with ``fullmatch``: no leading/trailing ``\s*`` and no two
+# adjacent whitespace runs, so a failing match is linear in the value's length (the old pattern
+# ended ``\s*(tz)?\s*$``, quadratic on a long run of spaces).
+_DATE = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
                    r"(?:(?:[T\s]+|日)\d{1,2}[:时]\d{1,2}(?:[:分]\d{1,2}(?:\.\d+)?秒?)?)?"
-                   r"\s*(?:Z|[+-]\d{2}:?\d{2})?\s*$")
-_COMPACT = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})\s*$")
-_EPOCH = re.compile(r"^\s*(\d{10})(\d{3})?(?:\.\d+)?\s*$")
+                   r"(?:\s*(?:Z|[+-]\d{2}:?\d{2}))?")
+_COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
+_EPOCH = re.compile(r"(\d{10})(\d{3})?(?:\.\d+)?")
+MAX_DATE_CHARS = 64  # longer values are never dates (and are not matched at all)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ def parse_day(value: object, *, allow_epoch: bool = False) -> str | None:
 
     Dates keep the day as written (no time-zone shift); epoch seconds/milliseconds (only
     when ``allow_epoch``, i.e. the column name says it is a time) are read in UTC+08:00.
+    A value over ``MAX_DATE_CHARS`` is None without being matched (uploads are hostile).
 
     >>> parse_day("2026-11-20T10:00:40+08:00"), parse_day("2026年11月3日"), parse_day("20261103")
     ('2026-11-20', '2026-11-03', '2026-11-03')
@@ -74,14 +79,17 @@ def parse_day(value: object, *, allow_epoch: bool = False) -> str | None:
     """
     if value is None or isinstance(value, bool):
         return None
-    text = str(value)
-    m = _DATE.match(text) or _COMPACT.match(text)
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_DATE_CHARS:
+        return None
+    text = text.strip()
+    m = _DATE.fullmatch(text) or _COMPACT.fullmatch(text)
     if m:
         try:
             return date(int(m[1]), int(m[2]), int(m[3])).isoformat()
         except ValueError:
             return None
-    if allow_epoch and (m := _EPOCH.match(text)):
+    if allow_epoch and (m := _EPOCH.fullmatch(text)):
         seconds = int(m[1])
         return datetime.fromtimestamp(seconds, EPOCH_TZ).date().isoformat()
     return None

@@ -1,25 +1,31 @@
 """Job operations the routes and the CLI share: submit, status, summary, prune.
 
-No HTTP here: the routes translate requests into these calls and back.
+No HTTP here: the routes translate requests into these calls and back. Submitting is two
+steps: ``ingest_*`` writes the work file (run by the API in an ``IngestPool`` process: it is
+per-row work), then ``create_job`` records the job.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from app.jobs.ingest import InputSpec, Ingested, guess_format, ingest_file, ingest_items, read_chunk
+from app.core.errors import InsufficientStorage
+from app.jobs.ingest import InputSpec, Ingested, guess_format, ingest_file, ingest_items, open_private, read_chunk
 from app.jobs.report import build_report
 from app.jobs.store import JobRecord, JobStore, NewJob, open_store
 
 WORK_FILE = "work.jsonl"
 UPLOAD_FILE = "upload.raw"
+BODY_FILE = "body.json"  # a JSON job's request body, spooled
 
 
 def db_url(settings) -> str:
@@ -32,11 +38,27 @@ def jobs_dir(settings) -> Path:
 
 
 def new_job_dir(settings) -> tuple[str, Path]:
-    """A fresh job id and its (created) directory for the upload and the work file."""
+    """A fresh job id and its (created) directory for the upload and the work file; only
+    the service's user can enter it (uploads hold customers' texts)."""
     job_id = uuid.uuid4().hex
-    path = jobs_dir(settings) / job_id
-    path.mkdir(parents=True)
+    root = jobs_dir(settings)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = root / job_id
+    path.mkdir(mode=0o700)
+    os.chmod(path, 0o700)  # exactly, whatever the umask
     return job_id, path
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """A full disk or quota while storing a job's files is 507 with the reason, not a 500."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise InsufficientStorage(f"the service's disk is full ({os.strerror(exc.errno)}); the job was not "
+                                  "created: retry later") from None
 
 
 def discard(path: Path) -> None:
@@ -44,34 +66,46 @@ def discard(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def submit_upload(store: JobStore, settings, job_id: str, folder: Path, spec: InputSpec,
-                  filename: str | None) -> JobRecord:
-    """Validate the spooled upload, write the work file, record the job (queued)."""
+def ingest_upload(folder: Path, spec: InputSpec, filename: str | None, chunk_rows: int) -> tuple[Ingested, dict]:
+    """The spooled upload validated and rewritten as the work file (then removed); returns
+    what ``create_job`` needs, with the input's description."""
     raw = folder / UPLOAD_FILE
     size = raw.stat().st_size
     with open(raw, "rb") as f:
-        rec = submit_stream(store, settings, job_id, folder, spec, f, filename, extra={"bytes": size})
+        ingested = ingest_stream(folder, spec, f, filename, chunk_rows)
     raw.unlink()
-    return rec
+    return ingested, {"filename": filename, "bytes": size}
+
+
+def ingest_stream(folder: Path, spec: InputSpec, raw: IO[bytes], filename: str | None, chunk_rows: int) -> Ingested:
+    """The work file from a binary stream (the spooled upload, or a file/stdin for ``pingjia score``)."""
+    fmt = spec.fmt or guess_format(filename, raw.peek(4096)[:4096] if hasattr(raw, "peek") else b"")
+    with open_private(folder / WORK_FILE) as out:
+        ingested = ingest_file(raw, out, spec, fmt=fmt, chunk_rows=chunk_rows)
+        _durable(out, folder)
+    return ingested
+
+
+def ingest_json_items(folder: Path, spec: InputSpec, items: Iterable[Any], chunk_rows: int) -> Ingested:
+    """The work file from the ``items`` of a JSON body."""
+    with open_private(folder / WORK_FILE) as out:
+        ingested = ingest_items(items, out, spec, chunk_rows=chunk_rows)
+        _durable(out, folder)
+    return ingested
 
 
 def submit_stream(store: JobStore, settings, job_id: str, folder: Path, spec: InputSpec, raw: IO[bytes],
-                  filename: str | None, *, extra: dict | None = None) -> JobRecord:
-    """A job from a binary stream (the spooled upload, or a file/stdin for ``pingjia score``)."""
-    fmt = spec.fmt or guess_format(filename, raw.peek(4096)[:4096] if hasattr(raw, "peek") else b"")
-    with open(folder / WORK_FILE, "wb") as out:
-        ingested = ingest_file(raw, out, spec, fmt=fmt, chunk_rows=settings.job_chunk_rows)
-        _durable(out, folder)
-    return _create(store, job_id, folder, spec, ingested, {"filename": filename, **(extra or {})})
+                  filename: str | None) -> JobRecord:
+    """A job from a binary stream, in this process (``pingjia score``)."""
+    ingested = ingest_stream(folder, spec, raw, filename, settings.job_chunk_rows)
+    return create_job(store, job_id, folder, spec, ingested, {"filename": filename})
 
 
 def submit_items(store: JobStore, settings, job_id: str, folder: Path, spec: InputSpec,
                  items: Iterable[Any]) -> JobRecord:
-    """A job from the ``items`` of a JSON body."""
-    with open(folder / WORK_FILE, "wb") as out:
-        ingested = ingest_items(items, out, spec, chunk_rows=settings.job_chunk_rows)
-        _durable(out, folder)
-    return _create(store, job_id, folder, spec, ingested, {})
+    """A job from JSON items, in this process (tests, scripts)."""
+    ingested = ingest_json_items(folder, spec, items, settings.job_chunk_rows)
+    return create_job(store, job_id, folder, spec, ingested, {})
 
 
 def _durable(out: IO[bytes], folder: Path) -> None:
@@ -85,7 +119,8 @@ def _durable(out: IO[bytes], folder: Path) -> None:
         os.close(fd)
 
 
-def _create(store: JobStore, job_id: str, folder: Path, spec: InputSpec, ing: Ingested, extra: dict) -> JobRecord:
+def create_job(store: JobStore, job_id: str, folder: Path, spec: InputSpec, ing: Ingested, extra: dict) -> JobRecord:
+    """Record an ingested job (queued)."""
     params = {"input": {"format": ing.fmt, "text_column": spec.text_column, "id_column": spec.id_column,
                         "encoding": spec.encoding, "rows_refused_at_ingest": ing.bad_rows, **extra},
               "plan": ing.plan}

@@ -14,11 +14,17 @@ progress in ONE transaction, and only if the chunk is still leased to the commit
 worker. A crash rolls the transaction back; ``recover`` puts leased chunks back to
 ``pending`` and they are scored again. The results primary key is a second guard.
 
+A full disk is a state to wait out, not a fault of the input: ``disk_problem`` tells it
+from other errors, so workers pause on it (app.jobs.worker). A damaged file is found at
+start-up by ``verify`` (and ``check_not_lost`` refuses an emptied one) and reported with
+``explain``, naming the file and what to do.
+
 A PostgreSQL implementation would implement ``JobStore`` with the same tables;
 ``open_store`` is where its URL would be dispatched.
 """
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import threading
@@ -32,6 +38,8 @@ from typing import Any, Protocol
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
 MAX_ATTEMPTS = 3  # a chunk leased this often without a commit fails its job (poison input)
+REPAIR = ("stop the service and restore it from a backup (or, to start afresh, move it with its -wal/-shm "
+          "files and the jobs/ folder next to it aside), then restart")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +119,8 @@ class JobStore(Protocol):
     def recover(self) -> int: ...
     def cancel_job(self, job_id: str) -> JobRecord | None: ...
     def fail_job(self, jid: int, code: str, message: str) -> None: ...
+    def release(self, claim: Claim) -> bool: ...
+    def verify(self, full: bool = False) -> None: ...
     def iter_results(self, jid: int) -> Iterator[tuple[int, str]]: ...
     def iter_counts(self, jid: int) -> Iterator[tuple[str, str, str, int]]: ...
     def iter_terms(self, jid: int) -> Iterator[tuple[str, int, int, int, int | None]]: ...
@@ -197,13 +207,70 @@ def open_store(url: str | Path) -> JobStore:
     ...
     NotImplementedError: no JobStore for 'postgresql'; implement app.jobs.store.JobStore for it
     """
+    return SQLiteJobStore(sqlite_path(url))
+
+
+def sqlite_path(url: str | Path) -> Path:
+    """The file of a SQLite store URL (a path, ``sqlite:///rel`` or ``sqlite:////abs``)."""
     text = str(url)
     if "://" in text:
         scheme, _, rest = text.partition("://")
         if scheme != "sqlite":
             raise NotImplementedError(f"no JobStore for {scheme!r}; implement app.jobs.store.JobStore for it")
-        text = rest[1:] if rest.startswith("/") else rest  # sqlite:///rel, sqlite:////abs
-    return SQLiteJobStore(Path(text))
+        text = rest[1:] if rest.startswith("/") else rest
+    return Path(text)
+
+
+class StoreUnusable(sqlite3.DatabaseError):
+    """The job database cannot be trusted as it is; the message names the file and what to do."""
+
+
+_DISK_ERRORS = {sqlite3.SQLITE_IOERR_WRITE, sqlite3.SQLITE_IOERR_FSYNC, sqlite3.SQLITE_IOERR_SHMSIZE,
+                sqlite3.SQLITE_IOERR_TRUNCATE}
+_READ_ERRORS = {sqlite3.SQLITE_IOERR_READ, sqlite3.SQLITE_IOERR_SHORT_READ}
+
+
+def disk_problem(exc: BaseException) -> str | None:
+    """``disk_full`` or ``disk_error`` when ``exc`` says the disk takes no more writes — a state
+    to wait out, not a fault of the job's input — else None. SQLite reports ENOSPC as
+    SQLITE_FULL but a full quota (EDQUOT) only as a write I/O error, hence ``disk_error``."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "disk_full"
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL:
+        return "disk_full"
+    return "disk_error" if code in _DISK_ERRORS else None
+
+
+def explain(where: str | Path, exc: BaseException) -> str:
+    """What an operator reads when the job database fails: the file, the cause, what to do."""
+    if isinstance(exc, StoreUnusable):
+        return str(exc)
+    full_code = getattr(exc, "sqlite_errorcode", None) or 0
+    code = full_code & 0xFF
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or full_code in _READ_ERRORS:
+        return f"job database {where} is damaged ({exc}): {REPAIR}"
+    if disk_problem(exc):
+        return f"job database {where} cannot be written ({exc}): free space on its disk"
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM) or (
+            isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)):
+        return (f"job database {where} cannot be opened for writing ({exc}): its directory and files must be "
+                "writable by the service's user")
+    return f"job database {where} failed ({type(exc).__name__}: {exc})"
+
+
+def check_not_lost(path: Path, job_dirs: Path) -> None:
+    """Refuse a missing or 0-byte job database while ``job_dirs`` holds job folders: the
+    records of accepted jobs are gone (file deleted or truncated, a wrong path), and SQLite
+    would silently start a new, empty database in its place."""
+    if path.exists() and path.stat().st_size > 0:
+        return
+    folders = sum(1 for d in job_dirs.iterdir() if d.is_dir()) if job_dirs.is_dir() else 0
+    if folders:
+        state = "is empty (0 bytes)" if path.exists() else "does not exist"
+        raise StoreUnusable(f"job database {path} {state} but {job_dirs} holds {folders} job folder(s): the "
+                            f"records of accepted jobs are missing. Restore it from a backup, or move {job_dirs} "
+                            "aside to start afresh (abandoning those jobs), then restart")
 
 
 class SQLiteJobStore:
@@ -240,10 +307,11 @@ class SQLiteJobStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLITE_FULL / IOERR may have rolled it back already
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def migrate(self) -> int:
         """Create or upgrade the schema; returns the version now in place."""
@@ -263,6 +331,15 @@ class SQLiteJobStore:
                     c.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
                     current = version
         return current
+
+    def verify(self, full: bool = False) -> None:
+        """Read every page (``PRAGMA quick_check``; ``full``: ``integrity_check``, which also
+        cross-checks indexes against their tables), so damage is found at start-up rather
+        than in the middle of a download."""
+        pragma = "integrity_check" if full else "quick_check"
+        found = [r[0] for r in self._conn.execute(f"PRAGMA {pragma}(5)")]
+        if found != ["ok"]:
+            raise StoreUnusable(f"job database {self.path} is damaged ({pragma}: {'; '.join(found)}): {REPAIR}")
 
     def close(self) -> None:
         with self._lock:
@@ -302,6 +379,15 @@ class SQLiteJobStore:
     def fail_job(self, jid: int, code: str, message: str) -> None:
         with self._tx() as c:
             _fail(c, jid, code, message)
+
+    def release(self, claim: Claim) -> bool:
+        """Give back a chunk its worker could not commit through no fault of the input (it was
+        stopped while the disk was full): pending again, and this lease is not an attempt."""
+        with self._tx() as c:
+            cur = c.execute("UPDATE chunks SET state = 'pending', owner = NULL, attempts = max(attempts - 1, 0)"
+                            " WHERE jid = ? AND chunk_index = ? AND state = 'leased' AND owner = ?",
+                            (claim.jid, claim.chunk_index, claim.owner))
+        return cur.rowcount == 1
 
     # -- chunk leases -------------------------------------------------------------
     def claim_chunk(self, owner: str) -> Claim | None:
@@ -400,12 +486,35 @@ class SQLiteJobStore:
 
     # -- reading results and report counters -------------------------------------
     def iter_results(self, jid: int, batch: int = 2000) -> Iterator[tuple[int, str]]:
-        """(row_index, body) in input order, on a private connection (safe to stream)."""
+        """(row_index, body) in input order, on a private connection (safe to stream).
+
+        The first batch is read before this returns, so damage there is an error before a byte
+        is sent. Damage found later, or fewer rows than the job committed, raises mid-stream,
+        which cuts the response off: the client sees an incomplete download, never a clean
+        short file. (Counting the rows first would read every stored body twice, and could
+        still not promise the second read.)"""
         conn = self.connect()
         try:
+            conn.execute("BEGIN")  # one snapshot: the committed count and the rows agree
+            done = conn.execute("SELECT done FROM jobs WHERE jid = ?", (jid,)).fetchone()
             cur = conn.execute("SELECT row_index, body FROM results WHERE jid = ? ORDER BY row_index", (jid,))
-            while rows := cur.fetchmany(batch):
+            first = cur.fetchmany(batch)
+        except BaseException:
+            conn.close()
+            raise
+        return self._stream(conn, cur, first, done[0] if done else 0, batch)
+
+    def _stream(self, conn: sqlite3.Connection, cur: sqlite3.Cursor, rows: list, expected: int,
+                batch: int) -> Iterator[tuple[int, str]]:
+        n = 0
+        try:
+            while rows:
                 yield from rows
+                n += len(rows)
+                rows = cur.fetchmany(batch)
+            if n != expected:
+                raise StoreUnusable(f"job database {self.path} is damaged: {n} result rows read where "
+                                    f"{expected} were committed; {REPAIR}")
         finally:
             conn.close()
 
@@ -450,8 +559,13 @@ class SQLiteJobStore:
         return row[0] if row else None
 
     def put_summary(self, jid: int, summary: str) -> None:
-        with self._tx() as c:
-            c.execute("UPDATE jobs SET summary = ? WHERE jid = ?", (summary, jid))
+        """Cache a finished job's report; skipped while the disk is full (built again next time)."""
+        try:
+            with self._tx() as c:
+                c.execute("UPDATE jobs SET summary = ? WHERE jid = ?", (summary, jid))
+        except sqlite3.OperationalError as exc:
+            if disk_problem(exc) is None:
+                raise
 
     # -- retention ----------------------------------------------------------------
     def expired_jobs(self, before: float) -> list[JobRecord]:

@@ -9,6 +9,13 @@ requeues every chunk left leased by a previous run (``store.recover``), starts
 their chunk) and prunes old jobs.
 
 Crash safety needs nothing else: a chunk is either committed whole or still pending.
+
+A disk that takes no more writes (full, over quota, failing) is waited out, not blamed on
+the input: the worker keeps its chunk and the chunk's scores, retries with back-off
+(``DiskWait``) and says why in ``Notices``, which the job status and /readyz show.
+
+``job_runner`` (the lifespan helper) checks the job database before anything uses it; one
+that cannot be used leaves the review API serving and the jobs endpoints answering 503.
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import sqlite3
 import threading
 import time
 import uuid
@@ -28,22 +36,120 @@ from pathlib import Path
 from typing import Any
 
 from app.jobs.ingest import read_chunk
-from app.jobs.store import JobStore, open_store
+from app.jobs.service import db_url, iso, jobs_dir, prune_jobs
+from app.jobs.store import (
+    ChunkOutput,
+    Claim,
+    JobStore,
+    check_not_lost,
+    disk_problem,
+    explain,
+    open_store,
+    sqlite_path,
+)
 
 log = logging.getLogger("pingjia.jobs")
 PRUNE_EVERY = 3600.0
+DISK_RETRY = (1.0, 60.0)  # seconds: first and longest wait between tries while the disk takes no writes
+NOTICES = {
+    "disk_full": "paused: the disk holding the job database ({where}) is full. Accepted rows are safe; "
+                 "scoring resumes by itself once space is freed (retried every 1-60 s)",
+    "disk_error": "paused: writing the job database ({where}) fails with a disk I/O error (a full disk "
+                  "quota shows up this way). Accepted rows are safe; scoring resumes by itself once it can "
+                  "write again (retried every 1-60 s)",
+}
+
+
+class Notices:
+    """Why workers wait instead of scoring, one slot per worker: since when (0: not waiting)
+    and the problem. In lock-free shared memory, because the reason is a disk that takes no
+    writes (so not the database), and a worker killed mid-update must leave no lock behind.
+    The service process reads it for the job status and /readyz."""
+
+    CODES = tuple(NOTICES)
+
+    def __init__(self, n: int, where: str):
+        self.where = where
+        self._since = mp.RawArray("d", max(n, 1))
+        self._code = mp.RawArray("b", max(n, 1))
+
+    def put(self, slot: int, code: str | None) -> None:
+        if code is None:
+            self._since[slot] = 0.0
+            return
+        self._code[slot] = self.CODES.index(code)
+        if not self._since[slot]:
+            self._since[slot] = time.time()
+
+    def current(self) -> dict | None:
+        """The longest wait, as the job status shows it; None when no worker waits."""
+        waits = [(since, self.CODES[code]) for since, code in zip(self._since, self._code) if since]
+        if not waits:
+            return None
+        since, code = min(waits)
+        return {"code": code, "message": NOTICES[code].format(where=self.where), "since": iso(since)}
+
+
+class _Stopped(Exception):
+    """The worker was asked to stop while it waited for the disk."""
+
+
+class DiskWait:
+    """Runs one storage step again and again while the disk takes no writes, waiting 1 s, 2 s,
+    4 s ... 60 s between tries and saying why in ``notices``: an exception would kill the
+    worker, and the chunk's next lease would count it as poison input."""
+
+    def __init__(self, owner: str, stop, notices: Notices | None, slot: int,
+                 backoff: tuple[float, float] = DISK_RETRY):
+        self.owner, self.stop, self.notices, self.slot, self.backoff = owner, stop, notices, slot, backoff
+        self.waiting = False
+
+    def __call__(self, step: Callable, *args):
+        delay = self.backoff[0]
+        while True:
+            try:
+                result = step(*args)
+            except (sqlite3.Error, OSError) as exc:
+                problem = disk_problem(exc)
+                if problem is None:
+                    raise
+                if not self.waiting:
+                    log.warning("worker %s: %s (%s); waiting for the disk, retrying with back-off",
+                                self.owner, problem, exc)
+                self._publish(problem)
+                if self.stop.wait(delay):
+                    self._publish(None)
+                    raise _Stopped from exc
+                delay = min(self.backoff[1], delay * 2)
+                continue
+            if self.waiting:
+                log.info("worker %s: the disk takes writes again; resuming", self.owner)
+                self._publish(None)
+            return result
+
+    def _publish(self, problem: str | None) -> None:
+        self.waiting = problem is not None
+        if self.notices is not None:
+            self.notices.put(self.slot, problem)
 
 
 def run_worker(store: JobStore, scorers, owner: str, stop: threading.Event | Any, *,
-               poll: float = 0.25, parent_pid: int | None = None, idle_exit: float | None = None) -> None:
+               poll: float = 0.25, parent_pid: int | None = None, idle_exit: float | None = None,
+               notices: Notices | None = None, slot: int = 0,
+               backoff: tuple[float, float] = DISK_RETRY) -> None:
     """Claim, score and commit chunks until ``stop`` is set, the parent process dies, or
-    (with ``idle_exit``) nothing was there to claim for that many seconds."""
+    (with ``idle_exit``) nothing was there to claim for that many seconds. While the disk
+    takes no writes, the worker waits holding its chunk and its scores (``DiskWait``)."""
     idle_since = time.monotonic()
+    retry = DiskWait(owner, stop, notices, slot, backoff)
     while not stop.is_set():
         if parent_pid is not None and os.getppid() != parent_pid:
             log.warning("worker %s: service process is gone; exiting", owner)
             return
-        claim = store.claim_chunk(owner)
+        try:
+            claim = retry(store.claim_chunk, owner)
+        except _Stopped:
+            return
         if claim is None:
             if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
                 log.info("worker %s: idle for %.0f s; exiting", owner, idle_exit)
@@ -52,17 +158,37 @@ def run_worker(store: JobStore, scorers, owner: str, stop: threading.Event | Any
             continue
         idle_since = time.monotonic()
         try:
-            rows = read_chunk(claim.work_path, claim.byte_offset, claim.n_rows)
-            out = scorers.for_kind(claim.kind).score(claim.start_row, rows, claim.params.get("plan", {}))
-        except Exception as exc:  # noqa: BLE001 - the worker boundary: a chunk that cannot be
-            # scored fails its job with the reason; the worker goes on with other jobs.
-            log.exception("job %s rows %d-%d failed", claim.job_id, claim.start_row + 1,
-                          claim.start_row + claim.n_rows)
-            store.fail_job(claim.jid, "scoring_failed", f"rows {claim.start_row + 1}-"
-                           f"{claim.start_row + claim.n_rows}: {type(exc).__name__}: {exc}")
-            continue
-        if not store.commit_chunk(claim, out):
-            log.warning("job %s chunk %d: lease lost, result discarded", claim.job_id, claim.chunk_index)
+            out = retry(_score, store, scorers, claim)
+            if out is not None and not retry(store.commit_chunk, claim, out):
+                log.warning("job %s chunk %d: lease lost, result discarded", claim.job_id, claim.chunk_index)
+        except _Stopped:
+            _release(store, claim)
+            return
+
+
+def _score(store: JobStore, scorers, claim: Claim) -> ChunkOutput | None:
+    """The chunk scored, or None when it cannot be (its job is then failed with the reason)."""
+    try:
+        rows = read_chunk(claim.work_path, claim.byte_offset, claim.n_rows)
+        return scorers.for_kind(claim.kind).score(claim.start_row, rows, claim.params.get("plan", {}))
+    except Exception as exc:  # noqa: BLE001 - the worker boundary: a chunk that cannot be
+        # scored fails its job with the reason; the worker goes on with other jobs.
+        if disk_problem(exc):
+            raise  # the disk's fault, not the input's: DiskWait retries
+        log.exception("job %s rows %d-%d failed", claim.job_id, claim.start_row + 1,
+                      claim.start_row + claim.n_rows)
+        store.fail_job(claim.jid, "scoring_failed", f"rows {claim.start_row + 1}-"
+                       f"{claim.start_row + claim.n_rows}: {type(exc).__name__}: {exc}")
+        return None
+
+
+def _release(store: JobStore, claim: Claim) -> None:
+    """Stopped while waiting for the disk: hand the chunk back without counting the attempt."""
+    try:
+        store.release(claim)
+    except (sqlite3.Error, OSError) as exc:
+        log.warning("job %s chunk %d not released (%s); it is requeued when this worker is reaped",
+                    claim.job_id, claim.chunk_index, exc)
 
 
 class SignalStop:
@@ -90,37 +216,60 @@ class SignalStop:
         return self._set
 
 
-def _process_main(db_url: str, owner: str, settings, factory: Callable, parent_pid: int) -> None:
+def _process_main(db_url: str, owner: str, settings, factory: Callable, parent_pid: int,
+                  notices: Notices, slot: int) -> None:
     """Entry point of a worker process (spawned: a clean interpreter, its own pipeline)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the service, which stops us
     stop = SignalStop()
     _die_with_parent()
+    lower_priority(settings.job_worker_nice)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     scorers = factory(settings)
     store = open_store(db_url)
     log.info("worker %s ready (pid %d)", owner, os.getpid())
     try:
         run_worker(store, scorers, owner, stop, parent_pid=parent_pid,
-                   idle_exit=settings.job_worker_idle_seconds)
+                   idle_exit=settings.job_worker_idle_seconds, notices=notices, slot=slot)
     finally:
         store.close()
 
 
-def _forked_main(db_url: str, owner: str, scorers, parent_pid: int, lock_fd: int | None) -> None:
+def _forked_main(db_url: str, owner: str, scorers, parent_pid: int, lock_fd: int | None, nice: int,
+                 notices: Notices, slot: int) -> None:
     """Entry point of a forked worker: the service's pipeline is already here (shared
     copy-on-write with the service process); only the database connection is new."""
     signal.set_wakeup_fd(-1)  # the service's event loop must not hear our signals
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop = SignalStop()
     _die_with_parent()
+    lower_priority(nice)
     if lock_fd is not None:
         os.close(lock_fd)  # our copy only; the service keeps the lock
     store = open_store(db_url)
     log.info("worker %s ready (pid %d, forked)", owner, os.getpid())
     try:
-        run_worker(store, scorers, owner, stop, parent_pid=parent_pid)
+        run_worker(store, scorers, owner, stop, parent_pid=parent_pid, notices=notices, slot=slot)
     finally:
         store.close()
+
+
+def lower_priority(n: int) -> None:
+    """Run ``n`` nicer than the service, so its API requests get the CPU first. Linux keeps
+    niceness per thread: threads already running (e.g. a BLAS pool started at import) are
+    lowered too."""
+    if n <= 0:
+        return
+    target = os.nice(n)
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:  # not Linux: os.nice applied to the whole process
+        return
+    for tid in tids:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < target:
+                os.setpriority(os.PRIO_PROCESS, tid, target)
+        except OSError:
+            pass  # the thread has exited
 
 
 def _die_with_parent() -> None:
@@ -199,19 +348,29 @@ class JobRunner:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._backoff: dict[int, tuple[int, float]] = {}  # slot -> (failures, not before)
+        self.notices = Notices(self.n_workers, db_url)
+        self._store_error = ""
+
+    def notice(self) -> dict | None:
+        """Why jobs are paused (the disk is full), as this process's workers report it."""
+        return self.notices.current() if self.active else None
 
     def start(self) -> None:
         if not self.lock.acquire():
             log.info("another process runs the jobs of %s; this one only serves the API", self.settings.data_dir)
             return
-        self.active = True
-        store = open_store(self.db_url)
         try:
-            n = store.recover()
-            if n:
-                log.info("resuming: %d chunk(s) left leased by the previous run are pending again", n)
-        finally:
-            store.close()
+            store = open_store(self.db_url)
+            try:
+                n = store.recover()
+                if n:
+                    log.info("resuming: %d chunk(s) left leased by the previous run are pending again", n)
+            finally:
+                store.close()
+        except BaseException:
+            self.lock.release()
+            raise
+        self.active = True
         if self.inherit is not None:
             self._fork_all()
         self._thread = threading.Thread(target=self._supervise, name="jobs-supervisor", daemon=True)
@@ -225,7 +384,8 @@ class JobRunner:
             for slot in range(self.n_workers):
                 owner = f"w{slot}-{uuid.uuid4().hex[:8]}"
                 proc = fork.Process(target=_forked_main, name=f"pingjia-job-worker-{slot}", daemon=True,
-                                    args=(self.db_url, owner, self.inherit, os.getpid(), self.lock.fd))
+                                    args=(self.db_url, owner, self.inherit, os.getpid(), self.lock.fd,
+                                          self.settings.job_worker_nice, self.notices, slot))
                 proc.start()
                 self.procs[owner] = (slot, proc, time.monotonic())
         finally:
@@ -245,6 +405,7 @@ class JobRunner:
             if proc.is_alive():
                 proc.terminate()  # SIGTERM: SignalStop, the chunk in hand is still committed
                 asked += 1
+        self.inherit = None  # replacements are spawned: let the old models be freed
         self._wake.set()
         return asked
 
@@ -258,9 +419,15 @@ class JobRunner:
                 self._wake.clear()
                 if self.stop_event.is_set():
                     break
-                self._reap(store)
-                if store.has_pending_work():
-                    self._fill()
+                try:
+                    self._reap(store)
+                    if store.has_pending_work():
+                        self._fill()
+                    self._store_error = ""
+                except (sqlite3.Error, OSError) as exc:  # a full disk, say: keep supervising, try again
+                    if str(exc) != self._store_error:
+                        log.error("job supervisor: %s; retrying every second", explain(self.db_url, exc))
+                    self._store_error = str(exc)
                 if time.monotonic() - last_prune > PRUNE_EVERY:
                     last_prune = time.monotonic()
                     self._run_prune()
@@ -272,8 +439,9 @@ class JobRunner:
         for owner, (slot, proc, started) in list(self.procs.items()):
             if proc.is_alive():
                 continue
+            n = store.requeue(owner)  # first: should it fail, the next round tries again
             del self.procs[owner]
-            n = store.requeue(owner)
+            self.notices.put(slot, None)
             if proc.exitcode == 0:  # left after idling
                 self._backoff.pop(slot, None)
                 continue
@@ -292,8 +460,8 @@ class JobRunner:
     def _spawn(self, slot: int) -> None:
         owner = f"w{slot}-{uuid.uuid4().hex[:8]}"
         proc = self.ctx.Process(target=_process_main, name=f"pingjia-job-worker-{slot}",
-                                args=(self.db_url, owner, self.settings, self.factory, os.getpid()),
-                                daemon=True)
+                                args=(self.db_url, owner, self.settings, self.factory, os.getpid(),
+                                      self.notices, slot), daemon=True)
         proc.start()
         self.procs[owner] = (slot, proc, time.monotonic())
 
@@ -321,35 +489,52 @@ class JobRunner:
                 proc.kill()
                 proc.join(5)
         if self.active:
-            store = open_store(self.db_url)
-            try:
-                store.requeue(None)
-            finally:
-                store.close()
+            _requeue_all(lambda: open_store(self.db_url), close=True)
         self.procs.clear()
         self.lock.release()
         self.active = False
 
 
+def _requeue_all(get_store: Callable[[], JobStore], close: bool = False) -> None:
+    """At shutdown: chunks still leased go back to pending. Should that fail (the disk is
+    full), the next start's ``recover`` does it."""
+    try:
+        store = get_store()
+        try:
+            store.requeue(None)
+        finally:
+            if close:
+                store.close()
+    except (sqlite3.Error, OSError) as exc:
+        log.warning("leased chunks not requeued at shutdown (%s); the next start does it", exc)
+
+
 class ThreadRunner:
     """The same loop in threads of this process, over a given ``Scorers`` (tests, fakes)."""
 
-    def __init__(self, store: JobStore, scorers, *, workers: int = 1, poll: float = 0.02):
+    def __init__(self, store: JobStore, scorers, *, workers: int = 1, poll: float = 0.02,
+                 backoff: tuple[float, float] = DISK_RETRY):
         self.store, self.scorers, self.n_workers, self.poll = store, scorers, workers, poll
+        self.backoff = backoff
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
         self.active = False
+        self.notices = Notices(workers, str(getattr(store, "path", "job store")))
 
     def models_changed(self) -> int:
         """Threads score with the scorers they were given; nothing to restart."""
         return 0
+
+    def notice(self) -> dict | None:
+        return self.notices.current() if self.active else None
 
     def start(self) -> None:
         self.store.recover()
         self.active = True
         for i in range(self.n_workers):
             t = threading.Thread(target=run_worker, args=(self.store, self.scorers, f"t{i}", self.stop_event),
-                                 kwargs={"poll": self.poll}, daemon=True)
+                                 kwargs={"poll": self.poll, "notices": self.notices, "slot": i,
+                                         "backoff": self.backoff}, daemon=True)
             t.start()
             self.threads.append(t)
 
@@ -360,7 +545,7 @@ class ThreadRunner:
         self.stop_event.set()
         for t in self.threads:
             t.join(timeout)
-        self.store.requeue(None)
+        _requeue_all(lambda: self.store)
         self.active = False
 
 
@@ -388,19 +573,45 @@ def _inherited_scorers(app, settings):
 @asynccontextmanager
 async def job_runner(app, settings):
     """Lifespan helper: the job store and runner for ``app`` (a preset
-    ``app.state.job_runner`` / ``job_store`` is used as given — tests do that)."""
-    from app.jobs.service import db_url, prune_jobs
+    ``app.state.job_runner`` / ``job_store`` is used as given — tests do that).
 
+    A job database that cannot be used (damaged, emptied, unwritable) does not stop the
+    service — a restart would only fail the same way: the review API serves, every jobs
+    endpoint answers 503 ``jobs_unavailable`` with ``app.state.jobs_unavailable`` (logged
+    once here, naming the file and what to do) and /readyz says so."""
     url = db_url(settings)
-    store = getattr(app.state, "job_store", None) or open_store(url)
-    app.state.job_store = store
-    runner = getattr(app.state, "job_runner", None)
-    if runner is None:
-        runner = JobRunner(url, settings, prune=lambda: prune_jobs(url, settings),
-                           inherit=_inherited_scorers(app, settings))
-    app.state.job_runner = runner
-    runner.start()
+    app.state.jobs_unavailable = None
+    try:
+        runner = _start_jobs(app, settings, url)
+    except Exception as exc:  # noqa: BLE001 - whatever is wrong with the job database, the review API serves
+        message = f"{explain(url, exc)}. Until then batch jobs are unavailable; the review API serves"
+        log.error("%s", message)
+        log.debug("job store start-up failure", exc_info=True)
+        app.state.jobs_unavailable = message
+        app.state.job_store = app.state.job_runner = runner = None
     try:
         yield runner
     finally:
-        runner.stop()
+        if runner is not None:
+            runner.stop()
+
+
+def _start_jobs(app, settings, url: str):
+    """Open (unless preset) and check the job store, then start the runner; raises on any problem."""
+    store = getattr(app.state, "job_store", None)
+    if store is None:
+        check_not_lost(sqlite_path(url), jobs_dir(settings))  # before SQLite creates an empty one
+        store = open_store(url)
+    try:
+        if settings.jobs_db_check != "off":
+            store.verify(full=settings.jobs_db_check == "full")
+        runner = getattr(app.state, "job_runner", None)
+        if runner is None:
+            runner = JobRunner(url, settings, prune=lambda: prune_jobs(url, settings),
+                               inherit=_inherited_scorers(app, settings))
+        runner.start()
+    except BaseException:
+        store.close()
+        raise
+    app.state.job_store, app.state.job_runner = store, runner
+    return runner

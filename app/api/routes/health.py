@@ -14,12 +14,24 @@ def healthz():
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "models still loading: {\"status\": \"loading\"}"}})
 def readyz(request: Request):
+    """Ready once the models are loaded; ``jobs`` says how batch jobs are, without changing
+    that: the review API serves even when the job database cannot be used."""
     pipeline = getattr(request.app.state, "pipeline", None)
     if pipeline is None:
         return JSONResponse({"status": "loading"}, status_code=503)
-    return {"status": "ready", "model": pipeline.versions}
+    return {"status": "ready", "model": pipeline.versions, "jobs": jobs_health(request.app.state)}
+
+
+def jobs_health(state) -> dict:
+    """``ok``; ``unavailable`` with the message every jobs endpoint answers (503); or
+    ``paused`` with the notice the workers report (e.g. the disk is full)."""
+    if getattr(state, "jobs_unavailable", None):
+        return {"status": "unavailable", "message": state.jobs_unavailable}
+    runner = getattr(state, "job_runner", None)
+    notice = runner.notice() if runner is not None else None
+    return {"status": "paused", "notice": notice} if notice else {"status": "ok"}
 
 
 @router.get("/v1/taxonomy")

@@ -9,18 +9,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from app.api.deps import SettingsDep, StoreDep
+from app.api.deps import JobNoticeDep, SettingsDep, StoreDep
 from app.api.job_schemas import (
     JobAccepted,
     JobForm,
     JobItemsRequest,
     JobStatus,
     JobSummary,
+    ingest_json_body,
 )
-from app.api.schemas import ERRORS
+from app.api.schemas import JOB_ERRORS
 from app.core.errors import Conflict, InvalidUpload, NotFound
 from app.jobs import export, service
-from app.jobs.ingest import read_limited, spool_multipart
+from app.jobs.ingest import spool_body, spool_multipart
+from app.jobs.ingest_pool import IngestPool
 from app.jobs.scoring import conversations_available
 from app.jobs.store import JobRecord, JobStore
 
@@ -44,38 +46,47 @@ def _job(store: JobStore, job_id: str) -> JobRecord:
     return rec
 
 
-def _parse(model, data, *, json_body: bool = False):
+def _parse(model, data):
     try:
-        return model.model_validate_json(data) if json_body else model.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
 
 
-@router.post("", status_code=202, response_model=JobAccepted, responses=ERRORS, openapi_extra=SUBMIT_DOC)
+async def _ingest(pool: IngestPool | None, fn, *args):
+    """``fn(*args)`` in the app's ingest process; in a thread here for apps built without one (tests)."""
+    return await (pool.run(fn, *args) if pool is not None else run_in_threadpool(fn, *args))
+
+
+@router.post("", status_code=202, response_model=JobAccepted, responses=JOB_ERRORS, openapi_extra=SUBMIT_DOC)
 async def submit(request: Request, store: StoreDep, settings: SettingsDep):
-    """Spool the upload to disk, validate it, queue it: 202 with the job id."""
+    """Spool the upload to disk, validate it (in the ingest process), queue it: 202 with the job id."""
     ctype = request.headers.get("content-type", "")
-    job_id, folder = service.new_job_dir(settings)
-    try:
-        if ctype.startswith("multipart/form-data"):
-            spooled = await spool_multipart(request.stream(), ctype, folder / service.UPLOAD_FILE,
-                                            settings.max_upload_bytes)
-            spec = _parse(JobForm, spooled.fields).spec()
-            _check_kind(spec.kind)
-            rec = await run_in_threadpool(service.submit_upload, store, settings, job_id, folder, spec,
-                                          spooled.filename)
-        elif ctype.startswith("application/json"):
-            req = _parse(JobItemsRequest, await read_limited(request.stream(), settings.max_body_bytes),
-                         json_body=True)
-            _check_kind(req.kind)
-            rec = await run_in_threadpool(service.submit_items, store, settings, job_id, folder, req.spec(),
-                                          req.items)
-        else:
-            raise InvalidUpload("send multipart/form-data (field 'file') or application/json {\"items\": [...]}",
-                                code="unsupported_media_type", status=415)
-    except BaseException:
-        service.discard(folder)
-        raise
+    pool, rows = getattr(request.app.state, "ingest_pool", None), settings.job_chunk_rows
+    with service.storage_errors():
+        job_id, folder = service.new_job_dir(settings)
+        try:
+            if ctype.startswith("multipart/form-data"):
+                spooled = await spool_multipart(request.stream(), ctype, folder / service.UPLOAD_FILE,
+                                                settings.max_upload_bytes)
+                spec = _parse(JobForm, spooled.fields).spec()
+                _check_kind(spec.kind)
+                ingested, extra = await _ingest(pool, service.ingest_upload, folder, spec, spooled.filename, rows)
+            elif ctype.startswith("application/json"):
+                await spool_body(request.stream(), folder / service.BODY_FILE, settings.max_body_bytes)
+                try:
+                    spec, ingested = await _ingest(pool, ingest_json_body, folder, rows)
+                except ValidationError as exc:
+                    raise RequestValidationError(exc.errors()) from None
+                _check_kind(spec.kind)
+                extra = {}
+            else:
+                raise InvalidUpload("send multipart/form-data (field 'file') or application/json {\"items\": [...]}",
+                                    code="unsupported_media_type", status=415)
+            rec = await run_in_threadpool(service.create_job, store, job_id, folder, spec, ingested, extra)
+        except BaseException:
+            service.discard(folder)
+            raise
     runner = getattr(request.app.state, "job_runner", None)
     if runner is not None:
         runner.notify()
@@ -89,13 +100,14 @@ def _check_kind(kind: str) -> None:
         raise InvalidUpload("kind 'conversations' is not available in this build", code="unsupported_kind")
 
 
-@router.get("/{job_id}", response_model=JobStatus, responses=ERRORS)
-def status(job_id: str, store: StoreDep):
-    """Status, done/total, errors, rows per second and ETA."""
-    return JSONResponse(service.status_view(store, _job(store, job_id)))
+@router.get("/{job_id}", response_model=JobStatus, responses=JOB_ERRORS)
+def status(job_id: str, store: StoreDep, notice: JobNoticeDep):
+    """Status, done/total, errors, rows per second and ETA; ``notice`` while workers wait (disk full)."""
+    rec = _job(store, job_id)
+    return JSONResponse({**service.status_view(store, rec), "notice": None if rec.finished else notice})
 
 
-@router.get("/{job_id}/results", responses={**ERRORS, 200: {"content": {
+@router.get("/{job_id}/results", responses={**JOB_ERRORS, 200: {"content": {
     "application/x-ndjson": {}, "text/csv": {}}, "description": "one line per input row, in input order"}})
 def results(job_id: str, store: StoreDep,
             format: Annotated[str, Query(pattern="^(jsonl|csv)$")] = "jsonl",
@@ -114,13 +126,13 @@ def results(job_id: str, store: StoreDep,
     return StreamingResponse(export.jsonl_stream(rows), media_type="application/x-ndjson", headers=headers)
 
 
-@router.get("/{job_id}/summary", response_model=JobSummary, responses=ERRORS)
+@router.get("/{job_id}/summary", response_model=JobSummary, responses=JOB_ERRORS)
 def summary(job_id: str, store: StoreDep):
     """The 差评报表 (partial, ``complete: false``, while the job runs)."""
     return JSONResponse(service.summary(store, _job(store, job_id)))
 
 
-@router.delete("/{job_id}", response_model=JobStatus, responses=ERRORS)
+@router.delete("/{job_id}", response_model=JobStatus, responses=JOB_ERRORS)
 def cancel(job_id: str, store: StoreDep):
     """Cancel a queued or running job (409 if it already finished)."""
     rec = _job(store, job_id)
