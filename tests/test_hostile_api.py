@@ -178,8 +178,8 @@ def test_one_maximum_batch_gives_its_memory_back(tmp_path):
     assert after - before < 100, (before, after)
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+def rss_mb(pid: int | None = None) -> float:
+    for line in Path(f"/proc/{pid or os.getpid()}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")

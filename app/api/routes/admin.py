@@ -11,6 +11,7 @@ old pipeline keeps serving; a pointer named in the body is updated only after su
 """
 from __future__ import annotations
 
+import gc
 import hmac
 import logging
 import threading
@@ -21,7 +22,9 @@ from fastapi import APIRouter, Body, Depends, Header, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import SettingsDep
+from app.api.schemas import ADMIN_ERRORS
 from app.core.config import Settings
+from app.core.memory import release_memory
 from app.core.errors import Conflict, PingjiaError, Unauthorized
 from app.pipeline.artifacts import ArtifactError, load_artifact, set_current
 from app.pipeline.aspect_model import load_aspect_model
@@ -65,7 +68,7 @@ def require_admin(settings: SettingsDep, authorization: Annotated[str | None, He
         raise Unauthorized("missing or wrong admin token; send Authorization: Bearer <PINGJIA_ADMIN_TOKEN>")
 
 
-@router.post("/reload", dependencies=[Depends(require_admin)])
+@router.post("/reload", dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS)
 def reload(request: Request, settings: SettingsDep,
            body: Annotated[ReloadRequest | None, Body()] = None) -> dict:
     if not _RELOADING.acquire(blocking=False):
@@ -84,13 +87,23 @@ def reload(request: Request, settings: SettingsDep,
         request.app.state.pipeline = new  # the swap: one assignment; in-flight requests keep `old`
         runner = getattr(request.app.state, "job_runner", None)
         restarted = runner.models_changed() if runner is not None else 0  # batch jobs follow too
+        previous = old.versions if old else None
+        reused = old is not None and new.segmenter is old.segmenter
+        del old  # the last reference here: the old models go once in-flight requests finish
+        free_unused_memory()
     finally:
         _RELOADING.release()
-    log.info("models reloaded: %s -> %s; %d job worker(s) restarting", old and old.versions, new.versions, restarted)
-    return {"status": "reloaded", "model": new.versions, "previous": old.versions if old else None,
-            "job_workers_restarted": restarted,
-            "segmenter_reused": old is not None and new.segmenter is old.segmenter,
+    log.info("models reloaded: %s -> %s; %d job worker(s) restarting", previous, new.versions, restarted)
+    return {"status": "reloaded", "model": new.versions, "previous": previous,
+            "job_workers_restarted": restarted, "segmenter_reused": reused,
             "seconds": round(time.perf_counter() - started, 3)}
+
+
+def free_unused_memory() -> None:
+    """Collect the replaced pipeline's reference cycles and hand the pages back: without
+    this, six reloads took the service from 378 to 581 MB RSS."""
+    gc.collect()
+    release_memory()
 
 
 def build_candidate(settings: Settings, old: Pipeline | None, wanted: dict[str, str]) -> Pipeline:

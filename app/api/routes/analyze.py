@@ -55,9 +55,15 @@ def analyze_items(pipeline: Pipeline, raw_items: list[Any], top_terms: int) -> l
             for r in raw_items]
 
 
+SUB_BATCH = 100  # items analysed together: the models vectorise well past this, and the
+# peak memory of a maximum batch (its segmented documents) stays a tenth of the whole
+
+
 def batch_body(pipeline: Pipeline, raw_items: list[Any], top_terms: int) -> dict:
-    results = analyze_items(pipeline, raw_items, top_terms)
     versions = pipeline.versions
+    results: list[Analysis | ItemError] = []
+    for i in range(0, len(raw_items), SUB_BATCH):
+        results += analyze_items(pipeline, raw_items[i:i + SUB_BATCH], top_terms)
     return {"results": [present.item_error(r) if isinstance(r, ItemError)
                         else present.analysis(r, versions, with_terms=bool(top_terms)) for r in results],
             "summary": summarize(results)}
