@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import sqlite3
+import stat
 import time
 
 import pytest
@@ -202,3 +204,16 @@ def test_a_damaged_file_fails_verify_and_a_missing_one_is_refused_next_to_job_fo
     (tmp_path / "jobs" / "abc").mkdir(parents=True)
     with pytest.raises(StoreUnusable, match="does not exist but .* holds 1 job folder"):
         check_not_lost(tmp_path / "absent.db", tmp_path / "jobs")
+
+
+def test_the_job_database_is_owner_only_whatever_the_umask(tmp_path):
+    old = os.umask(0)
+    try:
+        store = open_store(tmp_path / "jobs.db")
+        store.get_job("x")
+    finally:
+        os.umask(old)
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("jobs.db")]
+    assert {p.name for p in files} >= {"jobs.db", "jobs.db-wal"}
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
+    store.close()
