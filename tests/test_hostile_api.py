@@ -240,3 +240,19 @@ def test_trickled_headers_and_bodies_are_timed_out(served):
     assert took < 3 and b" 408 " in data.split(b"\r\n")[0] and b"request_timeout" in data
     assert b"x-request-id" in data.lower()
     assert httpx.get(f"http://127.0.0.1:{served}/healthz").status_code == 200
+
+
+def test_the_openapi_documents_the_statuses_each_route_answers(tmp_path, fake_pipeline):
+    """Before: jobs omitted 415/503/507, admin 403, and nothing documented 500 or 503."""
+    with make(tmp_path, fake_pipeline) as client:
+        paths = client.get("/openapi.json").json()["paths"]
+    documented = {(method.upper(), path): set(op["responses"]) for path, ops in paths.items()
+                  for method, op in ops.items()}
+    for (method, path), codes in documented.items():
+        if path.startswith("/v1/"):
+            assert {"422", "500", "503"} <= codes, (method, path, codes)
+    for op in [("POST", "/v1/jobs"), ("GET", "/v1/jobs/{job_id}"), ("DELETE", "/v1/jobs/{job_id}"),
+               ("GET", "/v1/jobs/{job_id}/results"), ("GET", "/v1/jobs/{job_id}/summary")]:
+        assert {"404", "409", "415", "507"} <= documented[op], op
+    assert {"401", "403", "409"} <= documented[("POST", "/v1/admin/reload")]
+    assert {"408", "413"} <= documented[("POST", "/v1/analyze/batch")]
