@@ -8,20 +8,23 @@ import sys
 from pathlib import Path
 
 from app.core.config import get_settings
-from app.jobs.export import CSV_FIELDS, flat_row  # noqa: F401 - re-exported for older imports
+from app.core.errors import PingjiaError
+from app.jobs.ingest import InputSpec
+from app.pipeline import present
+
+
+# The lazy imports below are not about cycles: the models' libraries (scikit-learn, skops,
+# jieba) and uvicorn take seconds to import, and `pingjia --help` should not wait for them.
 
 
 def _load():
-    from app.pipeline.engine import build_pipeline
+    from app.pipeline.engine import build_pipeline  # lazy: see above
 
     s = get_settings()
     return build_pipeline(s.lexicon_dir, s.models_dir, max_text_chars=s.max_text_chars)
 
 
 def cmd_analyze(args) -> int:
-    from app.api import present
-    from app.core.errors import PingjiaError
-
     text = args.text if args.text != "-" else sys.stdin.read()
     p = _load()
     try:
@@ -37,9 +40,7 @@ def cmd_analyze(args) -> int:
 def cmd_score(args) -> int:
     """Score a file on the jobs engine (same ingest, chunks, worker loop and report as
     ``POST /v1/jobs``), with a progress bar; ``--summary`` writes the 差评报表 JSON."""
-    from app.core.errors import PingjiaError
-    from app.jobs.ingest import InputSpec
-    from app.jobs.local import ScoreOptions, score_file
+    from app.jobs.local import ScoreOptions, score_file  # lazy: see above
 
     groups = None if args.group_columns is None else tuple(
         g.strip() for g in args.group_columns.split(",") if g.strip())
@@ -70,43 +71,52 @@ def cmd_score(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from app.serve import serve
+    from app.serve import serve  # lazy: see above
 
     s = get_settings()
     serve(args.host or s.host, args.port or s.port, workers=args.workers)
     return 0
 
 
-def _script(name: str, argv: list[str]) -> int:
-    """Run one of training/*.py headless with this interpreter; its exit code is ours."""
-    import subprocess
-
-    from app.core.config import ROOT
-
-    return subprocess.call([sys.executable, str(ROOT / "training" / name), *argv], cwd=ROOT)
-
-
 def cmd_train(args) -> int:
-    from app.core.config import ROOT
+    """Retrain the models in this process with the training library (``training.*_run``, what
+    the notebooks run); a bad input file prints its line and exits 2 before anything is written."""
+    try:
+        from training import DEFAULT_DATA, TrainingError  # lazy: see above
+        from training.aspects_run import AspectsConfig, train_aspects
+        from training.sentiment_run import SentimentConfig, train_sentiment
+    except ModuleNotFoundError as exc:  # the figures need matplotlib, from the train extra
+        print(f"pingjia train: {exc}; install the train extra: pip install 'pingjia[train]'", file=sys.stderr)
+        return 2
 
-    data = str(Path(args.data).resolve() if args.data else ROOT.parent / "shared" / "data")
-    out = str(Path(args.out or get_settings().models_dir).resolve())
+    data = Path(args.data).resolve() if args.data else DEFAULT_DATA
+    out = Path(args.out or get_settings().models_dir).resolve()
     for model in args.only or ["sentiment", "aspects"]:
         print(f"pingjia train: {model} from {data} into {out}", file=sys.stderr, flush=True)
-        extra = ["--corpus", args.corpus if args.corpus == "none" else str(Path(args.corpus).resolve())] \
-            if args.corpus and model == "aspects" else []
-        if rc := _script(f"train_{model}.py", ["--data", data, "--out", out, *extra]):
-            print(f"pingjia train: training/train_{model}.py failed (exit {rc})", file=sys.stderr)
-            return rc
+        try:
+            if model == "sentiment":
+                train_sentiment(SentimentConfig(data=data, out=out))
+            else:
+                train_aspects(AspectsConfig(data=data, out=out, corpus=args.corpus))
+        except TrainingError as exc:
+            print(f"pingjia train: {model}: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 
 def cmd_eval(args) -> int:
-    def absolute(p: str) -> str:  # the script runs from the repository root
-        return str(Path(p).resolve())
+    """Per-class figures of the served models on a labelled file (``training.evaluation``)."""
+    from training import TrainingError  # lazy: see above
+    from training.evaluation import EvalConfig, evaluate
 
-    argv = ["--data", absolute(args.data)] + (["--out", absolute(args.out)] if args.out else [])
-    return _script("evaluate.py", argv + (["--models", absolute(args.models)] if args.models else []))
+    config = EvalConfig(data=Path(args.data), out=Path(args.out) if args.out else None,
+                        models=Path(args.models) if args.models else None)
+    try:
+        evaluate(config)
+    except TrainingError as exc:
+        print(f"pingjia eval: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,9 +1,10 @@
-"""create_app(): the FastAPI app, its lifespan (models load here, never at import) and
-the one error boundary that turns every failure into ``{"error": {"code", "message"}}``."""
+"""create_app(): the FastAPI app, its lifespan (models load here, never at import; the job
+runner is wired here) and the one error boundary that turns every failure into
+``{"error": {"code", "message"}}``."""
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,10 +18,11 @@ from app.core.config import Settings, get_settings
 from app.core.errors import PingjiaError
 from app.core.middleware import BodySizeLimit, BodyTimeout, RequestId, request_id_of
 from app.jobs.ingest_pool import IngestPool
-from app.jobs.worker import job_runner
+from app.jobs.worker import start_jobs, unavailable_message
 from app.pipeline.engine import build_pipeline
 
 log = logging.getLogger("pingjia")
+jobs_log = logging.getLogger("pingjia.jobs")
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -34,6 +36,34 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
         return 400, "invalid_json", f"request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".strip()
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
     return 422, "invalid_input", f"{where}: {first.get('msg', 'invalid')}"
+
+
+@contextmanager
+def job_runner(state, settings: Settings):
+    """The job store and runner on ``state`` (``app.state``) for the app's life; a preset
+    ``state.job_runner`` / ``job_store`` is used as given (tests do that).
+
+    A job database that cannot be used (damaged, emptied, unwritable) does not stop the
+    service — a restart would only fail the same way: the review API serves, every jobs
+    endpoint answers 503 ``jobs_unavailable`` with ``state.jobs_unavailable`` (logged once
+    here, naming the file and what to do) and /readyz says so."""
+    state.jobs_unavailable = None
+    try:
+        store, runner = start_jobs(settings, store=getattr(state, "job_store", None),
+                                   runner=getattr(state, "job_runner", None),
+                                   pipeline=getattr(state, "pipeline", None),
+                                   rules=getattr(state, "conversation_rules", None))
+    except Exception as exc:  # noqa: BLE001 - whatever is wrong with the job database, the review API serves
+        state.jobs_unavailable = unavailable_message(settings, exc)
+        jobs_log.error("%s", state.jobs_unavailable)
+        jobs_log.debug("job store start-up failure", exc_info=True)
+        store = runner = None
+    state.job_store, state.job_runner = store, runner
+    try:
+        yield runner
+    finally:
+        if runner is not None:
+            runner.stop()
 
 
 def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
@@ -51,7 +81,7 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
         if not hasattr(app.state, "ingest_pool"):  # uploads are read in their own process (None: here)
             app.state.ingest_pool = IngestPool(settings.job_ingest_processes)
         try:
-            async with job_runner(app, settings):  # job store + background workers (app.jobs)
+            with job_runner(app.state, settings):  # job store + background workers (app.jobs)
                 yield
         finally:
             app.state.analysis_pool.shutdown()

@@ -1,11 +1,18 @@
 """Shared fixtures: the real lexicons and segmenter (built once), a fake sentiment model
-so engine and API tests run in milliseconds, and the repo/shared-data paths."""
+so engine and API tests run in milliseconds, and the repo/shared-data paths.
+
+Tests never touch the repository or the developer's environment: no ``PINGJIA_*`` variable
+reaches a test (or a process it starts: use :func:`clean_env`), and the data dir (job
+database, uploads) is a temporary directory, per test and, for module-scoped fixtures, per
+session."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from app.core.config import get_settings
 from app.pipeline.aspects import LexiconAspectScorer
 from app.pipeline.engine import Pipeline, build_segmenter
 from app.pipeline.findings import SentimentFinding
@@ -17,6 +24,40 @@ needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(),
                                   reason=f"{SHARED_DATA} is absent (training data is not in the repo)")
 needs_models = pytest.mark.skipif(not (ROOT / "models" / "current.json").is_file(),
                                   reason="no trained models in models/ (run `make train`)")
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    """The environment for a subprocess of a test: this one without any ``PINGJIA_*`` setting
+    except ``overrides`` (give ``PINGJIA_DATA_DIR`` a temporary directory)."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("PINGJIA_")}, **overrides}
+
+
+def _unset_pingjia(mp: pytest.MonkeyPatch) -> None:
+    for name in [k for k in os.environ if k.startswith("PINGJIA_")]:
+        mp.delenv(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_developer_settings(tmp_path_factory):
+    """Module- and session-scoped fixtures build settings too, before any per-test fixture:
+    they also see no ``PINGJIA_*`` variable, and a data dir outside the repository."""
+    with pytest.MonkeyPatch.context() as mp:
+        _unset_pingjia(mp)
+        mp.setenv("PINGJIA_DATA_DIR", str(tmp_path_factory.mktemp("session-data")))
+        get_settings.cache_clear()
+        yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch, tmp_path):
+    """Each test: default settings (nothing from the environment, nothing cached from another
+    test) and its own data dir, ``tmp_path / "data"`` (created when the app first needs it)."""
+    _unset_pingjia(monkeypatch)
+    monkeypatch.setenv("PINGJIA_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 class FakeSentiment:

@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-pytestmark = pytest.mark.skipif(
-    not (MODELS / "current.json").is_file() or "aspects" not in pointer(MODELS),
-    reason="no aspects model in models/ (run `pingjia train`)")
+pytestmark = [pytest.mark.slow,  # every reload builds a pipeline from the real models
+              pytest.mark.skipif(not (MODELS / "current.json").is_file() or "aspects" not in pointer(MODELS),
+                                 reason="no aspects model in models/ (run `pingjia train`)")]
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ from tests.conftest import assert_spans
 
 
 @pytest.fixture(scope="module")
-def client(fake_pipeline):
-    settings = Settings(max_text_chars=5000, max_batch_items=20, max_body_bytes=64 * 1024)
+def client(fake_pipeline, tmp_path_factory):
+    settings = Settings(max_text_chars=5000, max_batch_items=20, max_body_bytes=64 * 1024,
+                        data_dir=tmp_path_factory.mktemp("data"))
     with TestClient(create_app(settings, pipeline=fake_pipeline)) as c:
         yield c
 

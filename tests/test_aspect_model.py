@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app.api import present
+from app.pipeline import present
 from app.pipeline import aspect_model as AM
-from app.pipeline import aspect_training as AT
-from app.pipeline.labelled import LabelledDataError, read_annotations, read_binary_csv
 from app.pipeline.artifacts import ArtifactError, pointer
 from app.pipeline.aspects import LexiconAspectScorer
 from app.pipeline.engine import Pipeline
 from tests.conftest import FakeSentiment, assert_spans
+from training import aspects as AT
+from training.aspects_run import AspectsConfig, AspectsTraining
+from training.data import LabelledDataError, read_annotations, read_binary_csv
+from training.metrics import label_matrix, pair_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -135,14 +135,13 @@ def test_malformed_annotation_rows_name_their_line(tmp_path, line, message):
         read_annotations(path)
 
 
+@pytest.mark.slow
 def test_training_stops_on_a_bad_row_before_writing(tmp_path):
     data = tmp_path / "labels.jsonl"
     data.write_text('{"text": "发货太慢", "aspects": []}\n{"text": "好", "aspects": "none"}\n', encoding="utf-8")
     out = tmp_path / "models"
-    proc = subprocess.run([sys.executable, str(ROOT / "training" / "train_aspects.py"), "--data", str(data),
-                           "--out", str(out)], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode != 0
-    assert "labels.jsonl:2:" in proc.stderr
+    with pytest.raises(LabelledDataError, match="labels.jsonl:2:"):
+        AspectsTraining(AspectsConfig(data=data, out=out)).run()
     assert not out.exists()
 
 
@@ -166,7 +165,7 @@ def heldout(lexicon, segmenter):
     p = Pipeline(lexicon=lexicon, segmenter=segmenter, sentiment=FakeSentiment(),
                  aspects=LexiconAspectScorer(lexicon.version))
     docs = [p.make_doc(r.text) for r in rows]
-    y = AT.label_matrix(r.pairs for r in rows)
+    y = label_matrix(r.pairs for r in rows)
     test = np.array([i % 5 == 0 for i in range(len(rows))])
     train_idx, test_idx = np.flatnonzero(~test), np.flatnonzero(test)
     corpus, _ = AT.corpus_block(read_binary_csv(SHARED_DATA / "reviews_train.csv"), segmenter,
@@ -175,11 +174,12 @@ def heldout(lexicon, segmenter):
                             corpus=corpus)
     m = AM.AspectModel(state, "heldout")
     test_docs = [docs[i] for i in test_idx]
-    pred = AT.label_matrix([(f.aspect, f.polarity) for f in found] for found in m.score(test_docs))
+    pred = label_matrix([(f.aspect, f.polarity) for f in found] for found in m.score(test_docs))
     lex = AM.lexicon_pairs(test_docs)
-    return AT.pair_metrics(y[test_idx], pred), AT.pair_metrics(y[test_idx], lex)
+    return pair_metrics(y[test_idx], pred), pair_metrics(y[test_idx], lex)
 
 
+@pytest.mark.slow
 @needs_data
 def test_heldout_model_beats_lexicon_and_holds_its_level(heldout):
     model, lexicon = heldout
@@ -191,11 +191,13 @@ def test_heldout_model_beats_lexicon_and_holds_its_level(heldout):
     assert model["root_causes"]["micro_f1"] >= lexicon["root_causes"]["micro_f1"] + 0.2
 
 
+@pytest.mark.slow
 @needs_data
 def test_target_aspect_polarity_micro(heldout):
     assert heldout[0]["aspect_polarity"]["micro_f1"] >= 0.75
 
 
+@pytest.mark.slow
 @needs_data
 @pytest.mark.xfail(strict=False, reason="known shortfall: root-cause 5-fold CV micro-F1 0.740 (target 0.80); "
                                         "quality/description/responsiveness are confused; see docs/models.md")
@@ -203,6 +205,7 @@ def test_target_root_cause_micro(heldout):
     assert heldout[0]["root_causes"]["micro_f1"] >= 0.80
 
 
+@pytest.mark.slow
 @needs_data
 @pytest.mark.xfail(strict=False, reason="known shortfall: root-cause 5-fold CV macro-F1 0.621 (target 0.65; this "
                                         "one 20% split reaches it by chance); competence (29) and other (40) are "
@@ -211,6 +214,7 @@ def test_target_root_cause_macro(heldout):
     assert heldout[0]["root_causes"]["macro_f1"] >= 0.65
 
 
+@pytest.mark.slow
 def test_eval_command_stops_on_a_bad_row(tmp_path, capfd):
     from app.cli import main
 

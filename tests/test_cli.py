@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import ROOT, needs_models
 
-pytestmark = needs_models
+pytestmark = [needs_models, pytest.mark.slow]  # a real process, loading the real models
 FIXTURE = ROOT / "tests" / "fixtures" / "reviews_small.csv"
 
 

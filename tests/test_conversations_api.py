@@ -26,8 +26,9 @@ GOOD = {"id": "c-1001", "profile": "default", "turns": [
 
 
 @pytest.fixture(scope="module")
-def client(fake_pipeline):
-    with TestClient(create_app(Settings(**SETTINGS), pipeline=fake_pipeline)) as c:
+def client(fake_pipeline, tmp_path_factory):
+    settings = Settings(**SETTINGS, data_dir=tmp_path_factory.mktemp("data"))
+    with TestClient(create_app(settings, pipeline=fake_pipeline)) as c:
         yield c
 
 

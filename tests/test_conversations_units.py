@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.conversations import analyze_conversations, load_conversation_rules
-from app.conversations import customer, pii, resolution, rules as agent_rules
+from app.conversations import agent_checks, customer, pii, resolution
 from app.conversations.findings import grade_for
 from app.conversations.model import Limits, Turn, parse_conversation
 from app.conversations.text import turn_text
@@ -272,13 +272,13 @@ def test_id_check_digit(number, ok):
 def test_pii_leak_only_in_agent_turns(rules):
     turns = turns_of(("customer", "我的电话13812345678"), ("agent", "您好，13812345678对吗"),
                      ("bot", "您的号码13812345678"), ("agent", "已登记138****5678"))
-    leaks, shared = agent_rules.pii(turns, [turn_text(t.text) for t in turns])
+    leaks, shared = agent_checks.pii(turns, [turn_text(t.text) for t in turns])
     assert [(v.turn, v.detail["masked"], v.detail["echoes_customer"]) for v in leaks] == [(1, "138****5678", True)]
     assert leaks[0].detail["masked_text"] == "您好，138****5678对吗"
     assert [f.turn for f in shared] == [0]
 
 
-# --- rules.py ----------------------------------------------------------------------------------------
+# --- agent_checks.py: what the agent said and when -------------------------------------------------
 
 @pytest.mark.parametrize("pairs, expected", [
     ((("customer", "在吗"), ("agent", "您好，在的"), ("agent", "祝您生活愉快")), []),
@@ -290,15 +290,15 @@ def test_pii_leak_only_in_agent_turns(rules):
 ])
 def test_greeting_and_closing(rules, pairs, expected):
     turns = turns_of(*pairs)
-    polite = agent_rules.polite_phrases(turns, [turn_text(t.text) for t in turns], rules)
-    got = agent_rules.greeting_and_closing(turns, polite)
+    polite = agent_checks.polite_phrases(turns, [turn_text(t.text) for t in turns], rules)
+    got = agent_checks.greeting_and_closing(turns, polite)
     assert [(v.rule, v.turn) for v in got] == expected
     assert all(v.text == turns[v.turn].text for v in got)
 
 
 def test_forbidden_phrases_only_in_agent_turns(rules):
     turns = turns_of(("customer", "我也不知道，没办法"), ("bot", "不知道"), ("agent", "不知道"))
-    got = agent_rules.forbidden_phrases(turns, [turn_text(t.text) for t in turns], rules)
+    got = agent_checks.forbidden_phrases(turns, [turn_text(t.text) for t in turns], rules)
     assert [(v.turn, v.text, v.detail["category"]) for v in got] == [(2, "不知道", "dismissive")]
 
 
@@ -306,7 +306,7 @@ def test_forbidden_phrases_only_in_agent_turns(rules):
 def test_slow_reply_severity(seconds, severity):
     turns = [Turn(0, "customer", "在吗", 0.0), Turn(1, "agent", "您好", float(seconds))]
     timing = compute_timing(["customer", "agent"], [0.0, float(seconds)], 60)
-    got = agent_rules.slow_replies(turns, timing, 3, "high")
+    got = agent_checks.slow_replies(turns, timing, 3, "high")
     assert [v.severity for v in got] == ([severity] if severity else [])
 
 

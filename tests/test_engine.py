@@ -1,4 +1,4 @@
-from app.api import present
+from app.pipeline import present
 from app.pipeline.engine import TextItem
 from app.pipeline.findings import Analysis, ItemError
 from tests.conftest import assert_spans

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from app.api.work import AnalysisPool, Busy
 from app.core.config import Settings
 from app.main import create_app
-from tests.conftest import ROOT, needs_models
+from tests.conftest import ROOT, clean_env, needs_models
 
 LONG = "发货太慢了，客服态度很差，" * 369  # 4,797 characters (the limit is 5,000)
 
@@ -133,16 +133,19 @@ def test_busy_is_a_503_with_retry_after(tmp_path, fake_pipeline):
     assert busy.json()["error"]["code"] == "busy" and busy.headers["retry-after"] == "1"
 
 
+@pytest.mark.slow
 def test_health_stays_fast_while_long_texts_are_analysed(tmp_path, fake_pipeline):
-    """Before: every single text ran on the event loop, so /healthz waited behind them."""
-    slow = SlowPipeline(fake_pipeline, 0.25)
+    """Before: every single text ran on the event loop, so /healthz waited behind them (here
+    0.5 s of CPU each). In-process the client threads compete for the GIL too, so the bound
+    is looser than a real server's (bench_hostile.py: p50 13 ms under 8 clients)."""
+    slow = SlowPipeline(fake_pipeline, 0.5)
     stop = threading.Event()
     with make(tmp_path, slow, analysis_queue=64) as client:
         def hammer():
             while not stop.is_set():
                 assert client.post("/v1/analyze", json={"text": LONG}).status_code == 200
 
-        workers = [threading.Thread(target=hammer) for _ in range(4)]
+        workers = [threading.Thread(target=hammer) for _ in range(2)]
         for w in workers:
             w.start()
         time.sleep(0.3)
@@ -155,7 +158,7 @@ def test_health_stays_fast_while_long_texts_are_analysed(tmp_path, fake_pipeline
         stop.set()
         for w in workers:
             w.join()
-    assert statistics.median(latencies) < 0.1, latencies
+    assert statistics.median(latencies) < 0.2, latencies
 
 
 @needs_models
@@ -196,9 +199,9 @@ def free_port() -> int:
 def served(tmp_path):
     """``pingjia serve``'s uvicorn set-up on the fake pipeline, with short timeouts."""
     port = free_port()
-    env = {**os.environ, "PINGJIA_DATA_DIR": str(tmp_path), "PINGJIA_HEADER_TIMEOUT_SECONDS": "1",
-           "PINGJIA_BODY_IDLE_SECONDS": "1", "PINGJIA_JOB_WORKERS": "1", "PINGJIA_JOB_WORKER_START": "spawn",
-           "PYTHONPATH": str(ROOT)}
+    env = clean_env(PINGJIA_DATA_DIR=str(tmp_path), PINGJIA_HEADER_TIMEOUT_SECONDS="1",
+                    PINGJIA_BODY_IDLE_SECONDS="1", PINGJIA_JOB_WORKERS="1", PINGJIA_JOB_WORKER_START="spawn",
+                    PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "uvicorn", "tests.test_jobs_crash:fake_app", "--factory", "--host", "127.0.0.1",
            "--port", str(port), "--http", "app.serve:HeaderTimeoutProtocol", "--log-level", "warning"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import ROOT, needs_models
 
-pytestmark = needs_models
+pytestmark = [needs_models, pytest.mark.slow]  # real processes, loading the real models
 FIXTURE = ROOT / "tests" / "fixtures" / "reviews_small.csv"
 
 

@@ -23,7 +23,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, needs_models
+from tests.conftest import ROOT, clean_env, needs_models
+
+pytestmark = pytest.mark.slow  # real service processes, killed mid-job
 
 TEMPLATES = ["发货太慢了，等了{n}天才到", "客服态度很差，问了{n}次都没人回复", "质量很好，用了{n}天没问题",
              "物流很快，包装完好，第{n}次回购了", "价格有点贵，但是质量不错", "东西与描述不符，颜色差太多",
@@ -51,9 +53,9 @@ class Service:
     def __init__(self, data_dir: Path, target: str, factory: bool = False, workers: int = 2, chunk_rows: int = 100,
                  start: str = "spawn", extra_env: dict[str, str] | None = None):
         self.data_dir, self.port = data_dir, free_port()
-        env = {**os.environ, "PINGJIA_DATA_DIR": str(data_dir), "PINGJIA_JOB_WORKERS": str(workers),
-               "PINGJIA_JOB_CHUNK_ROWS": str(chunk_rows), "PINGJIA_JOB_WORKER_START": start,
-               "PYTHONPATH": str(ROOT), **(extra_env or {})}
+        env = clean_env(PINGJIA_DATA_DIR=str(data_dir), PINGJIA_JOB_WORKERS=str(workers),
+                        PINGJIA_JOB_CHUNK_ROWS=str(chunk_rows), PINGJIA_JOB_WORKER_START=start,
+                        PYTHONPATH=str(ROOT), **(extra_env or {}))
         cmd = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(self.port),
                "--log-level", "warning", *(["--factory"] if factory else [])]
         self.log = open(data_dir / f"service-{self.port}.log", "wb")

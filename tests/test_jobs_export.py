@@ -152,6 +152,7 @@ def payload_csv(path, ids):
 
 
 @needs_models
+@pytest.mark.slow
 def test_cli_score_writes_neutralised_csv(tmp_path):
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
     ids = PAYLOADS

@@ -22,7 +22,7 @@ import pytest
 
 from app.core.config import Settings
 from app.core.errors import IngestInterrupted, InsufficientStorage, InvalidUpload, PingjiaError
-from app.jobs import ingest, service
+from app.jobs import ingest, service, upload
 from app.jobs.ingest_pool import IngestPool
 from app.jobs.report import _DATE, parse_day
 from tests.test_jobs_api import error_code, make_client, rules  # noqa: F401 - fixtures
@@ -63,6 +63,7 @@ def _submit_while_polling(svc: Service, **request) -> tuple[httpx.Response, list
     return out["response"], latencies
 
 
+@pytest.mark.slow
 def test_healthz_answers_while_hostile_uploads_are_ingested(tmp_path):
     n = 100_000  # about a second of ingest after the hostile row, so there is time to poll
     rows = [f"{i},发货太慢了,2026-11-{1 + i % 28:02d}" for i in range(1, n)]
@@ -86,6 +87,7 @@ def _die():
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_a_killed_ingest_process_is_a_clear_error_and_the_next_submission_works():
     async def go():
         pool = IngestPool(1)
@@ -104,6 +106,7 @@ def test_errors_keep_their_code_and_status_across_processes():
 
 
 # --- 2. no 500s --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_non_text_codecs_are_refused(make_client):
     c = make_client(workers=0)
     for enc in ["rot13", "base64", "zlib", "punycode", "hex", "bz2", "uu", "quopri", "idna"]:
@@ -152,7 +155,7 @@ class _FullDisk:
 @pytest.mark.parametrize("err", [errno.ENOSPC, errno.EDQUOT])
 @pytest.mark.parametrize("where", ["upload", "json body", "work file"])
 def test_a_full_disk_is_507_and_leaves_nothing_behind(make_client, monkeypatch, tmp_path, where, err):
-    module = service if where == "work file" else ingest
+    module = service if where == "work file" else upload
     real = module.open_private
     monkeypatch.setattr(module, "open_private", lambda path: _FullDisk(real(path), err))
     c = make_client(workers=0, inline=True)  # in this process, so the patch applies

@@ -9,8 +9,10 @@ import sys
 import pytest
 
 from app.core.errors import InvalidUpload
-from app.jobs import ingest as ingest_module
-from app.jobs.ingest import InputSpec, guess_format, ingest_file, ingest_items, read_chunk
+from app.jobs import columns, readers
+from app.jobs.ingest import InputSpec, ingest_file, ingest_items
+from app.jobs.readers import guess_format
+from app.jobs.workfile import WorkRow, read_chunk
 
 
 def ingest(data: bytes, fmt="csv", chunk_rows=3, **spec):
@@ -40,7 +42,7 @@ def test_csv_rows_become_work_rows_and_chunks_point_at_them(tmp_path):
     assert rows[2][:2] == ["r3", ""]  # empty text: the pipeline reports it in the row
     path = tmp_path / "work.jsonl"
     path.write_bytes(work)
-    assert read_chunk(path, result.chunks[1][2], 1) == [rows[3]]
+    assert read_chunk(path, result.chunks[1][2], 1) == [WorkRow(*rows[3])]
 
 
 def test_ids_fall_back_to_the_row_number():
@@ -179,7 +181,7 @@ def test_a_stray_quote_is_refused_naming_the_line_it_opened_on():
 def test_csv_fields_and_rows_are_bounded(monkeypatch):
     err = refused(b"id,text\n1,ok\n2," + b'"' + b"x" * (1024 * 1024 + 1) + b'"\n')
     assert err.code == "field_too_long" and err.message.startswith("line 3:")
-    monkeypatch.setattr(ingest_module, "MAX_CSV_ROW_CHARS", 100)
+    monkeypatch.setattr(readers, "MAX_CSV_ROW_CHARS", 100)
     err = refused(b'id,text\n1,ok\n2,"' + b"a\n" * 30 + b'","' + b"b\n" * 30 + b'"\n')
     assert err.code == "line_too_long" and err.message.startswith("line 3:")
     assert csv.field_size_limit() < sys.maxsize
@@ -202,6 +204,32 @@ def test_an_empty_column_name_is_refused_not_a_key_error():
 
 def test_long_values_are_never_parsed_as_dates(monkeypatch):
     seen = []
-    monkeypatch.setattr(ingest_module, "parse_day", lambda v, **kw: seen.append(v))
+    monkeypatch.setattr(columns, "parse_day", lambda v, **kw: seen.append(v))
     ingest(("id,text,date\n1,y,2026-11-20\n2,x,2026-11-20" + " " * 100 + "x\n").encode())
     assert seen == ["2026-11-20"]
+
+
+# --- the work file's layout on disk ----------------------------------------------------
+OLD_WORK_FILE = ('["r1","发货太慢了",{"channel":"app"}]\n'
+                 '["2",null,{},["invalid_row","line 3: 4 fields, the header has 3"]]\n'
+                 '["c1",{"id":"c1","shop":"s1"},{"shop":"s1"},["invalid_conversation","a conversation needs a \'turns\' list"]]\n'
+                 ).encode()
+
+
+def test_the_work_file_layout_is_unchanged():
+    """Workers read work files of jobs submitted before an upgrade: the bytes must not move."""
+    _, work = ingest("id,text,channel\nr1,发货太慢了,app\n2,y,z,extra\n".encode())
+    assert work == OLD_WORK_FILE[:OLD_WORK_FILE.rindex(b'["c1"')]
+    _, work = ingest(b'{"id": "c1", "shop": "s1"}\n', "jsonl", kind="conversations")
+    assert work == OLD_WORK_FILE[OLD_WORK_FILE.rindex(b'["c1"'):]
+
+
+def test_an_old_work_file_reads_as_work_rows(tmp_path):
+    path = tmp_path / "work.jsonl"
+    path.write_bytes(OLD_WORK_FILE)
+    rows = read_chunk(path, 0, 3)
+    assert rows[0] == WorkRow("r1", "发货太慢了", {"channel": "app"}) and rows[0].error is None
+    assert rows[1] == WorkRow("2", None, {}, ("invalid_row", "line 3: 4 fields, the header has 3"))
+    assert rows[2].payload == {"id": "c1", "shop": "s1"} and rows[2].error[0] == "invalid_conversation"
+    assert b"".join(r.encode() for r in rows) == OLD_WORK_FILE
+    assert read_chunk(path, OLD_WORK_FILE.index(b"\n") + 1, 2) == rows[1:]

@@ -168,6 +168,7 @@ def test_restarts_while_the_disk_is_full_never_count_as_poison_attempts(tmp_path
     store.close()
 
 
+@pytest.mark.slow  # a forked worker process
 def test_forked_workers_wait_for_the_disk_and_the_service_process_shows_why(tmp_path, fake_pipeline, monkeypatch):
     disk = Disk(monkeypatch, tmp_path, room=3)  # inherited by the forked worker
     settings = Settings(data_dir=tmp_path, job_workers=1, job_chunk_rows=20)
@@ -192,6 +193,7 @@ def test_forked_workers_wait_for_the_disk_and_the_service_process_shows_why(tmp_
     store.close()
 
 
+@pytest.mark.slow
 def test_a_spawned_worker_reports_its_wait_to_the_service_process():
     notices = Notices(2, "var/jobs.db")
     proc = mp.get_context("spawn").Process(target=notices.put, args=(1, "disk_full"))
@@ -373,6 +375,7 @@ def niceness(pid: int) -> set[int]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start", ["spawn", "fork"])
 def test_job_workers_run_at_the_configured_niceness(tmp_path, fake_pipeline, start):
     settings = Settings(data_dir=tmp_path, job_workers=1, job_worker_nice=7, job_chunk_rows=50)

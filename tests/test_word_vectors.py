@@ -1,10 +1,8 @@
 """The corpus block (word vectors + word polarity), the labelled-data readers, and the analysts'
-loop end to end on tiny files: train_aspects.py with a corpus, then the service loads the result."""
+loop end to end on tiny files: aspect training with a corpus, then the service loads the result."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +10,10 @@ import pytest
 
 from app.pipeline import aspect_model as AM
 from app.pipeline.artifacts import ArtifactError
-from app.pipeline.labelled import LabelledDataError, read_binary_csv
-from app.pipeline.word_vectors import CorpusWords, fit_corpus_words
-
-ROOT = Path(__file__).resolve().parents[1]
+from app.pipeline.word_vectors import CorpusWords
+from training.aspects_run import AspectsConfig, AspectsTraining
+from training.data import LabelledDataError, read_binary_csv
+from training.word_vectors import fit_corpus_words
 
 # A toy corpus: delivery words co-occur with each other, food words with each other; 快/香 in
 # positive reviews, 慢/难吃 in negative ones.
@@ -92,13 +90,11 @@ def _tiny_training_files(tmp_path: Path) -> tuple[Path, Path]:
     return data, corpus
 
 
+@pytest.mark.slow
 def test_analyst_loop_trains_with_a_corpus_and_the_service_loads_it(tmp_path, lexicon):
     data, corpus = _tiny_training_files(tmp_path)
     out = tmp_path / "models"
-    proc = subprocess.run([sys.executable, str(ROOT / "training" / "train_aspects.py"), "--data", str(data),
-                           "--corpus", str(corpus), "--out", str(out), "--folds", "0", "--inner-folds", "2"],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    AspectsTraining(AspectsConfig(data=data, corpus=str(corpus), out=out, folds=0, inner_folds=2)).run()
     pointer = json.loads((out / "current.json").read_text(encoding="utf-8"))
     metrics = json.loads((out / "aspects" / pointer["aspects"] / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["corpus"]["file"] == "corpus.csv" and metrics["corpus"]["rows"] == 36
@@ -109,13 +105,11 @@ def test_analyst_loop_trains_with_a_corpus_and_the_service_loads_it(tmp_path, le
         AM.AspectModel({**state, "corpus_vectors": state["corpus_vectors"][:, :-1]}, "x")
 
 
+@pytest.mark.slow
 def test_corpus_file_errors_stop_training_before_writing(tmp_path):
     data, corpus = _tiny_training_files(tmp_path)
     corpus.write_text("text,label\n好,1\n坏,maybe\n", encoding="utf-8")
     out = tmp_path / "models"
-    proc = subprocess.run([sys.executable, str(ROOT / "training" / "train_aspects.py"), "--data", str(data),
-                           "--corpus", str(corpus), "--out", str(out), "--folds", "0"],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode != 0
-    assert "corpus.csv:3: label must be" in proc.stderr
+    with pytest.raises(LabelledDataError, match="corpus.csv:3: label must be"):
+        AspectsTraining(AspectsConfig(data=data, corpus=str(corpus), out=out, folds=0)).run()
     assert not out.exists()

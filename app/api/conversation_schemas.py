@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
-from app.api.schemas import AspectOut, BatchItemError, KeywordOut
+from app.api.schemas import AspectOut, BatchItemError, KeywordOut, Out
 
 EXAMPLE = {"id": "c-1001", "profile": "default", "turns": [
     {"role": "customer", "text": "在吗？我的快递三天了还没发货", "time": "2026-11-20T10:00:00+08:00"},
@@ -39,13 +39,13 @@ class ConversationBatchRequest(BaseModel):
         json_schema_extra={"items": {"$ref": "#/components/schemas/ConversationRequest"}})
 
 
-class ResponseTimeOut(BaseModel):
+class ResponseTimeOut(Out):
     customer_turn: int
     agent_turn: int
     seconds: float | None
 
 
-class TimingOut(BaseModel):
+class TimingOut(Out):
     first_response_seconds: float | None
     avg_response_seconds: float | None
     max_response_seconds: float | None
@@ -55,7 +55,7 @@ class TimingOut(BaseModel):
     responses: list[ResponseTimeOut]
 
 
-class TurnSpanOut(BaseModel):
+class TurnSpanOut(Out):
     turn: int
     text: str = Field(description="turns[turn].text[start:end]")
     start: int
@@ -63,14 +63,19 @@ class TurnSpanOut(BaseModel):
 
 
 class ViolationOut(TurnSpanOut):
-    model_config = ConfigDict(extra="allow")
     rule: Literal["forbidden_phrase", "pii_leak", "missing_greeting", "missing_closing", "slow_reply"]
     severity: Literal["low", "medium", "high"]
     category: str | None = Field(None, description="forbidden_phrase: blame_shifting, dismissive, rude ...")
+    phrase: str | None = Field(None, description="forbidden_phrase: the lexicon phrase that matched (simplified)")
+    expected: Literal["greeting", "closing"] | None = Field(
+        None, description="missing_greeting / missing_closing: what the turn lacked")
     pii_type: Literal["phone", "id_card", "bank_card", "address"] | None = None
     masked: str | None = Field(None, description="pii_leak: the matched text masked, e.g. 138****5678")
     masked_text: str | None = Field(None, description="pii_leak: the whole turn with its PII masked")
+    echoes_customer: bool | None = Field(None, description="pii_leak: the customer had given this value earlier")
     seconds: float | None = Field(None, description="slow_reply: the wait")
+    threshold_seconds: float | None = Field(None, description="slow_reply: the profile's limit it exceeded")
+    customer_turn: int | None = Field(None, description="slow_reply: the customer turn that waited")
 
 
 class PoliteOut(TurnSpanOut):
@@ -85,7 +90,7 @@ class CueOut(TurnSpanOut):
     weight: float | None = None
 
 
-class EmotionOut(BaseModel):
+class EmotionOut(Out):
     turn: int
     emotion: Literal["anger", "anxiety", "disappointment", "satisfaction", "neutral"]
     emotion_zh: str
@@ -94,7 +99,7 @@ class EmotionOut(BaseModel):
     evidence: list[CueOut]
 
 
-class PiiSharedOut(BaseModel):
+class PiiSharedOut(Out):
     turn: int
     pii_type: str
     start: int
@@ -102,7 +107,7 @@ class PiiSharedOut(BaseModel):
     masked: str
 
 
-class CustomerOut(BaseModel):
+class CustomerOut(Out):
     sentiment_start: Literal["positive", "neutral", "negative"] | None
     sentiment_end: Literal["positive", "neutral", "negative"] | None
     escalation_risk: Literal["none", "low", "medium", "high"]
@@ -112,33 +117,33 @@ class CustomerOut(BaseModel):
     pii_shared: list[PiiSharedOut] = Field(description="PII the customer gave (not a leak), masked")
 
 
-class ResolutionOut(BaseModel):
+class ResolutionOut(Out):
     status: Literal["resolved", "unresolved", "unknown"]
     source: Literal["customer", "agent"] | None
     evidence: list[TurnSpanOut]
 
 
-class ConversationRootCauseOut(BaseModel):
+class ConversationRootCauseOut(Out):
     cause: str
     score: float
     evidence: list[TurnSpanOut]
 
 
-class ExplanationOut(BaseModel):
+class ExplanationOut(Out):
     effect: float = Field(description="points this finding moved the dimension (the base for 'base')")
     reason: str
     finding: str
     turn: int | None
 
 
-class DeductionOut(BaseModel):
+class DeductionOut(Out):
     rule: str
     severity: str
     turn: int
     points: float
 
 
-class QAOut(BaseModel):
+class QAOut(Out):
     score: float = Field(ge=0, le=100)
     grade: Literal["excellent", "good", "pass", "needs_improvement"]
     grade_zh: Literal["优秀", "良好", "合格", "待改进"]
@@ -152,12 +157,12 @@ class QAOut(BaseModel):
     notes: list[str]
 
 
-class TurnSentimentOut(BaseModel):
+class TurnSentimentOut(Out):
     label: Literal["positive", "neutral", "negative"]
     probabilities: dict[str, float]
 
 
-class TurnOut(BaseModel):
+class TurnOut(Out):
     index: int
     role: str
     sentiment: TurnSentimentOut
@@ -166,7 +171,7 @@ class TurnOut(BaseModel):
     emotion: str | None = Field(description="customer turns only")
 
 
-class ConversationResponse(BaseModel):
+class ConversationResponse(Out):
     id: str | None
     timing: TimingOut
     violations: list[ViolationOut]
@@ -179,6 +184,6 @@ class ConversationResponse(BaseModel):
     model: dict[str, str]
 
 
-class ConversationBatchResponse(BaseModel):
+class ConversationBatchResponse(Out):
     results: list[ConversationResponse | BatchItemError]
     summary: dict[str, Any]

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.jobs import service
+from app.api.schemas import Out
 from app.jobs.ingest import Ingested, InputSpec
 
 ColumnName = Annotated[str, Field(min_length=1, max_length=200)]
@@ -58,14 +59,14 @@ def ingest_json_body(folder: Path, chunk_rows: int) -> tuple[InputSpec, Ingested
     return spec, ingested
 
 
-class JobAccepted(BaseModel):
+class JobAccepted(Out):
     job_id: str
     status: Literal["queued"]
     total: int
     links: dict[str, str]
 
 
-class JobStatus(BaseModel):
+class JobStatus(Out):
     job_id: str
     kind: str
     status: Literal["queued", "running", "done", "failed", "cancelled"]

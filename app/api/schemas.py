@@ -1,7 +1,7 @@
 """Request and response models of the review endpoints (the public contract in API.md).
 
 Kept apart from the internal findings so internal fields cannot leak. Responses are
-built as dicts by ``app.api.present``; these models document them in OpenAPI.
+built as dicts by ``app.pipeline.present``; these models document them in OpenAPI.
 """
 from __future__ import annotations
 
@@ -25,18 +25,24 @@ class BatchRequest(BaseModel):
     top_terms: int | None = Field(None, ge=0, le=50)
 
 
-class SpanOut(BaseModel):
+class Out(BaseModel):
+    """A response model: it documents exactly what the service returns, so a key it does not
+    list is a bug (tests/test_response_contract.py validates real responses against these)."""
+    model_config = ConfigDict(extra="forbid")
+
+
+class SpanOut(Out):
     text: str
     start: int
     end: int
 
 
-class SentimentOut(BaseModel):
+class SentimentOut(Out):
     label: Literal["positive", "neutral", "negative"]
     probabilities: dict[str, float]
 
 
-class KeywordOut(BaseModel):
+class KeywordOut(Out):
     term: str = Field(description="lexicon entry (simplified)")
     text: str = Field(description="the caller's text at [start, end)")
     dimension: str
@@ -47,25 +53,25 @@ class KeywordOut(BaseModel):
     end: int
 
 
-class AspectOut(BaseModel):
+class AspectOut(Out):
     aspect: str
     polarity: Literal["positive", "negative"]
     score: float
     evidence: list[SpanOut]
 
 
-class RootCauseOut(BaseModel):
+class RootCauseOut(Out):
     cause: str
     score: float
     evidence: list[SpanOut]
 
 
-class TermOut(BaseModel):
+class TermOut(Out):
     term: str
     weight: float
 
 
-class AnalyzeResponse(BaseModel):
+class AnalyzeResponse(Out):
     id: str | None
     sentiment: SentimentOut
     keywords: list[KeywordOut]
@@ -76,21 +82,22 @@ class AnalyzeResponse(BaseModel):
     top_terms: list[TermOut] | None = None
 
 
-class ErrorBody(BaseModel):
-    code: str
-    message: str
+class ErrorBody(Out):
+    code: str = Field(description="stable code to switch on")
+    message: str = Field(description="what was wrong, for a person")
+    request_id: str | None = Field(None, description="500 only: quote it when reporting the error")
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(Out):
     error: ErrorBody
 
 
-class BatchItemError(BaseModel):
+class BatchItemError(Out):
     id: str | None
     error: ErrorBody
 
 
-class BatchResponse(BaseModel):
+class BatchResponse(Out):
     results: list[AnalyzeResponse | BatchItemError]
     summary: dict[str, Any]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from app.conversations import customer, qa, rules as agent_rules
+from app.conversations import agent_checks, customer, qa
 from app.conversations.findings import ConversationReport, CustomerReport, Evidence, RootCause, TurnReport
 from app.conversations.lexicons import ConversationRules
 from app.conversations.model import Conversation, Limits, conversation_id, parse_conversation
@@ -69,11 +69,11 @@ def inspect(conv: Conversation, analyses: Sequence[Analysis], rules: Conversatio
     texts = [turn_text(t.text) for t in turns]
     threshold = profile.slow_reply_seconds or limits.slow_reply_seconds
     timing = compute_timing([t.role for t in turns], [t.time for t in turns], threshold)
-    polite = agent_rules.polite_phrases(turns, texts, rules)
-    leaks, shared = agent_rules.pii(turns, texts)
+    polite = agent_checks.polite_phrases(turns, texts, rules)
+    leaks, shared = agent_checks.pii(turns, texts)
     violations = sorted(
-        agent_rules.forbidden_phrases(turns, texts, rules) + agent_rules.greeting_and_closing(turns, polite)
-        + leaks + agent_rules.slow_replies(turns, timing, profile.responsiveness.very_slow_factor,
+        agent_checks.forbidden_phrases(turns, texts, rules) + agent_checks.greeting_and_closing(turns, polite)
+        + leaks + agent_checks.slow_replies(turns, timing, profile.responsiveness.very_slow_factor,
                                            profile.very_slow_severity),
         key=lambda v: (v.turn, v.start, v.rule))
     resolution = resolve(turns, texts, rules)

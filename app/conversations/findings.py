@@ -10,7 +10,6 @@ from typing import Any
 
 from app.pipeline.findings import Analysis
 
-SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
 LEVELS: tuple[str, ...] = ("none", "low", "medium", "high")
 FORBIDDEN_CATEGORIES: tuple[str, ...] = ("blame_shifting", "dismissive", "rude", "impatient", "false_promise", "policy")
 EMOTIONS_ZH: dict[str, str] = {"anger": "愤怒", "anxiety": "焦虑", "disappointment": "失望",

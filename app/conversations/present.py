@@ -1,15 +1,15 @@
 """Inspection findings -> JSON-ready dicts in the shape of API.md (POST /v1/conversations/analyze).
 
 Kept apart from the findings so internal fields stay inside; turn-level keyword and aspect
-shapes are the review endpoint's own (``app.api.present``), so both endpoints agree.
+shapes are the review endpoint's own (``app.pipeline.present``), so both endpoints agree.
 """
 from __future__ import annotations
 
 from collections import Counter
 
-from app.api import present as review
 from app.conversations.findings import (
     EMOTIONS_ZH, ConversationReport, CueHit, Evidence, PiiFinding, PoliteHit, TurnEmotion, Violation)
+from app.pipeline import present as review
 from app.pipeline.findings import ItemError
 
 

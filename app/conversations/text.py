@@ -9,7 +9,7 @@ of every kept character in the original. A phrase is matched on the compact copy
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -131,8 +131,3 @@ def _excepted(tt: TurnText, ctx: str, key: str, i: int) -> bool:
                 return True
         k = ctx.find(key, k + 1)
     return False
-
-
-def find_all(index: PhraseIndex, texts: Sequence[TurnText | None]) -> list[tuple[int, Match]]:
-    """(turn index, match) over several turns; ``None`` turns are skipped."""
-    return [(i, m) for i, tt in enumerate(texts) if tt is not None for m in index.find(tt)]

@@ -49,10 +49,6 @@ class BodyTooLarge(PingjiaError):
     status, code = 413, "body_too_large"
 
 
-class InvalidJSON(PingjiaError):
-    status, code = 400, "invalid_json"
-
-
 class NotReady(PingjiaError):
     status, code = 503, "not_ready"  # the only non-4xx: models not loaded yet, retry later
 

@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.jobs import export, service
-from app.jobs.ingest import InputSpec, read_chunk
+from app.jobs.ingest import InputSpec
+from app.jobs.scoring import load_scorers
 from app.jobs.store import open_store
+from app.jobs.worker import JobRunner
+from app.jobs.workfile import read_chunk
 
 
 @dataclass
@@ -73,8 +76,6 @@ def _run(store, settings, rec, opts: ScoreOptions) -> None:
 
 def _run_here(store, settings, bar) -> None:
     """One worker: the same claim/score/commit loop, in this process."""
-    from app.jobs.scoring import load_scorers
-
     scorers = load_scorers(settings)
     while claim := store.claim_chunk("local"):
         rows = read_chunk(claim.work_path, claim.byte_offset, claim.n_rows)
@@ -85,8 +86,6 @@ def _run_here(store, settings, bar) -> None:
 
 def _run_processes(store, settings, rec, workers: int, bar) -> None:
     """Several workers: the service's JobRunner on the throw-away store."""
-    from app.jobs.worker import JobRunner
-
     runner = JobRunner(service.db_url(settings), settings, workers=workers)
     runner.start()
     try:

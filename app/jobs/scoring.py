@@ -8,10 +8,13 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from app.api import present
+from app.conversations import Limits, analyze_conversations, load_conversation_rules
+from app.conversations import present as conversation_present
 from app.jobs.report import Accumulator, RowFacts, parse_day
 from app.jobs.store import ChunkOutput
-from app.pipeline.engine import TextItem
+from app.jobs.workfile import WorkRow
+from app.pipeline import present
+from app.pipeline.engine import TextItem, build_pipeline
 from app.pipeline.findings import Analysis, ItemError
 
 
@@ -49,8 +52,8 @@ class ReviewScorer:
     def versions(self) -> dict[str, str]:
         return dict(self.pipeline.versions)
 
-    def score(self, start_row: int, rows: Sequence[list], plan: Mapping[str, Any]) -> ChunkOutput:
-        items = [TextItem(r[1], r[0]) for r in rows if len(r) < 4]
+    def score(self, start_row: int, rows: Sequence[WorkRow], plan: Mapping[str, Any]) -> ChunkOutput:
+        items = [TextItem(r.payload, r.id) for r in rows if r.error is None]
         analysed = iter(self.pipeline.analyze_batch(items, with_words=True))
         versions = self.versions
         return _collect(start_row, rows, plan, versions, lambda: next(analysed), self._body, self._facts)
@@ -76,22 +79,19 @@ class ConversationScorer:
     kind = "conversations"
 
     def __init__(self, pipeline, rules, limits):
-        from app.conversations import analyze_conversations, present as conv_present
-
         self.pipeline, self.rules, self.limits = pipeline, rules, limits
-        self._analyze, self._present = analyze_conversations, conv_present
 
     @property
     def versions(self) -> dict[str, str]:
         return {**self.pipeline.versions, "conversation_rules": self.rules.version}
 
-    def score(self, start_row: int, rows: Sequence[list], plan: Mapping[str, Any]) -> ChunkOutput:
-        convs = [{**r[1], "id": r[0]} for r in rows if len(r) < 4]
-        analysed = iter(self._analyze(convs, self.pipeline, self.rules, self.limits))
+    def score(self, start_row: int, rows: Sequence[WorkRow], plan: Mapping[str, Any]) -> ChunkOutput:
+        convs = [{**r.payload, "id": r.id} for r in rows if r.error is None]
+        analysed = iter(analyze_conversations(convs, self.pipeline, self.rules, self.limits))
         return _collect(start_row, rows, plan, self.versions, lambda: next(analysed), self._body, self._facts)
 
     def _body(self, result, versions: dict) -> dict:
-        body = self._present.report(result)
+        body = conversation_present.report(result)
         body.pop("model", None)
         return body
 
@@ -104,7 +104,7 @@ class ConversationScorer:
                         tuple(aspects), frozenset(terms))
 
 
-def _collect(start_row: int, rows: Sequence[list], plan: Mapping[str, Any], versions: dict,
+def _collect(start_row: int, rows: Sequence[WorkRow], plan: Mapping[str, Any], versions: dict,
              next_result: Callable[[], Any], body_of: Callable, facts_of: Callable) -> ChunkOutput:
     """Result rows in input order plus the chunk's report counters."""
     ctx = RowContext(plan)
@@ -112,9 +112,9 @@ def _collect(start_row: int, rows: Sequence[list], plan: Mapping[str, Any], vers
     out: list[tuple[int, str, int, str]] = []
     for i, row in enumerate(rows):
         index = start_row + i
-        rid, extras = row[0], row[2]
-        if len(row) >= 4:
-            result: Any = ItemError(rid, row[3][0], row[3][1])
+        rid, extras = row.id, row.extras
+        if row.error is not None:
+            result: Any = ItemError(rid, *row.error)
         else:
             result = next_result()
         head = {"row": index + 1, "id": rid}
@@ -129,15 +129,6 @@ def _collect(start_row: int, rows: Sequence[list], plan: Mapping[str, Any], vers
                 day=ctx.day(extras), dated=ctx.date_column is not None)
         out.append((index, rid, facts is None, _dumps(body)))
     return ChunkOutput(out, acc.counts, acc.terms, versions)
-
-
-def conversations_available() -> bool:
-    """True when the conversation engine (``app.conversations``) can be imported."""
-    try:
-        import app.conversations  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class Scorers:
@@ -162,14 +153,10 @@ class Scorers:
 
 def load_scorers(settings) -> Scorers:
     """Scorers over the served pipeline (loads lexicons and models: seconds, once per worker)."""
-    from app.pipeline.engine import build_pipeline
-
     pipeline = build_pipeline(settings.lexicon_dir, settings.models_dir, max_text_chars=settings.max_text_chars)
 
     def conversations():
-        from app.conversations import Limits, load_conversation_rules
-
         return ConversationScorer(pipeline, load_conversation_rules(settings.lexicon_dir),
                                   Limits.from_settings(settings))
 
-    return Scorers(pipeline, conversations if conversations_available() else None)
+    return Scorers(pipeline, conversations)

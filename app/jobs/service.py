@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from app.core.errors import InsufficientStorage
-from app.jobs.ingest import InputSpec, Ingested, guess_format, ingest_file, ingest_items, open_private, read_chunk
+from app.jobs.ingest import InputSpec, Ingested, ingest_file, ingest_items
+from app.jobs.readers import guess_format
 from app.jobs.report import build_report
 from app.jobs.store import JobRecord, JobStore, NewJob, open_store
+from app.jobs.upload import open_private
+from app.jobs.workfile import read_chunk
 
 WORK_FILE = "work.jsonl"
 UPLOAD_FILE = "upload.raw"
@@ -184,8 +187,8 @@ class StoreSource:
             if found is None or not Path(self.rec.work_path).exists():
                 continue
             start, offset = found
-            rid, payload = read_chunk(self.rec.work_path, offset, row - start + 1)[-1][:2]
-            out[row] = (rid, _text_of(payload))
+            work_row = read_chunk(self.rec.work_path, offset, row - start + 1)[-1]
+            out[row] = (work_row.id, _text_of(work_row.payload))
         return out
 
     def error_examples(self, limit: int) -> list[dict]:

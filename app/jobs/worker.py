@@ -14,8 +14,9 @@ A disk that takes no more writes (full, over quota, failing) is waited out, not 
 the input: the worker keeps its chunk and the chunk's scores, retries with back-off
 (``DiskWait``) and says why in ``Notices``, which the job status and /readyz show.
 
-``job_runner`` (the lifespan helper) checks the job database before anything uses it; one
-that cannot be used leaves the review API serving and the jobs endpoints answering 503.
+``start_jobs`` checks the job database before anything uses it and starts the runner; the
+service's lifespan (``app.main``) calls it with plain settings, and a database that cannot be
+used leaves the review API serving and the jobs endpoints answering 503.
 """
 from __future__ import annotations
 
@@ -31,11 +32,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from app.jobs.ingest import read_chunk
+from app.conversations import ConversationRules, Limits
+from app.jobs.scoring import ConversationScorer, Scorers, load_scorers
 from app.jobs.service import db_url, iso, jobs_dir, prune_jobs
 from app.jobs.store import (
     ChunkOutput,
@@ -47,6 +48,7 @@ from app.jobs.store import (
     open_store,
     sqlite_path,
 )
+from app.jobs.workfile import read_chunk
 
 log = logging.getLogger("pingjia.jobs")
 PRUNE_EVERY = 3600.0
@@ -282,8 +284,7 @@ def _die_with_parent() -> None:
 
 
 def default_factory(settings):
-    from app.jobs.scoring import load_scorers
-
+    """What a spawned worker scores with: its own pipeline, loaded from ``settings``."""
     return load_scorers(settings)
 
 
@@ -549,69 +550,48 @@ class ThreadRunner:
         self.active = False
 
 
-def _inherited_scorers(app, settings):
+def fork_scorers(settings, pipeline, rules: ConversationRules | None) -> Scorers | None:
     """With ``job_worker_start=fork``: scorers over the pipeline this service has loaded —
     only while this is the process's one Python thread (uvicorn's start-up; not, e.g., a
-    test client's portal thread), because forking a multi-threaded process is not safe."""
-    if settings.job_worker_start != "fork" or getattr(app.state, "pipeline", None) is None:
+    test client's portal thread), because forking a multi-threaded process is not safe.
+    None: the workers are spawned and load their own."""
+    if settings.job_worker_start != "fork" or pipeline is None:
         return None
     if threading.active_count() > 1:
         log.info("job workers: %d threads running, so they are spawned rather than forked",
                  threading.active_count())
         return None
-    from app.jobs.scoring import ConversationScorer, Scorers, conversations_available
-
-    pipeline, rules = app.state.pipeline, getattr(app.state, "conversation_rules", None)
     conv = None
-    if rules is not None and conversations_available():
-        from app.conversations import Limits
-
+    if rules is not None:
         conv = lambda: ConversationScorer(pipeline, rules, Limits.from_settings(settings))  # noqa: E731
     return Scorers(pipeline, conv)
 
 
-@asynccontextmanager
-async def job_runner(app, settings):
-    """Lifespan helper: the job store and runner for ``app`` (a preset
-    ``app.state.job_runner`` / ``job_store`` is used as given — tests do that).
+def start_jobs(settings, *, store: JobStore | None = None, runner: Any | None = None, pipeline=None,
+               rules: ConversationRules | None = None) -> tuple[JobStore, Any]:
+    """Open (unless given) and check the job store, then start the runner (unless given, a
+    ``JobRunner`` whose workers fork from ``pipeline`` when the settings ask for it).
 
-    A job database that cannot be used (damaged, emptied, unwritable) does not stop the
-    service — a restart would only fail the same way: the review API serves, every jobs
-    endpoint answers 503 ``jobs_unavailable`` with ``app.state.jobs_unavailable`` (logged
-    once here, naming the file and what to do) and /readyz says so."""
+    Raises on any problem with the job database, having closed the store: the caller decides
+    what the service does without jobs (``unavailable_message``)."""
     url = db_url(settings)
-    app.state.jobs_unavailable = None
-    try:
-        runner = _start_jobs(app, settings, url)
-    except Exception as exc:  # noqa: BLE001 - whatever is wrong with the job database, the review API serves
-        message = f"{explain(url, exc)}. Until then batch jobs are unavailable; the review API serves"
-        log.error("%s", message)
-        log.debug("job store start-up failure", exc_info=True)
-        app.state.jobs_unavailable = message
-        app.state.job_store = app.state.job_runner = runner = None
-    try:
-        yield runner
-    finally:
-        if runner is not None:
-            runner.stop()
-
-
-def _start_jobs(app, settings, url: str):
-    """Open (unless preset) and check the job store, then start the runner; raises on any problem."""
-    store = getattr(app.state, "job_store", None)
     if store is None:
         check_not_lost(sqlite_path(url), jobs_dir(settings))  # before SQLite creates an empty one
         store = open_store(url)
     try:
         if settings.jobs_db_check != "off":
             store.verify(full=settings.jobs_db_check == "full")
-        runner = getattr(app.state, "job_runner", None)
         if runner is None:
             runner = JobRunner(url, settings, prune=lambda: prune_jobs(url, settings),
-                               inherit=_inherited_scorers(app, settings))
+                               inherit=fork_scorers(settings, pipeline, rules))
         runner.start()
     except BaseException:
         store.close()
         raise
-    app.state.job_store, app.state.job_runner = store, runner
-    return runner
+    return store, runner
+
+
+def unavailable_message(settings, exc: BaseException) -> str:
+    """What every jobs endpoint answers (503 ``jobs_unavailable``) and /readyz shows when
+    ``start_jobs`` failed: the file, what is wrong with it and what to do."""
+    return f"{explain(db_url(settings), exc)}. Until then batch jobs are unavailable; the review API serves"

@@ -28,7 +28,7 @@ polarity; when there are none, the clause whose own score for the pair is highes
 
 The artifact is data only (numpy arrays, numbers, strings): nothing but skops' default
 types, so it loads with an empty trusted-types list. Training lives in
-:mod:`app.pipeline.aspect_training`.
+:mod:`training.aspects`.
 """
 from __future__ import annotations
 

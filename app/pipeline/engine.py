@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import EmptyText, InvalidInput, PingjiaError, TextTooLong
+from app.pipeline.aspect_model import load_aspect_model
 from app.pipeline.aspects import AspectScorer
 from app.pipeline.findings import Analysis, Doc, ItemError
 from app.pipeline.keywords import KeywordMatcher
 from app.pipeline.lexicon import Lexicon, load_lexicon
 from app.pipeline.normalize import InvalidText, normalize
 from app.pipeline.segment import Segmenter, clauses
+from app.pipeline.sentiment import load_sentiment_model
 from app.pipeline.terms import TfidfTerms, content_words
 
 
@@ -113,9 +115,6 @@ def build_segmenter(lexicon: Lexicon) -> Segmenter:
 def build_pipeline(lexicon_dir: Path, models_dir: Path, *, max_text_chars: int = 5000,
                    segmenter: Segmenter | None = None) -> Pipeline:
     """Load lexicons and the models that ``models/current.json`` points at."""
-    from app.pipeline.aspect_model import load_aspect_model
-    from app.pipeline.sentiment import load_sentiment_model
-
     lexicon = load_lexicon(lexicon_dir)
     return Pipeline(lexicon=lexicon, segmenter=segmenter or build_segmenter(lexicon),
                     sentiment=load_sentiment_model(models_dir),

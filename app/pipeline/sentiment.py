@@ -45,9 +45,7 @@ configured at all. It is a binary model: ``P(positive)`` is SnowNLP's ``sentimen
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -174,10 +172,35 @@ def hit_counts(docs: Sequence[Doc]) -> np.ndarray:
     return out
 
 
+VALUE_TRANSFORMS = ("binary", "log_count")
+"""How a feature's count (>= 1) becomes its value: ``binary`` (1 when present) or ``log_count``
+(1 + log count, so a single occurrence weighs 1)."""
+_RENAMED_TRANSFORMS = {"log1p": "log_count"}  # the old, untrue name (it never was log(1 + count))
+
+
+def value_transform(name: str) -> str:
+    """The current name of a stored feature-value transform: artifacts written before the rename
+    say ``log1p`` and must keep loading.
+
+    >>> value_transform("log1p"), value_transform("log_count"), value_transform("binary")
+    ('log_count', 'log_count', 'binary')
+    """
+    name = _RENAMED_TRANSFORMS.get(name, name)
+    if name not in VALUE_TRANSFORMS:
+        raise ArtifactError(f"unknown feature value transform {name!r}")
+    return name
+
+
 def feature_values(counts: np.ndarray, value: str) -> np.ndarray:
-    """Counts -> feature values: ``binary`` (present/absent) or ``log1p`` (1 + log count)."""
+    """Counts -> feature values by the transform named ``value`` (see VALUE_TRANSFORMS).
+
+    >>> [round(v, 3) for v in feature_values(np.array([1, 2, 10]), "log_count").tolist()]
+    [1.0, 1.693, 3.303]
+    """
     counts = np.asarray(counts, dtype=np.float32)
-    return np.ones_like(counts) if value == "binary" else (1 + np.log(counts)).astype(np.float32)
+    if value_transform(value) == "binary":
+        return np.ones_like(counts)
+    return (1 + np.log(counts)).astype(np.float32)
 
 
 def calibration_inputs(z: np.ndarray, hits: np.ndarray) -> np.ndarray:
@@ -196,23 +219,6 @@ def three_class(z: np.ndarray, hits: np.ndarray, neu_coef: np.ndarray, neu_inter
     return np.column_stack([(1 - q) * pos, q, (1 - q) * (1 - pos)])
 
 
-def heldout_mask(texts: Sequence[str], strata: Sequence[str], fraction: float = 0.1,
-                 seed: int = 20261122) -> np.ndarray:
-    """The held-out split: within each stratum, the ``fraction`` of rows ranked first by
-    sha256(seed, text). Independent of row order and library versions, so a test can
-    recompute exactly the split the training run held out."""
-    groups: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for i, (text, stratum) in enumerate(zip(texts, strata, strict=True)):
-        key = hashlib.sha256(f"{seed}\x00{text}".encode()).hexdigest()
-        groups[stratum].append((key, i))
-    mask = np.zeros(len(texts), dtype=bool)
-    for members in groups.values():
-        members.sort()
-        for _, i in members[:round(len(members) * fraction)]:
-            mask[i] = True
-    return mask
-
-
 def round_probabilities(p: np.ndarray) -> list[list[float]]:
     """Rows of probabilities rounded to 4 decimals that still sum to 1 (at 4 dp): each row's
     largest entry absorbs the rounding."""
@@ -228,8 +234,9 @@ class LinearSentimentModel:
 
     ``state`` (what the artifact stores; numpy arrays, numbers and strings only):
     ``schema``, ``vocab`` (uint8 utf-8 of the features joined by NUL), ``value``
-    (``binary``/``log1p``), ``use_hits``, ``scale`` (per-feature idf or NB ratio, float32),
-    ``coef`` (float32), ``intercept``, ``neu_coef`` (4), ``neu_intercept``, ``pos_slope``,
+    (``binary``/``log_count``, which older artifacts call ``log1p``), ``use_hits``, ``scale``
+    (per-feature idf or NB ratio, float32), ``coef`` (float32), ``intercept``, ``neu_coef`` (4),
+    ``neu_intercept``, ``pos_slope``,
     ``neutral_threshold``; since schema 2 also ``use_neg`` and ``negators`` (uint8 utf-8,
     NUL-joined: the negator list the model was trained with, so serving scopes negation
     exactly as training did even if the lexicon changes). The binary margin of a document with feature values ``v`` is
@@ -243,7 +250,7 @@ class LinearSentimentModel:
         self._state = state
         self.version = version
         self.index = {t: i for i, t in enumerate(decode_strings(state["vocab"]))}
-        self.value = str(state["value"])
+        self.value = value_transform(str(state["value"]))
         self.use_hits = bool(state["use_hits"])
         use_neg = state["schema"] >= 2 and bool(state["use_neg"])
         self.negators = frozenset(decode_strings(state["negators"])) if use_neg else None
@@ -270,8 +277,7 @@ class LinearSentimentModel:
                                 f"{len(state['coef'])} weights")
         if np.shape(state["neu_coef"]) != (4,):
             raise ArtifactError("sentiment neutral calibrator must have 4 inputs")
-        if state["value"] not in ("binary", "log1p"):
-            raise ArtifactError(f"unknown feature value transform {state['value']!r}")
+        value_transform(str(state["value"]))  # an unknown transform is refused at load
 
     def state(self) -> dict:
         """The data-only dict the artifact stores."""

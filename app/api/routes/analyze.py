@@ -6,7 +6,6 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from app.api import present
 from app.api.deps import PipelineDep, PoolDep, SettingsDep
 from app.api.schemas import (
     ERRORS,
@@ -17,6 +16,7 @@ from app.api.schemas import (
 )
 from app.api.work import to_json
 from app.core.errors import TooManyItems
+from app.pipeline import present
 from app.pipeline.engine import Pipeline, TextItem
 from app.pipeline.findings import Analysis, ItemError
 from app.pipeline.summary import summarize

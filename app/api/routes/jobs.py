@@ -21,10 +21,9 @@ from app.api.job_schemas import (
 from app.api.schemas import JOB_ERRORS
 from app.core.errors import Conflict, InvalidUpload, NotFound
 from app.jobs import export, service
-from app.jobs.ingest import spool_body, spool_multipart
 from app.jobs.ingest_pool import IngestPool
-from app.jobs.scoring import conversations_available
 from app.jobs.store import JobRecord, JobStore
+from app.jobs.upload import spool_body, spool_multipart
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -70,7 +69,6 @@ async def submit(request: Request, store: StoreDep, settings: SettingsDep):
                 spooled = await spool_multipart(request.stream(), ctype, folder / service.UPLOAD_FILE,
                                                 settings.max_upload_bytes)
                 spec = _parse(JobForm, spooled.fields).spec()
-                _check_kind(spec.kind)
                 ingested, extra = await _ingest(pool, service.ingest_upload, folder, spec, spooled.filename, rows)
             elif ctype.startswith("application/json"):
                 await spool_body(request.stream(), folder / service.BODY_FILE, settings.max_body_bytes)
@@ -78,7 +76,6 @@ async def submit(request: Request, store: StoreDep, settings: SettingsDep):
                     spec, ingested = await _ingest(pool, ingest_json_body, folder, rows)
                 except ValidationError as exc:
                     raise RequestValidationError(exc.errors()) from None
-                _check_kind(spec.kind)
                 extra = {}
             else:
                 raise InvalidUpload("send multipart/form-data (field 'file') or application/json {\"items\": [...]}",
@@ -93,11 +90,6 @@ async def submit(request: Request, store: StoreDep, settings: SettingsDep):
     view = service.status_view(store, rec)
     return JSONResponse({"job_id": rec.job_id, "status": rec.status, "total": rec.total, "links": view["links"]},
                         status_code=202)
-
-
-def _check_kind(kind: str) -> None:
-    if kind == "conversations" and not conversations_available():
-        raise InvalidUpload("kind 'conversations' is not available in this build", code="unsupported_kind")
 
 
 @router.get("/{job_id}", response_model=JobStatus, responses=JOB_ERRORS)

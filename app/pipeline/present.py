@@ -1,4 +1,9 @@
-"""Findings -> JSON-ready dicts in the shape of API.md. Internal fields (clause ids) stay inside."""
+"""Review findings -> JSON-ready dicts in the shape of API.md.
+
+Beside the finding types rather than in ``app.api`` because every caller presents them the
+same way: the routes, batch jobs (``app.jobs.scoring``), conversation reports and the CLI.
+Internal fields (clause ids, words) stay inside.
+"""
 from __future__ import annotations
 
 from app.pipeline.findings import Analysis, AspectFinding, ItemError, KeywordHit, Span
@@ -23,6 +28,7 @@ def root_cause(a: AspectFinding) -> dict:
 
 
 def analysis(a: Analysis, versions: dict[str, str], *, with_terms: bool = False) -> dict:
+    """One text's response body; ``top_terms`` only when asked for."""
     out = {
         "id": a.id,
         "sentiment": {"label": a.sentiment.label, "probabilities": a.sentiment.probabilities},
@@ -37,4 +43,5 @@ def analysis(a: Analysis, versions: dict[str, str], *, with_terms: bool = False)
 
 
 def item_error(e: ItemError) -> dict:
+    """A batch slot that failed: ``{"id", "error": {code, message}}``."""
     return {"id": e.id, "error": {"code": e.code, "message": e.message}}

@@ -1,27 +1,32 @@
-"""Training the aspect model: the 36 linear SVMs, calibration, thresholds and cross-validation.
+"""Fitting the aspect model: the 36 linear SVMs, calibration, thresholds and cross-validation.
 
-Shared by training/train_aspects.py, training/evaluate.py and the tests, so the figures they
-report come from one implementation. scikit-learn is imported inside the functions: the
-service never loads this module.
+What the fitted state means at prediction time is documented in :mod:`app.pipeline.aspect_model`,
+which serves it; this module only learns it.
 """
 from __future__ import annotations
 
 import json
 import time
-from collections import Counter
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.svm import LinearSVC
 
 from app.pipeline import aspect_model as AM
 from app.pipeline.artifacts import encode_strings
-from app.pipeline.aspect_model import (NEGATIVE_PAIRS, NEVER, PAIRS, AspectModel, Featurizer, combine,
-                                       doc_view, lexicon_pairs, platt)
+from app.pipeline.aspect_model import AspectModel, Featurizer, combine, doc_view, lexicon_pairs, platt
 from app.pipeline.findings import Doc
-from app.pipeline.labelled import BinaryLabelled
 from app.pipeline.normalize import normalize
-from app.pipeline.word_vectors import CorpusWords, fit_corpus_words
+from app.pipeline.word_vectors import CorpusWords
+from training.data import BinaryLabelled
+from training.metrics import label_matrix
+from training.splits import strat_keys
+from training.word_vectors import fit_corpus_words
 
 MIN_PAIR_F1 = 0.2
 MIN_PAIR_POSITIVES = 15
@@ -54,17 +59,6 @@ def corpus_block(rows: Sequence[BinaryLabelled], segmenter, labelled_texts: set[
                    "seconds": round(time.perf_counter() - t, 1)}
 
 
-def label_matrix(pair_sets: Iterable[Iterable[tuple[str, str]]]) -> np.ndarray:
-    """(n, 18) 0/1 labels in PAIRS order."""
-    index = {p: j for j, p in enumerate(PAIRS)}
-    rows = [list(ps) for ps in pair_sets]
-    y = np.zeros((len(rows), len(PAIRS)), dtype=np.int8)
-    for i, ps in enumerate(rows):
-        for p in ps:
-            y[i, index[p]] = 1
-    return y
-
-
 def _targets36(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Labels and row masks of the 36 linear models: 18 direct, 9 presence, 9 polarity."""
     pos, neg = y[:, 0::2], y[:, 1::2]
@@ -76,11 +70,6 @@ def _targets36(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _fit_linear(x: sp.csr_matrix, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
     """(36, F) weights and (36,) intercepts of class-balanced linear SVMs, one per target."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.svm import LinearSVC
-
     labels, masks = _targets36(y)
     coef = np.zeros((36, x.shape[1]), dtype=np.float32)
     intercept = np.zeros(36)
@@ -98,17 +87,7 @@ def _fit_linear(x: sp.csr_matrix, y: np.ndarray, c: float) -> tuple[np.ndarray, 
     return coef, intercept
 
 
-def strat_keys(y: np.ndarray, folds: int) -> np.ndarray:
-    """A stratification key per row for multi-label folds: its rarest pair (rare keys pooled)."""
-    freq = y.sum(axis=0)
-    keys = np.array([int(np.flatnonzero(r)[np.argmin(freq[np.flatnonzero(r)])]) if r.any() else -1 for r in y])
-    counts = Counter(keys.tolist())
-    return np.array([k if counts[k] >= folds else -2 for k in keys])
-
-
 def _fit_platt(raw: np.ndarray, t: np.ndarray) -> tuple[float, float]:
-    from sklearn.linear_model import LogisticRegression
-
     if t.min() == t.max():
         return 1.0, -10.0
     m = LogisticRegression(C=100.0).fit(raw.reshape(-1, 1), t)
@@ -119,7 +98,7 @@ def best_threshold(p: np.ndarray, t: np.ndarray) -> tuple[float, float]:
     """(threshold, F1) maximising F1 of ``p >= threshold`` against ``t``; NEVER when even the
     best F1 stays under MIN_PAIR_F1 (a pair too thin to assert honestly)."""
     if t.sum() == 0:
-        return NEVER, 0.0
+        return AM.NEVER, 0.0
     order = np.argsort(-p, kind="stable")
     tp = np.cumsum(t[order])
     f1 = 2 * tp / (np.arange(1, len(p) + 1) + t.sum())
@@ -128,7 +107,7 @@ def best_threshold(p: np.ndarray, t: np.ndarray) -> tuple[float, float]:
     f1 = np.where(last, f1, -1)
     k = int(np.argmax(f1))
     if f1[k] < MIN_PAIR_F1:
-        return NEVER, float(max(f1[k], 0))
+        return AM.NEVER, float(max(f1[k], 0))
     lower = p[order][k + 1] if k + 1 < len(p) else 0.0
     return float((p[order][k] + lower) / 2), float(f1[k])
 
@@ -140,6 +119,26 @@ def shared_threshold(p: np.ndarray, t: np.ndarray) -> float:
     npred = np.array([(p >= g).sum() for g in grid])
     f1 = 2 * tp / (npred + t.sum())
     return float(grid[int(np.argmax(f1))])
+
+
+def _thresholds(probs: np.ndarray, y: np.ndarray, hits: np.ndarray, own_below: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pair thresholds and lexicon-union flags chosen on out-of-fold probabilities."""
+    thr, union = np.full(18, AM.NEVER), np.zeros(18, dtype=np.int8)
+    eligible = y.sum(axis=0) >= MIN_PAIR_POSITIVES
+    shared = shared_threshold(probs[:, eligible], y[:, eligible]) if eligible.any() else AM.NEVER
+    for j in np.flatnonzero(eligible):
+        if y[:, j].sum() < own_below:
+            thr[j], _ = best_threshold(probs[:, j], y[:, j])
+        elif _f1(probs[:, j] >= shared, y[:, j]) >= MIN_PAIR_F1:
+            thr[j] = shared
+    for j in range(18):
+        alone = probs[:, j] >= thr[j]
+        f_alone, f_union, f_lex = (_f1(alone, y[:, j]), _f1(alone | hits[:, j], y[:, j]), _f1(hits[:, j], y[:, j]))
+        if max(f_union, f_lex) > f_alone + 0.005:
+            union[j] = 1
+            if f_lex > f_union:  # the lexicon alone does better: the model abstains on this pair
+                thr[j] = AM.NEVER
+    return thr, union
 
 
 def fit_state(docs: Sequence[Doc], y: np.ndarray, targets: dict[str, str], *, c: float = 0.5,
@@ -154,8 +153,6 @@ def fit_state(docs: Sequence[Doc], y: np.ndarray, targets: dict[str, str], *, c:
     get their own F1-optimal one (every pair its own over-fits: nested-CV micro-F1 fell
     0.759 -> 0.752; all shared leaves the thin pairs' recall low: root-cause macro-F1 0.597
     against 0.615)."""
-    from sklearn.model_selection import StratifiedKFold
-
     views = [doc_view(d) for d in docs]
     feat = Featurizer.fit(views, targets, lex_scale=lex_scale, corpus=corpus, corpus_scale=corpus_scale)
     x = feat.transform(views)
@@ -165,27 +162,12 @@ def fit_state(docs: Sequence[Doc], y: np.ndarray, targets: dict[str, str], *, c:
         coef, b = _fit_linear(x[tr], y[tr], c)
         oof[te] = x[te] @ coef.T + b
     raw = combine(oof)
-    a, cc, thr = np.ones(18), np.zeros(18), np.full(18, NEVER)
-    union = np.zeros(18, dtype=np.int8)
+    a, cc = np.ones(18), np.zeros(18)
     probs = np.zeros_like(raw)
-    hits = lexicon_pairs(docs)
     for j in range(18):
         a[j], cc[j] = _fit_platt(raw[:, j], y[:, j])
         probs[:, j] = platt(raw[:, j], a[j], cc[j])
-    eligible = y.sum(axis=0) >= MIN_PAIR_POSITIVES
-    shared = shared_threshold(probs[:, eligible], y[:, eligible]) if eligible.any() else NEVER
-    for j in np.flatnonzero(eligible):
-        if y[:, j].sum() < own_below:
-            thr[j], _ = best_threshold(probs[:, j], y[:, j])
-        elif _f1(probs[:, j] >= shared, y[:, j]) >= MIN_PAIR_F1:
-            thr[j] = shared
-    for j in range(18):
-        alone = probs[:, j] >= thr[j]
-        f_alone, f_union, f_lex = (_f1(alone, y[:, j]), _f1(alone | hits[:, j], y[:, j]), _f1(hits[:, j], y[:, j]))
-        if max(f_union, f_lex) > f_alone + 0.005:
-            union[j] = 1
-            if f_lex > f_union:  # the lexicon alone does better: the model abstains on this pair
-                thr[j] = NEVER
+    thr, union = _thresholds(probs, y, lexicon_pairs(docs), own_below)
     coef, b = _fit_linear(x, y, c)
     state = {
         "schema": AM.STATE_SCHEMA,
@@ -194,7 +176,7 @@ def fit_state(docs: Sequence[Doc], y: np.ndarray, targets: dict[str, str], *, c:
         "lex_features": list(AM.LEX_FEATURES), "lex_scale": float(lex_scale),
         "coef": coef, "intercept": b, "platt_a": a, "platt_c": cc, "threshold": thr,
         "lexicon_union": union,
-        "pairs": json.dumps([f"{x}:{p}" for x, p in PAIRS]), "corpus_scale": float(corpus_scale),
+        "pairs": json.dumps([f"{x}:{p}" for x, p in AM.PAIRS]), "corpus_scale": float(corpus_scale),
         **(corpus or CorpusWords([], [], np.zeros((0, 0)), [], 0.0)).state("corpus_"),
     }
     return state, probs
@@ -204,8 +186,6 @@ def cross_validate(docs: Sequence[Doc], y: np.ndarray, targets: dict[str, str], 
                    inner_folds: int = 5, seed: int = 0, progress=None, **kw) -> tuple[np.ndarray, np.ndarray]:
     """Outer K-fold: each fold trains :func:`fit_state` (its own inner CV for calibration and
     thresholds) on the rest and predicts the held-out part. Returns (probabilities, decisions)."""
-    from sklearn.model_selection import StratifiedKFold
-
     probs = np.zeros(y.shape)
     decided = np.zeros(y.shape, dtype=bool)
     splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), strat_keys(y, folds))
@@ -218,29 +198,3 @@ def cross_validate(docs: Sequence[Doc], y: np.ndarray, targets: dict[str, str], 
         if progress:
             progress(k + 1, folds)
     return probs, decided
-
-
-def pair_metrics(y: np.ndarray, pred: np.ndarray) -> dict:
-    """Per-pair P/R/F1 with counts, and micro/macro F1 over all 18 pairs and the 9 negative ones."""
-    y, pred = y.astype(bool), pred.astype(bool)
-    per = {}
-    for j, (a, p) in enumerate(PAIRS):
-        tp = int((y[:, j] & pred[:, j]).sum())
-        fp = int((~y[:, j] & pred[:, j]).sum())
-        fn = int((y[:, j] & ~pred[:, j]).sum())
-        tn = int(len(y) - tp - fp - fn)
-        prec = tp / (tp + fp) if tp + fp else 0.0
-        rec = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        per[f"{a}:{p}"] = {"precision": round(prec, 4), "recall": round(rec, 4), "f1": round(f1, 4),
-                           "support": int(y[:, j].sum()), "confusion": [[tn, fp], [fn, tp]]}
-
-    def summary(cols) -> dict:
-        tp = sum(per[f"{PAIRS[j][0]}:{PAIRS[j][1]}"]["confusion"][1][1] for j in cols)
-        fp = sum(per[f"{PAIRS[j][0]}:{PAIRS[j][1]}"]["confusion"][0][1] for j in cols)
-        fn = sum(per[f"{PAIRS[j][0]}:{PAIRS[j][1]}"]["confusion"][1][0] for j in cols)
-        micro = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-        macro = float(np.mean([per[f"{PAIRS[j][0]}:{PAIRS[j][1]}"]["f1"] for j in cols]))
-        return {"micro_f1": round(micro, 4), "macro_f1": round(macro, 4)}
-
-    return {"pairs": per, "aspect_polarity": summary(range(18)), "root_causes": summary(NEGATIVE_PAIRS)}

@@ -1,4 +1,7 @@
-"""Agent service rules: forbidden phrases, greeting and closing, PII leaks, slow replies.
+"""Agent service checks: forbidden phrases, greeting and closing, PII leaks, slow replies.
+
+The rules themselves are data (:class:`ConversationRules`, loaded from ``lexicons/``); these
+functions apply them to a transcript's turns.
 
 Only AGENT turns are judged (a bot or system message is not the agent's wording, and a
 customer may say 不知道 or give a phone number freely). Every violation spans the

@@ -1,0 +1,69 @@
+"""Starting the job runner from plain settings, a store, a pipeline and rules — no FastAPI app:
+the jobs layer never reads ``app.state`` (``app.main`` wires what ``start_jobs`` returns)."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from app.conversations import load_conversation_rules
+from app.core.config import Settings
+from app.jobs import service
+from app.jobs.scoring import ConversationScorer, Scorers
+from app.jobs.store import open_store
+from app.jobs.worker import JobRunner, ThreadRunner, fork_scorers, start_jobs, unavailable_message
+from tests.conftest import ROOT
+
+
+def settings_for(tmp_path, **kw) -> Settings:
+    return Settings(data_dir=tmp_path, job_workers=1, lexicon_dir=ROOT / "lexicons", **kw)
+
+
+def test_start_jobs_opens_checks_and_starts_a_runner(tmp_path):
+    settings = settings_for(tmp_path, job_worker_start="spawn")
+    store, runner = start_jobs(settings)
+    try:
+        assert isinstance(runner, JobRunner) and runner.active and runner.inherit is None
+        assert store.get_job("nope") is None
+    finally:
+        runner.stop()
+        store.close()
+    assert (tmp_path / "jobs.db").is_file()
+
+
+def test_a_given_store_and_runner_are_used_as_given(tmp_path, fake_pipeline):
+    settings = settings_for(tmp_path)
+    given = open_store(service.db_url(settings))
+    threads = ThreadRunner(given, Scorers(fake_pipeline))
+    store, runner = start_jobs(settings, store=given, runner=threads)
+    try:
+        assert (store, runner) == (given, threads) and threads.active
+    finally:
+        runner.stop()
+        store.close()
+
+
+def test_an_unusable_database_raises_and_the_message_names_the_file(tmp_path):
+    db = tmp_path / "jobs.db"
+    db.write_bytes(b"definitely not SQLite" * 200)
+    settings = settings_for(tmp_path)
+    with pytest.raises(Exception) as caught:
+        start_jobs(settings)
+    message = unavailable_message(settings, caught.value)
+    assert str(db) in message and message.endswith("the review API serves")
+
+
+def test_workers_fork_only_when_asked_and_single_threaded(tmp_path, fake_pipeline, monkeypatch):
+    rules = load_conversation_rules(ROOT / "lexicons")
+    assert fork_scorers(settings_for(tmp_path, job_worker_start="spawn"), fake_pipeline, rules) is None
+    fork = settings_for(tmp_path, job_worker_start="fork")
+    assert fork_scorers(fork, None, rules) is None  # nothing loaded to share
+    monkeypatch.setattr(threading, "active_count", lambda: 2)
+    assert fork_scorers(fork, fake_pipeline, rules) is None  # forking a threaded process is unsafe
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    scorers = fork_scorers(fork, fake_pipeline, rules)
+    assert scorers.reviews.pipeline is fake_pipeline
+    conv = scorers.for_kind("conversations")
+    assert isinstance(conv, ConversationScorer) and conv.rules is rules and conv.pipeline is fake_pipeline
+    with pytest.raises(LookupError):
+        fork_scorers(fork, fake_pipeline, None).for_kind("conversations")
