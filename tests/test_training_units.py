@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
+from app.core.taxonomy import SENTIMENT_LABELS
 from app.pipeline import sentiment as S
 from training.calibration import CalibrationData, decide
 from training.metrics import binary_report, fast_macro_f1, label_matrix, pair_metrics, prf_table
@@ -44,7 +45,7 @@ def test_count_matrix_groups_cover_the_feature_groups(tiny):
 
 def test_fast_macro_f1_is_sklearns():
     rng = np.random.default_rng(0)
-    labels = np.array(S.SENTIMENT_LABELS)
+    labels = np.array(SENTIMENT_LABELS)
     gold, pred = rng.choice(labels, 200), rng.choice(labels, 200)
     assert fast_macro_f1(gold, pred, np.sort(labels)) == pytest.approx(f1_score(gold, pred, average="macro"))
 

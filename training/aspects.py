@@ -1,4 +1,4 @@
-"""Fitting the aspect model: the 36 linear SVMs, calibration, thresholds and cross-validation.
+"""Fitting the aspect model: the linear SVMs (``N_LINEAR``), calibration, thresholds and cross-validation.
 
 What the fitted state means at prediction time is documented in :mod:`app.pipeline.aspect_model`,
 which serves it; this module only learns it.
@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
+from app.core.taxonomy import N_PAIRS, PAIR_CODES
 from app.pipeline import aspect_model as AM
 from app.pipeline.artifacts import encode_strings
 from app.pipeline.aspect_model import AspectModel, Featurizer, combine, doc_view, lexicon_pairs, platt
@@ -59,21 +60,23 @@ def corpus_block(rows: Sequence[BinaryLabelled], segmenter, labelled_texts: set[
                    "seconds": round(time.perf_counter() - t, 1)}
 
 
-def _targets36(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and row masks of the 36 linear models: 18 direct, 9 presence, 9 polarity."""
+def _linear_targets(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and row masks of the linear models, in ``AM.DIRECT_SCORES``, ``PRESENCE_SCORES``,
+    ``POLARITY_SCORES`` order: direct per pair and presence per aspect on every row; polarity
+    (negative vs positive) per aspect only on the rows that evaluate the aspect."""
     pos, neg = y[:, 0::2], y[:, 1::2]
     presence = pos | neg
     labels = np.concatenate([y, presence, neg], axis=1)
-    masks = np.concatenate([np.ones((len(y), 27), bool), presence.astype(bool)], axis=1)
+    masks = np.concatenate([np.ones((len(y), AM.POLARITY_SCORES.start), bool), presence.astype(bool)], axis=1)
     return labels, masks
 
 
 def _fit_linear(x: sp.csr_matrix, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
-    """(36, F) weights and (36,) intercepts of class-balanced linear SVMs, one per target."""
-    labels, masks = _targets36(y)
-    coef = np.zeros((36, x.shape[1]), dtype=np.float32)
-    intercept = np.zeros(36)
-    for k in range(36):
+    """(N_LINEAR, F) weights and (N_LINEAR,) intercepts of class-balanced linear SVMs, one per target."""
+    labels, masks = _linear_targets(y)
+    coef = np.zeros((AM.N_LINEAR, x.shape[1]), dtype=np.float32)
+    intercept = np.zeros(AM.N_LINEAR)
+    for k in range(AM.N_LINEAR):
         rows = np.flatnonzero(masks[:, k])
         t = labels[rows, k]
         if len(rows) == 0 or t.min() == t.max():  # nothing to separate: a constant score
@@ -123,7 +126,7 @@ def shared_threshold(p: np.ndarray, t: np.ndarray) -> float:
 
 def _thresholds(probs: np.ndarray, y: np.ndarray, hits: np.ndarray, own_below: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-pair thresholds and lexicon-union flags chosen on out-of-fold probabilities."""
-    thr, union = np.full(18, AM.NEVER), np.zeros(18, dtype=np.int8)
+    thr, union = np.full(N_PAIRS, AM.NEVER), np.zeros(N_PAIRS, dtype=np.int8)
     eligible = y.sum(axis=0) >= MIN_PAIR_POSITIVES
     shared = shared_threshold(probs[:, eligible], y[:, eligible]) if eligible.any() else AM.NEVER
     for j in np.flatnonzero(eligible):
@@ -131,7 +134,7 @@ def _thresholds(probs: np.ndarray, y: np.ndarray, hits: np.ndarray, own_below: i
             thr[j], _ = best_threshold(probs[:, j], y[:, j])
         elif _f1(probs[:, j] >= shared, y[:, j]) >= MIN_PAIR_F1:
             thr[j] = shared
-    for j in range(18):
+    for j in range(N_PAIRS):
         alone = probs[:, j] >= thr[j]
         f_alone, f_union, f_lex = (_f1(alone, y[:, j]), _f1(alone | hits[:, j], y[:, j]), _f1(hits[:, j], y[:, j]))
         if max(f_union, f_lex) > f_alone + 0.005:
@@ -145,7 +148,7 @@ def fit_state(docs: Sequence[Doc], y: np.ndarray, targets: dict[str, str], *, c:
               inner_folds: int = 5, lex_scale: float = 0.5, seed: int = 0,
               corpus: CorpusWords | None = None, corpus_scale: float = 1.0,
               own_below: int = OWN_THRESHOLD_BELOW) -> tuple[dict, np.ndarray]:
-    """Train the model on ``docs`` and labels ``y`` (n, 18). Returns the artifact state and
+    """Train the model on ``docs`` and labels ``y`` (n, N_PAIRS). Returns the artifact state and
     the out-of-fold probabilities the calibration and thresholds were fitted on.
 
     Thresholds: pairs with at least ``own_below`` positives share one threshold on the
@@ -156,15 +159,15 @@ def fit_state(docs: Sequence[Doc], y: np.ndarray, targets: dict[str, str], *, c:
     views = [doc_view(d) for d in docs]
     feat = Featurizer.fit(views, targets, lex_scale=lex_scale, corpus=corpus, corpus_scale=corpus_scale)
     x = feat.transform(views)
-    oof = np.zeros((len(docs), 36))
+    oof = np.zeros((len(docs), AM.N_LINEAR))
     keys = strat_keys(y, inner_folds)
     for tr, te in StratifiedKFold(inner_folds, shuffle=True, random_state=seed).split(x, keys):
         coef, b = _fit_linear(x[tr], y[tr], c)
         oof[te] = x[te] @ coef.T + b
     raw = combine(oof)
-    a, cc = np.ones(18), np.zeros(18)
+    a, cc = np.ones(N_PAIRS), np.zeros(N_PAIRS)
     probs = np.zeros_like(raw)
-    for j in range(18):
+    for j in range(N_PAIRS):
         a[j], cc[j] = _fit_platt(raw[:, j], y[:, j])
         probs[:, j] = platt(raw[:, j], a[j], cc[j])
     thr, union = _thresholds(probs, y, lexicon_pairs(docs), own_below)
@@ -176,7 +179,7 @@ def fit_state(docs: Sequence[Doc], y: np.ndarray, targets: dict[str, str], *, c:
         "lex_features": list(AM.LEX_FEATURES), "lex_scale": float(lex_scale),
         "coef": coef, "intercept": b, "platt_a": a, "platt_c": cc, "threshold": thr,
         "lexicon_union": union,
-        "pairs": json.dumps([f"{x}:{p}" for x, p in AM.PAIRS]), "corpus_scale": float(corpus_scale),
+        "pairs": json.dumps(list(PAIR_CODES)), "corpus_scale": float(corpus_scale),
         **(corpus or CorpusWords([], [], np.zeros((0, 0)), [], 0.0)).state("corpus_"),
     }
     return state, probs

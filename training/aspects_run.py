@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.core.taxonomy import ASPECTS, PAIR_CODES, PAIRS
 from app.pipeline import aspect_model as AM
 from app.pipeline.artifacts import save_artifact
 from training import DEFAULT_DATA, DEFAULT_LEXICONS, DEFAULT_MODELS
@@ -90,7 +91,7 @@ class AspectsTraining:
         self.data_sha = hashlib.sha256(self.data_file.read_bytes()).hexdigest()
         print(f"  {len(self.rows)} rows from {self.data_file} (sha256 {self.data_sha[:12]}…), "
               f"lexicon {self.pipeline.lexicon.version}")
-        print("  labels per pair: " + ", ".join(f"{a}:{p[:3]}={n}" for (a, p), n in zip(AM.PAIRS, self.y.sum(0))))
+        print("  labels per pair: " + ", ".join(f"{a}:{p[:3]}={n}" for (a, p), n in zip(PAIRS, self.y.sum(0))))
 
     def corpus_block(self) -> None:
         """1b. Word vectors and word polarity from the reviews labelled only pos/neg (texts also
@@ -112,7 +113,7 @@ class AspectsTraining:
         lex_pred = np.zeros_like(self.y, dtype=bool)
         for i, found in enumerate(self.pipeline.aspects.score(self.docs)):
             for f in found:
-                lex_pred[i, AM.PAIRS.index((f.aspect, f.polarity))] = True
+                lex_pred[i, PAIRS.index((f.aspect, f.polarity))] = True
         self.lexicon_metrics = pair_metrics(self.y, lex_pred)
         self.cv_metrics, self.cv_seconds = None, 0.0
         if cfg.folds < 2:
@@ -136,8 +137,7 @@ class AspectsTraining:
         self.train_seconds = time.perf_counter() - t
         self.model = AM.AspectModel(self.state, "candidate")
         print(f"  trained in {self.train_seconds:.1f}s; {len(self.model.featurizer.vocab)} n-gram features")
-        pairs = [(f"{a}:{p}", th, u) for (a, p), th, u in
-                 zip(AM.PAIRS, self.state["threshold"], self.state["lexicon_union"])]
+        pairs = list(zip(PAIR_CODES, self.state["threshold"], self.state["lexicon_union"]))
         self.never = [k for k, th, u in pairs if th >= AM.NEVER and not u]
         self.lexicon_only = [k for k, th, u in pairs if th >= AM.NEVER and u]
         self.with_lexicon = [k for k, th, u in pairs if th < AM.NEVER and u]
@@ -172,17 +172,17 @@ class AspectsTraining:
     def _metrics(self) -> dict:
         cfg, y = self.config, self.y
         return {
-            "model": "aspect_model.AspectModel (linear SVMs: 18 direct + 9 presence + 9 polarity; Platt; thresholds: "
-                     f"shared, own below {OWN_THRESHOLD_BELOW} positives)",
+            "model": f"aspect_model.AspectModel (linear SVMs: {len(PAIRS)} direct + {len(ASPECTS)} presence + "
+                     f"{len(ASPECTS)} polarity; Platt; thresholds: shared, own below {OWN_THRESHOLD_BELOW} positives)",
             "data": {"file": self.data_file.name, "sha256": self.data_sha, "rows": len(self.rows),
-                     "labels_per_pair": {f"{a}:{p}": int(n) for (a, p), n in zip(AM.PAIRS, y.sum(0))},
+                     "labels_per_pair": {k: int(n) for k, n in zip(PAIR_CODES, y.sum(0))},
                      "domains": {d: sum(r.domain == d for r in self.rows) for d in sorted({r.domain for r in self.rows})}},
             "lexicon_version": self.pipeline.lexicon.version,
             "corpus": self.corpus_info,
             "cv": {"folds": cfg.folds, "inner_folds": cfg.inner_folds, "seed": SEED, "model": self.cv_metrics,
                    "lexicon_baseline": self.lexicon_metrics, "seconds": round(self.cv_seconds, 1)},
             "targets": targets_met(self.cv_metrics),
-            "thresholds": {f"{a}:{p}": round(float(th), 4) for (a, p), th in zip(AM.PAIRS, self.state["threshold"])},
+            "thresholds": {k: round(float(th), 4) for k, th in zip(PAIR_CODES, self.state["threshold"])},
             "never_asserted": self.never,
             "lexicon_only_pairs": self.lexicon_only,
             "model_or_lexicon_pairs": self.with_lexicon,

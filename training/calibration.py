@@ -22,11 +22,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, f1_score, log_loss, precision_recall_fscore_support
 from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
 
+from app.core.taxonomy import SENTIMENT_LABELS
 from app.pipeline import sentiment as S
 from app.pipeline.findings import Doc
 from training.metrics import fast_macro_f1
 
-LABELS = np.array(S.SENTIMENT_LABELS)  # positive, neutral, negative
+LABELS = np.array(SENTIMENT_LABELS)  # positive, neutral, negative
 SORTED_LABELS = np.sort(LABELS)
 THRESHOLDS = np.round(np.arange(0.04, 0.51, 0.01), 2)
 INPUT_SETS = {"z": [0, 1], "z+hits": [0, 1, 2, 3]}

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
 
+from app.core.taxonomy import ASPECTS, PAIRS
+from app.pipeline.aspect_model import N_LINEAR
 from training.aspects import MIN_PAIR_F1, MIN_PAIR_POSITIVES, OWN_THRESHOLD_BELOW
 from training.sentiment_select import NOISE
 
@@ -138,12 +140,12 @@ def aspects_card(m: dict, *, train_seconds: float, cv_seconds: float) -> str:
     per_pair = data["labels_per_pair"]
     return f"""# Aspect-polarity model (aspects and root causes)
 
-Multi-label classifier over the 18 (aspect, polarity) pairs of ANNOTATION.md; root causes are
+Multi-label classifier over the {len(PAIRS)} (aspect, polarity) pairs of ANNOTATION.md; root causes are
 the negative pairs. Features: char 1-3 grams and jieba words of the normalised text, plus
 lexicon hits after negation (weight / count / negated per dimension and polarity) and aspect
 targets, and the corpus block: the mean PPMI-SVD word vector and a word-polarity score
 learnt from {corpus.get('rows_used', 0)} pos/neg-labelled reviews (`{corpus.get('file') or 'none'}`).
-36 class-balanced linear SVMs (18 pair, 9 presence, 9 polarity-given-aspect) give
+{N_LINEAR} class-balanced linear SVMs ({len(PAIRS)} pair, {len(ASPECTS)} presence, {len(ASPECTS)} polarity-given-aspect) give
 `raw = direct + min(presence, ±polarity)`; Platt scaling and the thresholds (one shared by the
 pairs with ≥ {OWN_THRESHOLD_BELOW} examples, an own one for thinner pairs) are fitted on
 {cv['inner_folds']}-fold out-of-fold scores. Evidence: clauses with lexicon hits of the pair, else

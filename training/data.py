@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.errors import PingjiaError
+from app.core.taxonomy import ASPECTS
 from app.pipeline.aspects import LexiconAspectScorer
 from app.pipeline.engine import Pipeline, build_segmenter
-from app.pipeline.findings import ASPECTS, Doc
+from app.pipeline.findings import Doc
 from app.pipeline.lexicon import Lexicon, LexiconError, load_lexicon
 from training import TrainingError
 

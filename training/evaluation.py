@@ -20,6 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from app.core.config import get_settings
+from app.core.taxonomy import NEGATIVE_PAIRS, PAIRS
 from app.pipeline.artifacts import ArtifactError, read_metrics
 from app.pipeline.engine import Pipeline, TextItem, build_pipeline
 from app.pipeline.findings import ItemError
@@ -123,8 +124,8 @@ def print_pairs(metrics: dict) -> None:
     print(f"\n{'aspect:polarity':<26}{'P':>7}{'R':>7}{'F1':>7}{'support':>9}")
     for key, v in metrics["pairs"].items():
         print(f"{key:<26}{v['precision']:>7.3f}{v['recall']:>7.3f}{v['f1']:>7.3f}{v['support']:>9}")
-    for group, name in (("aspect_polarity", "aspect-polarity (18 pairs)"),
-                        ("root_causes", "root causes (9 negative pairs)")):
+    for group, name in (("aspect_polarity", f"aspect-polarity ({len(PAIRS)} pairs)"),
+                        ("root_causes", f"root causes ({len(NEGATIVE_PAIRS)} negative pairs)")):
         print(f"{name:<34} micro-F1 {metrics[group]['micro_f1']:.3f}  macro-F1 {metrics[group]['macro_f1']:.3f}")
 
 

@@ -8,11 +8,11 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
-from app.pipeline.aspect_model import NEGATIVE_PAIRS, PAIRS
+from app.core.taxonomy import NEGATIVE_PAIRS, PAIR_CODES, PAIRS
 
 
 def label_matrix(pair_sets: Iterable[Iterable[tuple[str, str]]]) -> np.ndarray:
-    """(n, 18) 0/1 labels in PAIRS order."""
+    """(n, N_PAIRS) 0/1 labels in PAIRS order."""
     index = {p: j for j, p in enumerate(PAIRS)}
     rows = [list(ps) for ps in pair_sets]
     y = np.zeros((len(rows), len(PAIRS)), dtype=np.int8)
@@ -23,10 +23,11 @@ def label_matrix(pair_sets: Iterable[Iterable[tuple[str, str]]]) -> np.ndarray:
 
 
 def pair_metrics(y: np.ndarray, pred: np.ndarray) -> dict:
-    """Per-pair P/R/F1 with counts, and micro/macro F1 over all 18 pairs and the 9 negative ones."""
+    """Per-pair P/R/F1 with counts, and micro/macro F1 over all pairs and over the negative ones
+    (the root causes)."""
     y, pred = y.astype(bool), pred.astype(bool)
     per = {}
-    for j, (a, p) in enumerate(PAIRS):
+    for j, key in enumerate(PAIR_CODES):
         tp = int((y[:, j] & pred[:, j]).sum())
         fp = int((~y[:, j] & pred[:, j]).sum())
         fn = int((y[:, j] & ~pred[:, j]).sum())
@@ -34,18 +35,18 @@ def pair_metrics(y: np.ndarray, pred: np.ndarray) -> dict:
         prec = tp / (tp + fp) if tp + fp else 0.0
         rec = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        per[f"{a}:{p}"] = {"precision": round(prec, 4), "recall": round(rec, 4), "f1": round(f1, 4),
+        per[key] = {"precision": round(prec, 4), "recall": round(rec, 4), "f1": round(f1, 4),
                            "support": int(y[:, j].sum()), "confusion": [[tn, fp], [fn, tp]]}
 
     def summary(cols) -> dict:
-        tp = sum(per[f"{PAIRS[j][0]}:{PAIRS[j][1]}"]["confusion"][1][1] for j in cols)
-        fp = sum(per[f"{PAIRS[j][0]}:{PAIRS[j][1]}"]["confusion"][0][1] for j in cols)
-        fn = sum(per[f"{PAIRS[j][0]}:{PAIRS[j][1]}"]["confusion"][1][0] for j in cols)
+        tp = sum(per[PAIR_CODES[j]]["confusion"][1][1] for j in cols)
+        fp = sum(per[PAIR_CODES[j]]["confusion"][0][1] for j in cols)
+        fn = sum(per[PAIR_CODES[j]]["confusion"][1][0] for j in cols)
         micro = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-        macro = float(np.mean([per[f"{PAIRS[j][0]}:{PAIRS[j][1]}"]["f1"] for j in cols]))
+        macro = float(np.mean([per[PAIR_CODES[j]]["f1"] for j in cols]))
         return {"micro_f1": round(micro, 4), "macro_f1": round(macro, 4)}
 
-    return {"pairs": per, "aspect_polarity": summary(range(18)), "root_causes": summary(NEGATIVE_PAIRS)}
+    return {"pairs": per, "aspect_polarity": summary(range(len(PAIRS))), "root_causes": summary(NEGATIVE_PAIRS)}
 
 
 def per_domain_f1(z: np.ndarray, mask: np.ndarray, y: np.ndarray, dom: np.ndarray,

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 from tqdm import tqdm
 
+from app.core.taxonomy import SENTIMENT_LABELS
 from app.pipeline import sentiment as S
 from app.pipeline.artifacts import save_artifact
 from training import DEFAULT_DATA, DEFAULT_LEXICONS, DEFAULT_MODELS, TrainingError
@@ -203,7 +204,7 @@ class SentimentTraining:
         gold = np.where(self.y_te == 1, "positive", "negative")
         everything = np.ones_like(self.y_te, dtype=bool)
         self.served_report = {
-            "label_rates": {c: round(float(np.mean(served == c)), 4) for c in S.SENTIMENT_LABELS},
+            "label_rates": {c: round(float(np.mean(served == c)), 4) for c in SENTIMENT_LABELS},
             "macro_f1_when_not_neutral": {
                 d: round(float(f1_score(gold[m & committed], served[m & committed], average="macro")), 4)
                 for d, m in (("shopping", self.dom_te == "shopping"), ("waimai", self.dom_te == "waimai"),
@@ -268,7 +269,7 @@ class SentimentTraining:
             "neutral": {"inputs": cal.inputs, "threshold": cal.threshold, "cv": cal.cv,
                         "never_neutral_baseline_macro_f1": cal.never_neutral_f1,
                         "annotator_agreement_macro_f1": 0.83, "rows": int(len(y_cal)),
-                        "class_counts": {c: int(np.sum(y_cal == c)) for c in S.SENTIMENT_LABELS}},
+                        "class_counts": {c: int(np.sum(y_cal == c)) for c in SENTIMENT_LABELS}},
             "features": {"groups": list(choice.groups), "word_ngrams": [1, 2], "char_ngrams": [1, 3],
                          "lexicon_hits": "hits" in choice.groups, "negation": "neg" in choice.groups,
                          "min_df": MIN_DF, "vocabulary": len(self.terms),

@@ -11,6 +11,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from app.api.schemas import AspectOut, BatchItemError, KeywordOut, Out
+from app.core.taxonomy import (
+    EMOTIONS, ESCALATION_LEVELS, GRADE_CODES, GRADE_NAMES_ZH, PII_TYPES, POLITE_KINDS, RESOLUTION_STATUSES, ROLES,
+    SENTIMENT_LABELS, SEVERITIES, VIOLATION_RULES)
 
 EXAMPLE = {"id": "c-1001", "profile": "default", "turns": [
     {"role": "customer", "text": "在吗？我的快递三天了还没发货", "time": "2026-11-20T10:00:00+08:00"},
@@ -18,7 +21,7 @@ EXAMPLE = {"id": "c-1001", "profile": "default", "turns": [
 
 
 class TurnIn(BaseModel):
-    role: Literal["customer", "agent", "bot", "system"] = Field(
+    role: Literal[*ROLES] = Field(  # type: ignore[valid-type]
         description="bot and system turns neither end a customer run nor count as a response")
     text: StrictStr = Field(description="what was said; 1 to PINGJIA_MAX_TEXT_CHARS characters")
     time: StrictStr | StrictInt | StrictFloat | None = Field(
@@ -63,13 +66,13 @@ class TurnSpanOut(Out):
 
 
 class ViolationOut(TurnSpanOut):
-    rule: Literal["forbidden_phrase", "pii_leak", "missing_greeting", "missing_closing", "slow_reply"]
-    severity: Literal["low", "medium", "high"]
+    rule: Literal[*VIOLATION_RULES]  # type: ignore[valid-type]
+    severity: Literal[*SEVERITIES]  # type: ignore[valid-type]
     category: str | None = Field(None, description="forbidden_phrase: blame_shifting, dismissive, rude ...")
     phrase: str | None = Field(None, description="forbidden_phrase: the lexicon phrase that matched (simplified)")
     expected: Literal["greeting", "closing"] | None = Field(
         None, description="missing_greeting / missing_closing: what the turn lacked")
-    pii_type: Literal["phone", "id_card", "bank_card", "address"] | None = None
+    pii_type: Literal[*PII_TYPES] | None = None  # type: ignore[valid-type]
     masked: str | None = Field(None, description="pii_leak: the matched text masked, e.g. 138****5678")
     masked_text: str | None = Field(None, description="pii_leak: the whole turn with its PII masked")
     echoes_customer: bool | None = Field(None, description="pii_leak: the customer had given this value earlier")
@@ -79,7 +82,7 @@ class ViolationOut(TurnSpanOut):
 
 
 class PoliteOut(TurnSpanOut):
-    kind: Literal["greeting", "closing", "apology", "empathy", "thanks", "waiting", "help"]
+    kind: Literal[*POLITE_KINDS]  # type: ignore[valid-type]
     phrase: str
 
 
@@ -92,7 +95,7 @@ class CueOut(TurnSpanOut):
 
 class EmotionOut(Out):
     turn: int
-    emotion: Literal["anger", "anxiety", "disappointment", "satisfaction", "neutral"]
+    emotion: Literal[*EMOTIONS]  # type: ignore[valid-type]
     emotion_zh: str
     score: float
     source: Literal["cues", "sentiment", "none"]
@@ -108,9 +111,9 @@ class PiiSharedOut(Out):
 
 
 class CustomerOut(Out):
-    sentiment_start: Literal["positive", "neutral", "negative"] | None
-    sentiment_end: Literal["positive", "neutral", "negative"] | None
-    escalation_risk: Literal["none", "low", "medium", "high"]
+    sentiment_start: Literal[*SENTIMENT_LABELS] | None  # type: ignore[valid-type]
+    sentiment_end: Literal[*SENTIMENT_LABELS] | None  # type: ignore[valid-type]
+    escalation_risk: Literal[*ESCALATION_LEVELS]  # type: ignore[valid-type]
     escalation_evidence: list[CueOut]
     escalation_reasons: list[str]
     emotions: list[EmotionOut]
@@ -118,7 +121,7 @@ class CustomerOut(Out):
 
 
 class ResolutionOut(Out):
-    status: Literal["resolved", "unresolved", "unknown"]
+    status: Literal[*RESOLUTION_STATUSES]  # type: ignore[valid-type]
     source: Literal["customer", "agent"] | None
     evidence: list[TurnSpanOut]
 
@@ -145,8 +148,8 @@ class DeductionOut(Out):
 
 class QAOut(Out):
     score: float = Field(ge=0, le=100)
-    grade: Literal["excellent", "good", "pass", "needs_improvement"]
-    grade_zh: Literal["优秀", "良好", "合格", "待改进"]
+    grade: Literal[*GRADE_CODES]  # type: ignore[valid-type]
+    grade_zh: Literal[*GRADE_NAMES_ZH]  # type: ignore[valid-type]
     profile: str
     dimensions: dict[str, float]
     explanations: dict[str, list[ExplanationOut]]
@@ -158,7 +161,7 @@ class QAOut(Out):
 
 
 class TurnSentimentOut(Out):
-    label: Literal["positive", "neutral", "negative"]
+    label: Literal[*SENTIMENT_LABELS]  # type: ignore[valid-type]
     probabilities: dict[str, float]
 
 

@@ -5,24 +5,56 @@ built as dicts by ``app.pipeline.present``; these models document them in OpenAP
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+
+from app.core.errors import CATALOGUE
+from app.core.taxonomy import POLARITIES, SENTIMENT_LABELS
 
 
-class AnalyzeRequest(BaseModel):
+def _as_str(value: str | int | None) -> str | None:
+    return None if value is None else str(value)
+
+
+CallerId = Annotated[StrictStr | StrictInt | None, AfterValidator(_as_str),
+                     Field(description="caller id (a string or an integer), echoed back as a string")]
+
+
+class ReviewItem(BaseModel):
+    """One review, as the single endpoint and every batch item take it: one validator for both."""
     model_config = ConfigDict(json_schema_extra={"examples": [{"text": "发货太慢了，客服也不耐烦", "id": "r1"}]})
     text: StrictStr = Field(description="the customer text; 1 to PINGJIA_MAX_TEXT_CHARS characters")
-    id: StrictStr | None = Field(None, max_length=200)
+    id: CallerId = None
     meta: dict[str, StrictStr] | None = Field(None, description="free-form string map, echoed back")
+
+    @field_validator("id")
+    @classmethod
+    def _short_id(cls, value: str | None) -> str | None:
+        if value is not None and len(value) > 200:
+            raise ValueError("at most 200 characters")
+        return value
+
+
+class AnalyzeRequest(ReviewItem):
     top_terms: int | None = Field(None, ge=0, le=50, description="also return this many TF-IDF terms")
 
 
 class BatchRequest(BaseModel):
     items: list[Any] = Field(
-        description="objects {id, text, meta}; a bad item gets an error in its own slot",
-        json_schema_extra={"items": {"$ref": "#/components/schemas/AnalyzeRequest"}})
+        description="review items {id, text, meta}, each validated like a single request; a bad item gets "
+                    "an error in its own slot", json_schema_extra={"items": {"$ref": "#/components/schemas/ReviewItem"}})
     top_terms: int | None = Field(None, ge=0, le=50)
+
+
+def first_error(errors: list[dict]) -> tuple[str, str]:
+    """(code, message) of a pydantic validation failure, naming the field: one wording for
+    request bodies and batch items."""
+    first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":
+        return "invalid_json", f"request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".strip()
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    return "invalid_input", f"{where}: {first.get('msg', 'invalid')}"
 
 
 class Out(BaseModel):
@@ -38,7 +70,7 @@ class SpanOut(Out):
 
 
 class SentimentOut(Out):
-    label: Literal["positive", "neutral", "negative"]
+    label: Literal[*SENTIMENT_LABELS]
     probabilities: dict[str, float]
 
 
@@ -46,7 +78,7 @@ class KeywordOut(Out):
     term: str = Field(description="lexicon entry (simplified)")
     text: str = Field(description="the caller's text at [start, end)")
     dimension: str
-    polarity: Literal["positive", "negative"]
+    polarity: Literal[*POLARITIES]
     negated: bool
     weight: float
     start: int
@@ -55,7 +87,7 @@ class KeywordOut(Out):
 
 class AspectOut(Out):
     aspect: str
-    polarity: Literal["positive", "negative"]
+    polarity: Literal[*POLARITIES]
     score: float
     evidence: list[SpanOut]
 
@@ -83,7 +115,8 @@ class AnalyzeResponse(Out):
 
 
 class ErrorBody(Out):
-    code: str = Field(description="stable code to switch on")
+    code: Literal[tuple(CATALOGUE)] = Field(  # type: ignore[valid-type]
+        description="stable code to switch on; docs/errors.md lists each with its status and meaning")
     message: str = Field(description="what was wrong, for a person")
     request_id: str | None = Field(None, description="500 only: quote it when reporting the error")
 

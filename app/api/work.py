@@ -24,7 +24,7 @@ TRIM_AFTER_BYTES = 1_000_000  # responses at least this large hand their memory 
 
 
 class Busy(PingjiaError):
-    status, code = 503, "busy"
+    code = "busy"
     retry_after = 1
 
 

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from app.conversations.findings import LEVELS, CueHit, Escalation, TurnEmotion
+from app.conversations.findings import CueHit, Escalation, TurnEmotion
 from app.conversations.lexicons import ConversationRules
 from app.conversations.model import Turn
 from app.conversations.text import TurnText
+from app.core.taxonomy import CUE_EMOTIONS, ESCALATION_LEVELS, PRESSING_KINDS, THREAT_KINDS
 from app.pipeline.findings import Analysis
-
-EMOTION_ORDER = ("anger", "anxiety", "disappointment", "satisfaction")
-THREAT_KINDS = frozenset({"complaint", "regulator", "media", "review_threat", "legal"})
-PRESSING_KINDS = frozenset({"demand", "transfer"})  # asking again (催促) or for a human again (转人工)
 
 
 def _emotion_cues(rules: ConversationRules, tt: TurnText, turn: int) -> list[CueHit]:
@@ -42,7 +39,7 @@ def turn_emotion(turn: Turn, tt: TurnText, analysis: Analysis, rules: Conversati
         totals: dict[str, float] = {}
         for h in hits:
             totals[h.kind] = totals.get(h.kind, 0.0) + h.value
-        best = max(EMOTION_ORDER, key=lambda e: (totals.get(e, 0.0), -EMOTION_ORDER.index(e)))
+        best = max(CUE_EMOTIONS, key=lambda e: (totals.get(e, 0.0), -CUE_EMOTIONS.index(e)))
         return TurnEmotion(turn.index, best, round(totals[best], 3), "cues",
                            tuple(h for h in hits if h.kind == best))
     label = analysis.sentiment.label
@@ -54,7 +51,7 @@ def turn_emotion(turn: Turn, tt: TurnText, analysis: Analysis, rules: Conversati
 
 
 def _raise(level: str, steps: int = 1) -> str:
-    return LEVELS[min(LEVELS.index(level) + steps, len(LEVELS) - 1)]
+    return ESCALATION_LEVELS[min(ESCALATION_LEVELS.index(level) + steps, len(ESCALATION_LEVELS) - 1)]
 
 
 def escalation(turns: Sequence[Turn], texts: Sequence[TurnText], rules: ConversationRules,
@@ -68,7 +65,7 @@ def escalation(turns: Sequence[Turn], texts: Sequence[TurnText], rules: Conversa
     risk, reasons = "none", []
     threats = [h for h in hits if h.value != "none"]
     if threats:
-        top = max(threats, key=lambda h: LEVELS.index(h.value))
+        top = max(threats, key=lambda h: ESCALATION_LEVELS.index(h.value))
         risk = top.value
         reasons.append(f"{top.kind} cue {top.phrase} at turn {top.turn} ({top.value})")
     kinds = sorted({h.kind for h in threats if h.kind in THREAT_KINDS})
@@ -78,12 +75,12 @@ def escalation(turns: Sequence[Turn], texts: Sequence[TurnText], rules: Conversa
     demand_turns = _demand_turns(customer, hits)
     if len(demand_turns) >= 2:
         floor = "low" if len(demand_turns) == 2 else "medium" if len(demand_turns) <= 4 else "high"
-        if LEVELS.index(floor) > LEVELS.index(risk):
+        if ESCALATION_LEVELS.index(floor) > ESCALATION_LEVELS.index(risk):
             risk = floor
         reasons.append(f"customer pressed in {len(demand_turns)} turns: at least {floor}")
     last_cue = max([h.turn for h in threats] + demand_turns, default=None)
     if resolved_at is not None and risk in ("medium", "high") and last_cue is not None and resolved_at > last_cue:
-        risk = LEVELS[LEVELS.index(risk) - 1]
+        risk = ESCALATION_LEVELS[ESCALATION_LEVELS.index(risk) - 1]
         reasons.append(f"resolved at turn {resolved_at} after the last cue: one level down")
     evidence = tuple(threats) + tuple(h for h in hits if h.value == "none" and h.turn in demand_turns)
     return Escalation(risk, tuple(sorted(evidence, key=lambda h: (h.turn, h.start))), tuple(reasons),

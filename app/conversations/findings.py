@@ -2,20 +2,16 @@
 
 Every span is an offset pair into the ORIGINAL text of one turn:
 ``turns[f.turn].text[f.start:f.end] == f.text`` holds for every finding below.
+The codes they carry (rules, severities, emotions, levels, statuses, grades) are in
+:mod:`app.core.taxonomy`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.core.taxonomy import GRADES
 from app.pipeline.findings import Analysis
-
-LEVELS: tuple[str, ...] = ("none", "low", "medium", "high")
-FORBIDDEN_CATEGORIES: tuple[str, ...] = ("blame_shifting", "dismissive", "rude", "impatient", "false_promise", "policy")
-EMOTIONS_ZH: dict[str, str] = {"anger": "愤怒", "anxiety": "焦虑", "disappointment": "失望",
-                               "satisfaction": "满意", "neutral": "中性"}
-GRADES: tuple[tuple[float, str, str], ...] = (
-    (90, "excellent", "优秀"), (80, "good", "良好"), (60, "pass", "合格"), (0, "needs_improvement", "待改进"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,14 +17,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from app.conversations.findings import FORBIDDEN_CATEGORIES
 from app.conversations.profiles import QAProfile
 from app.conversations.text import Entry, PhraseIndex, compact
+from app.core.taxonomy import (
+    CUE_EMOTIONS, CUE_RESOLUTION_STATUSES, ESCALATION_KINDS, ESCALATION_LEVELS, FORBIDDEN_CATEGORIES, POLITE_KINDS,
+    SEVERITIES)
 from app.pipeline.lexicon import LexiconError, data_lines
 
-POLITE_KINDS = ("greeting", "closing", "apology", "empathy", "thanks", "waiting", "help")
-ESCALATION_KINDS = ("complaint", "regulator", "media", "review_threat", "legal", "transfer", "demand")
-EMOTIONS = ("anger", "anxiety", "disappointment", "satisfaction")
 _VERSION = re.compile(r"^#\s*version:\s*(\S+)")
 
 
@@ -35,34 +34,34 @@ class _Row(BaseModel):
 
 class ForbiddenRow(_Row):
     phrase: str = Field(min_length=1)
-    category: Literal[FORBIDDEN_CATEGORIES]  # type: ignore[valid-type]
-    severity: Literal["low", "medium", "high"]
+    category: Literal[*FORBIDDEN_CATEGORIES]  # type: ignore[valid-type]
+    severity: Literal[*SEVERITIES]  # type: ignore[valid-type]
     exceptions: str = ""
 
 
 class PoliteRow(_Row):
     phrase: str = Field(min_length=1)
-    kind: Literal[POLITE_KINDS]  # type: ignore[valid-type]
+    kind: Literal[*POLITE_KINDS]  # type: ignore[valid-type]
     exceptions: str = ""
 
 
 class EscalationRow(_Row):
     phrase: str = Field(min_length=1)
-    kind: Literal[ESCALATION_KINDS]  # type: ignore[valid-type]
-    level: Literal["none", "low", "medium", "high"]
+    kind: Literal[*ESCALATION_KINDS]  # type: ignore[valid-type]
+    level: Literal[*ESCALATION_LEVELS]  # type: ignore[valid-type]
     exceptions: str = ""
 
 
 class ResolutionRow(_Row):
     phrase: str = Field(min_length=1)
-    status: Literal["resolved", "unresolved"]
+    status: Literal[*CUE_RESOLUTION_STATUSES]  # type: ignore[valid-type]
     speaker: Literal["customer", "agent"]
     exceptions: str = ""
 
 
 class EmotionRow(_Row):
     phrase: str = Field(min_length=1)
-    emotion: Literal[EMOTIONS]  # type: ignore[valid-type]
+    emotion: Literal[*CUE_EMOTIONS]  # type: ignore[valid-type]
     weight: float = Field(gt=0, le=3)
     exceptions: str = ""
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from app.conversations.timing import BadTime, first_out_of_order, parse_time
 from app.core.errors import EmptyText, InvalidInput, TextTooLong, TooManyItems
-
-ROLES: tuple[str, ...] = ("customer", "agent", "bot", "system")
+from app.core.taxonomy import ROLES
+from app.pipeline.normalize import check_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +62,7 @@ def _turn(i: int, raw: Any, limits: Limits) -> Turn:
     role = raw.get("role")
     if role not in ROLES:
         raise InvalidInput(f"{where}.role: must be one of {', '.join(ROLES)}, not {role!r}")
-    text = raw.get("text")
-    if text is None:
-        raise InvalidInput(f"{where}.text: is missing")
-    if not isinstance(text, str):
-        raise InvalidInput(f"{where}.text: must be a string, not {type(text).__name__}")
-    if not text.strip():
-        raise EmptyText(f"{where}.text: is empty")
-    if len(text) > limits.max_text_chars:
-        raise TextTooLong(f"{where}.text: has {len(text)} characters; the limit is {limits.max_text_chars}")
+    text = check_text(raw.get("text"), limits.max_text_chars, f"{where}.text")
     try:
         time = parse_time(raw.get("time"))
     except BadTime as exc:

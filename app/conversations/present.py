@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections import Counter
 
 from app.conversations.findings import (
-    EMOTIONS_ZH, ConversationReport, CueHit, Evidence, PiiFinding, PoliteHit, TurnEmotion, Violation)
+    ConversationReport, CueHit, Evidence, PiiFinding, PoliteHit, TurnEmotion, Violation)
+from app.core.taxonomy import EMOTIONS_ZH
 from app.pipeline import present as review
 from app.pipeline.findings import ItemError
 

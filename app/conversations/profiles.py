@@ -12,17 +12,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.conversations.findings import FORBIDDEN_CATEGORIES
+from app.core.taxonomy import FORBIDDEN_CATEGORIES, QA_DIMENSIONS, SEVERITIES, VIOLATION_RULES
 
-DIMENSIONS: tuple[str, ...] = ("responsiveness", "attitude", "resolution", "competence")
-RULES: tuple[str, ...] = ("forbidden_phrase", "pii_leak", "missing_greeting", "missing_closing", "slow_reply")
-Category = Literal[FORBIDDEN_CATEGORIES]  # type: ignore[valid-type]
+Category = Literal[*FORBIDDEN_CATEGORIES]  # type: ignore[valid-type]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The fields of Points and Weights are taxonomy.SEVERITIES and QA_DIMENSIONS (tests/test_taxonomy.py).
 class Points(_Strict):
     """Points by severity."""
     low: float = Field(0, ge=0, le=100)
@@ -41,7 +40,7 @@ class Weights(_Strict):
 
     @model_validator(mode="after")
     def _sum_to_one(self):
-        total = self.responsiveness + self.attitude + self.resolution + self.competence
+        total = sum(getattr(self, d) for d in QA_DIMENSIONS)
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"weights must add up to 1.0, not {total:g}")
         return self
@@ -91,8 +90,8 @@ class QAProfile(_Strict):
     description: str = Field(min_length=1)
     weights: Weights
     slow_reply_seconds: float | None = Field(None, gt=0, description="None: the service setting (default 60 s)")
-    very_slow_severity: Literal["low", "medium", "high"] = "high"
-    deductions: dict[Literal[RULES], Points] = {}  # type: ignore[valid-type]
+    very_slow_severity: Literal[*SEVERITIES] = "high"  # type: ignore[valid-type]
+    deductions: dict[Literal[*VIOLATION_RULES], Points] = {}  # type: ignore[valid-type]
     responsiveness: ResponsivenessRules = ResponsivenessRules()
     attitude: AttitudeRules = AttitudeRules()
     resolution: ResolutionRules = ResolutionRules()

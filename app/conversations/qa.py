@@ -129,7 +129,7 @@ def resolution(x: QAInput, p: QAProfile) -> Dimension:
     if turn is not None:
         tally.notes[0] = Explanation(base, why, "resolution", turn)
     level = x.escalation.risk
-    if level in ("low", "medium", "high"):
+    if level != "none":
         tally.move(-r.escalation_penalty.of(level), f"escalation risk {level}", "escalation")
     last = x.emotions[-1] if x.emotions else None
     if last is not None and last.source == "cues" and last.emotion == "anger":

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Protocol
 
-from app.pipeline.findings import ASPECT_NAMES_ZH, SENTIMENT_LABELS
+from app.core.taxonomy import ASPECT_NAMES_ZH, SENTIMENT_LABELS
 
 EPOCH_TZ = timezone(timedelta(hours=8))  # epoch timestamps are read as China Standard Time
 DATE_HINT = re.compile(r"date|time|day|created|updated|_at$|^ts$|日期|时间|日|时", re.I)

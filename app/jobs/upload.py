@@ -35,7 +35,7 @@ async def spool_multipart(chunks: AsyncIterator[bytes], content_type: str, dest:
     _, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if not boundary:
-        raise InvalidUpload("multipart body without a boundary", code="invalid_multipart", status=400)
+        raise InvalidUpload("multipart body without a boundary", code="invalid_multipart")
     sink = _FormSink(dest, max_bytes)
     parser = MultipartParser(boundary, sink.callbacks())
     try:
@@ -43,11 +43,11 @@ async def spool_multipart(chunks: AsyncIterator[bytes], content_type: str, dest:
             parser.write(chunk)
         parser.finalize()
     except MultipartParseError as exc:
-        raise InvalidUpload(f"malformed multipart body: {exc}", code="invalid_multipart", status=400) from None
+        raise InvalidUpload(f"malformed multipart body: {exc}", code="invalid_multipart") from None
     finally:
         sink.close()
     if parser.state != MultipartState.END:  # a cut-off body: the last part may be truncated
-        raise InvalidUpload("malformed multipart body: no closing boundary", code="invalid_multipart", status=400)
+        raise InvalidUpload("malformed multipart body: no closing boundary", code="invalid_multipart")
     if sink.filename is None and not sink.has_file:
         raise InvalidUpload("multipart field 'file' is missing", code="missing_file")
     return Spooled(sink.fields, sink.filename, sink.size)

@@ -1,4 +1,5 @@
-"""The trained aspect scorer: 18 (aspect, polarity) pairs from n-grams and lexicon hits.
+"""The trained aspect scorer: the 18 (aspect, polarity) pairs of ``taxonomy.PAIRS`` from n-grams
+and lexicon hits.
 
 What it computes, for a batch of documents, in one sparse matrix product:
 
@@ -8,9 +9,10 @@ What it computes, for a batch of documents, in one sparse matrix product:
   negated) and the aspect targets named (快递, 客服 …), plus the corpus block
   (:mod:`app.pipeline.word_vectors`: the text's mean word vector and word-polarity score,
   learnt from ~50,000 reviews that carry only a positive/negative label);
-* 36 linear scores: one "direct" score per pair, one "presence" score per aspect (either
-  polarity) and one "polarity" score per aspect (negative vs positive, learnt only on texts
-  that evaluate that aspect);
+* 36 linear scores (``N_LINEAR``): one "direct" score per pair, one "presence" score per
+  aspect (either polarity) and one "polarity" score per aspect (negative vs positive, learnt
+  only on texts that evaluate that aspect), in that order (``DIRECT_SCORES``,
+  ``PRESENCE_SCORES``, ``POLARITY_SCORES``);
 * per pair ``raw = direct + min(presence, ±polarity)``, then Platt scaling
   ``p = 1 / (1 + exp(-(a * raw + c)))`` fitted on cross-validated scores, and a per-pair
   threshold on ``p`` (stored per pair: the well-populated pairs share the one value that
@@ -43,10 +45,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from app.core.taxonomy import ASPECTS, KEYWORD_DIMENSIONS, N_PAIRS, PAIR_CODES, PAIRS, POLARITIES
 from app.pipeline.artifacts import ArtifactError, check_state, decode_strings, is_configured, load_artifact
 from app.pipeline.aspects import AspectScorer, LexiconAspectScorer, clause_evidence
-from app.pipeline.findings import ASPECTS, POLARITIES, AspectFinding, Doc, KeywordHit
-from app.pipeline.lexicon import DIMENSIONS
+from app.pipeline.findings import AspectFinding, Doc, KeywordHit
 from app.pipeline.word_vectors import STATE_KEYS as CORPUS_KEYS
 from app.pipeline.sparse import sparse_counts
 from app.pipeline.word_vectors import CorpusWords
@@ -55,16 +57,21 @@ log = logging.getLogger(__name__)
 
 KIND = "aspects"
 STATE_SCHEMA = 2  # 2: the corpus block (word vectors and word polarity)
-PAIRS: tuple[tuple[str, str], ...] = tuple((a, p) for a in ASPECTS for p in POLARITIES)
-"""Output order: aspect-major, positive before negative (18 pairs)."""
-NEGATIVE_PAIRS = tuple(j for j, (_, p) in enumerate(PAIRS) if p == "negative")
 NEVER = 2.0  # threshold for a pair the model does not assert (probabilities are <= 1)
 
+DIRECT_SCORES = slice(0, N_PAIRS)
+"""Columns of the linear scores: one direct score per pair (``PAIRS`` order), ..."""
+PRESENCE_SCORES = slice(DIRECT_SCORES.stop, DIRECT_SCORES.stop + len(ASPECTS))
+"""... one presence score per aspect (``ASPECTS`` order), ..."""
+POLARITY_SCORES = slice(PRESENCE_SCORES.stop, PRESENCE_SCORES.stop + len(ASPECTS))
+"""... and one negative-vs-positive score per aspect."""
+N_LINEAR = POLARITY_SCORES.stop
+"""How many linear models the artifact holds (``coef`` rows)."""
+
 _WORD = "\x02"
-_LEX_DIMS = DIMENSIONS + ("general",)
 LEX_FEATURES: tuple[str, ...] = tuple(
-    [f"{k}:{d}:{p}" for d in _LEX_DIMS for p in POLARITIES for k in ("w", "n", "neg")]
-    + [f"t:{d}" for d in DIMENSIONS] + ["len", "clauses"])
+    [f"{k}:{d}:{p}" for d in KEYWORD_DIMENSIONS for p in POLARITIES for k in ("w", "n", "neg")]
+    + [f"t:{d}" for d in ASPECTS] + ["len", "clauses"])
 _LEX_INDEX = {name: i for i, name in enumerate(LEX_FEATURES)}
 
 
@@ -118,7 +125,7 @@ def lex_vector(view: View, targets: dict[str, str]) -> np.ndarray:
     """The lexicon block: hit weight/count/negations per (dimension, polarity), targets, size."""
     v = np.zeros(len(LEX_FEATURES), dtype=np.float64)
     for h in view.hits:
-        if h.dimension in _LEX_DIMS:
+        if h.dimension in KEYWORD_DIMENSIONS:
             v[_LEX_INDEX[f"w:{h.dimension}:{h.polarity}"]] += h.weight
             v[_LEX_INDEX[f"n:{h.dimension}:{h.polarity}"]] += 1
             v[_LEX_INDEX[f"neg:{h.dimension}:{h.polarity}"]] += h.negated
@@ -186,8 +193,9 @@ class Featurizer:
 # ---------------------------------------------------------------- scores
 
 def combine(lin: np.ndarray) -> np.ndarray:
-    """(n, 36) linear scores -> (n, 18) raw pair scores: direct + min(presence, ±polarity)."""
-    direct, presence, polarity = lin[:, :18], lin[:, 18:27], lin[:, 27:36]
+    """(n, N_LINEAR) linear scores -> (n, N_PAIRS) raw pair scores: direct + min(presence, ±polarity).
+    ``PAIRS`` alternate positive, negative per aspect."""
+    direct, presence, polarity = lin[:, DIRECT_SCORES], lin[:, PRESENCE_SCORES], lin[:, POLARITY_SCORES]
     out = np.empty_like(direct)
     out[:, 0::2] = direct[:, 0::2] + np.minimum(presence, -polarity)  # positive pairs
     out[:, 1::2] = direct[:, 1::2] + np.minimum(presence, polarity)   # negative pairs
@@ -203,8 +211,8 @@ class AspectModel:
 
     ``state``: ``schema``, ``vocab`` (uint8 utf-8, features joined by NUL), ``idf``,
     ``targets`` (JSON of term -> dimension), ``lex_features``, ``lex_scale``, ``coef``
-    (36 x features, float32), ``intercept`` (36), ``platt_a``/``platt_c``/``threshold`` (18),
-    ``lexicon_union`` (18, 0/1), ``pairs`` (JSON list of "aspect:polarity"), ``corpus_scale``
+    (N_LINEAR x features, float32), ``intercept`` (N_LINEAR), ``platt_a``/``platt_c``/``threshold``
+    (N_PAIRS), ``lexicon_union`` (N_PAIRS, 0/1), ``pairs`` (JSON list of ``PAIR_CODES``), ``corpus_scale``
     and ``corpus_vocab``/``_idf``/``_vectors``/``_polarity``/``_intercept`` (the corpus block;
     an empty vocabulary when trained without a corpus).
     """
@@ -233,7 +241,7 @@ class AspectModel:
     def _check(state) -> None:
         """Refuse a state this code cannot serve, with a message rather than a crash later."""
         check_state(state, "aspects", STATE_SCHEMA, AspectModel._KEYS, "training/train_aspects.py")
-        if json.loads(str(state["pairs"])) != [f"{a}:{p}" for a, p in PAIRS]:
+        if json.loads(str(state["pairs"])) != list(PAIR_CODES):
             raise ArtifactError("aspects state was trained for other aspect/polarity pairs")
         if list(state["lex_features"]) != list(LEX_FEATURES):
             raise ArtifactError("aspects state uses other lexicon features than this code computes")
@@ -244,27 +252,27 @@ class AspectModel:
             raise ArtifactError(f"aspects state has an unusable corpus block: {exc}") from None
         n_corpus = corpus.width if corpus.vocab else 0
         shape = np.shape(state["coef"])
-        if len(state["idf"]) != n_terms or shape != (36, n_terms + len(LEX_FEATURES) + n_corpus):
+        if len(state["idf"]) != n_terms or shape != (N_LINEAR, n_terms + len(LEX_FEATURES) + n_corpus):
             raise ArtifactError(f"aspects state is inconsistent: {n_terms} terms, {len(state['idf'])} idf "
                                 f"values, {n_corpus} corpus columns, weights of shape {shape}")
-        if any(np.shape(state[k]) != (18,) for k in ("platt_a", "platt_c", "threshold", "lexicon_union")):
-            raise ArtifactError("aspects state needs 18 calibration parameters and thresholds")
+        if any(np.shape(state[k]) != (N_PAIRS,) for k in ("platt_a", "platt_c", "threshold", "lexicon_union")):
+            raise ArtifactError(f"aspects state needs {N_PAIRS} calibration parameters and thresholds")
 
     def state(self) -> dict:
         return self._state
 
     def linear(self, views: Sequence[View]) -> np.ndarray:
-        """(n, 36) linear scores for a batch of views: one sparse product."""
+        """(n, N_LINEAR) linear scores for a batch of views: one sparse product."""
         if not views:
-            return np.zeros((0, 36))
+            return np.zeros((0, N_LINEAR))
         return np.asarray(self.featurizer.transform(views) @ self._w) + self._b
 
     def probabilities(self, views: Sequence[View]) -> np.ndarray:
-        """(n, 18) calibrated probability of each pair, in PAIRS order."""
+        """(n, N_PAIRS) calibrated probability of each pair, in PAIRS order."""
         return platt(combine(self.linear(views)), self.platt_a, self.platt_c)
 
     def decide(self, probs: np.ndarray, docs: Sequence[Doc]) -> np.ndarray:
-        """(n, 18) decisions: probability over the pair's threshold, or (for the pairs flagged
+        """(n, N_PAIRS) decisions: probability over the pair's threshold, or (for the pairs flagged
         in ``lexicon_union``) a lexicon hit of that aspect and polarity."""
         return (probs >= self.threshold) | (self.lexicon_union & lexicon_pairs(docs))
 
@@ -290,7 +298,7 @@ class AspectModel:
         return out
 
     def clause_scores(self, docs: Sequence[Doc]) -> list[np.ndarray]:
-        """Per document, (n_clauses, 18) raw pair scores of each clause on its own: the
+        """Per document, (n_clauses, N_PAIRS) raw pair scores of each clause on its own: the
         clause that scores highest for a pair is the one that carried it. One matrix product."""
         views = [v for d in docs for v in clause_views(d)]
         raw = combine(self.linear(views))
@@ -313,7 +321,7 @@ def _one_polarity_per_evidence(findings: list[AspectFinding]) -> tuple[AspectFin
 
 
 def lexicon_pairs(docs: Sequence[Doc]) -> np.ndarray:
-    """(n, 18) whether each document has a lexicon hit of each (aspect, polarity) pair."""
+    """(n, N_PAIRS) whether each document has a lexicon hit of each (aspect, polarity) pair."""
     index = {p: j for j, p in enumerate(PAIRS)}
     out = np.zeros((len(docs), len(PAIRS)), dtype=bool)
     for i, d in enumerate(docs):

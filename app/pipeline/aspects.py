@@ -10,8 +10,8 @@ import math
 from collections.abc import Sequence
 from typing import Protocol
 
+from app.core.taxonomy import ASPECTS
 from app.pipeline.findings import AspectFinding, Doc, Span
-from app.pipeline.lexicon import DIMENSIONS
 
 
 class AspectScorer(Protocol):
@@ -46,7 +46,7 @@ class LexiconAspectScorer:
     def _one(doc: Doc) -> tuple[AspectFinding, ...]:
         groups: dict[tuple[str, str], list] = {}
         for hit in doc.hits:
-            if hit.dimension in DIMENSIONS:
+            if hit.dimension in ASPECTS:
                 groups.setdefault((hit.dimension, hit.polarity), []).append(hit)
         findings = []
         for (aspect, polarity), hits in groups.items():

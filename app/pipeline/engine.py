@@ -10,13 +10,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from app.core.errors import EmptyText, InvalidInput, PingjiaError, TextTooLong
+from app.core.errors import EmptyText, InvalidInput, PingjiaError
 from app.pipeline.aspect_model import load_aspect_model
 from app.pipeline.aspects import AspectScorer
 from app.pipeline.findings import Analysis, Doc, ItemError
 from app.pipeline.keywords import KeywordMatcher
 from app.pipeline.lexicon import Lexicon, load_lexicon
-from app.pipeline.normalize import InvalidText, normalize
+from app.pipeline.normalize import InvalidText, check_text, normalize
 from app.pipeline.segment import Segmenter, clauses
 from app.pipeline.sentiment import load_sentiment_model
 from app.pipeline.terms import TfidfTerms, content_words
@@ -46,20 +46,13 @@ class Pipeline:
 
     def make_doc(self, text: Any, id: str | None = None) -> Doc:
         """Validate, normalise, segment and find keywords; raises a PingjiaError on bad input."""
-        if text is None:
-            raise InvalidInput("text is missing")
-        if not isinstance(text, str):
-            raise InvalidInput(f"text must be a string, not {type(text).__name__}")
-        if not text.strip():
-            raise EmptyText("text is empty")
-        if len(text) > self.max_text_chars:
-            raise TextTooLong(f"text has {len(text)} characters; the limit is {self.max_text_chars}")
+        check_text(text, self.max_text_chars)
         try:
             norm = normalize(text)
         except InvalidText as exc:
             raise InvalidInput(str(exc), code="invalid_text") from None
         if not norm.text:
-            raise EmptyText("text has no visible characters")
+            raise EmptyText("text: has no visible characters")
         doc = Doc(id=id, norm=norm, tokens=self.segmenter.tokenize(norm.text))
         doc.clauses = clauses(norm.text, doc.tokens, self.lexicon.contrast)
         doc.hits = self.matcher.find(doc)
@@ -91,11 +84,11 @@ class Pipeline:
         return out
 
     def analyze(self, text: str, id: str | None = None, *, top_terms: int = 0) -> Analysis:
-        """One text; raises the item's PingjiaError instead of returning it."""
-        doc = self.make_doc(text, id)
-        return Analysis(id=id, sentiment=self.sentiment.predict([doc])[0],
-                        keywords=tuple(self._report(doc)), aspects=self.aspects.score([doc])[0],
-                        top_terms=self.terms.top(doc, top_terms) if top_terms else ())
+        """One text: a batch of one that raises the item's error instead of returning it."""
+        (result,) = self.analyze_batch([TextItem(text, id)], top_terms=top_terms)
+        if isinstance(result, ItemError):
+            raise PingjiaError(result.message, code=result.code)
+        return result
 
     @staticmethod
     def _report(doc: Doc):

@@ -2,24 +2,14 @@
 
 Findings are small frozen values so no stage can edit another's output in place.
 Every span carries offsets into the caller's *original* text: ``original[start:end] == text``.
+The codes the findings carry (aspects, polarities, sentiment labels) are in
+:mod:`app.core.taxonomy`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from app.pipeline.normalize import NormalizedText
-
-ASPECTS: tuple[str, ...] = (
-    "logistics", "quality", "description", "attitude", "responsiveness",
-    "competence", "after_sales", "price", "other",
-)
-ASPECT_NAMES_ZH: dict[str, str] = {
-    "logistics": "物流配送", "quality": "商品质量", "description": "与描述不符",
-    "attitude": "服务态度", "responsiveness": "响应与处理速度", "competence": "专业能力",
-    "after_sales": "售后处理", "price": "价格", "other": "其他",
-}
-SENTIMENT_LABELS: tuple[str, ...] = ("positive", "neutral", "negative")
-POLARITIES: tuple[str, ...] = ("positive", "negative")
 
 Token = tuple[str, int, int]
 """(word, start, end) in the *normalised* text, as jieba's ``Tokenizer.tokenize`` yields."""

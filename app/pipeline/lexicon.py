@@ -14,8 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-DIMENSIONS = ("logistics", "quality", "description", "attitude", "responsiveness",
-              "competence", "after_sales", "price", "other")
+from app.core.taxonomy import ASPECTS, KEYWORD_DIMENSIONS, POLARITIES
 
 
 class LexiconError(RuntimeError):
@@ -24,14 +23,14 @@ class LexiconError(RuntimeError):
 
 class KeywordRow(BaseModel):
     term: str = Field(min_length=1, pattern=r"^\S+$")
-    dimension: Literal[DIMENSIONS + ("general",)]  # type: ignore[valid-type]
-    polarity: Literal["positive", "negative"]
+    dimension: Literal[*KEYWORD_DIMENSIONS]  # type: ignore[valid-type]
+    polarity: Literal[*POLARITIES]  # type: ignore[valid-type]
     weight: float = Field(gt=0, le=5)
 
 
 class TargetRow(BaseModel):
     term: str = Field(min_length=1, pattern=r"^\S+$")
-    dimension: Literal[DIMENSIONS]  # type: ignore[valid-type]
+    dimension: Literal[*ASPECTS]  # type: ignore[valid-type]
 
 
 class IntensifierRow(BaseModel):

@@ -11,6 +11,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
+
+from app.core.errors import EmptyText, InvalidInput, TextTooLong
 
 # U+FF01..U+FF5E are the full-width forms of ASCII 0x21..0x7E; U+3000 is the ideographic space.
 _FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
@@ -93,3 +96,17 @@ def normalize(original: str) -> NormalizedText:
         chars.pop()
         offsets.pop()
     return NormalizedText(original, "".join(chars), tuple(offsets))
+
+
+def check_text(value: Any, max_chars: int, where: str = "text") -> str:
+    """The one validator of a caller's text (a review, a turn, a job row): present, a string,
+    not blank, within the limit. Raises the catalogued error naming ``where``."""
+    if value is None:
+        raise InvalidInput(f"{where}: is missing")
+    if not isinstance(value, str):
+        raise InvalidInput(f"{where}: must be a string, not {type(value).__name__}")
+    if not value.strip():
+        raise EmptyText(f"{where}: is empty")
+    if len(value) > max_chars:
+        raise TextTooLong(f"{where}: has {len(value)} characters; the limit is {max_chars}")
+    return value

@@ -14,11 +14,12 @@ import gc
 from app.core.config import Settings
 from app.core.errors import PingjiaError
 from app.core.memory import release_memory
+from app.core.taxonomy import ASPECTS, POLARITIES, SENTIMENT_LABELS
 from app.pipeline import sentiment as S
 from app.pipeline.artifacts import ArtifactError, load_artifact, set_current
 from app.pipeline.aspect_model import load_aspect_model
 from app.pipeline.engine import Pipeline, TextItem, build_pipeline, build_segmenter
-from app.pipeline.findings import ASPECTS, POLARITIES, SENTIMENT_LABELS, Analysis
+from app.pipeline.findings import Analysis
 from app.pipeline.lexicon import LexiconError, load_lexicon
 
 # Fixed texts every new pipeline must get right before it may serve: (text, sentiment, root cause).
@@ -32,7 +33,7 @@ SMOKE_CASES: tuple[tuple[str, str | None, str | None], ...] = (
 
 class ModelRejected(PingjiaError):
     """The candidate models may not serve; the old pipeline keeps serving."""
-    status, code = 409, "model_rejected"
+    code = "model_rejected"
 
 
 def reload_candidate(settings: Settings, old: Pipeline | None, wanted: dict[str, str]) -> Pipeline:

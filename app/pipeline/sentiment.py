@@ -53,8 +53,9 @@ from typing import Protocol
 import numpy as np
 from scipy.special import expit
 
+from app.core.taxonomy import SENTIMENT_LABELS
 from app.pipeline.artifacts import ArtifactError, check_state, decode_strings, is_configured, load_artifact
-from app.pipeline.findings import SENTIMENT_LABELS, Doc, SentimentFinding
+from app.pipeline.findings import Doc, SentimentFinding
 from app.pipeline.sparse import sparse_counts
 from app.pipeline.keywords import NEGATION_WINDOW
 

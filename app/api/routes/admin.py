@@ -45,7 +45,7 @@ def require_admin(settings: SettingsDep, authorization: Annotated[str | None, He
     """403 when admin is disabled (no token configured), 401 on a missing or wrong token."""
     if not settings.admin_token:
         raise PingjiaError("admin disabled: set PINGJIA_ADMIN_TOKEN to enable /v1/admin",
-                           code="admin_disabled", status=403)
+                           code="admin_disabled")
     scheme, _, given = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), settings.admin_token.encode()):
         raise Unauthorized("missing or wrong admin token; send Authorization: Bearer <PINGJIA_ADMIN_TOKEN>")

@@ -5,6 +5,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from app.api.deps import PipelineDep, PoolDep, SettingsDep
 from app.api.schemas import (
@@ -13,6 +14,8 @@ from app.api.schemas import (
     AnalyzeResponse,
     BatchRequest,
     BatchResponse,
+    ReviewItem,
+    first_error,
 )
 from app.api.work import to_json
 from app.core.errors import TooManyItems
@@ -45,14 +48,37 @@ async def analyze(req: AnalyzeRequest, pipeline: PipelineDep, settings: Settings
     return json_response(await pool.run_json(analyze_one, pipeline, req, k))
 
 
-def analyze_items(pipeline: Pipeline, raw_items: list[Any], top_terms: int) -> list[Analysis | ItemError]:
-    """Analyse the object items; anything else gets an ``invalid_item`` error in its slot."""
-    items = [TextItem(r.get("text"), None if r.get("id") is None else str(r.get("id")))
-             for r in raw_items if isinstance(r, dict)]
-    analysed = iter(pipeline.analyze_batch(items, top_terms=top_terms))
-    return [next(analysed) if isinstance(r, dict) else
-            ItemError(None, "invalid_item", f"item must be an object with a 'text' field, not {type(r).__name__}")
-            for r in raw_items]
+def parse_item(raw: Any) -> ReviewItem | ItemError:
+    """A batch item through the single endpoint's validator (``ReviewItem``); a bad one
+    becomes its slot's error, with the same code and wording the single endpoint answers."""
+    if not isinstance(raw, dict):
+        return ItemError(None, "invalid_item", f"item must be an object with a 'text' field, not {type(raw).__name__}")
+    try:
+        return ReviewItem.model_validate(raw)
+    except ValidationError as exc:
+        code, message = first_error(exc.errors())
+        rid = raw.get("id")
+        return ItemError(str(rid) if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None,
+                         code, message)
+
+
+def analyze_items(pipeline: Pipeline, raw_items: list[Any], top_terms: int) -> list[dict]:
+    """Each item's response body (or its slot's error), in order; ``meta`` is echoed."""
+    parsed = [parse_item(r) for r in raw_items]
+    good = [p for p in parsed if isinstance(p, ReviewItem)]
+    analysed = iter(pipeline.analyze_batch([TextItem(p.text, p.id) for p in good], top_terms=top_terms))
+    versions = pipeline.versions
+    out = []
+    for item in parsed:
+        result = item if isinstance(item, ItemError) else next(analysed)
+        if isinstance(result, ItemError):
+            out.append((result, present.item_error(result)))
+            continue
+        body = present.analysis(result, versions, with_terms=bool(top_terms))
+        if item.meta is not None:
+            body["meta"] = item.meta
+        out.append((result, body))
+    return out
 
 
 SUB_BATCH = 100  # items analysed together: the models vectorise well past this, and the
@@ -60,20 +86,17 @@ SUB_BATCH = 100  # items analysed together: the models vectorise well past this,
 
 
 def batch_body(pipeline: Pipeline, raw_items: list[Any], top_terms: int) -> dict:
-    versions = pipeline.versions
-    results: list[Analysis | ItemError] = []
+    done: list[tuple[Analysis | ItemError, dict]] = []
     for i in range(0, len(raw_items), SUB_BATCH):
-        results += analyze_items(pipeline, raw_items[i:i + SUB_BATCH], top_terms)
-    return {"results": [present.item_error(r) if isinstance(r, ItemError)
-                        else present.analysis(r, versions, with_terms=bool(top_terms)) for r in results],
-            "summary": summarize(results)}
+        done += analyze_items(pipeline, raw_items[i:i + SUB_BATCH], top_terms)
+    return {"results": [body for _, body in done], "summary": summarize(r for r, _ in done)}
 
 
 def check_batch_size(n_items: int, n_chars: int, settings, what: str = "items") -> None:
     """413 before any analysis when a batch is too many items or too many characters."""
     limit = settings.max_batch_items if what == "items" else settings.max_batch_conversations
     if not n_items:
-        raise TooManyItems(f"items is empty; send 1 to {limit} {what}", code="empty_batch", status=422)
+        raise TooManyItems(f"items is empty; send 1 to {limit} {what}", code="empty_batch")
     if n_items > limit:
         raise TooManyItems(f"{n_items} {what}; the limit is {limit}")
     if n_chars > settings.max_batch_chars:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.pipeline.findings import ASPECT_NAMES_ZH, ASPECTS, POLARITIES, SENTIMENT_LABELS
+from app.core import taxonomy as T
 
 router = APIRouter(tags=["health"])
 
@@ -36,16 +36,20 @@ def jobs_health(state) -> dict:
 
 @router.get("/v1/taxonomy")
 def taxonomy(request: Request):
+    """The codes responses carry, with Chinese names where a person reads them, and the model
+    versions served."""
     pipeline = getattr(request.app.state, "pipeline", None)
     return {
-        "aspects": [{"code": c, "name_zh": ASPECT_NAMES_ZH[c]} for c in ASPECTS],
-        "sentiment_labels": list(SENTIMENT_LABELS),
-        "polarities": list(POLARITIES),
-        "grades": [
-            {"code": "excellent", "name_zh": "优秀", "min_score": 90},
-            {"code": "good", "name_zh": "良好", "min_score": 80},
-            {"code": "pass", "name_zh": "合格", "min_score": 60},
-            {"code": "needs_improvement", "name_zh": "待改进", "min_score": 0},
-        ],
+        "aspects": [{"code": c, "name_zh": T.ASPECT_NAMES_ZH[c]} for c in T.ASPECTS],
+        "sentiment_labels": list(T.SENTIMENT_LABELS),
+        "polarities": list(T.POLARITIES),
+        "grades": [{"code": code, "name_zh": zh, "min_score": floor} for floor, code, zh in T.GRADES],
+        "qa_dimensions": [{"code": c, "name_zh": T.QA_DIMENSION_NAMES_ZH[c]} for c in T.QA_DIMENSIONS],
+        "violation_rules": list(T.VIOLATION_RULES),
+        "severities": list(T.SEVERITIES),
+        "forbidden_categories": list(T.FORBIDDEN_CATEGORIES),
+        "emotions": [{"code": c, "name_zh": T.EMOTIONS_ZH[c]} for c in T.EMOTIONS],
+        "escalation_levels": list(T.ESCALATION_LEVELS),
+        "resolution_statuses": list(T.RESOLUTION_STATUSES),
         "model": pipeline.versions if pipeline else None,
     }

@@ -79,7 +79,7 @@ async def submit(request: Request, store: StoreDep, settings: SettingsDep):
                 extra = {}
             else:
                 raise InvalidUpload("send multipart/form-data (field 'file') or application/json {\"items\": [...]}",
-                                    code="unsupported_media_type", status=415)
+                                    code="unsupported_media_type")
             rec = await run_in_threadpool(service.create_job, store, job_id, folder, spec, ingested, extra)
         except BaseException:
             service.discard(folder)

@@ -1,0 +1,115 @@
+"""The codes Pingjia speaks, with the Chinese names a person reads: one place for all of them.
+
+Reviews: aspect codes, polarities, sentiment labels and the aspect model's (aspect, polarity)
+pairs. Transcripts: QA dimensions, grade bands, violation rules, forbidden-phrase categories,
+severities, PII types, polite and escalation cue kinds, emotions, escalation levels, resolution
+statuses and turn roles.
+
+The lexicon validators, the aspect model's artifact check, the response schemas,
+``GET /v1/taxonomy`` and the training library all import these, so they cannot drift apart.
+Plain tuples and dicts; order matters: it is the order clients see, and ``PAIRS`` is the
+order of the aspect model's outputs that every trained artifact records.
+"""
+from __future__ import annotations
+
+# ---------------------------------------------------------------- reviews
+
+ASPECTS: tuple[str, ...] = (
+    "logistics", "quality", "description", "attitude", "responsiveness",
+    "competence", "after_sales", "price", "other",
+)
+"""Aspect and root-cause codes (ANNOTATION.md), in the order the API lists them."""
+
+ASPECT_NAMES_ZH: dict[str, str] = {
+    "logistics": "物流配送", "quality": "商品质量", "description": "与描述不符",
+    "attitude": "服务态度", "responsiveness": "响应与处理速度", "competence": "专业能力",
+    "after_sales": "售后处理", "price": "价格", "other": "其他",
+}
+
+GENERAL = "general"
+"""The lexicon dimension of an opinion word that names no aspect (慢, 好): the keyword step
+gives it the aspect of a target nearby, else it stays general (sentiment only)."""
+
+KEYWORD_DIMENSIONS: tuple[str, ...] = (*ASPECTS, GENERAL)
+"""What a row of ``service_keywords.csv`` may name as its dimension."""
+
+POLARITIES: tuple[str, ...] = ("positive", "negative")
+"""Polarity of a keyword hit or an aspect finding."""
+
+SENTIMENT_LABELS: tuple[str, ...] = ("positive", "neutral", "negative")
+"""Sentiment labels, in the column order of the sentiment model's probabilities."""
+
+PAIRS: tuple[tuple[str, str], ...] = tuple((a, p) for a in ASPECTS for p in POLARITIES)
+"""The aspect model's outputs in its output order: aspect-major, positive before negative.
+Every trained artifact records this list and is refused when it differs."""
+
+PAIR_CODES: tuple[str, ...] = tuple(f"{a}:{p}" for a, p in PAIRS)
+"""``aspect:polarity``: how artifacts, metrics and model cards name a pair."""
+
+NEGATIVE_PAIRS: tuple[int, ...] = tuple(j for j, (_, p) in enumerate(PAIRS) if p == "negative")
+"""Indices into ``PAIRS`` of the negative pairs: the root causes."""
+
+N_PAIRS = len(PAIRS)
+
+# ---------------------------------------------------------------- transcripts
+
+QA_DIMENSIONS: tuple[str, ...] = ("responsiveness", "attitude", "resolution", "competence")
+"""The four QA dimensions a profile weights, in the order they are scored and reported."""
+
+QA_DIMENSION_NAMES_ZH: dict[str, str] = {
+    "responsiveness": "响应速度", "attitude": "服务态度", "resolution": "问题解决", "competence": "专业能力",
+}
+
+GRADES: tuple[tuple[int, str, str], ...] = (
+    (90, "excellent", "优秀"), (80, "good", "良好"), (60, "pass", "合格"), (0, "needs_improvement", "待改进"),
+)
+"""QA grade bands, best first: (lowest score of the band, code, Chinese name)."""
+
+GRADE_CODES: tuple[str, ...] = tuple(code for _, code, _ in GRADES)
+GRADE_NAMES_ZH: tuple[str, ...] = tuple(zh for _, _, zh in GRADES)
+
+VIOLATION_RULES: tuple[str, ...] = ("forbidden_phrase", "pii_leak", "missing_greeting", "missing_closing", "slow_reply")
+"""Rule codes of a violation; a QA profile's deductions are keyed by them."""
+
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
+"""Severity of a violation, lowest first; a profile gives points per severity."""
+
+FORBIDDEN_CATEGORIES: tuple[str, ...] = (
+    "blame_shifting", "dismissive", "rude", "impatient", "false_promise", "policy")
+"""Categories of ``forbidden_phrases.csv``; the QA profiles choose which ones cost attitude
+and which competence points."""
+
+PII_TYPES: tuple[str, ...] = ("phone", "id_card", "bank_card", "address")
+
+POLITE_KINDS: tuple[str, ...] = ("greeting", "closing", "apology", "empathy", "thanks", "waiting", "help")
+"""Kinds of ``polite_phrases.csv``; greeting and closing are also checked for absence."""
+
+THREAT_KINDS: tuple[str, ...] = ("complaint", "regulator", "media", "review_threat", "legal")
+"""Escalation cue kinds that threaten (投诉, 12315, 曝光, 差评, 起诉): two kinds raise the risk a level."""
+
+PRESSING_KINDS: tuple[str, ...] = ("transfer", "demand")
+"""Escalation cue kinds that press for an answer (转人工, 催促): repeated, they set a floor on the risk."""
+
+ESCALATION_KINDS: tuple[str, ...] = (*THREAT_KINDS, *PRESSING_KINDS)
+"""Kinds of ``escalation_cues.csv``."""
+
+ESCALATION_LEVELS: tuple[str, ...] = ("none", "low", "medium", "high")
+"""Escalation risk, lowest first (a cue's level and the conversation's risk)."""
+
+CUE_EMOTIONS: tuple[str, ...] = ("anger", "anxiety", "disappointment", "satisfaction")
+"""Emotions ``emotion_cues.csv`` can name, in tie-break order (equal cue weights: the earlier wins)."""
+
+EMOTIONS: tuple[str, ...] = (*CUE_EMOTIONS, "neutral")
+"""A customer turn's emotion: a cue emotion, or neutral when neither cues nor sentiment say more."""
+
+EMOTIONS_ZH: dict[str, str] = {"anger": "愤怒", "anxiety": "焦虑", "disappointment": "失望",
+                               "satisfaction": "满意", "neutral": "中性"}
+
+CUE_RESOLUTION_STATUSES: tuple[str, ...] = ("resolved", "unresolved")
+"""What a row of ``resolution_cues.csv`` says."""
+
+RESOLUTION_STATUSES: tuple[str, ...] = (*CUE_RESOLUTION_STATUSES, "unknown")
+"""A conversation's resolution status: a cue's, or unknown when no cue decides."""
+
+ROLES: tuple[str, ...] = ("customer", "agent", "bot", "system")
+"""Who speaks a turn; only customer and agent turns are judged."""
