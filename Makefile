@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 DATA   ?= ../shared/data
 
-.PHONY: install run test train eval bench docker clean
+.PHONY: install run test test-fast lint train eval bench docker clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,15 @@ install: $(VENV)/.installed
 run: install  ## serve the API on $(HOST):$(PORT) with the shipped models
 	$(BIN)/pingjia serve --host $(HOST) --port $(PORT)
 
-test: install  ## every test (data tests skip with a reason when $(DATA) is absent)
+test: install lint  ## lint + every test (data tests skip with a reason when $(DATA) is absent)
 	$(BIN)/python -m pytest
+
+test-fast: install  ## the inner loop: everything not marked slow (~45 s)
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: install  ## ruff lint + format check (`$(BIN)/ruff format .` fixes the format)
+	$(BIN)/ruff check app training tests bench
+	$(BIN)/ruff format --check app training tests bench
 
 train: install  ## retrain the models from $(DATA) into models/ (new versions, pointer updated)
 	$(BIN)/python training/train_sentiment.py --data $(DATA) --out models

@@ -1,4 +1,5 @@
 """``pingjia``: analyse a text, score a file, or serve the API."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,6 @@ from app.core.config import get_settings
 from app.core.errors import PingjiaError
 from app.jobs.ingest import InputSpec
 from app.pipeline import present
-
 
 # The lazy imports below are not about cycles: the models' libraries (scikit-learn, skops,
 # jieba) and uvicorn take seconds to import, and `pingjia --help` should not wait for them.
@@ -28,8 +28,9 @@ def cmd_analyze(args) -> int:
     text = args.text if args.text != "-" else sys.stdin.read()
     p = _load()
     try:
-        result = present.analysis(p.analyze(text, top_terms=args.top_terms), p.versions,
-                                  with_terms=bool(args.top_terms))
+        result = present.analysis(
+            p.analyze(text, top_terms=args.top_terms), p.versions, with_terms=bool(args.top_terms)
+        )
     except PingjiaError as exc:
         print(json.dumps({"error": {"code": exc.code, "message": exc.message}}, ensure_ascii=False))
         return 2
@@ -42,14 +43,27 @@ def cmd_score(args) -> int:
     ``POST /v1/jobs``), with a progress bar; ``--summary`` writes the 差评报表 JSON."""
     from app.jobs.local import ScoreOptions, score_file  # lazy: see above
 
-    groups = None if args.group_columns is None else tuple(
-        g.strip() for g in args.group_columns.split(",") if g.strip())
-    spec = InputSpec(kind=args.kind, fmt="jsonl" if args.input == "-" else None, text_column=args.text_column,
-                     id_column=args.id_column, encoding=args.encoding, date_column=args.date_column,
-                     group_columns=groups)
-    opts = ScoreOptions(input=args.input, output=args.output, summary=args.summary, spec=spec,
-                        workers=max(1, args.workers or os.cpu_count() or 1), quiet=args.quiet,
-                        work_dir=args.work_dir)
+    groups = (
+        None if args.group_columns is None else tuple(g.strip() for g in args.group_columns.split(",") if g.strip())
+    )
+    spec = InputSpec(
+        kind=args.kind,
+        fmt="jsonl" if args.input == "-" else None,
+        text_column=args.text_column,
+        id_column=args.id_column,
+        encoding=args.encoding,
+        date_column=args.date_column,
+        group_columns=groups,
+    )
+    opts = ScoreOptions(
+        input=args.input,
+        output=args.output,
+        summary=args.summary,
+        spec=spec,
+        workers=max(1, args.workers or os.cpu_count() or 1),
+        quiet=args.quiet,
+        work_dir=args.work_dir,
+    )
     try:
         status = score_file(opts, get_settings())
     except PingjiaError as exc:
@@ -65,8 +79,10 @@ def cmd_score(args) -> int:
         print(f"pingjia score: job {status['status']}: {status['error']}", file=sys.stderr)
         return 1
     if not args.quiet:
-        print(f"pingjia score: {status['done']} rows ({status['errors']} errors), "
-              f"{status['rows_per_second']} rows/s", file=sys.stderr)
+        print(
+            f"pingjia score: {status['done']} rows ({status['errors']} errors), {status['rows_per_second']} rows/s",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -109,8 +125,11 @@ def cmd_eval(args) -> int:
     from training import TrainingError  # lazy: see above
     from training.evaluation import EvalConfig, evaluate
 
-    config = EvalConfig(data=Path(args.data), out=Path(args.out) if args.out else None,
-                        models=Path(args.models) if args.models else None)
+    config = EvalConfig(
+        data=Path(args.data),
+        out=Path(args.out) if args.out else None,
+        models=Path(args.models) if args.models else None,
+    )
     try:
         evaluate(config)
     except TrainingError as exc:
@@ -149,13 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("train", help="retrain the sentiment and aspect models (training/*.py) and point "
-                                     "models/current.json at them")
+    p = sub.add_parser(
+        "train", help="retrain the sentiment and aspect models (training library) and point models/current.json at them"
+    )
     p.add_argument("--data", help="folder with reviews_train.csv and aspects_train.jsonl (default: ../shared/data)")
     p.add_argument("--out", help="models folder (default: the service's, PINGJIA_MODELS_DIR)")
     p.add_argument("--only", action="append", choices=["sentiment", "aspects"], help="train just this model")
-    p.add_argument("--corpus", help="aspects: CSV of pos/neg-labelled reviews for the word vectors (default: "
-                                    "reviews_train.csv beside the data; 'none' to train without)")
+    p.add_argument(
+        "--corpus",
+        help="aspects: CSV of pos/neg-labelled reviews for the word vectors (default: "
+        "reviews_train.csv beside the data; 'none' to train without)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="per-class figures of the served models on any labelled file")

@@ -1,6 +1,7 @@
 """create_app(): the FastAPI app, its lifespan (models load here, never at import; the job
 runner is wired here) and the one error boundary that turns every failure into
 ``{"error": {"code", "message"}}``."""
+
 from __future__ import annotations
 
 import logging
@@ -46,10 +47,13 @@ def job_runner(state, settings: Settings):
     here, naming the file and what to do) and /readyz says so."""
     state.jobs_unavailable = None
     try:
-        store, runner = start_jobs(settings, store=getattr(state, "job_store", None),
-                                   runner=getattr(state, "job_runner", None),
-                                   pipeline=getattr(state, "pipeline", None),
-                                   rules=getattr(state, "conversation_rules", None))
+        store, runner = start_jobs(
+            settings,
+            store=getattr(state, "job_store", None),
+            runner=getattr(state, "job_runner", None),
+            pipeline=getattr(state, "pipeline", None),
+            rules=getattr(state, "conversation_rules", None),
+        )
     except Exception as exc:  # noqa: BLE001 - whatever is wrong with the job database, the review API serves
         state.jobs_unavailable = unavailable_message(settings, exc)
         jobs_log.error("%s", state.jobs_unavailable)
@@ -70,8 +74,9 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if getattr(app.state, "pipeline", None) is None:
-            app.state.pipeline = build_pipeline(settings.lexicon_dir, settings.models_dir,
-                                                max_text_chars=settings.max_text_chars)
+            app.state.pipeline = build_pipeline(
+                settings.lexicon_dir, settings.models_dir, max_text_chars=settings.max_text_chars
+            )
             log.info("pingjia ready: %s", app.state.pipeline.versions)
         if getattr(app.state, "conversation_rules", None) is None:
             app.state.conversation_rules = load_conversation_rules(settings.lexicon_dir)
@@ -83,9 +88,12 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
         finally:
             app.state.analysis_pool.shutdown()
 
-    app = FastAPI(title="Pingjia 评价", version="1.0",
-                  description="Chinese customer-text analysis: sentiment, service keywords, "
-                              "aspects and root causes.", lifespan=lifespan)
+    app = FastAPI(
+        title="Pingjia 评价",
+        version="1.0",
+        description="Chinese customer-text analysis: sentiment, service keywords, aspects and root causes.",
+        lifespan=lifespan,
+    )
     app.state.settings = settings
     app.state.pipeline = pipeline
     app.state.analysis_pool = AnalysisPool(settings.analysis_threads, settings.analysis_queue)
@@ -105,8 +113,13 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
-        codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 408: "request_timeout",
-                 413: "body_too_large"}
+        codes = {
+            404: "not_found",
+            405: "method_not_allowed",
+            400: "bad_request",
+            408: "request_timeout",
+            413: "body_too_large",
+        }
         return error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
 
     @app.exception_handler(Exception)
@@ -115,11 +128,24 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
         # its traceback in the log. (Starlette sends this from its outermost middleware,
         # outside RequestId, so the header is set here.)
         rid = request_id_of(request.scope) or "-"
-        log.error("request %s %s %s failed", rid, request.method, request.url.path,
-                  exc_info=(type(exc), exc, exc.__traceback__))
-        return JSONResponse({"error": {"code": "internal_error", "request_id": rid,
-                                       "message": f"unexpected server error; quote request id {rid} when reporting it"}},
-                            status_code=500, headers={"X-Request-ID": rid})
+        log.error(
+            "request %s %s %s failed",
+            rid,
+            request.method,
+            request.url.path,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "internal_error",
+                    "request_id": rid,
+                    "message": f"unexpected server error; quote request id {rid} when reporting it",
+                }
+            },
+            status_code=500,
+            headers={"X-Request-ID": rid},
+        )
 
     app.include_router(health.router)
     app.include_router(analyze.router)

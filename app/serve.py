@@ -8,6 +8,7 @@ a timer) answers 408 and closes the connection when the headers are not complete
 
     uvicorn app.main:app --http app.serve:HeaderTimeoutProtocol     # what `pingjia serve` runs
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +20,10 @@ from app.core.config import get_settings
 
 KEEP_ALIVE_SECONDS = 5  # idle keep-alive connections are closed after this (uvicorn's timer)
 _408_BODY = b'{"error":{"code":"request_timeout","message":"request headers were not complete in time"}}'
-_408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-        b"content-length: %d\r\n\r\n%s" % (len(_408_BODY), _408_BODY))
+_408 = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    b"content-length: %d\r\n\r\n%s" % (len(_408_BODY), _408_BODY)
+)
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
@@ -71,5 +74,12 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
 
 def serve(host: str, port: int, workers: int | None = None) -> None:
-    uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_level="info",
-                http=HeaderTimeoutProtocol, timeout_keep_alive=KEEP_ALIVE_SECONDS)
+    uvicorn.run(
+        "app.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        http=HeaderTimeoutProtocol,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )

@@ -11,6 +11,7 @@ Every run uses a different 50-turn transcript (rotated through the fixtures), so
 cached between measured calls. Uses the trained sentiment model when ``models/current.json``
 exists, otherwise (or with --fake) a lexicon-sign stand-in, and says which.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "conversations"
 
 class LexiconSign:
     """Stand-in sentiment: the sign of the summed keyword weights (used when no model is trained)."""
+
     version = "bench-lexicon-sign"
 
     def predict(self, docs):
@@ -39,8 +41,9 @@ class LexiconSign:
         for d in docs:
             total = sum(h.weight if h.polarity == "positive" else -h.weight for h in d.hits)
             label = "positive" if total > 0 else "negative" if total < 0 else "neutral"
-            out.append(SentimentFinding(label, {k: 0.8 if k == label else 0.1
-                                                for k in ("positive", "neutral", "negative")}))
+            out.append(
+                SentimentFinding(label, {k: 0.8 if k == label else 0.1 for k in ("positive", "neutral", "negative")})
+            )
         return out
 
 
@@ -54,8 +57,12 @@ def build(fake: bool):
     if not fake and (s.models_dir / "current.json").is_file():
         return build_pipeline(s.lexicon_dir, s.models_dir), "trained model"
     lexicon = load_lexicon(s.lexicon_dir)
-    return Pipeline(lexicon=lexicon, segmenter=build_segmenter(lexicon), sentiment=LexiconSign(),
-                    aspects=LexiconAspectScorer(lexicon.version)), "lexicon-sign stand-in (no trained model)"
+    return Pipeline(
+        lexicon=lexicon,
+        segmenter=build_segmenter(lexicon),
+        sentiment=LexiconSign(),
+        aspects=LexiconAspectScorer(lexicon.version),
+    ), "lexicon-sign stand-in (no trained model)"
 
 
 class PerTurn:
@@ -112,8 +119,10 @@ def main() -> None:
     for c in convs[:5]:  # warm-up: opencc, jieba caches, lazily built tables
         analyze_conversation(c, pipeline, rules)
         analyze_conversation(c, naive, rules)
-    print(f"sentiment: {kind} ({pipeline.sentiment.version}); {args.runs} transcripts x {args.turns} turns, "
-          f"{statistics.fmean(sum(len(t['text']) for t in c['turns']) for c in convs):.0f} chars each")
+    print(
+        f"sentiment: {kind} ({pipeline.sentiment.version}); {args.runs} transcripts x {args.turns} turns, "
+        f"{statistics.fmean(sum(len(t['text']) for t in c['turns']) for c in convs):.0f} chars each"
+    )
     engine = measure(lambda c: analyze_conversation(c, pipeline, rules), convs)
     peer = measure(lambda c: analyze_conversation(c, naive, rules), convs)
     only = measure(lambda c: pipeline.analyze_batch([TextItem(t["text"]) for t in c["turns"]]), convs)
@@ -121,8 +130,10 @@ def main() -> None:
     print(line("naive peer (Pipeline.analyze per turn)", peer))
     print(line("pipeline only (analyze_batch, no rules)", only))
     p50 = statistics.median(engine)
-    print(f"target p50 <= 30 ms: {'met' if p50 <= 30 else 'MISSED'} ({p50:.2f} ms); "
-          f"naive peer is {statistics.median(peer) / p50:.2f}x the engine's p50")
+    print(
+        f"target p50 <= 30 ms: {'met' if p50 <= 30 else 'MISSED'} ({p50:.2f} ms); "
+        f"naive peer is {statistics.median(peer) / p50:.2f}x the engine's p50"
+    )
     print()
     print_table(pipeline, rules)
 
@@ -137,8 +148,10 @@ def print_table(pipeline, rules) -> None:
             continue
         r = analyze_conversation(c, pipeline, rules)
         rules_seen = ", ".join(sorted({v.rule for v in r.violations})) or "-"
-        print(f"| {name} | {r.qa.profile} | {r.qa.score:.1f} | {r.qa.grade_zh} {r.qa.grade} | {r.resolution.status} "
-              f"| {r.customer.escalation.risk} | {rules_seen} |")
+        print(
+            f"| {name} | {r.qa.profile} | {r.qa.score:.1f} | {r.qa.grade_zh} {r.qa.grade} | {r.resolution.status} "
+            f"| {r.customer.escalation.risk} | {rules_seen} |"
+        )
 
 
 if __name__ == "__main__":

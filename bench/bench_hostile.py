@@ -32,6 +32,7 @@ The final table lists each figure against its target; the exit status is 1 when 
 fails (2 when the service cannot be started). The machine's other load is not controlled:
 run it on a quiet machine for figures to quote.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,32 +61,59 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PARTS = ["schemathesis", "load", "healthz", "jobs", "batchmem"]
-CHECKS = ["not_a_server_error", "status_code_conformance", "response_schema_conformance",
-          "content_type_conformance"]
+CHECKS = ["not_a_server_error", "status_code_conformance", "response_schema_conformance", "content_type_conformance"]
 MB = 1024 * 1024
 
 # --- data ---------------------------------------------------------------------------------
-PRODUCTS = ["手机", "蓝牙耳机", "羽绒服", "面膜", "电饭煲", "奶粉", "运动鞋", "台灯", "洗发水", "充电宝", "行李箱", "咖啡豆"]
+PRODUCTS = [
+    "手机",
+    "蓝牙耳机",
+    "羽绒服",
+    "面膜",
+    "电饭煲",
+    "奶粉",
+    "运动鞋",
+    "台灯",
+    "洗发水",
+    "充电宝",
+    "行李箱",
+    "咖啡豆",
+]
 PHRASES = {
-    "logistics": (["物流很快，第二天就到了", "快递小哥很负责，送货上门", "发货速度快，包装完好"],
-                  ["快递太慢了，等了{n}天才到", "物流信息{n}天没更新", "发货拖了一个星期，催了{n}次"]),
-    "quality": (["质量很好，做工精细", "用了{n}天没有任何问题", "材质不错，手感很好"],
-                ["质量太差了，用了{n}天就坏了", "做工粗糙，线头很多", "有异味，洗了{n}次还有"]),
-    "service": (["客服态度很好，耐心解答", "售后处理很及时", "客服回复很快，问题都解决了"],
-                ["客服态度很差，问了{n}次都没人回复", "售后推来推去，不给解决", "客服说话很不耐烦"]),
-    "price": (["价格实惠，性价比高", "活动价很划算", "比实体店便宜不少"],
-              ["价格偏贵，不值这个钱", "刚买就降价{n}十块，不给保价", "优惠券用不了"]),
-    "match": (["和描述的一样，颜色很正", "尺码标准，穿着合身", "实物比图片还好看"],
-              ["与描述不符，颜色差太多", "尺码偏小，要换大{n}码", "图片仅供参考，实物差很多"]),
+    "logistics": (
+        ["物流很快，第二天就到了", "快递小哥很负责，送货上门", "发货速度快，包装完好"],
+        ["快递太慢了，等了{n}天才到", "物流信息{n}天没更新", "发货拖了一个星期，催了{n}次"],
+    ),
+    "quality": (
+        ["质量很好，做工精细", "用了{n}天没有任何问题", "材质不错，手感很好"],
+        ["质量太差了，用了{n}天就坏了", "做工粗糙，线头很多", "有异味，洗了{n}次还有"],
+    ),
+    "service": (
+        ["客服态度很好，耐心解答", "售后处理很及时", "客服回复很快，问题都解决了"],
+        ["客服态度很差，问了{n}次都没人回复", "售后推来推去，不给解决", "客服说话很不耐烦"],
+    ),
+    "price": (
+        ["价格实惠，性价比高", "活动价很划算", "比实体店便宜不少"],
+        ["价格偏贵，不值这个钱", "刚买就降价{n}十块，不给保价", "优惠券用不了"],
+    ),
+    "match": (
+        ["和描述的一样，颜色很正", "尺码标准，穿着合身", "实物比图片还好看"],
+        ["与描述不符，颜色差太多", "尺码偏小，要换大{n}码", "图片仅供参考，实物差很多"],
+    ),
 }
-CLOSINGS = (["下次还会回购", "推荐给朋友了", "五星好评", "很满意", ""], ["不会再买了", "要求退货退款", "差评", "很失望", ""])
+CLOSINGS = (
+    ["下次还会回购", "推荐给朋友了", "五星好评", "很满意", ""],
+    ["不会再买了", "要求退货退款", "差评", "很失望", ""],
+)
 
 
 def review(rnd: random.Random, negative: bool | None = None) -> str:
     neg = rnd.random() < 0.4 if negative is None else negative
     aspects = rnd.sample(list(PHRASES), rnd.randint(1, 3))
-    parts = [rnd.choice(PHRASES[a][1 if neg and (i == 0 or rnd.random() < 0.7) else 0]).format(n=rnd.randint(2, 9))
-             for i, a in enumerate(aspects)]
+    parts = [
+        rnd.choice(PHRASES[a][1 if neg and (i == 0 or rnd.random() < 0.7) else 0]).format(n=rnd.randint(2, 9))
+        for i, a in enumerate(aspects)
+    ]
     closing = rnd.choice(CLOSINGS[1 if neg else 0])
     return f"买的{rnd.choice(PRODUCTS)}，" + "，".join(parts) + (f"，{closing}" if closing else "") + "。"
 
@@ -101,13 +129,24 @@ def long_text(rnd: random.Random, chars: int) -> str:
 
 def conversation(rnd: random.Random, cid: int) -> dict:
     turns, t = [], 1_795_000_000 + rnd.randint(0, 86_400 * 20)
-    lines = [("customer", "在吗？我的订单{n}天了还没发货"), ("agent", "您好，请稍等，我帮您查一下"),
-             ("customer", "快点，都等了好久了，客服态度也太差了"), ("agent", "非常抱歉给您带来不便，已经为您催促仓库"),
-             ("customer", "那什么时候能到？"), ("agent", "预计明天发出，后天送达，请您留意物流信息")]
-    for role, text in lines[:rnd.choice([2, 4, 6])]:
+    lines = [
+        ("customer", "在吗？我的订单{n}天了还没发货"),
+        ("agent", "您好，请稍等，我帮您查一下"),
+        ("customer", "快点，都等了好久了，客服态度也太差了"),
+        ("agent", "非常抱歉给您带来不便，已经为您催促仓库"),
+        ("customer", "那什么时候能到？"),
+        ("agent", "预计明天发出，后天送达，请您留意物流信息"),
+    ]
+    for role, text in lines[: rnd.choice([2, 4, 6])]:
         t += rnd.randint(5, 120)
-        turns.append({"role": role, "text": text.format(n=rnd.randint(2, 9)), "time": t,
-                      **({"agent_id": f"a{rnd.randint(1, 9)}"} if role == "agent" else {})})
+        turns.append(
+            {
+                "role": role,
+                "text": text.format(n=rnd.randint(2, 9)),
+                "time": t,
+                **({"agent_id": f"a{rnd.randint(1, 9)}"} if role == "agent" else {}),
+            }
+        )
     return {"id": f"c{cid}", "turns": turns}
 
 
@@ -118,8 +157,14 @@ def reviews_csv(n: int, seed: int = 7) -> bytes:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["review_id", "content", "channel", "date"])
     for i in range(n):
-        w.writerow([f"r{i}", review(rnd), rnd.choice(["app", "web", "mini", "store"]),
-                    f"2026-10-{1 + i % 30:02d} {rnd.randint(8, 22):02d}:{rnd.randint(0, 59):02d}:00"])
+        w.writerow(
+            [
+                f"r{i}",
+                review(rnd),
+                rnd.choice(["app", "web", "mini", "store"]),
+                f"2026-10-{1 + i % 30:02d} {rnd.randint(8, 22):02d}:{rnd.randint(0, 59):02d}:00",
+            ]
+        )
     return buf.getvalue().encode()
 
 
@@ -168,12 +213,23 @@ class Service:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = work / f"service-{name}.log"
         full_env = {**os.environ, "PINGJIA_DATA_DIR": str(self.data_dir), "PYTHONPATH": str(ROOT), **env}
-        cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
-               "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
         self.log = open(self.log_path, "wb")
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def wait_ready(self, timeout: float = 180.0) -> float:
         deadline = time.monotonic() + timeout
@@ -285,8 +341,9 @@ class Calls:
         return [c.seconds for c in self.of(label) if self.ok(c) or not only_ok]
 
 
-async def timed(client: httpx.AsyncClient, calls: Calls, label: str, method: str, path: str,
-                **kw) -> httpx.Response | None:
+async def timed(
+    client: httpx.AsyncClient, calls: Calls, label: str, method: str, path: str, **kw
+) -> httpx.Response | None:
     t0 = time.perf_counter()
     try:
         r = await client.request(method, path, **kw)
@@ -309,13 +366,17 @@ def timed_sync(client: httpx.Client, calls: Calls, label: str, method: str, path
 
 
 def latency_table(calls: Calls, peer: dict[str, list[float]] | None = None) -> list[str]:
-    rows = [f"  {'endpoint':<22} {'requests':>8} {'errors':>7} {'p50':>10} {'p99':>10} {'max':>10}"
-            + (f" {'idle p50':>10} {'x idle':>7}" if peer is not None else "")]
+    rows = [
+        f"  {'endpoint':<22} {'requests':>8} {'errors':>7} {'p50':>10} {'p99':>10} {'max':>10}"
+        + (f" {'idle p50':>10} {'x idle':>7}" if peer is not None else "")
+    ]
     for label in calls.labels():
         lat = calls.latencies(label)
         errs = sum(calls.errors(label).values())
-        line = (f"  {label:<22} {len(calls.of(label)):>8} {errs:>7} {ms(pct(lat, 50)):>10} {ms(pct(lat, 99)):>10} "
-                f"{ms(max(lat) if lat else float('nan')):>10}")
+        line = (
+            f"  {label:<22} {len(calls.of(label)):>8} {errs:>7} {ms(pct(lat, 50)):>10} {ms(pct(lat, 99)):>10} "
+            f"{ms(max(lat) if lat else float('nan')):>10}"
+        )
         if peer is not None:
             base = pct(peer.get(label, []), 50)
             line += f" {ms(base):>10} {pct(lat, 50) / base if base == base and base > 0 else float('nan'):>6.1f}x"
@@ -332,12 +393,27 @@ class Mix:
         self.longs = [long_text(rnd, long_chars) for _ in range(8)]
         self.entries = [
             ("analyze short", 35, "POST", "/v1/analyze", lambda r: {"text": review(r), "id": f"s{r.randint(0, 9999)}"}),
-            ("analyze 5000 chars", 10, "POST", "/v1/analyze",
-             lambda r: {"text": r.choice(self.longs)[:-1] + r.choice("。！？"), "id": "long"}),
-            ("analyze/batch x10", 20, "POST", "/v1/analyze/batch",
-             lambda r: {"items": [{"id": f"b{i}", "text": review(r)} for i in range(10)]}),
-            ("conversations/analyze", 20, "POST", "/v1/conversations/analyze",
-             lambda r: conversation(r, r.randint(0, 9999))),
+            (
+                "analyze 5000 chars",
+                10,
+                "POST",
+                "/v1/analyze",
+                lambda r: {"text": r.choice(self.longs)[:-1] + r.choice("。！？"), "id": "long"},
+            ),
+            (
+                "analyze/batch x10",
+                20,
+                "POST",
+                "/v1/analyze/batch",
+                lambda r: {"items": [{"id": f"b{i}", "text": review(r)} for i in range(10)]},
+            ),
+            (
+                "conversations/analyze",
+                20,
+                "POST",
+                "/v1/conversations/analyze",
+                lambda r: conversation(r, r.randint(0, 9999)),
+            ),
             ("healthz", 15, "GET", "/healthz", None),
         ]
         self.weights = [e[1] for e in self.entries]
@@ -387,7 +463,7 @@ def parse_ndjson(path: Path):
                 per_check[c["name"]][c["status"]] += 1
                 if c["status"] == "success":
                     continue
-                f = ((c.get("failure_info") or {}).get("failure") or {})
+                f = (c.get("failure_info") or {}).get("failure") or {}
                 msg = " / ".join(x.strip() for x in str(f.get("message", "")).splitlines() if x.strip())
                 msg = re.sub(r"[0-9a-f]{32}", "<id>", msg)[:300]
                 key = (op, c["name"], status, f.get("title", ""), msg)
@@ -402,9 +478,11 @@ def parse_ndjson(path: Path):
                     body_b64 = (req.get("body") or {}).get("$base64") if isinstance(req.get("body"), dict) else None
                     if body_b64:
                         import base64
+
                         raw = base64.b64decode(body_b64)
-                        entry["example"] += " body=" + raw[:300].decode("utf-8", "replace") + (
-                            "..." if len(raw) > 300 else "")
+                        entry["example"] += (
+                            " body=" + raw[:300].decode("utf-8", "replace") + ("..." if len(raw) > 300 else "")
+                        )
     return per_check, failures, tool_errors, cases, statuses
 
 
@@ -420,26 +498,54 @@ def part_schemathesis(args, work: Path, env: dict[str, str]) -> Result:
     try:
         say(f"  service ready in {svc.wait_ready():.1f} s on {svc.url}; {version}")
         spec = httpx.get(f"{svc.url}/openapi.json", timeout=30).json()
-        ops = [(m.upper(), p) for p, item in spec.get("paths", {}).items() for m in item
-               if m in ("get", "post", "put", "patch", "delete")]
+        ops = [
+            (m.upper(), p)
+            for p, item in spec.get("paths", {}).items()
+            for m in item
+            if m in ("get", "post", "put", "patch", "delete")
+        ]
         total_cases, per_check, failures, tool_errors, statuses = 0, defaultdict(Counter), {}, [], Counter()
         runs, seed, t0 = 0, args.seed, time.monotonic()
         per_op = max(5, math.ceil(args.cases / max(1, len(ops))))
         while total_cases < args.cases and runs < 4:
             runs += 1
             report = work / f"schemathesis-{runs}"
-            cmd = [str(st), "run", f"{svc.url}/openapi.json", "--checks", ",".join(CHECKS),
-                   "--phases", "examples,coverage,fuzzing", "--max-examples", str(per_op), "--seed", str(seed),
-                   "--continue-on-failure", "--generation-database", "none", "--workers", str(args.st_workers),
-                   "--request-timeout", "60", "--no-color", "--report", "ndjson,json", "--report-dir", str(report),
-                   "--output-truncate", "true"]
+            cmd = [
+                str(st),
+                "run",
+                f"{svc.url}/openapi.json",
+                "--checks",
+                ",".join(CHECKS),
+                "--phases",
+                "examples,coverage,fuzzing",
+                "--max-examples",
+                str(per_op),
+                "--seed",
+                str(seed),
+                "--continue-on-failure",
+                "--generation-database",
+                "none",
+                "--workers",
+                str(args.st_workers),
+                "--request-timeout",
+                "60",
+                "--no-color",
+                "--report",
+                "ndjson,json",
+                "--report-dir",
+                str(report),
+                "--output-truncate",
+                "true",
+            ]
             say(f"  run {runs}: {' '.join(cmd[1:])}")
             out = subprocess.run(cmd, capture_output=True, text=True, cwd=work, timeout=3600)
             (work / f"schemathesis-{runs}.txt").write_text(out.stdout + out.stderr, encoding="utf-8")
             nd = next(report.glob("ndjson-*.ndjson"), None)
             if nd is None:
-                res.details.append(f"schemathesis run {runs} wrote no report (exit {out.returncode}):\n"
-                                   + (out.stdout + out.stderr)[-3000:])
+                res.details.append(
+                    f"schemathesis run {runs} wrote no report (exit {out.returncode}):\n"
+                    + (out.stdout + out.stderr)[-3000:]
+                )
                 break
             pc, fl, te, cs, sts = parse_ndjson(nd)
             total_cases += len(cs)
@@ -460,15 +566,25 @@ def part_schemathesis(args, work: Path, env: dict[str, str]) -> Result:
     finally:
         svc.stop()
 
-    res.add("schemathesis", "generated cases", f"{total_cases} in {runs} run(s), {elapsed:.0f} s",
-            f">= {args.cases}", ok=total_cases >= args.cases)
+    res.add(
+        "schemathesis",
+        "generated cases",
+        f"{total_cases} in {runs} run(s), {elapsed:.0f} s",
+        f">= {args.cases}",
+        ok=total_cases >= args.cases,
+    )
     res.add("schemathesis", "service still up after fuzzing", "yes" if alive else "NO", "yes", ok=alive)
     for check in CHECKS:
         c = per_check.get(check, Counter())
         failed = sum(v for k, v in c.items() if k != "success")
         ops_failing = sorted({k[0] for k in failures if k[1] == check})
-        res.add("schemathesis", check, f"{failed} failed / {sum(c.values())} cases"
-                + (f" ({len(ops_failing)} operations)" if ops_failing else ""), "0 failed", ok=failed == 0)
+        res.add(
+            "schemathesis",
+            check,
+            f"{failed} failed / {sum(c.values())} cases" + (f" ({len(ops_failing)} operations)" if ops_failing else ""),
+            "0 failed",
+            ok=failed == 0,
+        )
     res.details.append(f"schemathesis: {len(ops)} operations; responses seen per operation and status:")
     by_op: dict[str, list[str]] = defaultdict(list)
     for (op, status), n in sorted(statuses.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
@@ -483,7 +599,7 @@ def part_schemathesis(args, work: Path, env: dict[str, str]) -> Result:
                 res.details.append(f"      e.g. {v['example']}")
         # the undocumented codes, per operation: what the OpenAPI must add
         missing: dict[str, set] = defaultdict(set)
-        for (op, check, status, _title, _msg) in failures:
+        for op, check, status, _title, _msg in failures:
             if check == "status_code_conformance":
                 missing[op].add(str(status))
         if missing:
@@ -494,8 +610,11 @@ def part_schemathesis(args, work: Path, env: dict[str, str]) -> Result:
         res.details.append(f"schemathesis tool errors ({len(tool_errors)}; generation problems, not service failures):")
         for line in sorted(set(tool_errors))[:20]:
             res.details.append(f"  {line}")
-    res.details.append(f"full schemathesis output: {work}/schemathesis-*.txt" if args.keep else
-                       "full schemathesis output (st's own report, curl reproductions): rerun with --keep")
+    res.details.append(
+        f"full schemathesis output: {work}/schemathesis-*.txt"
+        if args.keep
+        else "full schemathesis output (st's own report, curl reproductions): rerun with --keep"
+    )
     return res
 
 
@@ -569,10 +688,12 @@ def part_load(args, work: Path, env: dict[str, str]) -> Result:
     total = len(calls.items)
     errors = calls.errors()
     n_err = sum(errors.values())
-    res.details.append(f"load: {args.concurrency} clients, {elapsed:.1f} s, {total} requests "
-                       f"({total / elapsed:.1f}/s), "
-                       f"{n_err} errors; warm-up {args.warmup:.0f} s ({len(warm.items)} requests, "
-                       f"{sum(warm.errors().values())} errors)")
+    res.details.append(
+        f"load: {args.concurrency} clients, {elapsed:.1f} s, {total} requests "
+        f"({total / elapsed:.1f}/s), "
+        f"{n_err} errors; warm-up {args.warmup:.0f} s ({len(warm.items)} requests, "
+        f"{sum(warm.errors().values())} errors)"
+    )
     res.details += latency_table(calls, peer)
     if errors:
         res.details.append("  errors by status: " + ", ".join(f"{k}: {v}" for k, v in errors.most_common()))
@@ -587,16 +708,25 @@ def part_load(args, work: Path, env: dict[str, str]) -> Result:
     end_rss, end_pss = next((r, p) for n, r, p, _ in rss_series if n == "end")
     allowance = max(0.10 * warm_rss, 100.0)
     res.add("load", "requests", f"{total} in {elapsed:.0f} s ({total / elapsed:.1f}/s)")
-    res.add("load", "errors (non-2xx + transport)",
-            f"{n_err} ({', '.join(f'{k}: {v}' for k, v in errors.most_common(4)) or 'none'})", "0", ok=n_err == 0)
+    res.add(
+        "load",
+        "errors (non-2xx + transport)",
+        f"{n_err} ({', '.join(f'{k}: {v}' for k, v in errors.most_common(4)) or 'none'})",
+        "0",
+        ok=n_err == 0,
+    )
     for label in calls.labels():
         lat = calls.latencies(label)
         base = pct(peer.get(label, []), 50)
-        res.add("load", f"{label} p50 / p99", f"{ms(pct(lat, 50))} / {ms(pct(lat, 99))}", "",
-                f"idle p50 {ms(base)}")
-    res.add("load", "RSS after warm-up -> end", f"{warm_rss:.0f} -> {end_rss:.0f} MB ({end_rss - warm_rss:+.0f} MB)",
-            f"<= +{allowance:.0f} MB (10% or 100 MB)", f"PSS {warm_pss:.0f} -> {end_pss:.0f} MB",
-            ok=end_rss - warm_rss <= allowance)
+        res.add("load", f"{label} p50 / p99", f"{ms(pct(lat, 50))} / {ms(pct(lat, 99))}", "", f"idle p50 {ms(base)}")
+    res.add(
+        "load",
+        "RSS after warm-up -> end",
+        f"{warm_rss:.0f} -> {end_rss:.0f} MB ({end_rss - warm_rss:+.0f} MB)",
+        f"<= +{allowance:.0f} MB (10% or 100 MB)",
+        f"PSS {warm_pss:.0f} -> {end_pss:.0f} MB",
+        ok=end_rss - warm_rss <= allowance,
+    )
     res.add("load", "service still up", "yes" if alive else "NO", "yes", ok=alive)
     return res
 
@@ -639,8 +769,14 @@ def part_healthz(args, work: Path, env: dict[str, str]) -> Result:
 
         async def step(client, rnd):
             text = rnd.choice(longs)
-            await timed(client, load, "analyze 5000 chars", "POST", "/v1/analyze",
-                        json={"text": text[:-1] + rnd.choice("。！？"), "id": "long"})
+            await timed(
+                client,
+                load,
+                "analyze 5000 chars",
+                "POST",
+                "/v1/analyze",
+                json={"text": text[:-1] + rnd.choice("。！？"), "id": "long"},
+            )
 
         t0 = time.monotonic()
         asyncio.run(run_clients(svc.url, 8, args.probe_seconds, step))
@@ -651,23 +787,39 @@ def part_healthz(args, work: Path, env: dict[str, str]) -> Result:
     finally:
         svc.stop()
     il, bl = idle.latencies(), busy.latencies()
-    res.details.append(f"healthz: idle {len(idle.items)} polls; under 8 clients x {args.long_chars}-char texts for "
-                       f"{elapsed:.1f} s: {len(busy.items)} polls, {len(load.items)} analyses "
-                       f"({len(load.items) / elapsed:.1f}/s)")
+    res.details.append(
+        f"healthz: idle {len(idle.items)} polls; under 8 clients x {args.long_chars}-char texts for "
+        f"{elapsed:.1f} s: {len(busy.items)} polls, {len(load.items)} analyses "
+        f"({len(load.items) / elapsed:.1f}/s)"
+    )
     res.details += latency_table(busy, {"healthz": il})
     res.details += latency_table(load)[1:]
     be, le = busy.errors(), load.errors()
     if be or le:
         res.details.append(f"  errors: healthz {dict(be)}, analyze {dict(le)}")
-    res.add("healthz", "healthz p50 under long texts", ms(pct(bl, 50)), "< 100 ms", f"idle {ms(pct(il, 50))}",
-            ok=pct(bl, 50) < 0.100)
+    res.add(
+        "healthz",
+        "healthz p50 under long texts",
+        ms(pct(bl, 50)),
+        "< 100 ms",
+        f"idle {ms(pct(il, 50))}",
+        ok=pct(bl, 50) < 0.100,
+    )
     res.add("healthz", "healthz p99 under long texts", ms(pct(bl, 99)), "", f"idle {ms(pct(il, 99))}")
     res.add("healthz", "healthz max under long texts", ms(max(bl) if bl else float("nan")))
-    res.add("healthz", "healthz errors under load", f"{sum(be.values())} of {len(busy.items)}", "0",
-            ok=not be and bool(busy.items))
+    res.add(
+        "healthz",
+        "healthz errors under load",
+        f"{sum(be.values())} of {len(busy.items)}",
+        "0",
+        ok=not be and bool(busy.items),
+    )
     la = load.latencies()
-    res.add("healthz", "analyze 5000 chars x8: rate, p50 / p99",
-            f"{len(la) / elapsed:.1f}/s, {ms(pct(la, 50))} / {ms(pct(la, 99))}, errors {sum(le.values())}")
+    res.add(
+        "healthz",
+        "analyze 5000 chars x8: rate, p50 / p99",
+        f"{len(la) / elapsed:.1f}/s, {ms(pct(la, 50))} / {ms(pct(la, 99))}, errors {sum(le.values())}",
+    )
     res.add("healthz", "service still up", "yes" if alive else "NO", "yes", ok=alive)
     return res
 
@@ -686,15 +838,20 @@ def part_jobs(args, work: Path, env: dict[str, str]) -> Result:
     data = reviews_csv(args.job_rows, args.seed)
     svc = Service(work, "jobs", env)
     try:
-        say(f"  service ready in {svc.wait_ready():.1f} s on {svc.url}; job file {len(data) / MB:.1f} MB, "
-            f"{args.job_rows} rows")
+        say(
+            f"  service ready in {svc.wait_ready():.1f} s on {svc.url}; job file {len(data) / MB:.1f} MB, "
+            f"{args.job_rows} rows"
+        )
         calls = Calls()
         probe_analyze(svc.url, 2, args.seed, Calls(), "warm")
         probe_analyze(svc.url, args.probe_seconds, args.seed, calls, "idle")
         with httpx.Client(base_url=svc.url, timeout=600) as http:
             t_submit = time.monotonic()
-            r = http.post("/v1/jobs", files={"file": ("reviews.csv", data, "text/csv")},
-                          data={"text_column": "content", "id_column": "review_id"})
+            r = http.post(
+                "/v1/jobs",
+                files={"file": ("reviews.csv", data, "text/csv")},
+                data={"text_column": "content", "id_column": "review_id"},
+            )
             submit_s = time.monotonic() - t_submit
             if r.status_code != 202:
                 res.add("jobs", "job submitted", f"HTTP {r.status_code}: {r.text[:200]}", "202", ok=False)
@@ -735,27 +892,47 @@ def part_jobs(args, work: Path, env: dict[str, str]) -> Result:
     i99, b99 = pct(idle_l, 99), pct(busy_l, 99)
     ratio = b99 / i99 if i99 > 0 else float("nan")
     wall_rate = st["done"] / (t_end - t_submit) if st["status"] == "done" else float("nan")
-    res.details.append(f"jobs: submit (upload + validation) {submit_s:.2f} s; job {st['status']} {st['done']}/"
-                       f"{st['total']} rows, {st['errors']} errors, service rows/s {st.get('rows_per_second')}, "
-                       f"wall {t_end - t_submit:.1f} s from submit; RSS at end {mem[0]:.0f} MB (PSS {mem[1]:.0f} MB, "
-                       f"{mem[2]} processes)")
+    res.details.append(
+        f"jobs: submit (upload + validation) {submit_s:.2f} s; job {st['status']} {st['done']}/"
+        f"{st['total']} rows, {st['errors']} errors, service rows/s {st.get('rows_per_second')}, "
+        f"wall {t_end - t_submit:.1f} s from submit; RSS at end {mem[0]:.0f} MB (PSS {mem[1]:.0f} MB, "
+        f"{mem[2]} processes)"
+    )
     ran = [t for t, s_, _ in states if s_ == "running" and t_probe <= t <= probe_end]
     if not ran:
         res.details.append("  NOTE: the job was never seen running during the probe")
     if finished_during:
-        res.details.append(f"  NOTE: the job finished {finished_during - t_probe:.1f} s into the "
-                           f"{args.probe_seconds:.0f} s probe; the 'during job' figures are partly idle")
+        res.details.append(
+            f"  NOTE: the job finished {finished_during - t_probe:.1f} s into the "
+            f"{args.probe_seconds:.0f} s probe; the 'during job' figures are partly idle"
+        )
     res.details += latency_table(calls)
     errs = calls.errors()
     if errs:
         res.details.append(f"  errors: {dict(errs)}")
-    res.add("jobs", "analyze p99 idle -> during job", f"{ms(i99)} -> {ms(b99)} ({ratio:.1f}x)", "<= 2x",
-            f"p50 {ms(pct(idle_l, 50))} -> {ms(pct(busy_l, 50))}", ok=ratio <= 2.0)
-    res.add("jobs", "analyze requests idle / during job", f"{len(idle_l)} / {len(busy_l)}, errors {sum(errs.values())}",
-            "0 errors", ok=not errs)
+    res.add(
+        "jobs",
+        "analyze p99 idle -> during job",
+        f"{ms(i99)} -> {ms(b99)} ({ratio:.1f}x)",
+        "<= 2x",
+        f"p50 {ms(pct(idle_l, 50))} -> {ms(pct(busy_l, 50))}",
+        ok=ratio <= 2.0,
+    )
+    res.add(
+        "jobs",
+        "analyze requests idle / during job",
+        f"{len(idle_l)} / {len(busy_l)}, errors {sum(errs.values())}",
+        "0 errors",
+        ok=not errs,
+    )
     res.add("jobs", "job rows/s", f"{st.get('rows_per_second')} (service), {wall_rate:.0f} (submit to done)")
-    res.add("jobs", "job finished", f"{st['status']} {st['done']}/{st['total']}", "done",
-            ok=st["status"] == "done" and st["done"] == st["total"])
+    res.add(
+        "jobs",
+        "job finished",
+        f"{st['status']} {st['done']}/{st['total']}",
+        "done",
+        ok=st["status"] == "done" and st["done"] == st["total"],
+    )
     res.add("jobs", "service still up", "yes" if alive else "NO", "yes", ok=alive)
     return res
 
@@ -775,9 +952,9 @@ def batch_body(items: int, total_chars: int, text_cap: int, seed: int) -> tuple[
     rnd = random.Random(seed)
     pool = long_text(rnd, text_cap + 4000)
     texts = []
-    for i in range(items):
+    for _ in range(items):
         off = rnd.randint(0, len(pool) - per)
-        texts.append(pool[off:off + per])
+        texts.append(pool[off : off + per])
     body = json.dumps({"items": [{"id": f"m{i}", "text": t} for i, t in enumerate(texts)]}, ensure_ascii=False)
     return body.encode(), per, per * items
 
@@ -793,8 +970,10 @@ def part_batchmem(args, work: Path, env: dict[str, str]) -> Result:
         body, per, sent_chars = batch_body(items, total, text_cap, args.seed)
         svc = Service(work, f"batchmem-{attempt}", env)
         try:
-            say(f"  service ready in {svc.wait_ready():.1f} s on {svc.url}; batch {items} x {per} chars "
-                f"= {sent_chars} chars, {len(body) / MB:.1f} MB ({source})")
+            say(
+                f"  service ready in {svc.wait_ready():.1f} s on {svc.url}; batch {items} x {per} chars "
+                f"= {sent_chars} chars, {len(body) / MB:.1f} MB ({source})"
+            )
             with httpx.Client(base_url=svc.url, timeout=600) as http:
                 rnd = random.Random(args.seed)
                 http.post("/v1/analyze/batch", json={"items": [{"text": review(rnd)} for _ in range(50)]})
@@ -805,8 +984,8 @@ def part_batchmem(args, work: Path, env: dict[str, str]) -> Result:
                 halt = threading.Event()
 
                 def sample():
-                    while not halt.wait(0.05):
-                        peak[0] = max(peak[0], svc.memory()[0])
+                    while not halt.wait(0.05):  # noqa: B023 - joined before the next iteration
+                        peak[0] = max(peak[0], svc.memory()[0])  # noqa: B023
 
                 th = threading.Thread(target=sample, daemon=True)
                 th.start()
@@ -849,20 +1028,42 @@ def part_batchmem(args, work: Path, env: dict[str, str]) -> Result:
         res.details.append(f"batchmem: attempt {a}")
     ok200 = r is not None and r.status_code == 200
     delta = after[0] - before[0]
-    res.details.append(f"batchmem: {items} items x {per} chars = {sent_chars} chars ({source}), request "
-                       f"{len(body) / MB:.2f} MB -> HTTP {r.status_code}, {len(r.content) / MB:.2f} MB in {took:.2f} s")
-    res.details.append(f"  RSS before {before[0]:.0f} MB, peak {peak[0]:.0f} MB, right after {right_after[0]:.0f} MB, "
-                       f"+2 s {after[0]:.0f} MB (PSS {before[1]:.0f} -> {after[1]:.0f} MB)")
-    res.details.append(f"  same batch again: HTTP {r2.status_code} in {took2:.2f} s, RSS +2 s {after2[0]:.0f} MB "
-                       f"({after2[0] - after[0]:+.0f} MB vs after the first)")
+    res.details.append(
+        f"batchmem: {items} items x {per} chars = {sent_chars} chars ({source}), request "
+        f"{len(body) / MB:.2f} MB -> HTTP {r.status_code}, {len(r.content) / MB:.2f} MB in {took:.2f} s"
+    )
+    res.details.append(
+        f"  RSS before {before[0]:.0f} MB, peak {peak[0]:.0f} MB, right after {right_after[0]:.0f} MB, "
+        f"+2 s {after[0]:.0f} MB (PSS {before[1]:.0f} -> {after[1]:.0f} MB)"
+    )
+    res.details.append(
+        f"  same batch again: HTTP {r2.status_code} in {took2:.2f} s, RSS +2 s {after2[0]:.0f} MB "
+        f"({after2[0] - after[0]:+.0f} MB vs after the first)"
+    )
     if not ok200:
         res.details.append(f"  response: {r.text[:500]}")
-    res.add("batchmem", "max batch answered", f"HTTP {r.status_code} ({items} x {per} chars = {sent_chars})", "200",
-            ok=ok200)
-    res.add("batchmem", "response time / size", f"{took:.2f} s / {len(r.content) / MB:.2f} MB",
-            "", f"request {len(body) / MB:.2f} MB")
-    res.add("batchmem", "RSS delta 2 s after", f"{delta:+.0f} MB ({before[0]:.0f} -> {after[0]:.0f}, peak "
-            f"{peak[0]:.0f})", "<= 100 MB", f"2nd batch {after2[0] - after[0]:+.0f} MB", ok=delta <= 100)
+    res.add(
+        "batchmem",
+        "max batch answered",
+        f"HTTP {r.status_code} ({items} x {per} chars = {sent_chars})",
+        "200",
+        ok=ok200,
+    )
+    res.add(
+        "batchmem",
+        "response time / size",
+        f"{took:.2f} s / {len(r.content) / MB:.2f} MB",
+        "",
+        f"request {len(body) / MB:.2f} MB",
+    )
+    res.add(
+        "batchmem",
+        "RSS delta 2 s after",
+        f"{delta:+.0f} MB ({before[0]:.0f} -> {after[0]:.0f}, peak {peak[0]:.0f})",
+        "<= 100 MB",
+        f"2nd batch {after2[0] - after[0]:+.0f} MB",
+        ok=delta <= 100,
+    )
     res.add("batchmem", "service still up", "yes" if alive else "NO", "yes", ok=alive)
     return res
 
@@ -870,8 +1071,10 @@ def part_batchmem(args, work: Path, env: dict[str, str]) -> Result:
 # --- main -------------------------------------------------------------------------------------------------
 def final_table(figures: list[Figure]) -> list[str]:
     head = ("part", "figure", "value", "target", "peer / baseline", "status")
-    rows = [(f.part, f.name, f.value, f.target, f.peer, "" if f.ok is None else ("PASS" if f.ok else "FAIL"))
-            for f in figures]
+    rows = [
+        (f.part, f.name, f.value, f.target, f.peer, "" if f.ok is None else ("PASS" if f.ok else "FAIL"))
+        for f in figures
+    ]
     w = [max(len(x) for x in col) for col in zip(head, *rows)]
     out = ["  ".join(v.ljust(n) for v, n in zip(head, w)).rstrip()]
     out.append("-" * len(out[0]))
@@ -880,8 +1083,9 @@ def final_table(figures: list[Figure]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--only", help=f"comma-separated parts ({','.join(PARTS)}); default: all")
     ap.add_argument("--quick", action="store_true", help="smoke run: 200 cases, 10 s load, 8 s probes, 10,000-row job")
     ap.add_argument("--cases", type=int, help="schemathesis: generated cases at least (default 2000; quick 200)")
@@ -921,10 +1125,17 @@ def main(argv: list[str] | None = None) -> int:
         env["PINGJIA_JOB_WORKERS"] = str(args.job_workers)
 
     work = Path(tempfile.mkdtemp(prefix="pingjia-hostile-"))
-    say(f"bench_hostile: parts {','.join(parts)}{' (quick)' if q else ''}; cpus {os.cpu_count()}, "
-        f"load average {Path('/proc/loadavg').read_text().split()[0]}; work dir {work}")
-    runners = {"schemathesis": part_schemathesis, "load": part_load, "healthz": part_healthz, "jobs": part_jobs,
-               "batchmem": part_batchmem}
+    say(
+        f"bench_hostile: parts {','.join(parts)}{' (quick)' if q else ''}; cpus {os.cpu_count()}, "
+        f"load average {Path('/proc/loadavg').read_text().split()[0]}; work dir {work}"
+    )
+    runners = {
+        "schemathesis": part_schemathesis,
+        "load": part_load,
+        "healthz": part_healthz,
+        "jobs": part_jobs,
+        "batchmem": part_batchmem,
+    }
     figures: list[Figure] = []
     broken = False
     t_all = time.monotonic()
@@ -943,8 +1154,9 @@ def main(argv: list[str] | None = None) -> int:
                 import traceback
 
                 say(f"  {part}: bench error {type(exc).__name__}: {exc}", traceback.format_exc())
-                figures.append(Figure(part, "bench ran", f"error: {type(exc).__name__}: {exc}"[:120], "no error",
-                                      ok=False))
+                figures.append(
+                    Figure(part, "bench ran", f"error: {type(exc).__name__}: {exc}"[:120], "no error", ok=False)
+                )
                 continue
             say(*res.details)
             say(f"  ({part}: {time.monotonic() - t0:.0f} s)")
@@ -956,8 +1168,10 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     say("", f"== figures vs targets ({time.monotonic() - t_all:.0f} s) ==", *final_table(figures))
     failed = [f for f in figures if f.ok is False]
-    say("", f"{len(failed)} check(s) failed" + (": " + "; ".join(f"{f.part}: {f.name}" for f in failed) if failed
-                                                 else ""))
+    say(
+        "",
+        f"{len(failed)} check(s) failed" + (": " + "; ".join(f"{f.part}: {f.name}" for f in failed) if failed else ""),
+    )
     if broken:
         return 2
     return 1 if failed else 0

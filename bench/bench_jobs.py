@@ -16,6 +16,7 @@ A sampler thread reads VmRSS and Pss of the service and all its descendants ever
 The peer is the same pipeline in this process on one core (``analyze_batch`` in chunks of
 500) and plain ``jieba.lcut`` over the same rows.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,18 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "reviews_train.csv"
-TEMPLATES = [("发货太慢了，等了{n}天才到", 0), ("客服态度很差，问了{n}次都没人回复", 0), ("质量很好，用了{n}天没问题", 1),
-             ("物流很快，包装完好，第{n}次回购了", 1), ("价格有点贵，但是质量不错", 1), ("东西与描述不符，颜色差太多", 0),
-             ("退货退款处理了{n}天还没结果", 0), ("很满意，下次还来", 1), ("味道一般，分量太少", 0), ("屏幕很清晰，运行流畅", 1)]
+TEMPLATES = [
+    ("发货太慢了，等了{n}天才到", 0),
+    ("客服态度很差，问了{n}次都没人回复", 0),
+    ("质量很好，用了{n}天没问题", 1),
+    ("物流很快，包装完好，第{n}次回购了", 1),
+    ("价格有点贵，但是质量不错", 1),
+    ("东西与描述不符，颜色差太多", 0),
+    ("退货退款处理了{n}天还没结果", 0),
+    ("很满意，下次还来", 1),
+    ("味道一般，分量太少", 0),
+    ("屏幕很清晰，运行流畅", 1),
+]
 
 
 # --- data ---------------------------------------------------------------------------
@@ -48,7 +58,9 @@ def source_texts(seed: int) -> list[tuple[str, int, str]]:
     """(text, label, category) pool: the shared corpus if present, else templates."""
     if DATA.is_file():
         with open(DATA, encoding="utf-8") as f:
-            return [(r["review"][:1000], int(r["label"]), r["category"]) for r in csv.DictReader(f) if r["review"].strip()]
+            return [
+                (r["review"][:1000], int(r["label"]), r["category"]) for r in csv.DictReader(f) if r["review"].strip()
+            ]
     rnd = random.Random(seed)
     return [(t.format(n=rnd.randint(2, 9)), label, "通用") for t, label in TEMPLATES for _ in range(50)]
 
@@ -68,7 +80,7 @@ def write_reviews(path: Path, n: int, seed: int = 11) -> None:
             p_neg = 0.6 if day == "2026-10-20" else 0.35
             is_neg = rnd.random() < p_neg
             text, _, cat = rnd.choice(neg if is_neg else pos)
-            channel = ("mini" if rnd.random() < (0.4 if is_neg else 0.15) else rnd.choice(["app", "web", "store"]))
+            channel = "mini" if rnd.random() < (0.4 if is_neg else 0.15) else rnd.choice(["app", "web", "store"])
             w.writerow([f"r{i}", text, channel, f"a{rnd.randint(1, 12):02d}", cat, f"{day} {rnd.randint(8, 22)}:15:00"])
 
 
@@ -153,13 +165,34 @@ class Sampler(threading.Thread):
 
 def start_service(data_dir: Path, args) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "PINGJIA_DATA_DIR": str(data_dir), "PINGJIA_JOB_WORKERS": str(args.workers),
-           "PINGJIA_JOB_CHUNK_ROWS": str(args.chunk_rows), "PINGJIA_JOB_WORKER_START": args.start,
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "PINGJIA_DATA_DIR": str(data_dir),
+        "PINGJIA_JOB_WORKERS": str(args.workers),
+        "PINGJIA_JOB_CHUNK_ROWS": str(args.chunk_rows),
+        "PINGJIA_JOB_WORKER_START": args.start,
+        "PYTHONPATH": str(ROOT),
+    }
     target = ["tests.test_jobs_crash:fake_app", "--factory"] if args.fake else ["app.main:app"]
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", *target, "--host", "127.0.0.1", "--port", str(port),
-                             "--log-level", "warning"], cwd=ROOT, env=env, start_new_session=True,
-                            stdout=open(data_dir / "service.log", "wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            *target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=open(data_dir / "service.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -197,8 +230,10 @@ def run_job(csv_path: Path, args) -> dict:
                 if time.perf_counter() - last > 10:
                     last = time.perf_counter()
                     loads.append(load_average())
-                    print(f"  {st['done']:>9}/{st['total']} rows  {st['rows_per_second']} rows/s  eta {st['eta_seconds']} s",
-                          file=sys.stderr)
+                    print(
+                        f"  {st['done']:>9}/{st['total']} rows  {st['rows_per_second']} rows/s  eta {st['eta_seconds']} s",
+                        file=sys.stderr,
+                    )
                 time.sleep(0.25)
             t_done = time.perf_counter()
             cpu = cpu_seconds(proc.pid) - cpu0
@@ -223,16 +258,28 @@ def run_job(csv_path: Path, args) -> dict:
             print("service did not stop within 60 s of SIGTERM; killing it", file=sys.stderr)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    out.update(cpu_s=cpu, rows_per_cpu_s=total / cpu, load_avg=f"{min(map(float, loads))}-{max(map(float, loads))}",
-               rows=total, errors=st["errors"], ingest_s=t_accepted - t0, scoring_s=t_done - t_accepted,
-               rows_per_s=total / (t_done - t_accepted), service_rows_per_s=st["rows_per_second"],
-               submit_to_summary_s=t_summary - t0, summary_s=t_summary - t_done, results_s=t_results - t_summary,
-               peak_rss_mb=sampler.peak_rss / 1024, peak_pss_mb=sampler.peak_pss / 1024, procs=sampler.peak_procs,
-               peak_detail=[(who, round(r / 1024), round(s / 1024)) for who, r, s in sampler.peak_detail],
-               db_mb=sum(p.stat().st_size for p in data_dir.glob("jobs.db*")) / 2**20,
-               flagged=[(c["column"], c["flagged"]) for c in summary["groups"]["columns"]],
-               alerts=[a["message_zh"] for a in (summary["daily"] or {}).get("alerts", [])][:5],
-               terms=[t["term"] for t in summary["complaint_terms"]["items"][:10]])
+    out.update(
+        cpu_s=cpu,
+        rows_per_cpu_s=total / cpu,
+        load_avg=f"{min(map(float, loads))}-{max(map(float, loads))}",
+        rows=total,
+        errors=st["errors"],
+        ingest_s=t_accepted - t0,
+        scoring_s=t_done - t_accepted,
+        rows_per_s=total / (t_done - t_accepted),
+        service_rows_per_s=st["rows_per_second"],
+        submit_to_summary_s=t_summary - t0,
+        summary_s=t_summary - t_done,
+        results_s=t_results - t_summary,
+        peak_rss_mb=sampler.peak_rss / 1024,
+        peak_pss_mb=sampler.peak_pss / 1024,
+        procs=sampler.peak_procs,
+        peak_detail=[(who, round(r / 1024), round(s / 1024)) for who, r, s in sampler.peak_detail],
+        db_mb=sum(p.stat().st_size for p in data_dir.glob("jobs.db*")) / 2**20,
+        flagged=[(c["column"], c["flagged"]) for c in summary["groups"]["columns"]],
+        alerts=[a["message_zh"] for a in (summary["daily"] or {}).get("alerts", [])][:5],
+        terms=[t["term"] for t in summary["complaint_terms"]["items"][:10]],
+    )
     if not args.keep:
         shutil.rmtree(data_dir, ignore_errors=True)
     else:
@@ -251,6 +298,7 @@ def peer(csv_path: Path, n: int, fake: bool) -> dict:
         texts = [r["text"] for _, r in zip(range(n), csv.DictReader(f))]
     if fake:
         from tests.test_jobs_crash import _fake_pipeline
+
         pipeline = _fake_pipeline()
     else:
         s = get_settings()
@@ -258,7 +306,7 @@ def peer(csv_path: Path, n: int, fake: bool) -> dict:
     pipeline.analyze_batch([TextItem("预热一下")], top_terms=50)
     t, c = time.perf_counter(), time.process_time()
     for i in range(0, len(texts), 500):
-        pipeline.analyze_batch([TextItem(x) for x in texts[i:i + 500]])
+        pipeline.analyze_batch([TextItem(x) for x in texts[i : i + 500]])
     pipe = len(texts) / (time.perf_counter() - t)
     pipe_cpu = len(texts) / (time.process_time() - c)
     jieba.setLogLevel(60)
@@ -266,8 +314,12 @@ def peer(csv_path: Path, n: int, fake: bool) -> dict:
     t = time.perf_counter()
     for x in texts:
         jieba.lcut(x)
-    return {"peer_rows": len(texts), "pipeline_1core_rows_per_s": pipe, "pipeline_rows_per_cpu_s": pipe_cpu,
-            "jieba_lcut_rows_per_s": len(texts) / (time.perf_counter() - t)}
+    return {
+        "peer_rows": len(texts),
+        "pipeline_1core_rows_per_s": pipe,
+        "pipeline_rows_per_cpu_s": pipe_cpu,
+        "jieba_lcut_rows_per_s": len(texts) / (time.perf_counter() - t),
+    }
 
 
 def main() -> None:
@@ -275,8 +327,12 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--chunk-rows", type=int, default=500)
-    ap.add_argument("--start", choices=["fork", "spawn"], default="fork",
-                    help="how the service starts its workers (PINGJIA_JOB_WORKER_START)")
+    ap.add_argument(
+        "--start",
+        choices=["fork", "spawn"],
+        default="fork",
+        help="how the service starts its workers (PINGJIA_JOB_WORKER_START)",
+    )
     ap.add_argument("--peer-rows", type=int, default=5000, help="rows for the in-process peer (0: skip)")
     ap.add_argument("--fake", action="store_true", help="stand-in sentiment model (before models exist)")
     ap.add_argument("--work-dir", help="where the CSV and the service's data dir go (default: system temp)")
@@ -288,39 +344,54 @@ def main() -> None:
         csv_path = work / "reviews.csv"
         t = time.perf_counter()
         write_reviews(csv_path, args.rows)
-        print(f"wrote {args.rows} rows ({csv_path.stat().st_size / 2**20:.0f} MB) in {time.perf_counter() - t:.0f} s "
-              f"from {'the shared corpus' if DATA.is_file() else 'templates'}", file=sys.stderr)
+        print(
+            f"wrote {args.rows} rows ({csv_path.stat().st_size / 2**20:.0f} MB) in {time.perf_counter() - t:.0f} s "
+            f"from {'the shared corpus' if DATA.is_file() else 'templates'}",
+            file=sys.stderr,
+        )
         res = run_job(csv_path, args)
         if args.peer_rows:
             res.update(peer(csv_path, min(args.peer_rows, args.rows), args.fake))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n== jobs bench: {res['rows']} rows, {args.workers} {args.start}ed worker process(es), "
-          f"chunks of {args.chunk_rows}"
-          f"{' (FAKE sentiment model)' if args.fake else ''} on {os.cpu_count()} cores ==")
+    print(
+        f"\n== jobs bench: {res['rows']} rows, {args.workers} {args.start}ed worker process(es), "
+        f"chunks of {args.chunk_rows}"
+        f"{' (FAKE sentiment model)' if args.fake else ''} on {os.cpu_count()} cores =="
+    )
     print(f"submit (upload + validation + work file): {res['ingest_s']:8.1f} s")
     print(f"scoring, accepted -> done:                {res['scoring_s']:8.1f} s = {res['rows_per_s']:,.0f} rows/s")
-    print(f"  CPU used by service + workers meanwhile: {res['cpu_s']:8.1f} s = {res['rows_per_cpu_s']:,.0f} rows per "
-          f"CPU-second (x{args.workers} cores = {res['rows_per_cpu_s'] * args.workers:,.0f} rows/s on otherwise idle cores);"
-          f" machine load average {res['load_avg']} (other sessions share the 2 cores)")
+    print(
+        f"  CPU used by service + workers meanwhile: {res['cpu_s']:8.1f} s = {res['rows_per_cpu_s']:,.0f} rows per "
+        f"CPU-second (x{args.workers} cores = {res['rows_per_cpu_s'] * args.workers:,.0f} rows/s on otherwise idle cores);"
+        f" machine load average {res['load_avg']} (other sessions share the 2 cores)"
+    )
     print(f"summary after done:                       {res['summary_s']:8.2f} s")
     print(f"submit -> summary:                        {res['submit_to_summary_s']:8.1f} s")
     print(f"stream all results back (checked):        {res['results_s']:8.1f} s")
-    print(f"peak RSS, service + workers (sum):        {res['peak_rss_mb']:8.0f} MB   (Pss {res['peak_pss_mb']:.0f} MB;"
-          f" idle service {res['idle_service_rss_mb']:.0f} MB; {res['procs']} processes)")
+    print(
+        f"peak RSS, service + workers (sum):        {res['peak_rss_mb']:8.0f} MB   (Pss {res['peak_pss_mb']:.0f} MB;"
+        f" idle service {res['idle_service_rss_mb']:.0f} MB; {res['procs']} processes)"
+    )
     print(f"  at the peak, per process (role, RSS MB, Pss MB): {res['peak_detail']}")
     print(f"job database on disk:                     {res['db_mb']:8.0f} MB")
     print(f"row errors: {res['errors']}; flagged groups: {res['flagged']}")
     print(f"spike alerts: {res['alerts']}")
     print(f"top complaint terms: {res['terms']}")
     if "peer_rows" in res:
-        print(f"peer, same pipeline in-process on 1 core ({res['peer_rows']} rows): "
-              f"{res['pipeline_1core_rows_per_s']:,.0f} rows/s; plain jieba.lcut: {res['jieba_lcut_rows_per_s']:,.0f} rows/s")
-        print(f"  per CPU-second: in-process pipeline {res['pipeline_rows_per_cpu_s']:,.0f} rows, jobs service "
-              f"{res['rows_per_cpu_s']:,.0f} rows (the jobs machinery costs "
-              f"{1 - res['rows_per_cpu_s'] / res['pipeline_rows_per_cpu_s']:.0%} on top of the pipeline)")
-        print(f"jobs service vs 1-core in-process pipeline (wall clock): "
-              f"{res['rows_per_s'] / res['pipeline_1core_rows_per_s']:.2f}x")
+        print(
+            f"peer, same pipeline in-process on 1 core ({res['peer_rows']} rows): "
+            f"{res['pipeline_1core_rows_per_s']:,.0f} rows/s; plain jieba.lcut: {res['jieba_lcut_rows_per_s']:,.0f} rows/s"
+        )
+        print(
+            f"  per CPU-second: in-process pipeline {res['pipeline_rows_per_cpu_s']:,.0f} rows, jobs service "
+            f"{res['rows_per_cpu_s']:,.0f} rows (the jobs machinery costs "
+            f"{1 - res['rows_per_cpu_s'] / res['pipeline_rows_per_cpu_s']:.0%} on top of the pipeline)"
+        )
+        print(
+            f"jobs service vs 1-core in-process pipeline (wall clock): "
+            f"{res['rows_per_s'] / res['pipeline_1core_rows_per_s']:.2f}x"
+        )
 
 
 if __name__ == "__main__":

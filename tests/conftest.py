@@ -5,6 +5,7 @@ Tests never touch the repository or the developer's environment: no ``PINGJIA_*`
 reaches a test (or a process it starts: use :func:`clean_env`), and the data dir (job
 database, uploads) is a temporary directory, per test and, for module-scoped fixtures, per
 session."""
+
 from __future__ import annotations
 
 import os
@@ -20,10 +21,12 @@ from app.pipeline.lexicon import load_lexicon
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(),
-                                  reason=f"{SHARED_DATA} is absent (training data is not in the repo)")
-needs_models = pytest.mark.skipif(not (ROOT / "models" / "current.json").is_file(),
-                                  reason="no trained models in models/ (run `make train`)")
+needs_shared = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent (training data is not in the repo)"
+)
+needs_models = pytest.mark.skipif(
+    not (ROOT / "models" / "current.json").is_file(), reason="no trained models in models/ (run `make train`)"
+)
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
@@ -62,6 +65,7 @@ def _isolated_settings(monkeypatch, tmp_path):
 
 class FakeSentiment:
     """Positive when the lexicon found more positive than negative hits: fast and predictable."""
+
     version = "fake-1"
 
     def predict(self, docs):
@@ -86,16 +90,21 @@ def segmenter(lexicon):
 
 @pytest.fixture(scope="session")
 def fake_pipeline(lexicon, segmenter):
-    return Pipeline(lexicon=lexicon, segmenter=segmenter, sentiment=FakeSentiment(),
-                    aspects=LexiconAspectScorer(lexicon.version), max_text_chars=5000)
+    return Pipeline(
+        lexicon=lexicon,
+        segmenter=segmenter,
+        sentiment=FakeSentiment(),
+        aspects=LexiconAspectScorer(lexicon.version),
+        max_text_chars=5000,
+    )
 
 
 def assert_spans(original: str, result: dict) -> None:
     """The contract's invariant: every span indexes the caller's original text exactly."""
     for k in result.get("keywords", []):
-        assert original[k["start"]:k["end"]] == k["text"], k
+        assert original[k["start"] : k["end"]] == k["text"], k
     for group in ("aspects", "root_causes"):
         for a in result.get(group, []):
             assert a["evidence"], a
             for ev in a["evidence"]:
-                assert original[ev["start"]:ev["end"]] == ev["text"], ev
+                assert original[ev["start"] : ev["end"]] == ev["text"], ev

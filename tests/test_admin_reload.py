@@ -1,6 +1,7 @@
 """POST /v1/admin/reload: auth, a successful swap, and the three ways an artifact can be bad
 (missing, corrupt, incompatible) — each refused with 409 while the old model keeps serving.
 Every test works on a temporary copy of models/; the real one is never touched."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-pytestmark = [pytest.mark.slow,  # every reload builds a pipeline from the real models
-              pytest.mark.skipif(not (MODELS / "current.json").is_file() or "aspects" not in pointer(MODELS),
-                                 reason="no aspects model in models/ (run `pingjia train`)")]
+pytestmark = [
+    pytest.mark.slow,  # every reload builds a pipeline from the real models
+    pytest.mark.skipif(
+        not (MODELS / "current.json").is_file() or "aspects" not in pointer(MODELS),
+        reason="no aspects model in models/ (run `pingjia train`)",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +47,7 @@ def env(tmp_path, models_copy, base_pipeline):
     """A fresh models dir copy, an app serving ``base_pipeline`` from it, and a client."""
     models = tmp_path / "models"
     shutil.copytree(models_copy, models)
-    settings = Settings(models_dir=models, lexicon_dir=ROOT / "lexicons", data_dir=tmp_path / "var",
-                        admin_token=TOKEN)
+    settings = Settings(models_dir=models, lexicon_dir=ROOT / "lexicons", data_dir=tmp_path / "var", admin_token=TOKEN)
     app = create_app(settings, pipeline=base_pipeline)
     with TestClient(app) as client:
         yield app, client, models
@@ -85,8 +89,9 @@ def test_disabled_without_a_token(tmp_path, base_pipeline):
     assert r.status_code == 403 and r.json()["error"]["code"] == "admin_disabled"
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN},
-                                     {"Authorization": f"Basic {TOKEN}"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"}]
+)
 def test_missing_or_wrong_token_is_401(env, headers):
     app, client, _ = env
     before = app.state.pipeline
@@ -126,8 +131,9 @@ def test_body_picks_a_version_and_pointer_moves_only_after_success(env):
 def test_missing_version_dir_is_rejected(env):
     app, client, models = env
     old, version = app.state.pipeline, _aspect_version(models)
-    _rejected(client.post("/v1/admin/reload", headers=AUTH, json={"aspects": "2099-12-31-7"}),
-              "2099-12-31-7", "not found")
+    _rejected(
+        client.post("/v1/admin/reload", headers=AUTH, json={"aspects": "2099-12-31-7"}), "2099-12-31-7", "not found"
+    )
     _still_serving(app, client, old, models, version)
     # the same through the pointer: current.json names a version whose directory is gone
     shutil.rmtree(models / "aspects" / version)
@@ -140,8 +146,7 @@ def test_corrupt_model_file_is_rejected(env):
     old, version = app.state.pipeline, _aspect_version(models)
     bad = _copy_version(models, "2099-01-01-2")
     (bad / "model.skops").write_bytes(b"PK\x03\x04 this is not a model")
-    _rejected(client.post("/v1/admin/reload", headers=AUTH, json={"aspects": "2099-01-01-2"}),
-              "model.skops", "corrupt")
+    _rejected(client.post("/v1/admin/reload", headers=AUTH, json={"aspects": "2099-01-01-2"}), "model.skops", "corrupt")
     _still_serving(app, client, old, models, version)
 
 
@@ -184,8 +189,9 @@ def test_bad_body_is_422(env, body):
 def test_missing_sentiment_version_is_rejected(env):
     app, client, models = env
     old, version = app.state.pipeline, _aspect_version(models)
-    _rejected(client.post("/v1/admin/reload", headers=AUTH, json={"sentiment": "2099-01-01-1"}),
-              "sentiment", "2099-01-01-1")
+    _rejected(
+        client.post("/v1/admin/reload", headers=AUTH, json={"sentiment": "2099-01-01-1"}), "sentiment", "2099-01-01-1"
+    )
     _still_serving(app, client, old, models, version)
 
 
@@ -197,10 +203,10 @@ def test_a_model_failing_the_smoke_texts_is_rejected(env):
     old, version = app.state.pipeline, _aspect_version(models)
     state, metrics, _ = load_artifact(models, "aspects")
     mute = {**state, "threshold": state["threshold"] * 0 + 2.0, "lexicon_union": state["lexicon_union"] * 0}
-    save_artifact(models, "aspects", mute, {"note": "asserts nothing"}, "# test", version="2099-01-01-5",
-                  make_current=False)
-    _rejected(client.post("/v1/admin/reload", headers=AUTH, json={"aspects": "2099-01-01-5"}),
-              "smoke", "logistics")
+    save_artifact(
+        models, "aspects", mute, {"note": "asserts nothing"}, "# test", version="2099-01-01-5", make_current=False
+    )
+    _rejected(client.post("/v1/admin/reload", headers=AUTH, json={"aspects": "2099-01-01-5"}), "smoke", "logistics")
     _still_serving(app, client, old, models, version)
 
 
@@ -222,8 +228,9 @@ def test_repeated_reloads_do_not_grow_memory(tmp_path, models_copy):
     six reloads took a served process from 378 to 581 MB."""
     from tests.test_hostile_api import rss_mb
 
-    settings = Settings(models_dir=models_copy, lexicon_dir=ROOT / "lexicons", data_dir=tmp_path / "var",
-                        admin_token=TOKEN)
+    settings = Settings(
+        models_dir=models_copy, lexicon_dir=ROOT / "lexicons", data_dir=tmp_path / "var", admin_token=TOKEN
+    )
     with TestClient(create_app(settings, pipeline=build_pipeline(ROOT / "lexicons", models_copy))) as client:
         assert client.post("/v1/admin/reload", headers=AUTH).status_code == 200  # warm: caches, first swap
         start = rss_mb()

@@ -1,4 +1,5 @@
 """Every endpoint, including the hostile inputs: always a JSON envelope, never a 5xx."""
+
 import json
 
 import pytest
@@ -11,8 +12,9 @@ from tests.conftest import assert_spans
 
 @pytest.fixture(scope="module")
 def client(fake_pipeline, tmp_path_factory):
-    settings = Settings(max_text_chars=5000, max_batch_items=20, max_body_bytes=64 * 1024,
-                        data_dir=tmp_path_factory.mktemp("data"))
+    settings = Settings(
+        max_text_chars=5000, max_batch_items=20, max_body_bytes=64 * 1024, data_dir=tmp_path_factory.mktemp("data")
+    )
     with TestClient(create_app(settings, pipeline=fake_pipeline)) as c:
         yield c
 
@@ -44,32 +46,38 @@ def test_top_terms_on_request(client):
     assert [t["term"] for t in r.json()["top_terms"]][0] == "手机"
 
 
-@pytest.mark.parametrize("payload,status,code", [
-    ({}, 422, "invalid_input"),
-    ({"text": ""}, 422, "empty_text"),
-    ({"text": "   \n\t "}, 422, "empty_text"),
-    ({"text": "\u200b\u200b"}, 422, "empty_text"),
-    ({"text": 123}, 422, "invalid_input"),
-    ({"text": ["a"]}, 422, "invalid_input"),
-    ({"text": None}, 422, "invalid_input"),
-    ({"text": "好", "id": 5.5}, 422, "invalid_input"),  # integer ids are taken, as in batches and chats
-    ({"text": "好", "id": True}, 422, "invalid_input"),
-    ({"text": "好", "meta": {"a": 1}}, 422, "invalid_input"),
-    ({"text": "好" * 5001}, 413, "text_too_long"),
-    ([], 422, "invalid_input"),
-    ("just a string", 422, "invalid_input"),
-])
+@pytest.mark.parametrize(
+    "payload,status,code",
+    [
+        ({}, 422, "invalid_input"),
+        ({"text": ""}, 422, "empty_text"),
+        ({"text": "   \n\t "}, 422, "empty_text"),
+        ({"text": "\u200b\u200b"}, 422, "empty_text"),
+        ({"text": 123}, 422, "invalid_input"),
+        ({"text": ["a"]}, 422, "invalid_input"),
+        ({"text": None}, 422, "invalid_input"),
+        ({"text": "好", "id": 5.5}, 422, "invalid_input"),  # integer ids are taken, as in batches and chats
+        ({"text": "好", "id": True}, 422, "invalid_input"),
+        ({"text": "好", "meta": {"a": 1}}, 422, "invalid_input"),
+        ({"text": "好" * 5001}, 413, "text_too_long"),
+        ([], 422, "invalid_input"),
+        ("just a string", 422, "invalid_input"),
+    ],
+)
 def test_analyze_bad_input(client, payload, status, code):
     r = client.post("/v1/analyze", json=payload)
     assert r.status_code == status, r.text
     assert error_code(r) == code
 
 
-@pytest.mark.parametrize("raw,code", [
-    (b"{not json", "invalid_json"),
-    (b"", "invalid_input"),
-    (b'{"text": "\xff\xfe bad utf8"}', "bad_request"),
-])
+@pytest.mark.parametrize(
+    "raw,code",
+    [
+        (b"{not json", "invalid_json"),
+        (b"", "invalid_input"),
+        (b'{"text": "\xff\xfe bad utf8"}', "bad_request"),
+    ],
+)
 def test_analyze_malformed_body(client, raw, code):
     r = client.post("/v1/analyze", content=raw, headers={"content-type": "application/json"})
     assert 400 <= r.status_code < 500
@@ -83,8 +91,9 @@ def test_lone_surrogate_is_a_4xx(client):
 
 
 def test_body_over_limit(client):
-    r = client.post("/v1/analyze", content=json.dumps({"text": "好" * 40000}),
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        "/v1/analyze", content=json.dumps({"text": "好" * 40000}), headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413 and error_code(r) == "body_too_large"
 
 
@@ -94,12 +103,14 @@ def test_chunked_body_over_limit(client):
         for _ in range(100):
             yield "好".encode() * 1000
         yield b'"}'
+
     r = client.post("/v1/analyze", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413 and error_code(r) == "body_too_large"
 
 
-@pytest.mark.parametrize("text", ["😀😀", "https://example.com 质量差", "<p>好评</p>", "fast shipping",
-                                  "12345", "好" * 5000, "?!?!"])
+@pytest.mark.parametrize(
+    "text", ["😀😀", "https://example.com 质量差", "<p>好评</p>", "fast shipping", "12345", "好" * 5000, "?!?!"]
+)
 def test_odd_but_valid_texts(client, text):
     r = client.post("/v1/analyze", json={"text": text})
     assert r.status_code == 200, r.text
@@ -107,8 +118,15 @@ def test_odd_but_valid_texts(client, text):
 
 
 def test_batch_keeps_good_items_beside_bad_ones(client):
-    items = [{"id": "a", "text": "物流太慢"}, {"id": "b", "text": ""}, {"id": "c", "text": "好" * 5001},
-             {"id": "d"}, "not an object", {"id": 7, "text": "客服很耐心"}, {"id": "g", "text": 3}]
+    items = [
+        {"id": "a", "text": "物流太慢"},
+        {"id": "b", "text": ""},
+        {"id": "c", "text": "好" * 5001},
+        {"id": "d"},
+        "not an object",
+        {"id": 7, "text": "客服很耐心"},
+        {"id": "g", "text": 3},
+    ]
     r = client.post("/v1/analyze/batch", json={"items": items})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -116,17 +134,29 @@ def test_batch_keeps_good_items_beside_bad_ones(client):
     assert [x["id"] for x in res] == ["a", "b", "c", "d", None, "7", "g"]
     assert [("error" in x) for x in res] == [False, True, True, True, True, False, True]
     assert [x["error"]["code"] for x in res if "error" in x] == [
-        "empty_text", "text_too_long", "invalid_input", "invalid_item", "invalid_input"]
+        "empty_text",
+        "text_too_long",
+        "invalid_input",
+        "invalid_item",
+        "invalid_input",
+    ]
     assert body["summary"]["total"] == 7 and body["summary"]["errors"] == 5
     assert body["summary"]["root_causes"][0]["cause"] == "logistics"
 
 
-@pytest.mark.parametrize("item", [
-    {"text": "物流太慢", "id": 7, "meta": {"shop": "s1"}},
-    {"text": "物流太慢", "id": "r1", "meta": {"shop": 5}},
-    {"text": "物流太慢", "id": ["x"]},
-    {"text": 3}, {"id": "r2"}, {"text": ""}, {"text": "好" * 5001}, {"text": "物流太慢", "id": "x" * 201},
-])
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"text": "物流太慢", "id": 7, "meta": {"shop": "s1"}},
+        {"text": "物流太慢", "id": "r1", "meta": {"shop": 5}},
+        {"text": "物流太慢", "id": ["x"]},
+        {"text": 3},
+        {"id": "r2"},
+        {"text": ""},
+        {"text": "好" * 5001},
+        {"text": "物流太慢", "id": "x" * 201},
+    ],
+)
 def test_a_batch_item_is_validated_like_a_single_request(client, item):
     """One validator: the slot holds what the single endpoint answers (before: integer ids
     only in batches, ``meta`` dropped from batch results)."""
@@ -139,12 +169,15 @@ def test_a_batch_item_is_validated_like_a_single_request(client, item):
         assert slot["error"] == single.json()["error"], (slot, single.json())
 
 
-@pytest.mark.parametrize("payload,status,code", [
-    ({"items": []}, 422, "empty_batch"),
-    ({"items": [{"text": "好"}] * 21}, 413, "too_many_items"),
-    ({"items": "nope"}, 422, "invalid_input"),
-    ({}, 422, "invalid_input"),
-])
+@pytest.mark.parametrize(
+    "payload,status,code",
+    [
+        ({"items": []}, 422, "empty_batch"),
+        ({"items": [{"text": "好"}] * 21}, 413, "too_many_items"),
+        ({"items": "nope"}, 422, "invalid_input"),
+        ({}, 422, "invalid_input"),
+    ],
+)
 def test_batch_bad_requests(client, payload, status, code):
     r = client.post("/v1/analyze/batch", json=payload)
     assert r.status_code == status and error_code(r) == code

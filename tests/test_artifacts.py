@@ -1,5 +1,6 @@
 """Versioned model artifacts: round trip, pointer handling, and every failure is an ArtifactError
 with a message that says what is wrong. Tiny in-memory objects only; no shared data needed."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,8 +14,13 @@ from app.pipeline.artifacts import ArtifactError, load_artifact, pointer, save_a
 
 
 def tiny_state() -> dict:
-    return {"schema": 1, "coef": np.arange(5, dtype=np.float32), "vocab": np.frombuffer(b"a\x00b", np.uint8).copy(),
-            "name": "tiny", "threshold": 0.25}
+    return {
+        "schema": 1,
+        "coef": np.arange(5, dtype=np.float32),
+        "vocab": np.frombuffer(b"a\x00b", np.uint8).copy(),
+        "name": "tiny",
+        "threshold": 0.25,
+    }
 
 
 class Widget:
@@ -69,12 +75,15 @@ def test_explicit_version_is_never_overwritten(saved):
         save_artifact(models, "sentiment", tiny_state(), {}, "", version="latest")
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "pointer .* is missing"),
-    ("{not json", "not valid JSON"),
-    ('["sentiment"]', "JSON object"),
-    ('{"aspects": "2026-01-01-1"}', "names no 'sentiment' version"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "pointer .* is missing"),
+        ("{not json", "not valid JSON"),
+        ('["sentiment"]', "JSON object"),
+        ('{"aspects": "2026-01-01-1"}', "names no 'sentiment' version"),
+    ],
+)
 def test_bad_pointer(saved, content, message):
     models, _ = saved
     if content is None:
@@ -112,11 +121,14 @@ def test_corrupt_model_file(saved):
         load_artifact(models, "sentiment")
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"format": 99}, r"format 99; this code reads format\(s\) \[1\]"),
-    ({"format": None}, "format None"),
-    ({"kind": "aspects"}, "holds a 'aspects' artifact, not 'sentiment'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"format": 99}, r"format 99; this code reads format\(s\) \[1\]"),
+        ({"format": None}, "format None"),
+        ({"kind": "aspects"}, "holds a 'aspects' artifact, not 'sentiment'"),
+    ],
+)
 def test_incompatible_format(saved, change, message):
     models, path = saved
     metrics = json.loads((path / "metrics.json").read_text())

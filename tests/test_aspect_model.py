@@ -1,5 +1,6 @@
 """The trained aspect scorer: shipped-model behaviour, offsets, loading, data validation, and a
 held-out check of the targets on the shared data (skipped when ../shared/data is absent)."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.pipeline import present
 from app.pipeline import aspect_model as AM
+from app.pipeline import present
 from app.pipeline.artifacts import ArtifactError, pointer
 from app.pipeline.aspects import LexiconAspectScorer
 from app.pipeline.engine import Pipeline
@@ -24,10 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 has_aspects = (MODELS / "current.json").is_file() and "aspects" in json.loads(
-    (MODELS / "current.json").read_text(encoding="utf-8"))
+    (MODELS / "current.json").read_text(encoding="utf-8")
+)
 needs_aspects = pytest.mark.skipif(not has_aspects, reason="no aspects model in models/ (run `pingjia train`)")
-needs_data = pytest.mark.skipif(not (SHARED_DATA / "aspects_train.jsonl").is_file(),
-                                reason=f"{SHARED_DATA} is absent (training data is not in the repo)")
+needs_data = pytest.mark.skipif(
+    not (SHARED_DATA / "aspects_train.jsonl").is_file(),
+    reason=f"{SHARED_DATA} is absent (training data is not in the repo)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +57,14 @@ def test_shipped_model_is_the_trained_one(model):
 
 
 @needs_aspects
-@pytest.mark.parametrize("text", [
-    "发货太慢了，客服也不耐烦",
-    "發貨太慢了，客服也不耐煩",            # traditional characters
-    "  發貨\u200b太慢了，ＡＢＣ客服也不耐煩！！",  # zero-width space, full-width letters, leading blanks
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "发货太慢了，客服也不耐烦",
+        "發貨太慢了，客服也不耐煩",  # traditional characters
+        "  發貨\u200b太慢了，ＡＢＣ客服也不耐煩！！",  # zero-width space, full-width letters, leading blanks
+    ],
+)
 def test_root_causes_with_evidence_offsets(pipe, text):
     result = _analyse(pipe, text)
     causes = {c["cause"]: c for c in result["root_causes"]}
@@ -118,19 +125,24 @@ def test_inconsistent_state_is_refused(model):
         AM.AspectModel({**state, "idf": state["idf"][:-1]}, "x")
 
 
-@pytest.mark.parametrize("line, message", [
-    ('{"text": "好", "aspects": []', ":2: not valid JSON"),
-    ('{"text": "", "aspects": []}', ":2: 'text' must be a non-empty string"),
-    ('{"text": "好", "aspects": [{"aspect": "speed", "polarity": "neg"}]}', ":2: aspects[0]"),
-    ('{"text": "好", "aspects": [{"aspect": "price", "polarity": "bad"}]}', ":2: aspects[0]"),
-    ('{"text": "好"}', ":2: 'aspects' must be a list"),
-    ('{"text": "好", "aspects": [], "sentiment": "happy"}', ":2: 'sentiment'"),
-    ('[1, 2]', ":2: expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"text": "好", "aspects": []', ":2: not valid JSON"),
+        ('{"text": "", "aspects": []}', ":2: 'text' must be a non-empty string"),
+        ('{"text": "好", "aspects": [{"aspect": "speed", "polarity": "neg"}]}', ":2: aspects[0]"),
+        ('{"text": "好", "aspects": [{"aspect": "price", "polarity": "bad"}]}', ":2: aspects[0]"),
+        ('{"text": "好"}', ":2: 'aspects' must be a list"),
+        ('{"text": "好", "aspects": [], "sentiment": "happy"}', ":2: 'sentiment'"),
+        ("[1, 2]", ":2: expected a JSON object"),
+    ],
+)
 def test_malformed_annotation_rows_name_their_line(tmp_path, line, message):
     path = tmp_path / "labels.jsonl"
-    path.write_text('{"text": "发货太慢", "aspects": [{"aspect": "logistics", "polarity": "neg"}]}\n'
-                    + line + "\n", encoding="utf-8")
+    path.write_text(
+        '{"text": "发货太慢", "aspects": [{"aspect": "logistics", "polarity": "neg"}]}\n' + line + "\n",
+        encoding="utf-8",
+    )
     with pytest.raises(LabelledDataError, match=message.replace("[", r"\[").replace("]", r"\]")):
         read_annotations(path)
 
@@ -157,21 +169,21 @@ def test_threshold_search():
 
 # ------------------------------------------------------------ the targets, on held-out data
 
+
 @pytest.fixture(scope="module")
 def heldout(lexicon, segmenter):
     """Train on 80% of the shared data (inner 3-fold, with the corpus block learnt from
     reviews_train.csv), score the other 20%: model and lexicon."""
     rows = read_annotations(SHARED_DATA / "aspects_train.jsonl")
-    p = Pipeline(lexicon=lexicon, segmenter=segmenter, sentiment=FakeSentiment(),
-                 aspects=LexiconAspectScorer(lexicon.version))
+    p = Pipeline(
+        lexicon=lexicon, segmenter=segmenter, sentiment=FakeSentiment(), aspects=LexiconAspectScorer(lexicon.version)
+    )
     docs = [p.make_doc(r.text) for r in rows]
     y = label_matrix(r.pairs for r in rows)
     test = np.array([i % 5 == 0 for i in range(len(rows))])
     train_idx, test_idx = np.flatnonzero(~test), np.flatnonzero(test)
-    corpus, _ = AT.corpus_block(read_binary_csv(SHARED_DATA / "reviews_train.csv"), segmenter,
-                                {d.text for d in docs})
-    state, _ = AT.fit_state([docs[i] for i in train_idx], y[train_idx], lexicon.targets, inner_folds=3,
-                            corpus=corpus)
+    corpus, _ = AT.corpus_block(read_binary_csv(SHARED_DATA / "reviews_train.csv"), segmenter, {d.text for d in docs})
+    state, _ = AT.fit_state([docs[i] for i in train_idx], y[train_idx], lexicon.targets, inner_folds=3, corpus=corpus)
     m = AM.AspectModel(state, "heldout")
     test_docs = [docs[i] for i in test_idx]
     pred = label_matrix([(f.aspect, f.polarity) for f in found] for found in m.score(test_docs))
@@ -199,17 +211,23 @@ def test_target_aspect_polarity_micro(heldout):
 
 @pytest.mark.slow
 @needs_data
-@pytest.mark.xfail(strict=False, reason="known shortfall: root-cause 5-fold CV micro-F1 0.740 (target 0.80); "
-                                        "quality/description/responsiveness are confused; see docs/models.md")
+@pytest.mark.xfail(
+    strict=False,
+    reason="known shortfall: root-cause 5-fold CV micro-F1 0.740 (target 0.80); "
+    "quality/description/responsiveness are confused; see docs/models.md",
+)
 def test_target_root_cause_micro(heldout):
     assert heldout[0]["root_causes"]["micro_f1"] >= 0.80
 
 
 @pytest.mark.slow
 @needs_data
-@pytest.mark.xfail(strict=False, reason="known shortfall: root-cause 5-fold CV macro-F1 0.621 (target 0.65; this "
-                                        "one 20% split reaches it by chance); competence (29) and other (40) are "
-                                        "too thin; see docs/models.md")
+@pytest.mark.xfail(
+    strict=False,
+    reason="known shortfall: root-cause 5-fold CV macro-F1 0.621 (target 0.65; this "
+    "one 20% split reaches it by chance); competence (29) and other (40) are "
+    "too thin; see docs/models.md",
+)
 def test_target_root_cause_macro(heldout):
     assert heldout[0]["root_causes"]["macro_f1"] >= 0.65
 

@@ -1,4 +1,5 @@
 """The installed CLI as a user runs it (real models; skipped when none are shipped)."""
+
 import csv
 import json
 import subprocess
@@ -13,8 +14,9 @@ FIXTURE = ROOT / "tests" / "fixtures" / "reviews_small.csv"
 
 
 def run(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=180, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=180, **kw
+    )
 
 
 def test_analyze_prints_the_finding():
@@ -34,8 +36,19 @@ def test_analyze_reports_bad_input_as_json():
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_score_csv_to_jsonl_in_order(tmp_path, workers):
     out = tmp_path / "out.jsonl"
-    r = run("score", str(FIXTURE), "-o", str(out), "--text-column", "content",
-            "--id-column", "review_id", "--workers", workers, "-q")
+    r = run(
+        "score",
+        str(FIXTURE),
+        "-o",
+        str(out),
+        "--text-column",
+        "content",
+        "--id-column",
+        "review_id",
+        "--workers",
+        workers,
+        "-q",
+    )
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [x["id"] for x in rows] == ["r1", "r2", "r3", "r4", "r5"]
@@ -46,14 +59,24 @@ def test_score_csv_to_jsonl_in_order(tmp_path, workers):
 
 def test_score_to_csv(tmp_path):
     out = tmp_path / "out.csv"
-    r = run("score", str(FIXTURE), "-o", str(out), "--text-column", "content", "--id-column",
-            "review_id", "--workers", "1", "-q")
+    r = run(
+        "score",
+        str(FIXTURE),
+        "-o",
+        str(out),
+        "--text-column",
+        "content",
+        "--id-column",
+        "review_id",
+        "--workers",
+        "1",
+        "-q",
+    )
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert [x["id"] for x in rows] == ["r1", "r2", "r3", "r4", "r5"] and rows[2]["error"] == "empty_text"
 
 
 def test_score_missing_column_fails_clearly(tmp_path):
-    r = run("score", str(FIXTURE), "-o", str(tmp_path / "o.jsonl"), "--text-column", "nope", "-q",
-            "--workers", "1")
+    r = run("score", str(FIXTURE), "-o", str(tmp_path / "o.jsonl"), "--text-column", "nope", "-q", "--workers", "1")
     assert r.returncode == 2 and "nope" in r.stderr

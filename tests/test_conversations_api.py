@@ -2,6 +2,7 @@
 
 Bad input is a 4xx JSON envelope, never a 5xx; a batch keeps good conversations beside bad ones.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,13 +17,19 @@ from tests.conftest import needs_models
 
 FIXTURES = Path(__file__).parent / "fixtures" / "conversations"
 URL, BATCH = "/v1/conversations/analyze", "/v1/conversations/analyze/batch"
-SETTINGS = dict(max_turns=6, max_text_chars=200, max_conversation_chars=300, max_batch_conversations=4,
-                max_body_bytes=64 * 1024)
-GOOD = {"id": "c-1001", "profile": "default", "turns": [
-    {"role": "customer", "text": "在吗？我的快递三天了还没发货", "time": "2026-11-20T10:00:00+08:00"},
-    {"role": "agent", "text": "您好，请稍等，我帮您查一下", "time": "2026-11-20T10:00:40+08:00", "agent_id": "a17"},
-    {"role": "agent", "text": "这不归我管，你找快递", "time": "2026-11-20T10:01:00+08:00"},
-    {"role": "customer", "text": "好的解决了", "time": "2026-11-20T10:02:00+08:00"}]}
+SETTINGS = dict(
+    max_turns=6, max_text_chars=200, max_conversation_chars=300, max_batch_conversations=4, max_body_bytes=64 * 1024
+)
+GOOD = {
+    "id": "c-1001",
+    "profile": "default",
+    "turns": [
+        {"role": "customer", "text": "在吗？我的快递三天了还没发货", "time": "2026-11-20T10:00:00+08:00"},
+        {"role": "agent", "text": "您好，请稍等，我帮您查一下", "time": "2026-11-20T10:00:40+08:00", "agent_id": "a17"},
+        {"role": "agent", "text": "这不归我管，你找快递", "time": "2026-11-20T10:01:00+08:00"},
+        {"role": "customer", "text": "好的解决了", "time": "2026-11-20T10:02:00+08:00"},
+    ],
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +55,21 @@ def test_contract_shape(client):
     assert r.status_code == 200
     body = r.json()
     assert body["id"] == "c-1001"
-    assert {"first_response_seconds": 40.0, "avg_response_seconds": 40.0, "max_response_seconds": 40.0,
-            "slow_replies": 0}.items() <= body["timing"].items()
+    assert {
+        "first_response_seconds": 40.0,
+        "avg_response_seconds": 40.0,
+        "max_response_seconds": 40.0,
+        "slow_replies": 0,
+    }.items() <= body["timing"].items()
     v = next(v for v in body["violations"] if v["rule"] == "forbidden_phrase")
     assert (v["turn"], v["text"], v["start"], v["end"], v["severity"]) == (2, "这不归我管", 0, 5, "high")
     assert {"turn": 1, "text": "您好", "start": 0, "end": 2}.items() <= body["polite_phrases"][0].items()
     assert {"sentiment_start", "sentiment_end", "escalation_risk", "escalation_evidence"} <= set(body["customer"])
-    assert body["resolution"] == {"status": "resolved", "source": "customer",
-                                  "evidence": [{"turn": 3, "text": "好的解决了", "start": 0, "end": 5}]}
+    assert body["resolution"] == {
+        "status": "resolved",
+        "source": "customer",
+        "evidence": [{"turn": 3, "text": "好的解决了", "start": 0, "end": 5}],
+    }
     assert isinstance(body["root_causes"], list)
     qa = body["qa"]
     assert {"score", "grade", "grade_zh", "profile", "dimensions"} <= set(qa) and qa["profile"] == "default"
@@ -66,7 +80,7 @@ def test_contract_shape(client):
     assert "conversation_rules" in body["model"]
     for group in (body["violations"], body["polite_phrases"], body["resolution"]["evidence"]):
         for s in group:
-            assert GOOD["turns"][s["turn"]]["text"][s["start"]:s["end"]] == s["text"]
+            assert GOOD["turns"][s["turn"]]["text"][s["start"] : s["end"]] == s["text"]
 
 
 def test_every_fixture_through_http(client):
@@ -82,28 +96,36 @@ def test_every_fixture_through_http(client):
             assert r.status_code == 200, (path.name, r.text)
 
 
-@pytest.mark.parametrize("body, status, code", [
-    (with_turns(), 422, "empty_conversation"),
-    (with_turns({"role": "manager", "text": "我是经理"}), 422, "invalid_input"),
-    (with_turns({"role": "customer"}), 422, "invalid_input"),
-    (with_turns({"role": "customer", "text": ""}), 422, "empty_text"),
-    (with_turns({"role": "customer", "text": "   "}), 422, "empty_text"),
-    (with_turns({"role": "customer", "text": 123}), 422, "invalid_input"),
-    (with_turns({"role": "customer", "text": ["你好"]}), 422, "invalid_input"),
-    (with_turns(*[{"role": "customer", "text": "在吗"}] * 7), 413, "too_many_turns"),
-    (with_turns({"role": "customer", "text": "长" * 201}), 413, "text_too_long"),
-    (with_turns(*[{"role": "customer", "text": "长" * 100}] * 4), 413, "conversation_too_long"),
-    (with_turns({"role": "customer", "text": "你好", "time": "yesterday"}), 422, "invalid_time"),
-    (with_turns({"role": "customer", "text": "你好", "time": True}), 422, "invalid_input"),
-    (with_turns({"role": "customer", "text": "你好", "time": 1795140000000}), 422, "invalid_time"),
-    (with_turns({"role": "customer", "text": "你好", "time": 100}, {"role": "agent", "text": "您好", "time": 50}),
-     422, "turns_out_of_order"),
-    (with_turns({"role": "customer", "text": "你好"}, profile="vip"), 422, "unknown_profile"),
-    ({"turns": "你好"}, 422, "invalid_input"),
-    ({"id": ["x"], "turns": [{"role": "customer", "text": "你好"}]}, 422, "invalid_input"),
-    ({}, 422, "invalid_input"),
-    ([GOOD], 422, "invalid_input"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        (with_turns(), 422, "empty_conversation"),
+        (with_turns({"role": "manager", "text": "我是经理"}), 422, "invalid_input"),
+        (with_turns({"role": "customer"}), 422, "invalid_input"),
+        (with_turns({"role": "customer", "text": ""}), 422, "empty_text"),
+        (with_turns({"role": "customer", "text": "   "}), 422, "empty_text"),
+        (with_turns({"role": "customer", "text": 123}), 422, "invalid_input"),
+        (with_turns({"role": "customer", "text": ["你好"]}), 422, "invalid_input"),
+        (with_turns(*[{"role": "customer", "text": "在吗"}] * 7), 413, "too_many_turns"),
+        (with_turns({"role": "customer", "text": "长" * 201}), 413, "text_too_long"),
+        (with_turns(*[{"role": "customer", "text": "长" * 100}] * 4), 413, "conversation_too_long"),
+        (with_turns({"role": "customer", "text": "你好", "time": "yesterday"}), 422, "invalid_time"),
+        (with_turns({"role": "customer", "text": "你好", "time": True}), 422, "invalid_input"),
+        (with_turns({"role": "customer", "text": "你好", "time": 1795140000000}), 422, "invalid_time"),
+        (
+            with_turns(
+                {"role": "customer", "text": "你好", "time": 100}, {"role": "agent", "text": "您好", "time": 50}
+            ),
+            422,
+            "turns_out_of_order",
+        ),
+        (with_turns({"role": "customer", "text": "你好"}, profile="vip"), 422, "unknown_profile"),
+        ({"turns": "你好"}, 422, "invalid_input"),
+        ({"id": ["x"], "turns": [{"role": "customer", "text": "你好"}]}, 422, "invalid_input"),
+        ({}, 422, "invalid_input"),
+        ([GOOD], 422, "invalid_input"),
+    ],
+)
 def test_bad_input(client, body, status, code):
     r = client.post(URL, json=body)
     assert r.status_code == status and error_code(r) == code, r.text
@@ -120,9 +142,14 @@ def test_unknown_profile_lists_the_known_ones(client):
     assert "default" in r.json()["error"]["message"] and "promotion" in r.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("raw, status, code", [
-    (b"{not json", 400, "invalid_json"), (b"", 422, "invalid_input"), (b"null", 422, "invalid_input"),
-])
+@pytest.mark.parametrize(
+    "raw, status, code",
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"", 422, "invalid_input"),
+        (b"null", 422, "invalid_input"),
+    ],
+)
 def test_not_json(client, raw, status, code):
     r = client.post(URL, content=raw, headers={"content-type": "application/json"})
     assert r.status_code == status and error_code(r) == code
@@ -139,15 +166,25 @@ def test_batch_keeps_good_beside_bad(client):
     assert r.status_code == 200
     results = r.json()["results"]
     assert results[0]["id"] == "c-1001" and "qa" in results[0]
-    assert results[1] == {"id": "empty", "error": {"code": "empty_conversation",
-                                                    "message": "turns: is empty; send at least one turn"}}
+    assert results[1] == {
+        "id": "empty",
+        "error": {"code": "empty_conversation", "message": "turns: is empty; send at least one turn"},
+    }
     assert results[2]["id"] == "role" and results[2]["error"]["code"] == "invalid_input"
     assert "turns[0].role" in results[2]["error"]["message"]
-    assert results[3] == {"id": None, "error": {"code": "invalid_input",
-                                                "message": "a conversation must be an object with turns, not int"}}
-    assert r.json()["summary"] == {"total": 4, "analysed": 1, "errors": 3, "grades": {results[0]["qa"]["grade"]: 1},
-                                   "resolution": {"resolved": 1}, "escalation_risk": {"none": 1},
-                                   "avg_score": results[0]["qa"]["score"]}
+    assert results[3] == {
+        "id": None,
+        "error": {"code": "invalid_input", "message": "a conversation must be an object with turns, not int"},
+    }
+    assert r.json()["summary"] == {
+        "total": 4,
+        "analysed": 1,
+        "errors": 3,
+        "grades": {results[0]["qa"]["grade"]: 1},
+        "resolution": {"resolved": 1},
+        "escalation_risk": {"none": 1},
+        "avg_score": results[0]["qa"]["score"],
+    }
 
 
 def test_batch_answers_like_the_single_endpoint(client):
@@ -156,12 +193,15 @@ def test_batch_answers_like_the_single_endpoint(client):
     assert batch == single
 
 
-@pytest.mark.parametrize("body, status, code", [
-    ({"items": []}, 422, "empty_batch"),
-    ({"items": [GOOD] * 5}, 413, "too_many_items"),
-    ({"items": "x"}, 422, "invalid_input"),
-    ({}, 422, "invalid_input"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ({"items": []}, 422, "empty_batch"),
+        ({"items": [GOOD] * 5}, 413, "too_many_items"),
+        ({"items": "x"}, 422, "invalid_input"),
+        ({}, 422, "invalid_input"),
+    ],
+)
 def test_bad_batch(client, body, status, code):
     r = client.post(BATCH, json=body)
     assert r.status_code == status and error_code(r) == code

@@ -4,6 +4,7 @@ Runs on the real lexicons with the conftest's stand-in for the sentiment model (
 reads the sentiment label, so grades do not depend on it). Checks, for every span in
 every result, the invariant ``turns[turn].text[start:end] == text``.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,7 +55,9 @@ def assert_spans_exact(turns: list[dict], body: dict) -> None:
         assert turns[turn]["text"][start:end] == text, (turn, text, start, end)
     for f in body["customer"]["pii_shared"] + [v for v in body["violations"] if v["rule"] == "pii_leak"]:
         original = turns[f["turn"]]["text"]
-        assert len(original[f["start"]:f["end"]]) == len(f["masked"]) and f["masked"] != original[f["start"]:f["end"]]
+        assert (
+            len(original[f["start"] : f["end"]]) == len(f["masked"]) and f["masked"] != original[f["start"] : f["end"]]
+        )
         if "masked_text" in f:
             assert len(f["masked_text"]) == len(original) and "*" in f["masked_text"]
 
@@ -99,7 +102,10 @@ def test_fixture(path: Path, pipeline, rules):
         assert body["resolution"]["source"] == exp["resolution_source"]
     cust = body["customer"]
     if "escalation_risk" in exp:
-        assert cust["escalation_risk"] == exp["escalation_risk"], (cust["escalation_evidence"], cust["escalation_reasons"])
+        assert cust["escalation_risk"] == exp["escalation_risk"], (
+            cust["escalation_evidence"],
+            cust["escalation_reasons"],
+        )
     assert set(exp.get("escalation_kinds", [])) <= {e["kind"] for e in cust["escalation_evidence"]}
     emotions = {str(e["turn"]): e["emotion"] for e in cust["emotions"]}
     for turn, emotion in exp.get("emotions", {}).items():
@@ -109,7 +115,12 @@ def test_fixture(path: Path, pipeline, rules):
     for key, value in exp.get("timing", {}).items():
         assert body["timing"][key] == value, (key, body["timing"])
     qa = body["qa"]
-    assert 0 <= qa["score"] <= 100 and set(qa["dimensions"]) == {"responsiveness", "attitude", "resolution", "competence"}
+    assert 0 <= qa["score"] <= 100 and set(qa["dimensions"]) == {
+        "responsiveness",
+        "attitude",
+        "resolution",
+        "competence",
+    }
     if "grade" in exp:
         assert qa["grade"] == exp["grade"], qa
     if "grade_in" in exp:

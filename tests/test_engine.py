@@ -5,13 +5,25 @@ from tests.conftest import assert_spans
 
 
 def test_batch_keeps_order_and_isolates_bad_items(fake_pipeline):
-    items = [TextItem("发货太慢了", "a"), TextItem("", "b"), TextItem("x" * 5001, "c"),
-             TextItem(12, "d"), TextItem(None, "e"), TextItem("坏\ud800", "f"), TextItem("客服很耐心", "g")]
+    items = [
+        TextItem("发货太慢了", "a"),
+        TextItem("", "b"),
+        TextItem("x" * 5001, "c"),
+        TextItem(12, "d"),
+        TextItem(None, "e"),
+        TextItem("坏\ud800", "f"),
+        TextItem("客服很耐心", "g"),
+    ]
     out = fake_pipeline.analyze_batch(items)
     assert [r.id for r in out] == list("abcdefg")
     assert [type(r) for r in out] == [Analysis, ItemError, ItemError, ItemError, ItemError, ItemError, Analysis]
     assert [r.code for r in out if isinstance(r, ItemError)] == [
-        "empty_text", "text_too_long", "invalid_input", "invalid_input", "invalid_text"]
+        "empty_text",
+        "text_too_long",
+        "invalid_input",
+        "invalid_input",
+        "invalid_text",
+    ]
 
 
 def test_offsets_index_the_original_text(fake_pipeline):
@@ -40,7 +52,15 @@ def test_top_terms_skip_stopwords(fake_pipeline):
 
 
 def test_hostile_but_valid_texts_are_analysed(fake_pipeline):
-    texts = ["😀😀😀", "https://example.com/a?b=1 质量差", "<b>好评</b><script>x</script>",
-             "good product, fast shipping", "1234567890", "好" * 5000, "。。。！！！", "\t\n 质量 \n"]
+    texts = [
+        "😀😀😀",
+        "https://example.com/a?b=1 质量差",
+        "<b>好评</b><script>x</script>",
+        "good product, fast shipping",
+        "1234567890",
+        "好" * 5000,
+        "。。。！！！",
+        "\t\n 质量 \n",
+    ]
     out = fake_pipeline.analyze_batch([TextItem(t, str(i)) for i, t in enumerate(texts)])
     assert all(isinstance(r, Analysis) for r in out)

@@ -1,5 +1,6 @@
 """One error catalogue: every code the code raises is catalogued, and docs/errors.md, the README
 and the OpenAPI error schema list exactly the catalogue."""
+
 from __future__ import annotations
 
 import ast
@@ -51,8 +52,16 @@ def test_every_code_in_the_source_is_catalogued():
 
 
 def test_the_scan_sees_the_usual_spellings():
-    assert {"invalid_multipart", "empty_batch", "scoring_failed", "worker_crashed", "invalid_row", "busy",
-            "model_rejected", "invalid_item"} <= set(codes_in_source())
+    assert {
+        "invalid_multipart",
+        "empty_batch",
+        "scoring_failed",
+        "worker_crashed",
+        "invalid_row",
+        "busy",
+        "model_rejected",
+        "invalid_item",
+    } <= set(codes_in_source())
 
 
 def test_an_uncatalogued_code_cannot_be_raised():

@@ -1,6 +1,7 @@
 """Hostile load on the review and chat endpoints (issue 9): unexpected errors in the
 envelope with a request id, batch character caps, bounded analysis threads, an event loop
 that stays free while long texts are analysed, slow clients timed out, memory given back."""
+
 from __future__ import annotations
 
 import asyncio
@@ -57,8 +58,9 @@ class BrokenPipeline(SlowPipeline):
 
 
 def make(tmp_path, pipeline, **overrides) -> TestClient:
-    return TestClient(create_app(Settings(data_dir=tmp_path, **overrides), pipeline=pipeline),
-                      raise_server_exceptions=False)
+    return TestClient(
+        create_app(Settings(data_dir=tmp_path, **overrides), pipeline=pipeline), raise_server_exceptions=False
+    )
 
 
 def test_an_unexpected_error_is_a_500_in_the_envelope_with_a_request_id(tmp_path, fake_pipeline, caplog):
@@ -86,8 +88,14 @@ def test_a_batch_over_the_character_cap_is_413_before_any_analysis(tmp_path, fak
     with make(tmp_path, slow, max_batch_chars=1000) as client:
         t = time.perf_counter()
         r = client.post("/v1/analyze/batch", json={"items": [{"text": "好" * 600}, {"text": "差" * 600}]})
-        conv = client.post("/v1/conversations/analyze/batch", json={"items": [
-            {"turns": [{"role": "customer", "text": "好" * 600}, {"role": "agent", "text": "您好" * 300}]}]})
+        conv = client.post(
+            "/v1/conversations/analyze/batch",
+            json={
+                "items": [
+                    {"turns": [{"role": "customer", "text": "好" * 600}, {"role": "agent", "text": "您好" * 300}]}
+                ]
+            },
+        )
     assert time.perf_counter() - t < 5
     for resp in (r, conv):
         assert resp.status_code == 413, resp.text
@@ -141,6 +149,7 @@ def test_health_stays_fast_while_long_texts_are_analysed(tmp_path, fake_pipeline
     slow = SlowPipeline(fake_pipeline, 0.5)
     stop = threading.Event()
     with make(tmp_path, slow, analysis_queue=64) as client:
+
         def hammer():
             while not stop.is_set():
                 assert client.post("/v1/analyze", json={"text": LONG}).status_code == 200
@@ -170,7 +179,7 @@ def test_one_maximum_batch_gives_its_memory_back(tmp_path):
     settings = Settings(data_dir=tmp_path)
     pipeline = build_pipeline(settings.lexicon_dir, settings.models_dir)
     per_item = settings.max_batch_chars // settings.max_batch_items
-    items = [{"id": str(i), "text": (LONG * 2)[i % 7: i % 7 + per_item]} for i in range(settings.max_batch_items)]
+    items = [{"id": str(i), "text": (LONG * 2)[i % 7 : i % 7 + per_item]} for i in range(settings.max_batch_items)]
     with make(tmp_path, pipeline) as client:
         client.post("/v1/analyze/batch", json={"items": items[:50]})  # warm caches first
         before = rss_mb(os.getpid())
@@ -199,11 +208,29 @@ def free_port() -> int:
 def served(tmp_path):
     """``pingjia serve``'s uvicorn set-up on the fake pipeline, with short timeouts."""
     port = free_port()
-    env = clean_env(PINGJIA_DATA_DIR=str(tmp_path), PINGJIA_HEADER_TIMEOUT_SECONDS="1",
-                    PINGJIA_BODY_IDLE_SECONDS="1", PINGJIA_JOB_WORKERS="1", PINGJIA_JOB_WORKER_START="spawn",
-                    PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "uvicorn", "tests.test_jobs_crash:fake_app", "--factory", "--host", "127.0.0.1",
-           "--port", str(port), "--http", "app.serve:HeaderTimeoutProtocol", "--log-level", "warning"]
+    env = clean_env(
+        PINGJIA_DATA_DIR=str(tmp_path),
+        PINGJIA_HEADER_TIMEOUT_SECONDS="1",
+        PINGJIA_BODY_IDLE_SECONDS="1",
+        PINGJIA_JOB_WORKERS="1",
+        PINGJIA_JOB_WORKER_START="spawn",
+        PYTHONPATH=str(ROOT),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tests.test_jobs_crash:fake_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--http",
+        "app.serve:HeaderTimeoutProtocol",
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -237,8 +264,9 @@ def test_trickled_headers_and_bodies_are_timed_out(served):
     assert took < 3 and data.startswith(b"HTTP/1.1 408") and b"request_timeout" in data
 
     body = socket.create_connection(("127.0.0.1", served))
-    body.sendall(b"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: 50\r\n\r\n{\"text\": ")
+    body.sendall(
+        b'POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{"text": '
+    )
     took, data = read_answer(body)
     assert took < 3 and b" 408 " in data.split(b"\r\n")[0] and b"request_timeout" in data
     assert b"x-request-id" in data.lower()
@@ -249,13 +277,19 @@ def test_the_openapi_documents_the_statuses_each_route_answers(tmp_path, fake_pi
     """Before: jobs omitted 415/503/507, admin 403, and nothing documented 500 or 503."""
     with make(tmp_path, fake_pipeline) as client:
         paths = client.get("/openapi.json").json()["paths"]
-    documented = {(method.upper(), path): set(op["responses"]) for path, ops in paths.items()
-                  for method, op in ops.items()}
+    documented = {
+        (method.upper(), path): set(op["responses"]) for path, ops in paths.items() for method, op in ops.items()
+    }
     for (method, path), codes in documented.items():
         if path.startswith("/v1/") and path != "/v1/taxonomy":  # taxonomy: a constant document
             assert {"422", "500", "503"} <= codes, (method, path, codes)
-    for op in [("POST", "/v1/jobs"), ("GET", "/v1/jobs/{job_id}"), ("DELETE", "/v1/jobs/{job_id}"),
-               ("GET", "/v1/jobs/{job_id}/results"), ("GET", "/v1/jobs/{job_id}/summary")]:
+    for op in [
+        ("POST", "/v1/jobs"),
+        ("GET", "/v1/jobs/{job_id}"),
+        ("DELETE", "/v1/jobs/{job_id}"),
+        ("GET", "/v1/jobs/{job_id}/results"),
+        ("GET", "/v1/jobs/{job_id}/summary"),
+    ]:
         assert {"404", "409", "415", "507"} <= documented[op], op
     assert {"401", "403", "409"} <= documented[("POST", "/v1/admin/reload")]
     assert {"408", "413"} <= documented[("POST", "/v1/analyze/batch")]

@@ -1,5 +1,6 @@
 """/v1/jobs through the app (fake sentiment, in-thread workers): submit, poll, results,
 summary, cancel, errors, retention."""
+
 from __future__ import annotations
 
 import csv
@@ -111,8 +112,9 @@ def test_csv_upload_runs_to_done_with_every_row_once_in_order(client):
 
 
 def test_jsonl_upload(client):
-    lines = [json.dumps({"id": f"j{i}", "text": NEG_TEXT if i % 2 else POS_TEXT}, ensure_ascii=False)
-             for i in range(40)]
+    lines = [
+        json.dumps({"id": f"j{i}", "text": NEG_TEXT if i % 2 else POS_TEXT}, ensure_ascii=False) for i in range(40)
+    ]
     r = client.post("/v1/jobs", files={"file": ("x.jsonl", "\n".join(lines).encode())})
     assert r.status_code == 202 and r.json()["total"] == 40
     wait(client, r.json()["job_id"])
@@ -140,14 +142,17 @@ def test_bad_rows_are_row_errors_and_the_job_still_finishes(client):
     assert summary["errors"]["by_code"] == {"empty_text": 1, "invalid_input": 1, "invalid_row": 1}
 
 
-@pytest.mark.parametrize("name, data, form, code, words", [
-    ("x.csv", b"id,body\n1,x\n", {}, "missing_column", ["'text'", "body"]),
-    ("x.csv", "id,text\n1,好\n".encode() + "2,差\n".encode("gbk"), {}, "bad_encoding", ["line 3"]),
-    ("x.jsonl", b'{"text": "a"}\n{"text": \n', {}, "invalid_jsonl", ["line 2"]),
-    ("x.csv", b"", {}, "empty_file", []),
-    ("x.csv", b"id,text\n1,x\n", {"kind": "conversations"}, "unsupported_format", ["JSONL"]),
-    ("x.csv", b"id,text\n1,x\n", {"text_col": "x"}, "invalid_input", ["text_col"]),
-])
+@pytest.mark.parametrize(
+    "name, data, form, code, words",
+    [
+        ("x.csv", b"id,body\n1,x\n", {}, "missing_column", ["'text'", "body"]),
+        ("x.csv", "id,text\n1,好\n".encode() + "2,差\n".encode("gbk"), {}, "bad_encoding", ["line 3"]),
+        ("x.jsonl", b'{"text": "a"}\n{"text": \n', {}, "invalid_jsonl", ["line 2"]),
+        ("x.csv", b"", {}, "empty_file", []),
+        ("x.csv", b"id,text\n1,x\n", {"kind": "conversations"}, "unsupported_format", ["JSONL"]),
+        ("x.csv", b"id,text\n1,x\n", {"text_col": "x"}, "invalid_input", ["text_col"]),
+    ],
+)
 def test_malformed_uploads_are_refused_at_submit(client, tmp_path, name, data, form, code, words):
     err = error_code(client.post("/v1/jobs", files={"file": (name, data)}, data=form), 422)
     assert err["code"] == code and all(w in err["message"] for w in words), err
@@ -156,13 +161,19 @@ def test_malformed_uploads_are_refused_at_submit(client, tmp_path, name, data, f
 
 def test_other_refusals(make_client):
     c = make_client(max_upload_bytes=2048, max_body_bytes=4096)
-    assert error_code(c.post("/v1/jobs", content=b"x", headers={"content-type": "text/plain"}), 415)[
-        "code"] == "unsupported_media_type"
-    assert error_code(c.post("/v1/jobs", files={"file": ("x.csv", b"text\n" + b"a\n" * 2000)}), 413)[
-        "code"] == "body_too_large"
+    assert (
+        error_code(c.post("/v1/jobs", content=b"x", headers={"content-type": "text/plain"}), 415)["code"]
+        == "unsupported_media_type"
+    )
+    assert (
+        error_code(c.post("/v1/jobs", files={"file": ("x.csv", b"text\n" + b"a\n" * 2000)}), 413)["code"]
+        == "body_too_large"
+    )
     assert error_code(c.post("/v1/jobs", json={"items": [{"text": "好" * 3000}]}), 413)["code"] == "body_too_large"
-    assert error_code(c.post("/v1/jobs", content=b"{oops", headers={"content-type": "application/json"}), 400)[
-        "code"] == "invalid_json"
+    assert (
+        error_code(c.post("/v1/jobs", content=b"{oops", headers={"content-type": "application/json"}), 400)["code"]
+        == "invalid_json"
+    )
     assert error_code(c.post("/v1/jobs", json={"items": []}), 422)["code"] == "invalid_input"
     assert error_code(c.post("/v1/jobs", files={"upload": ("x.csv", b"text\nx\n")}), 422)["code"] == "missing_file"
 
@@ -230,9 +241,18 @@ def test_unknown_job_is_404_everywhere(client):
 
 
 def test_conversation_jobs(client):
-    conv = {"id": "c1", "turns": [
-        {"role": "customer", "text": "我的快递三天了还没发货", "time": "2026-11-20T10:00:00+08:00"},
-        {"role": "agent", "text": "您好，请稍等，我帮您查一下", "time": "2026-11-20T10:00:40+08:00", "agent_id": "a17"}]}
+    conv = {
+        "id": "c1",
+        "turns": [
+            {"role": "customer", "text": "我的快递三天了还没发货", "time": "2026-11-20T10:00:00+08:00"},
+            {
+                "role": "agent",
+                "text": "您好，请稍等，我帮您查一下",
+                "time": "2026-11-20T10:00:40+08:00",
+                "agent_id": "a17",
+            },
+        ],
+    }
     data = "\n".join(json.dumps({**conv, "id": f"c{i}"}, ensure_ascii=False) for i in range(5)) + '\n{"id": "bad"}\n'
     r = client.post("/v1/jobs", files={"file": ("t.jsonl", data.encode())}, data={"kind": "conversations"})
     assert r.status_code == 202, r.text

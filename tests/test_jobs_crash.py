@@ -7,6 +7,7 @@ dir, and every row id exactly once in the results.
 runs the same scenario, with forked and with spawned workers, on an app factory whose workers
 use the fake sentiment model, so the mechanics are exercised on any checkout.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,9 +28,18 @@ from tests.conftest import ROOT, clean_env, needs_models
 
 pytestmark = pytest.mark.slow  # real service processes, killed mid-job
 
-TEMPLATES = ["发货太慢了，等了{n}天才到", "客服态度很差，问了{n}次都没人回复", "质量很好，用了{n}天没问题",
-             "物流很快，包装完好，第{n}次回购了", "价格有点贵，但是质量不错", "东西与描述不符，颜色差太多",
-             "退货退款处理了{n}天还没结果", "很满意，下次还来", "味道一般，分量太少", "屏幕很清晰，运行流畅"]
+TEMPLATES = [
+    "发货太慢了，等了{n}天才到",
+    "客服态度很差，问了{n}次都没人回复",
+    "质量很好，用了{n}天没问题",
+    "物流很快，包装完好，第{n}次回购了",
+    "价格有点贵，但是质量不错",
+    "东西与描述不符，颜色差太多",
+    "退货退款处理了{n}天还没结果",
+    "很满意，下次还来",
+    "味道一般，分量太少",
+    "屏幕很清晰，运行流畅",
+]
 
 
 def reviews_csv(n: int, seed: int = 5) -> bytes:
@@ -50,17 +60,42 @@ def free_port() -> int:
 class Service:
     """uvicorn in its own process group, so one killpg takes the workers down with it."""
 
-    def __init__(self, data_dir: Path, target: str, factory: bool = False, workers: int = 2, chunk_rows: int = 100,
-                 start: str = "spawn", extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        target: str,
+        factory: bool = False,
+        workers: int = 2,
+        chunk_rows: int = 100,
+        start: str = "spawn",
+        extra_env: dict[str, str] | None = None,
+    ):
         self.data_dir, self.port = data_dir, free_port()
-        env = clean_env(PINGJIA_DATA_DIR=str(data_dir), PINGJIA_JOB_WORKERS=str(workers),
-                        PINGJIA_JOB_CHUNK_ROWS=str(chunk_rows), PINGJIA_JOB_WORKER_START=start,
-                        PYTHONPATH=str(ROOT), **(extra_env or {}))
-        cmd = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(self.port),
-               "--log-level", "warning", *(["--factory"] if factory else [])]
+        env = clean_env(
+            PINGJIA_DATA_DIR=str(data_dir),
+            PINGJIA_JOB_WORKERS=str(workers),
+            PINGJIA_JOB_CHUNK_ROWS=str(chunk_rows),
+            PINGJIA_JOB_WORKER_START=start,
+            PYTHONPATH=str(ROOT),
+            **(extra_env or {}),
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            *(["--factory"] if factory else []),
+        ]
         self.log = open(data_dir / f"service-{self.port}.log", "wb")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
@@ -130,8 +165,11 @@ def crash_and_resume(tmp_path: Path, target: str, factory: bool, rows: int, star
     a = Service(tmp_path, target, factory, start=start)
     try:
         a.wait_ready()
-        r = a.http.post("/v1/jobs", files={"file": ("r.csv", reviews_csv(rows))},
-                        data={"text_column": "content", "id_column": "review_id"})
+        r = a.http.post(
+            "/v1/jobs",
+            files={"file": ("r.csv", reviews_csv(rows))},
+            data={"text_column": "content", "id_column": "review_id"},
+        )
         assert r.status_code == 202, r.text
         job_id = r.json()["job_id"]
         while True:  # wait until the job is part-way, then kill everything
@@ -184,8 +222,11 @@ def test_a_killed_worker_is_replaced_and_its_chunk_redone(tmp_path):
     svc = Service(tmp_path, "tests.test_jobs_crash:fake_app", factory=True, workers=1, chunk_rows=50)
     try:
         svc.wait_ready()
-        r = svc.http.post("/v1/jobs", files={"file": ("r.csv", reviews_csv(3000))},
-                          data={"text_column": "content", "id_column": "review_id"})
+        r = svc.http.post(
+            "/v1/jobs",
+            files={"file": ("r.csv", reviews_csv(3000))},
+            data={"text_column": "content", "id_column": "review_id"},
+        )
         job_id = r.json()["job_id"]
         while svc.http.get(f"/v1/jobs/{job_id}").json()["done"] < 100:
             time.sleep(0.01)
@@ -209,12 +250,21 @@ def test_admin_reload_restarts_job_workers_and_the_job_still_completes(tmp_path)
     """A reload mid-job: the worker commits its chunk, exits and is replaced (so batch jobs move
     to the new models too); every row still comes back exactly once."""
     n = 40000  # long enough to be still running when the reload (which loads real models) returns
-    svc = Service(tmp_path, "tests.test_jobs_crash:fake_app", factory=True, workers=1, chunk_rows=50,
-                  extra_env={"PINGJIA_ADMIN_TOKEN": "t0ken"})
+    svc = Service(
+        tmp_path,
+        "tests.test_jobs_crash:fake_app",
+        factory=True,
+        workers=1,
+        chunk_rows=50,
+        extra_env={"PINGJIA_ADMIN_TOKEN": "t0ken"},
+    )
     try:
         svc.wait_ready()
-        r = svc.http.post("/v1/jobs", files={"file": ("r.csv", reviews_csv(n))},
-                          data={"text_column": "content", "id_column": "review_id"})
+        r = svc.http.post(
+            "/v1/jobs",
+            files={"file": ("r.csv", reviews_csv(n))},
+            data={"text_column": "content", "id_column": "review_id"},
+        )
         job_id = r.json()["job_id"]
         while svc.http.get(f"/v1/jobs/{job_id}").json()["done"] < 100:
             time.sleep(0.01)
@@ -245,8 +295,12 @@ def _fake_pipeline():
     from tests.conftest import FakeSentiment
 
     lexicon = load_lexicon(ROOT / "lexicons")
-    return Pipeline(lexicon=lexicon, segmenter=build_segmenter(lexicon), sentiment=FakeSentiment(),
-                    aspects=LexiconAspectScorer(lexicon.version))
+    return Pipeline(
+        lexicon=lexicon,
+        segmenter=build_segmenter(lexicon),
+        sentiment=FakeSentiment(),
+        aspects=LexiconAspectScorer(lexicon.version),
+    )
 
 
 def fake_factory(settings):
@@ -268,6 +322,5 @@ def fake_app():
     app = create_app(settings, pipeline=_fake_pipeline())
     if settings.job_worker_start == "spawn":  # fork: the app's own runner forks from the fake pipeline
         url = db_url(settings)
-        app.state.job_runner = JobRunner(url, settings, factory=fake_factory,
-                                         prune=lambda: prune_jobs(url, settings))
+        app.state.job_runner = JobRunner(url, settings, factory=fake_factory, prune=lambda: prune_jobs(url, settings))
     return app

@@ -1,6 +1,7 @@
 """CSV exports neutralise spreadsheet formulas (OWASP "CSV Injection"): every text cell
 starting, also after leading whitespace, with = + - @ tab or CR gets a leading quote,
 through ``csv_stream`` (with and without BOM), ``pingjia score`` and the jobs API."""
+
 from __future__ import annotations
 
 import csv
@@ -35,24 +36,37 @@ OWASP = [
     "\rplain after a CR",
     "-12",
 ]
-BEHIND_WHITESPACE = [" =1+1", "  +1", "\u3000=HYPERLINK(\"http://x\",\"y\")", "\n@SUM(A1)", " \t-3"]
+BEHIND_WHITESPACE = [" =1+1", "  +1", '\u3000=HYPERLINK("http://x","y")', "\n@SUM(A1)", " \t-3"]
 PAYLOADS = OWASP + BEHIND_WHITESPACE
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 HARMLESS = ["r1", "12", "好评", "a=b", "x-1", "'quoted", ""]
 REVIEW_TEXT_COLUMNS = ["id", "sentiment", "root_causes", "aspects", "keywords", "error"]
-CONVERSATION_TEXT_COLUMNS = ["id", "qa_grade", "resolution", "escalation_risk", "sentiment_start",
-                             "sentiment_end", "root_causes", "violations", "error"]
+CONVERSATION_TEXT_COLUMNS = [
+    "id",
+    "qa_grade",
+    "resolution",
+    "escalation_risk",
+    "sentiment_start",
+    "sentiment_end",
+    "root_causes",
+    "violations",
+    "error",
+]
 
 
 def review_body(row: int, payload: str) -> str:
     """A stored review result with the payload in every text-bearing field."""
-    return json.dumps({
-        "row": row, "id": payload,
-        "sentiment": {"label": payload, "probabilities": {"positive": 0.1, "neutral": 0.0, "negative": 0.9}},
-        "root_causes": [{"cause": payload}, {"cause": "物流"}],
-        "aspects": [{"aspect": payload, "polarity": "negative"}],
-        "keywords": [{"term": payload, "polarity": "negative"}],
-    }, ensure_ascii=False)
+    return json.dumps(
+        {
+            "row": row,
+            "id": payload,
+            "sentiment": {"label": payload, "probabilities": {"positive": 0.1, "neutral": 0.0, "negative": 0.9}},
+            "root_causes": [{"cause": payload}, {"cause": "物流"}],
+            "aspects": [{"aspect": payload, "polarity": "negative"}],
+            "keywords": [{"term": payload, "polarity": "negative"}],
+        },
+        ensure_ascii=False,
+    )
 
 
 def review_error_body(row: int, payload: str) -> str:
@@ -60,11 +74,18 @@ def review_error_body(row: int, payload: str) -> str:
 
 
 def conversation_body(row: int, payload: str) -> str:
-    return json.dumps({
-        "row": row, "id": payload, "qa": {"score": 72, "grade": payload}, "resolution": {"status": payload},
-        "customer": {"escalation_risk": payload, "sentiment_start": payload, "sentiment_end": payload},
-        "root_causes": [{"cause": payload}], "violations": [{"rule": payload}, {"rule": "no_greeting"}],
-    }, ensure_ascii=False)
+    return json.dumps(
+        {
+            "row": row,
+            "id": payload,
+            "qa": {"score": 72, "grade": payload},
+            "resolution": {"status": payload},
+            "customer": {"escalation_risk": payload, "sentiment_start": payload, "sentiment_end": payload},
+            "root_causes": [{"cause": payload}],
+            "violations": [{"rule": payload}, {"rule": "no_greeting"}],
+        },
+        ensure_ascii=False,
+    )
 
 
 def read_csv(data: bytes, bom: bool) -> list[dict]:
@@ -113,8 +134,15 @@ def test_conversation_csv_neutralises_every_text_column(bom):
     rows = read_csv(data, bom)
     assert len(rows) == len(PAYLOADS)
     for row, payload in zip(rows, PAYLOADS):
-        for col in ("id", "qa_grade", "resolution", "escalation_risk", "sentiment_start", "sentiment_end",
-                    "root_causes"):
+        for col in (
+            "id",
+            "qa_grade",
+            "resolution",
+            "escalation_risk",
+            "sentiment_start",
+            "sentiment_end",
+            "root_causes",
+        ):
             assert row[col] == "'" + payload, col
         assert row["violations"] == "'" + payload + "|no_greeting"
         assert row["qa_score"] == "72"
@@ -126,7 +154,7 @@ def test_harmless_cells_are_untouched_and_no_raw_field_starts_with_a_payload(bom
     one_line = OWASP[:5]  # no line breaks: the raw file can be checked line by line
     data = stream([review_body(i + 1, p) for i, p in enumerate(HARMLESS + one_line)], bom=bom)
     rows = read_csv(data, bom)
-    assert [r["id"] for r in rows[:len(HARMLESS)]] == HARMLESS
+    assert [r["id"] for r in rows[: len(HARMLESS)]] == HARMLESS
     assert rows[HARMLESS.index("'quoted")]["keywords"] == "'quoted:negative"
     text = data.decode("utf-8-sig")
     for payload in one_line:
@@ -157,9 +185,30 @@ def test_cli_score_writes_neutralised_csv(tmp_path):
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
     ids = PAYLOADS
     payload_csv(src, ids)
-    r = subprocess.run([sys.executable, "-m", "app.cli", "score", str(src), "-o", str(out), "--text-column",
-                        "content", "--id-column", "review_id", "--workers", "1", "--work-dir", str(tmp_path),
-                        "-q"], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "score",
+            str(src),
+            "-o",
+            str(out),
+            "--text-column",
+            "content",
+            "--id-column",
+            "review_id",
+            "--workers",
+            "1",
+            "--work-dir",
+            str(tmp_path),
+            "-q",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert r.returncode == 0, r.stderr
     rows = read_csv(out.read_bytes(), bom=False)
     assert [row["id"] for row in rows] == ["'" + p for p in ids]

@@ -4,6 +4,7 @@ none is answered with a 500, none is silently half-read, none is left world-read
 The freeze test runs the real app (fake sentiment) under uvicorn on a loopback port and
 polls ``/healthz`` while the hostile upload is ingested.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -95,6 +96,7 @@ def test_a_killed_ingest_process_is_a_clear_error_and_the_next_submission_works(
             await pool.run(_die)
         assert e.value.status == 503 and "not created" in e.value.message
         assert await pool.run(os.getpid) != os.getpid()
+
     asyncio.run(go())
 
 
@@ -114,10 +116,13 @@ def test_non_text_codecs_are_refused(make_client):
         assert error_code(r, 422)["code"] == "bad_encoding", enc
 
 
-@pytest.mark.parametrize("body, status, code", [
-    (b'{"text": "ok"}\n{"text": ' + b"1" * 5000 + b"}\n", 422, "invalid_jsonl"),
-    (b'{"text": "ok"}\n' + b"[" * 200_000 + b"\n", 422, "invalid_jsonl"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        (b'{"text": "ok"}\n{"text": ' + b"1" * 5000 + b"}\n", 422, "invalid_jsonl"),
+        (b'{"text": "ok"}\n' + b"[" * 200_000 + b"\n", 422, "invalid_jsonl"),
+    ],
+)
 def test_jsonl_beyond_the_parser_is_refused_naming_the_line(make_client, body, status, code):
     err = error_code(make_client(workers=0).post("/v1/jobs", files={"file": ("x.jsonl", body)}), status)
     assert err["code"] == code and err["message"].startswith("line 2")
@@ -126,8 +131,10 @@ def test_jsonl_beyond_the_parser_is_refused_naming_the_line(make_client, body, s
 def test_json_jobs_nested_too_deeply_or_naming_an_empty_column_are_refused(make_client, tmp_path):
     c = make_client(workers=0)
     deep = b'{"items": [{"text": "x", "meta": ' + b"[" * 200_000 + b"]" * 200_000 + b"}]}"
-    assert error_code(c.post("/v1/jobs", content=deep, headers={"content-type": "application/json"}), 400)[
-        "code"] == "invalid_json"
+    assert (
+        error_code(c.post("/v1/jobs", content=deep, headers={"content-type": "application/json"}), 400)["code"]
+        == "invalid_json"
+    )
     err = error_code(c.post("/v1/jobs", json={"items": [{"text": "x"}], "group_columns": [""]}), 422)
     assert err["code"] == "invalid_input" and "group_columns" in err["message"]
     assert not any((tmp_path / "jobs").iterdir())
@@ -205,6 +212,7 @@ def test_job_folders_are_0700_and_their_files_0600_whatever_the_umask(make_clien
         def wrapper(*args, **kw):
             seen.update(modes())  # the spooled input, the work file being written
             return real(*args, **kw)
+
         return wrapper
 
     monkeypatch.setattr(service, "ingest_file", spy(service.ingest_file))

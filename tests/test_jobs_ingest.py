@@ -1,4 +1,5 @@
 """Uploads -> work files: validation at submit time, per-row errors, chunks, column profiling."""
+
 from __future__ import annotations
 
 import csv
@@ -33,8 +34,9 @@ def rows_of(work: bytes) -> list[list]:
 
 
 def test_csv_rows_become_work_rows_and_chunks_point_at_them(tmp_path):
-    data = ('\ufeffid,text,channel\nr1,"发货太慢了，\n客服也不耐烦",app\nr2,很好,web\n\n'
-            'r3,,web\nr4,一般,app\n').encode()
+    data = (
+        '\ufeffid,text,channel\nr1,"发货太慢了，\n客服也不耐烦",app\nr2,很好,web\n\nr3,,web\nr4,一般,app\n'
+    ).encode()
     result, work = ingest(data)
     assert result.total == 4 and result.chunks == [(0, 3, 0), (3, 1, result.chunks[1][2])]
     rows = rows_of(work)
@@ -50,10 +52,13 @@ def test_ids_fall_back_to_the_row_number():
     assert [r[0] for r in rows_of(work)] == ["1", "2"]
 
 
-@pytest.mark.parametrize("data, spec, words", [
-    (b"id,content\n1,x\n", {}, ["'text'", "content", "line 1"]),
-    (b"id,text\n1,x\n", {"id_column": "review_id"}, ["'review_id'"]),
-])
+@pytest.mark.parametrize(
+    "data, spec, words",
+    [
+        (b"id,content\n1,x\n", {}, ["'text'", "content", "line 1"]),
+        (b"id,text\n1,x\n", {"id_column": "review_id"}, ["'review_id'"]),
+    ],
+)
 def test_a_missing_column_is_refused_naming_it(data, spec, words):
     err = refused(data, **spec)
     assert err.code == "missing_column" and all(w in err.message for w in words)
@@ -122,8 +127,12 @@ def test_explicit_columns_must_exist_and_fit():
 
 def test_json_items_and_meta_fields():
     out = io.BytesIO()
-    result = ingest_items([{"id": "a", "text": "好", "meta": {"channel": "app"}}, "oops",
-                           {"text": "差", "meta": {"channel": "web"}}], out, InputSpec(), chunk_rows=10)
+    result = ingest_items(
+        [{"id": "a", "text": "好", "meta": {"channel": "app"}}, "oops", {"text": "差", "meta": {"channel": "web"}}],
+        out,
+        InputSpec(),
+        chunk_rows=10,
+    )
     rows = rows_of(out.getvalue())
     assert result.total == 3 and rows[0] == ["a", "好", {"channel": "app"}]
     assert rows[1][3][0] == "invalid_row" and rows[2][0] == "3"
@@ -133,8 +142,13 @@ def test_json_items_and_meta_fields():
 def test_conversations_are_jsonl_only_and_need_turns():
     with pytest.raises(InvalidUpload, match="JSONL"):
         ingest(b"id,text\n1,x\n", kind="conversations")
-    conv = {"id": "c1", "turns": [{"role": "customer", "text": "在吗", "time": "2026-11-20T10:00:00+08:00"},
-                                  {"role": "agent", "text": "您好", "agent_id": "a17"}]}
+    conv = {
+        "id": "c1",
+        "turns": [
+            {"role": "customer", "text": "在吗", "time": "2026-11-20T10:00:00+08:00"},
+            {"role": "agent", "text": "您好", "agent_id": "a17"},
+        ],
+    }
     data = (json.dumps(conv, ensure_ascii=False) + "\n" + json.dumps({"id": "c2"}) + "\n").encode()
     result, work = ingest(data, "jsonl", kind="conversations")
     rows = rows_of(work)
@@ -148,8 +162,23 @@ def test_format_is_guessed_from_name_then_content():
 
 
 # --- hostile inputs (an audit's reproducers) -------------------------------------------
-@pytest.mark.parametrize("encoding", ["rot13", "base64", "zlib", "punycode", "hex", "bz2", "uu", "quopri", "idna",
-                                      "undefined", "no-such-codec", "utf\x008"])
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        "rot13",
+        "base64",
+        "zlib",
+        "punycode",
+        "hex",
+        "bz2",
+        "uu",
+        "quopri",
+        "idna",
+        "undefined",
+        "no-such-codec",
+        "utf\x008",
+    ],
+)
 def test_only_text_encodings_are_accepted(encoding):
     err = refused(b"id,text\n1,x\n", encoding=encoding)
     assert err.code == "bad_encoding" and "utf-8" in err.message
@@ -163,11 +192,14 @@ def test_a_quoted_field_may_span_lines_and_the_line_numbers_stay_right():
     assert rows[3][3] == ["invalid_row", "line 7: 3 fields, the header has 2"]
 
 
-@pytest.mark.parametrize("data, line", [
-    (b'id,text\n1,"never closed\n2,fine\n', 2),   # was: 1 row, holding the rest of the file
-    (b'id,text\n1,ok\n2,"never closed', 3),
-    (b'id,"text\n1,x\n', 1),
-])
+@pytest.mark.parametrize(
+    "data, line",
+    [
+        (b'id,text\n1,"never closed\n2,fine\n', 2),  # was: 1 row, holding the rest of the file
+        (b'id,text\n1,ok\n2,"never closed', 3),
+        (b'id,"text\n1,x\n', 1),
+    ],
+)
 def test_a_quote_open_at_the_end_of_the_file_is_refused_naming_its_line(data, line):
     err = refused(data)
     assert err.code == "invalid_csv" and err.message.startswith(f"line {line}:") and "never closed" in err.message
@@ -187,10 +219,13 @@ def test_csv_fields_and_rows_are_bounded(monkeypatch):
     assert csv.field_size_limit() < sys.maxsize
 
 
-@pytest.mark.parametrize("line, words", [
-    (b'{"text": ' + b"1" * 5000 + b"}", ["line 2", "digits"]),   # ValueError, was a 500
-    (b"[" * 200_000, ["line 2", "nested too deeply"]),            # RecursionError, was a 500
-])
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        (b'{"text": ' + b"1" * 5000 + b"}", ["line 2", "digits"]),  # ValueError, was a 500
+        (b"[" * 200_000, ["line 2", "nested too deeply"]),  # RecursionError, was a 500
+    ],
+)
 def test_jsonl_numbers_and_nesting_beyond_the_parser_are_refused(line, words):
     err = refused(b'{"text": "ok"}\n' + line + b"\n", "jsonl")
     assert err.code == "invalid_jsonl" and all(w in err.message for w in words), err.message
@@ -210,18 +245,19 @@ def test_long_values_are_never_parsed_as_dates(monkeypatch):
 
 
 # --- the work file's layout on disk ----------------------------------------------------
-OLD_WORK_FILE = ('["r1","发货太慢了",{"channel":"app"}]\n'
-                 '["2",null,{},["invalid_row","line 3: 4 fields, the header has 3"]]\n'
-                 '["c1",{"id":"c1","shop":"s1"},{"shop":"s1"},["invalid_conversation","a conversation needs a \'turns\' list"]]\n'
-                 ).encode()
+OLD_WORK_FILE = (
+    '["r1","发货太慢了",{"channel":"app"}]\n'
+    '["2",null,{},["invalid_row","line 3: 4 fields, the header has 3"]]\n'
+    '["c1",{"id":"c1","shop":"s1"},{"shop":"s1"},["invalid_conversation","a conversation needs a \'turns\' list"]]\n'
+).encode()
 
 
 def test_the_work_file_layout_is_unchanged():
     """Workers read work files of jobs submitted before an upgrade: the bytes must not move."""
     _, work = ingest("id,text,channel\nr1,发货太慢了,app\n2,y,z,extra\n".encode())
-    assert work == OLD_WORK_FILE[:OLD_WORK_FILE.rindex(b'["c1"')]
+    assert work == OLD_WORK_FILE[: OLD_WORK_FILE.rindex(b'["c1"')]
     _, work = ingest(b'{"id": "c1", "shop": "s1"}\n', "jsonl", kind="conversations")
-    assert work == OLD_WORK_FILE[OLD_WORK_FILE.rindex(b'["c1"'):]
+    assert work == OLD_WORK_FILE[OLD_WORK_FILE.rindex(b'["c1"') :]
 
 
 def test_an_old_work_file_reads_as_work_rows(tmp_path):

@@ -1,4 +1,5 @@
 """The 差评报表 on small synthetic rows with known answers (no pipeline involved)."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,8 +21,14 @@ def rows_for(groups: dict[str, tuple[int, int]], column="channel"):
 def report_of(rows, plan, texts=None, **kw):
     acc = Accumulator()
     for i, (facts, groups, *day) in enumerate(rows):
-        acc.add(i, facts, error=None if facts else "empty_text", groups=groups,
-                day=day[0] if day else None, dated=bool(plan.get("date_column")))
+        acc.add(
+            i,
+            facts,
+            error=None if facts else "empty_text",
+            groups=groups,
+            day=day[0] if day else None,
+            dated=bool(plan.get("date_column")),
+        )
     return build_report(MemorySource(acc, texts), plan, **kw)
 
 
@@ -35,7 +42,9 @@ def test_counts_and_shares_by_sentiment_cause_and_aspect():
     assert r["sentiment"]["negative"] == {"count": 4, "share": 0.4}
     assert r["root_causes"] == [{"cause": "logistics", "name_zh": "物流配送", "count": 4, "share": 0.4}]
     assert {a["aspect"]: (a["positive"], a["negative"]) for a in r["aspects"]} == {
-        "logistics": (0, 4), "quality": (6, 0)}
+        "logistics": (0, 4),
+        "quality": (6, 0),
+    }
     assert r["errors"]["by_code"] == {"empty_text": 1}
 
 
@@ -56,8 +65,7 @@ def test_equal_rates_are_not_flagged():
 
 def test_groups_below_the_minimum_size_are_not_tested():
     small = DEFAULT_CONFIG.group_min_rows - 1
-    r = report_of(rows_for({"app": (small, small), "web": (100, 5), "mini": (100, 5)}),
-                  {"group_columns": ["channel"]})
+    r = report_of(rows_for({"app": (small, small), "web": (100, 5), "mini": (100, 5)}), {"group_columns": ["channel"]})
     assert group(r, "app")["z"] is None and not group(r, "app")["flagged"]
     assert r["groups"]["columns"][0]["groups_tested"] == 2
 
@@ -124,10 +132,20 @@ def test_accumulators_merge_like_one():
     assert a.counts == one.counts and a.terms == one.terms
 
 
-@pytest.mark.parametrize("value, day", [
-    ("2026-11-20", "2026-11-20"), ("2026/1/5 08:00", "2026-01-05"), ("2026-11-20T23:59:59+08:00", "2026-11-20"),
-    ("2026年11月3日", "2026-11-03"), ("20261103", "2026-11-03"), ("2026-02-30", None), ("next week", None),
-    ("", None), (None, None)])
+@pytest.mark.parametrize(
+    "value, day",
+    [
+        ("2026-11-20", "2026-11-20"),
+        ("2026/1/5 08:00", "2026-01-05"),
+        ("2026-11-20T23:59:59+08:00", "2026-11-20"),
+        ("2026年11月3日", "2026-11-03"),
+        ("20261103", "2026-11-03"),
+        ("2026-02-30", None),
+        ("next week", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_parse_day(value, day):
     assert parse_day(value) == day
 

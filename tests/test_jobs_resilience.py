@@ -3,6 +3,7 @@ why, and finishes with every row once when space is back), a job database that i
 emptied or read-only (the review API serves, /v1/jobs answers 503 ``jobs_unavailable``
 naming the file), damage found at run time (503, or a download cut off — never a clean
 short file) and the job workers' lower CPU priority."""
+
 from __future__ import annotations
 
 import errno
@@ -228,8 +229,12 @@ def damage(db: Path, table: str, pick=slice(None)) -> None:
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     size = conn.execute("PRAGMA page_size").fetchone()[0]
-    pages = [p for (p,) in conn.execute("SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf'"
-                                        " ORDER BY path", (table,))]
+    pages = [
+        p
+        for (p,) in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY path", (table,)
+        )
+    ]
     conn.close()
     chosen = pages[pick] if isinstance(pick, slice) else [pages[pick]]
     with open(db, "r+b") as f:
@@ -384,8 +389,7 @@ def test_job_workers_run_at_the_configured_niceness(tmp_path, fake_pipeline, sta
     job_id, folder = service.new_job_dir(settings)
     service.submit_items(store, settings, job_id, folder, InputSpec(), items(100))
     store.close()
-    runner = JobRunner(url, settings, factory=fake_factory,
-                       inherit=Scorers(fake_pipeline) if start == "fork" else None)
+    runner = JobRunner(url, settings, factory=fake_factory, inherit=Scorers(fake_pipeline) if start == "fork" else None)
     runner.start()
     try:
         proc = until(lambda: next((p for _, p, _ in runner.procs.values() if p.pid), None), what="a worker")

@@ -1,4 +1,5 @@
 """Scoring one chunk: result rows in order with their ids, row errors, report counters."""
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,12 @@ def test_content_words_keep_single_characters_and_drop_stop_words(fake_pipeline)
 
 
 def test_a_chunk_scores_in_order_with_row_errors_and_counters(fake_pipeline):
-    rows = [WorkRow("a", "发货太慢了", {"channel": "app", "date": "2026-11-20"}),
-            WorkRow("b", "", {"channel": "web"}),
-            WorkRow("c", None, {}, ("invalid_row", "line 4: expected a JSON object")),
-            WorkRow("d", "质量很好", {"channel": "web", "date": "2026/11/21 09:00"})]
+    rows = [
+        WorkRow("a", "发货太慢了", {"channel": "app", "date": "2026-11-20"}),
+        WorkRow("b", "", {"channel": "web"}),
+        WorkRow("c", None, {}, ("invalid_row", "line 4: expected a JSON object")),
+        WorkRow("d", "质量很好", {"channel": "web", "date": "2026/11/21 09:00"}),
+    ]
     out = ReviewScorer(fake_pipeline).score(10, rows, PLAN)
     assert [(r[0], r[1], r[2]) for r in out.rows] == [(10, "a", 0), (11, "b", 1), (12, "c", 1), (13, "d", 0)]
     bodies = [json.loads(r[3]) for r in out.rows]

@@ -1,5 +1,6 @@
 """Starting the job runner from plain settings, a store, a pipeline and rules — no FastAPI app:
 the jobs layer never reads ``app.state`` (``app.main`` wires what ``start_jobs`` returns)."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """JobStore (SQLite): schema, leases, the one-transaction commit, recovery, retention."""
+
 from __future__ import annotations
 
 import errno
@@ -35,8 +36,10 @@ def make_job(store, job_id="j1", total=10, chunk=4):
 
 
 def output(claim, terms=None):
-    rows = [(claim.start_row + i, f"id{claim.start_row + i}", int(i == 0),
-             json.dumps({"row": claim.start_row + i + 1})) for i in range(claim.n_rows)]
+    rows = [
+        (claim.start_row + i, f"id{claim.start_row + i}", int(i == 0), json.dumps({"row": claim.start_row + i + 1}))
+        for i in range(claim.n_rows)
+    ]
     return ChunkOutput(rows, {("all", "", "rows"): claim.n_rows}, terms or {}, {"sentiment": "fake"})
 
 

@@ -1,18 +1,25 @@
 """Keyword rules as a table: (text, hits that must be found, terms that must not fire)."""
+
 import pytest
 
 # Expected hits are (term containing, dimension, polarity, negated); negated=None: either way,
 # since the lexicon may list a pre-negated form (不专业) instead of negating 专业.
 
 CASES = [
-    ("发货太慢了，客服也不耐烦", [("慢", "logistics", "negative", False),
-                                ("不耐烦", "attitude", "negative", False)], []),
+    (
+        "发货太慢了，客服也不耐烦",
+        [("慢", "logistics", "negative", False), ("不耐烦", "attitude", "negative", False)],
+        [],
+    ),
     ("客服很耐心", [("耐心", "attitude", "positive", False)], []),
     ("客服没有耐心", [("耐心", "attitude", "negative", True)], []),
     ("客服不是不耐心", [], ["negative"]),  # double negation cancels
     ("一点都不专业", [("专业", "competence", "negative", None)], []),
-    ("客服很不专业，但是发货很快", [("专业", "competence", "negative", None),
-                                 ("快", "logistics", "positive", False)], []),
+    (
+        "客服很不专业，但是发货很快",
+        [("专业", "competence", "negative", None), ("快", "logistics", "positive", False)],
+        [],
+    ),
     ("不耐心但是很专业", [("专业", "competence", "positive", False)], []),  # contrast ends scope
     ("质量不错", [("不错", "quality", "positive", False)], ["negative"]),  # 不错 is not negated 错
     ("不但便宜而且好用", [("便宜", "price", "positive", False)], ["negative"]),  # 不但 is no negation
@@ -38,19 +45,25 @@ def test_keyword_table(fake_pipeline, text, expected, forbidden):
     hits = hits_of(fake_pipeline, text)
     got = {(h.term, h.dimension, h.polarity, h.negated) for h in hits}
     for term, dim, pol, neg in expected:
-        assert any(term in t and d == dim and p == pol and (neg is None or n == neg)
-                   for t, d, p, n in got), f"{text}: expected {(term, dim, pol, neg)}, got {got}"
+        assert any(term in t and d == dim and p == pol and (neg is None or n == neg) for t, d, p, n in got), (
+            f"{text}: expected {(term, dim, pol, neg)}, got {got}"
+        )
     for polarity in forbidden:
         assert all(h.polarity != polarity for h in hits), f"{text}: unexpected {polarity} in {got}"
     for h in hits:
-        assert text[h.start:h.end] == h.text
+        assert text[h.start : h.end] == h.text
 
 
 def test_every_dimension_is_reachable(fake_pipeline):
     samples = {
-        "logistics": "快递太慢了", "quality": "质量太差了", "description": "与描述不符",
-        "attitude": "客服态度很差", "responsiveness": "客服一直不回复", "competence": "客服答非所问",
-        "after_sales": "拒绝退款", "price": "价格太贵了",
+        "logistics": "快递太慢了",
+        "quality": "质量太差了",
+        "description": "与描述不符",
+        "attitude": "客服态度很差",
+        "responsiveness": "客服一直不回复",
+        "competence": "客服答非所问",
+        "after_sales": "拒绝退款",
+        "price": "价格太贵了",
     }
     for dim, text in samples.items():
         dims = {h.dimension for h in hits_of(fake_pipeline, text)}

@@ -6,6 +6,7 @@ only the command line does, for ``pingjia train`` and ``pingjia eval``.
 
 The check reads the source with ``ast`` (nothing is imported), so it also catches imports
 that only run on some code path."""
+
 from __future__ import annotations
 
 import ast
@@ -16,13 +17,22 @@ import pytest
 APP = Path(__file__).resolve().parents[1] / "app"
 
 # The rank of each layer: a module imports only from its own rank or lower ones.
-LAYERS = {"core": 0, "pipeline": 1, "jobs": 2, "conversations": 2, "integrations": 2, "api": 3,
-          "main": 4, "cli": 4, "serve": 4}
+LAYERS = {
+    "core": 0,
+    "pipeline": 1,
+    "jobs": 2,
+    "conversations": 2,
+    "integrations": 2,
+    "api": 3,
+    "main": 4,
+    "cli": 4,
+    "serve": 4,
+}
 # Peers of one rank stay apart, except these (importer, imported): batch jobs score
 # conversations; ``pingjia serve`` runs the server.
 PEER_EDGES = {("jobs", "conversations"), ("cli", "serve")}
 FORBIDDEN_ROOTS = {"training"}  # the training library and notebooks: never imported by the service,
-TRAINING_CALLERS = {"app.cli"}    # only by `pingjia train` / `pingjia eval` (nothing imports app.cli)
+TRAINING_CALLERS = {"app.cli"}  # only by `pingjia train` / `pingjia eval` (nothing imports app.cli)
 # The web framework stays at the edge: these layers take plain settings and values, never a
 # request or ``app.state``, so batch jobs, the CLI and tests can call them as they are.
 WEB_FREE = {"pipeline", "jobs", "conversations", "integrations"}
@@ -53,22 +63,28 @@ def imported_modules(source: str, module: str, is_package: bool = False) -> list
             out += [(node.lineno, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
             # ``from app.conversations import present`` may name a submodule: check both.
             out += [(node.lineno, f"{target}.{a.name}") for a in node.names if a.name != "*"]
             out.append((node.lineno, target))
-        elif isinstance(node, ast.Call) and _is_import_call(node.func) and node.args \
-                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+        elif (
+            isinstance(node, ast.Call)
+            and _is_import_call(node.func)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             out.append((node.lineno, node.args[0].value))
     return out
 
 
 def _is_import_call(func: ast.expr) -> bool:
-    return (isinstance(func, ast.Name) and func.id in {"__import__", "import_module"}) or \
-        (isinstance(func, ast.Attribute) and func.attr == "import_module")
+    return (isinstance(func, ast.Name) and func.id in {"__import__", "import_module"}) or (
+        isinstance(func, ast.Attribute) and func.attr == "import_module"
+    )
 
 
 def violations(source: str, module: str, is_package: bool = False) -> list[str]:
@@ -94,8 +110,10 @@ def violations(source: str, module: str, is_package: bool = False) -> list[str]:
         if there not in LAYERS:
             problems.append(f"{module}:{line} imports {target}, which is in no layer")
         elif LAYERS[there] > LAYERS[here]:
-            problems.append(f"{module}:{line} imports {target}: {here} (rank {LAYERS[here]}) may not "
-                            f"import {there} (rank {LAYERS[there]})")
+            problems.append(
+                f"{module}:{line} imports {target}: {here} (rank {LAYERS[here]}) may not "
+                f"import {there} (rank {LAYERS[there]})"
+            )
         elif LAYERS[there] == LAYERS[here] and (here, there) not in PEER_EDGES:
             problems.append(f"{module}:{line} imports {target}: peers {here} and {there} stay apart")
     return problems
@@ -112,35 +130,44 @@ def test_every_package_of_app_has_a_layer():
 
 
 def test_no_module_of_app_imports_a_higher_layer_or_training():
-    problems = [p for path in app_modules()
-                for p in violations(path.read_text(encoding="utf-8"), module_name(path), path.name == "__init__.py")]
+    problems = [
+        p
+        for path in app_modules()
+        for p in violations(path.read_text(encoding="utf-8"), module_name(path), path.name == "__init__.py")
+    ]
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("module, source, expected", [
-    ("app.jobs.scoring", "from app.api import present\n", "jobs (rank 2) may not import api"),
-    ("app.pipeline.engine", "def f():\n    from app.jobs.store import open_store\n", "pipeline (rank 1)"),
-    ("app.core.config", "import app.pipeline.engine as e\n", "core (rank 0) may not import pipeline"),
-    ("app.conversations.present", "from ..api import present\n", "imports app.api"),
-    ("app.conversations.engine", "from app.jobs import scoring\n", "peers conversations and jobs"),
-    ("app.pipeline.engine", "import importlib\nimportlib.import_module('app.main')\n", "imports app.main"),
-    ("app.main", "def train():\n    from training.fit import fit\n", "never imports training"),
-    ("app.api.routes.jobs", "import training\n", "never imports training"),
-    ("app.serve", "from app.cli import cmd_train\n", "peers serve and cli"),
-    ("app.widgets.x", "import os\n", "no rank"),
-    ("app.jobs.worker", "from fastapi import FastAPI\n", "knows nothing of the web framework"),
-])
+@pytest.mark.parametrize(
+    "module, source, expected",
+    [
+        ("app.jobs.scoring", "from app.api import present\n", "jobs (rank 2) may not import api"),
+        ("app.pipeline.engine", "def f():\n    from app.jobs.store import open_store\n", "pipeline (rank 1)"),
+        ("app.core.config", "import app.pipeline.engine as e\n", "core (rank 0) may not import pipeline"),
+        ("app.conversations.present", "from ..api import present\n", "imports app.api"),
+        ("app.conversations.engine", "from app.jobs import scoring\n", "peers conversations and jobs"),
+        ("app.pipeline.engine", "import importlib\nimportlib.import_module('app.main')\n", "imports app.main"),
+        ("app.main", "def train():\n    from training.fit import fit\n", "never imports training"),
+        ("app.api.routes.jobs", "import training\n", "never imports training"),
+        ("app.serve", "from app.cli import cmd_train\n", "peers serve and cli"),
+        ("app.widgets.x", "import os\n", "no rank"),
+        ("app.jobs.worker", "from fastapi import FastAPI\n", "knows nothing of the web framework"),
+    ],
+)
 def test_the_checker_catches(module, source, expected):
     found = violations(source, module)
     assert any(expected in p for p in found), found
 
 
-@pytest.mark.parametrize("module, source", [
-    ("app.main", "from app.api.routes import jobs\nfrom app.jobs.worker import start_jobs\n"),
-    ("app.jobs.scoring", "from app.conversations import present\nfrom app.pipeline import present\n"),
-    ("app.api.routes.admin", "from .. import deps\nfrom app.pipeline.reload import reload_candidate\n"),
-    ("app.pipeline.engine", "from app.core.errors import EmptyText\nimport numpy\n"),
-    ("app.cli", "def cmd_train(args):\n    from training.sentiment_run import train_sentiment\n"),
-])
+@pytest.mark.parametrize(
+    "module, source",
+    [
+        ("app.main", "from app.api.routes import jobs\nfrom app.jobs.worker import start_jobs\n"),
+        ("app.jobs.scoring", "from app.conversations import present\nfrom app.pipeline import present\n"),
+        ("app.api.routes.admin", "from .. import deps\nfrom app.pipeline.reload import reload_candidate\n"),
+        ("app.pipeline.engine", "from app.core.errors import EmptyText\nimport numpy\n"),
+        ("app.cli", "def cmd_train(args):\n    from training.sentiment_run import train_sentiment\n"),
+    ],
+)
 def test_the_checker_allows(module, source):
     assert violations(source, module) == []

@@ -28,8 +28,9 @@ def test_every_character_maps_back(original, _):
         assert e - s == 1
         src = original[s]
         # the source is the same character modulo the length-preserving maps
-        assert ch == to_simplified(src.translate({0x3000: 0x20} | {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)})) \
-            or (ch == " " and src.isspace())
+        assert ch == to_simplified(src.translate({0x3000: 0x20} | {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)})) or (
+            ch == " " and src.isspace()
+        )
 
 
 def test_range_maps_to_original_span():

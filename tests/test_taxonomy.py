@@ -1,6 +1,7 @@
 """One taxonomy (issue 10): the codes in ``app.core.taxonomy`` are consistent with each other,
 with the models shipped in models/, with the QA profile schema and with ``GET /v1/taxonomy``;
 and no other module of app/ spells a list of them out again."""
+
 from __future__ import annotations
 
 import ast
@@ -17,8 +18,11 @@ from app.pipeline import aspect_model as AM
 from tests.conftest import ROOT, needs_models
 
 APP = ROOT / "app"
-CODE_TUPLES = {name: value for name, value in vars(T).items()
-               if name.isupper() and isinstance(value, tuple) and value and all(isinstance(v, str) for v in value)}
+CODE_TUPLES = {
+    name: value
+    for name, value in vars(T).items()
+    if name.isupper() and isinstance(value, tuple) and value and all(isinstance(v, str) for v in value)
+}
 
 
 @pytest.mark.parametrize("name", sorted(CODE_TUPLES))
@@ -52,8 +56,11 @@ def test_the_shipped_aspect_model_was_trained_on_these_pairs():
 
 
 def test_every_code_a_person_reads_has_a_chinese_name():
-    for codes, names in ((T.ASPECTS, T.ASPECT_NAMES_ZH), (T.QA_DIMENSIONS, T.QA_DIMENSION_NAMES_ZH),
-                         (T.EMOTIONS, T.EMOTIONS_ZH)):
+    for codes, names in (
+        (T.ASPECTS, T.ASPECT_NAMES_ZH),
+        (T.QA_DIMENSIONS, T.QA_DIMENSION_NAMES_ZH),
+        (T.EMOTIONS, T.EMOTIONS_ZH),
+    ):
         assert tuple(names) == codes
         assert all(names.values()) and len(set(names.values())) == len(names)
     assert len(T.GRADE_NAMES_ZH) == len(T.GRADE_CODES) == len(T.GRADES)
@@ -66,8 +73,8 @@ def test_grade_floors_descend_to_zero():
 
 
 def test_subsets_are_subsets():
-    assert T.EMOTIONS[:len(T.CUE_EMOTIONS)] == T.CUE_EMOTIONS and "neutral" in T.EMOTIONS
-    assert T.RESOLUTION_STATUSES[:len(T.CUE_RESOLUTION_STATUSES)] == T.CUE_RESOLUTION_STATUSES
+    assert T.EMOTIONS[: len(T.CUE_EMOTIONS)] == T.CUE_EMOTIONS and "neutral" in T.EMOTIONS
+    assert T.RESOLUTION_STATUSES[: len(T.CUE_RESOLUTION_STATUSES)] == T.CUE_RESOLUTION_STATUSES
     assert T.ESCALATION_KINDS == (*T.THREAT_KINDS, *T.PRESSING_KINDS)
     assert T.ESCALATION_LEVELS[1:] == T.SEVERITIES  # a risk above none is charged by severity points
     assert {"greeting", "closing"} <= set(T.POLITE_KINDS)
@@ -100,8 +107,17 @@ def test_taxonomy_endpoint_lists_exactly_the_taxonomy(fake_pipeline, tmp_path):
     }
     # the fields clients had before the taxonomy module, unchanged
     assert body["grades"][0] == {"code": "excellent", "name_zh": "优秀", "min_score": 90}
-    assert [a["code"] for a in body["aspects"]] == ["logistics", "quality", "description", "attitude",
-                                                    "responsiveness", "competence", "after_sales", "price", "other"]
+    assert [a["code"] for a in body["aspects"]] == [
+        "logistics",
+        "quality",
+        "description",
+        "attitude",
+        "responsiveness",
+        "competence",
+        "after_sales",
+        "price",
+        "other",
+    ]
 
 
 # ---------------------------------------------------------------- no restatements
@@ -127,8 +143,10 @@ def restated_lists(source: str) -> list[tuple[int, str]]:
 
 
 def test_restated_lists_are_found():
-    assert restated_lists('A = ("logistics", "quality", "description", "attitude", "responsiveness", '
-                          '"competence", "after_sales", "price", "other")') == [(1, "ASPECTS")]
+    assert restated_lists(
+        'A = ("logistics", "quality", "description", "attitude", "responsiveness", '
+        '"competence", "after_sales", "price", "other")'
+    ) == [(1, "ASPECTS")]
     assert restated_lists('x: Literal["low", "medium", "high"]') == [(1, "SEVERITIES")]
     assert restated_lists("N = {" + ", ".join(f'"{a}": 1' for a in T.ASPECTS) + "}") == [(1, "ASPECTS")]
     assert restated_lists('if label in ("positive", "negative"): pass') == []
@@ -142,7 +160,9 @@ def test_no_module_but_the_taxonomy_spells_out_its_lists():
         rel = path.relative_to(APP).as_posix()
         if rel == "core/taxonomy.py":
             continue
-        problems += [f"app/{rel}:{line}: spells out taxonomy.{name}"
-                     for line, name in restated_lists(path.read_text(encoding="utf-8"))
-                     if (rel, name) not in STILL_SPELLED_OUT]
+        problems += [
+            f"app/{rel}:{line}: spells out taxonomy.{name}"
+            for line, name in restated_lists(path.read_text(encoding="utf-8"))
+            if (rel, name) not in STILL_SPELLED_OUT
+        ]
     assert problems == []

@@ -1,6 +1,7 @@
 """The training notebooks as users open and run them: headless from any directory, and in a
 notebook kernel started in the repository root or in training/; and ``pingjia train`` /
 ``pingjia eval`` calling the training library in-process (no training/*.py subprocess)."""
+
 from __future__ import annotations
 
 import json
@@ -28,11 +29,14 @@ def first_code_cell(name: str) -> str:
 def run_as_kernel(code: str, cwd: Path) -> subprocess.CompletedProcess:
     """``code`` executed the way a Jupyter kernel does: no ``__file__``, the kernel's own
     arguments in sys.argv, the working directory wherever the notebook server started."""
-    wrapper = ("import sys\nsys.argv = ['ipykernel_launcher.py', '-f', '/tmp/kernel-1.json']\n"
-               f"exec(compile({code!r}, '<cell>', 'exec'), {{'__name__': '__main__'}})\n")
+    wrapper = (
+        "import sys\nsys.argv = ['ipykernel_launcher.py', '-f', '/tmp/kernel-1.json']\n"
+        f"exec(compile({code!r}, '<cell>', 'exec'), {{'__name__': '__main__'}})\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PINGJIA_") and k != "PYTHONPATH"}
-    return subprocess.run([sys.executable, "-c", wrapper], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", wrapper], cwd=cwd, capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 @pytest.mark.slow  # a Python process per notebook and working directory
@@ -40,8 +44,10 @@ def run_as_kernel(code: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("cwd", [ROOT, TRAINING], ids=["repo-root", "training"])
 @pytest.mark.parametrize("name", DRIVERS)
 def test_notebook_set_up_cell_finds_the_library_and_the_data(name, cwd):
-    probe = ("\nimport json\nimport training\nprint(json.dumps({'repo': str(REPO), 'library': training.__file__, "
-             "'data': str(args.data)}))\n")
+    probe = (
+        "\nimport json\nimport training\nprint(json.dumps({'repo': str(REPO), 'library': training.__file__, "
+        "'data': str(args.data)}))\n"
+    )
     proc = run_as_kernel(first_code_cell(name) + probe, cwd)
     assert proc.returncode == 0, proc.stderr[-2000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -61,8 +67,9 @@ def test_drivers_are_percent_notebooks(name):
 
 @pytest.mark.parametrize("name", DRIVERS)
 def test_drivers_run_headless_from_another_directory(name, tmp_path):
-    proc = subprocess.run([sys.executable, str(TRAINING / name), "--help"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(TRAINING / name), "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("usage: ") and "--data" in proc.stdout
 
@@ -71,12 +78,18 @@ def test_drivers_run_headless_from_another_directory(name, tmp_path):
 def test_sentiment_driver_stops_on_a_bad_row_with_exit_2(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    (data / "reviews_train.csv").write_text("domain,category,label,review\nshopping,书籍,1,好书\nhotel,酒店,1,不错\n",
-                                            encoding="utf-8")
+    (data / "reviews_train.csv").write_text(
+        "domain,category,label,review\nshopping,书籍,1,好书\nhotel,酒店,1,不错\n", encoding="utf-8"
+    )
     (data / "aspects_train.jsonl").write_text('{"text": "好", "sentiment": "pos", "aspects": []}\n', encoding="utf-8")
     out = tmp_path / "models"
-    proc = subprocess.run([sys.executable, str(TRAINING / "train_sentiment.py"), "--data", str(data), "--out", str(out)],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(TRAINING / "train_sentiment.py"), "--data", str(data), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2, proc.stderr[-1500:]
     assert "error: " in proc.stderr and "reviews_train.csv:3: domain must be" in proc.stderr
     assert not out.exists()
@@ -87,8 +100,13 @@ def test_aspects_driver_stops_on_a_bad_row_with_exit_2(tmp_path):
     data = tmp_path / "labels.jsonl"
     data.write_text('{"text": "发货太慢", "aspects": []}\n{"text": "好", "aspects": "none"}\n', encoding="utf-8")
     out = tmp_path / "models"
-    proc = subprocess.run([sys.executable, str(TRAINING / "train_aspects.py"), "--data", str(data), "--out", str(out)],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(TRAINING / "train_aspects.py"), "--data", str(data), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2, proc.stderr[-1500:]
     assert "labels.jsonl:2:" in proc.stderr
     assert not out.exists()
@@ -100,13 +118,18 @@ def test_evaluate_notebook_runs_in_a_kernel_started_in_training(tmp_path):
     """Every code cell of evaluate.py, as Jupyter runs them from training/, on a small file."""
     jupytext = pytest.importorskip("jupytext")
     labels = tmp_path / "few.jsonl"
-    labels.write_text('{"text": "发货太慢了，客服也不耐烦", "sentiment": "neg", "aspects": ['
-                      '{"aspect": "logistics", "polarity": "neg"}, {"aspect": "attitude", "polarity": "neg"}]}\n'
-                      '{"text": "质量很好", "sentiment": "pos", "aspects": [{"aspect": "quality", "polarity": "pos"}]}\n',
-                      encoding="utf-8")
+    labels.write_text(
+        '{"text": "发货太慢了，客服也不耐烦", "sentiment": "neg", "aspects": ['
+        '{"aspect": "logistics", "polarity": "neg"}, {"aspect": "attitude", "polarity": "neg"}]}\n'
+        '{"text": "质量很好", "sentiment": "pos", "aspects": [{"aspect": "quality", "polarity": "pos"}]}\n',
+        encoding="utf-8",
+    )
     cells = [c.source for c in jupytext.read(TRAINING / "evaluate.py").cells if c.cell_type == "code"]
-    code = cells[0] + f"\nconfig = E.EvalConfig(data=Path({str(labels)!r}), out=Path({str(tmp_path)!r}))\n" \
+    code = (
+        cells[0]
+        + f"\nconfig = E.EvalConfig(data=Path({str(labels)!r}), out=Path({str(tmp_path)!r}))\n"
         + "\n".join(cells[1:])
+    )
     proc = run_as_kernel(code, TRAINING)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((tmp_path / "eval-few.jsonl.json").read_text(encoding="utf-8"))

@@ -1,5 +1,6 @@
 """The training library's pieces on tiny inputs: the sentiment fit agrees with the serving
 code, the fast metrics agree with scikit-learn, the near-duplicate and split helpers behave."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,10 @@ def tiny(fake_pipeline):
     return docs, y, negators, count_matrix(docs, negators)
 
 
-@pytest.mark.parametrize("clf, groups", [("nbsvm", ("word", "char", "hits")), ("lr", ("word", "char")),
-                                         ("svm", ("word", "char", "hits", "neg"))])
+@pytest.mark.parametrize(
+    "clf, groups",
+    [("nbsvm", ("word", "char", "hits")), ("lr", ("word", "char")), ("svm", ("word", "char", "hits", "neg"))],
+)
 def test_training_matrix_and_serving_model_give_the_same_margins(tiny, clf, groups):
     docs, y, negators, counts = tiny
     fitted = fit_linear(counts.matrix, y, clf, groups, counts.groups)

@@ -1,5 +1,6 @@
 """The corpus block (word vectors + word polarity), the labelled-data readers, and the analysts'
 loop end to end on tiny files: aspect training with a corpus, then the service loads the result."""
+
 from __future__ import annotations
 
 import json
@@ -17,10 +18,18 @@ from training.word_vectors import fit_corpus_words
 
 # A toy corpus: delivery words co-occur with each other, food words with each other; 快/香 in
 # positive reviews, 慢/难吃 in negative ones.
-POS = [["快递", "很", "快", "送货", "及时"], ["菜", "很", "香", "味道", "好吃"], ["物流", "快", "送货", "快递"],
-       ["味道", "香", "菜", "好吃"]]
-NEG = [["快递", "太", "慢", "送货", "物流"], ["菜", "难吃", "味道", "差"], ["物流", "慢", "快递", "送货"],
-       ["味道", "难吃", "菜", "差"]]
+POS = [
+    ["快递", "很", "快", "送货", "及时"],
+    ["菜", "很", "香", "味道", "好吃"],
+    ["物流", "快", "送货", "快递"],
+    ["味道", "香", "菜", "好吃"],
+]
+NEG = [
+    ["快递", "太", "慢", "送货", "物流"],
+    ["菜", "难吃", "味道", "差"],
+    ["物流", "慢", "快递", "送货"],
+    ["味道", "难吃", "菜", "差"],
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +47,9 @@ def test_vectors_group_words_that_share_contexts(words):
 def test_polarity_and_unknown_words(words):
     out = words.transform([["快递", "快"], ["菜", "难吃"], ["从未见过"], []])
     assert out.shape == (4, words.width) == (4, 5)
-    assert out[0, 0] > 0 > out[1, 0]                       # learnt polarity, squashed to (-1, 1)
+    assert out[0, 0] > 0 > out[1, 0]  # learnt polarity, squashed to (-1, 1)
     assert np.allclose(np.linalg.norm(out[:2, 1:], axis=1), 1.0, atol=1e-5)
-    assert not out[2:, 1:].any()                           # nothing known: no vector,
+    assert not out[2:, 1:].any()  # nothing known: no vector,
     assert np.allclose(out[2:, 0], np.tanh(words.intercept))  # and the polarity prior
     assert np.array_equal(words.transform([["快递", "快"]]), words.transform([["快递", "快"]]))
 
@@ -53,12 +62,15 @@ def test_state_round_trip_and_bad_state(words):
         CorpusWords(words.vocab, words.idf, words.vectors, words.polarity[:-1], 0.0)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("text,label\n好,1\n坏,maybe\n", "x.csv:3: label must be"),
-    ("text,label\n好,1\n,0\n", "x.csv:3: empty text"),
-    ("content,label\n好,1\n", "x.csv:1: header must name a text"),
-    ("text,label\n", "x.csv: no rows"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("text,label\n好,1\n坏,maybe\n", "x.csv:3: label must be"),
+        ("text,label\n好,1\n,0\n", "x.csv:3: empty text"),
+        ("content,label\n好,1\n", "x.csv:1: header must name a text"),
+        ("text,label\n", "x.csv: no rows"),
+    ],
+)
 def test_binary_csv_rows_name_their_line(tmp_path, content, message):
     (tmp_path / "x.csv").write_text(content, encoding="utf-8")
     with pytest.raises(LabelledDataError, match=message):
@@ -72,21 +84,43 @@ def test_binary_csv_accepts_review_column_and_word_labels(tmp_path):
 
 
 def _tiny_training_files(tmp_path: Path) -> tuple[Path, Path]:
-    labelled = [("发货太慢了，等了一周", [("logistics", "neg")]), ("物流很快，第二天就到", [("logistics", "pos")]),
-                ("质量很差，用两天就坏了", [("quality", "neg")]), ("质量很好，做工精细", [("quality", "pos")]),
-                ("客服态度很差，爱答不理", [("attitude", "neg")]), ("客服很耐心，态度很好", [("attitude", "pos")])]
+    labelled = [
+        ("发货太慢了，等了一周", [("logistics", "neg")]),
+        ("物流很快，第二天就到", [("logistics", "pos")]),
+        ("质量很差，用两天就坏了", [("quality", "neg")]),
+        ("质量很好，做工精细", [("quality", "pos")]),
+        ("客服态度很差，爱答不理", [("attitude", "neg")]),
+        ("客服很耐心，态度很好", [("attitude", "pos")]),
+    ]
     lines = []
     for k in range(5):  # five variants of each, so every pair has enough rows for 2-fold calibration
         for text, pairs in labelled:
-            lines.append(json.dumps({"id": f"{k}-{text}", "text": text + "！" * (k + 1), "sentiment": pairs[0][1],
-                                     "aspects": [{"aspect": a, "polarity": p} for a, p in pairs]}, ensure_ascii=False))
+            lines.append(
+                json.dumps(
+                    {
+                        "id": f"{k}-{text}",
+                        "text": text + "！" * (k + 1),
+                        "sentiment": pairs[0][1],
+                        "aspects": [{"aspect": a, "polarity": p} for a, p in pairs],
+                    },
+                    ensure_ascii=False,
+                )
+            )
     data = tmp_path / "labels.jsonl"
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
     corpus = tmp_path / "corpus.csv"
-    reviews = ["物流很快，快递小哥很好", "快递很慢，物流太差", "质量很好，很满意", "质量太差，不满意",
-               "客服态度好，很耐心", "客服态度差，不耐烦"]
-    corpus.write_text("text,label\n" + "".join(f"{t}{'！' * k},{1 - i % 2}\n" for k in range(6)
-                                                for i, t in enumerate(reviews)), encoding="utf-8")
+    reviews = [
+        "物流很快，快递小哥很好",
+        "快递很慢，物流太差",
+        "质量很好，很满意",
+        "质量太差，不满意",
+        "客服态度好，很耐心",
+        "客服态度差，不耐烦",
+    ]
+    corpus.write_text(
+        "text,label\n" + "".join(f"{t}{'！' * k},{1 - i % 2}\n" for k in range(6) for i, t in enumerate(reviews)),
+        encoding="utf-8",
+    )
     return data, corpus
 
 

@@ -20,6 +20,7 @@ Modules, in the order a training run uses them:
 Paths default to the repository (not the working directory), so a notebook kernel started in
 the repository root or in ``training/`` finds the same data, lexicons and models.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

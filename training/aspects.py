@@ -3,6 +3,7 @@
 What the fitted state means at prediction time is documented in :mod:`app.pipeline.aspect_model`,
 which serves it; this module only learns it.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,9 @@ def _f1(pred: np.ndarray, t: np.ndarray) -> float:
     return 2 * tp / (pred.sum() + t.sum()) if pred.sum() + t.sum() else 0.0
 
 
-def corpus_block(rows: Sequence[BinaryLabelled], segmenter, labelled_texts: set[str], *,
-                 seed: int = 0) -> tuple[CorpusWords, dict]:
+def corpus_block(
+    rows: Sequence[BinaryLabelled], segmenter, labelled_texts: set[str], *, seed: int = 0
+) -> tuple[CorpusWords, dict]:
     """The corpus block learnt from pos/neg-labelled reviews, segmented as the service does.
 
     Reviews whose normalised text is one of ``labelled_texts`` (the aspect training texts)
@@ -55,9 +57,14 @@ def corpus_block(rows: Sequence[BinaryLabelled], segmenter, labelled_texts: set[
             tokens.append(segmenter.cut(norm))
             labels.append(r.label)
     words = fit_corpus_words(tokens, labels, seed=seed)
-    return words, {"rows": len(rows), "rows_used": len(tokens), "left_out_as_labelled": len(rows) - len(tokens),
-                   "words": len(words.vocab), "dims": int(words.vectors.shape[1]),
-                   "seconds": round(time.perf_counter() - t, 1)}
+    return words, {
+        "rows": len(rows),
+        "rows_used": len(tokens),
+        "left_out_as_labelled": len(rows) - len(tokens),
+        "words": len(words.vocab),
+        "dims": int(words.vectors.shape[1]),
+        "seconds": round(time.perf_counter() - t, 1),
+    }
 
 
 def _linear_targets(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,10 +151,19 @@ def _thresholds(probs: np.ndarray, y: np.ndarray, hits: np.ndarray, own_below: i
     return thr, union
 
 
-def fit_state(docs: Sequence[Doc], y: np.ndarray, targets: dict[str, str], *, c: float = 0.5,
-              inner_folds: int = 5, lex_scale: float = 0.5, seed: int = 0,
-              corpus: CorpusWords | None = None, corpus_scale: float = 1.0,
-              own_below: int = OWN_THRESHOLD_BELOW) -> tuple[dict, np.ndarray]:
+def fit_state(
+    docs: Sequence[Doc],
+    y: np.ndarray,
+    targets: dict[str, str],
+    *,
+    c: float = 0.5,
+    inner_folds: int = 5,
+    lex_scale: float = 0.5,
+    seed: int = 0,
+    corpus: CorpusWords | None = None,
+    corpus_scale: float = 1.0,
+    own_below: int = OWN_THRESHOLD_BELOW,
+) -> tuple[dict, np.ndarray]:
     """Train the model on ``docs`` and labels ``y`` (n, N_PAIRS). Returns the artifact state and
     the out-of-fold probabilities the calibration and thresholds were fitted on.
 
@@ -175,18 +191,34 @@ def fit_state(docs: Sequence[Doc], y: np.ndarray, targets: dict[str, str], *, c:
     state = {
         "schema": AM.STATE_SCHEMA,
         "vocab": encode_strings(feat.vocab),
-        "idf": feat.idf.astype(np.float32), "targets": json.dumps(targets, ensure_ascii=False, sort_keys=True),
-        "lex_features": list(AM.LEX_FEATURES), "lex_scale": float(lex_scale),
-        "coef": coef, "intercept": b, "platt_a": a, "platt_c": cc, "threshold": thr,
+        "idf": feat.idf.astype(np.float32),
+        "targets": json.dumps(targets, ensure_ascii=False, sort_keys=True),
+        "lex_features": list(AM.LEX_FEATURES),
+        "lex_scale": float(lex_scale),
+        "coef": coef,
+        "intercept": b,
+        "platt_a": a,
+        "platt_c": cc,
+        "threshold": thr,
         "lexicon_union": union,
-        "pairs": json.dumps(list(PAIR_CODES)), "corpus_scale": float(corpus_scale),
+        "pairs": json.dumps(list(PAIR_CODES)),
+        "corpus_scale": float(corpus_scale),
         **(corpus or CorpusWords([], [], np.zeros((0, 0)), [], 0.0)).state("corpus_"),
     }
     return state, probs
 
 
-def cross_validate(docs: Sequence[Doc], y: np.ndarray, targets: dict[str, str], *, folds: int = 5,
-                   inner_folds: int = 5, seed: int = 0, progress=None, **kw) -> tuple[np.ndarray, np.ndarray]:
+def cross_validate(
+    docs: Sequence[Doc],
+    y: np.ndarray,
+    targets: dict[str, str],
+    *,
+    folds: int = 5,
+    inner_folds: int = 5,
+    seed: int = 0,
+    progress=None,
+    **kw,
+) -> tuple[np.ndarray, np.ndarray]:
     """Outer K-fold: each fold trains :func:`fit_state` (its own inner CV for calibration and
     thresholds) on the rest and predicts the held-out part. Returns (probabilities, decisions)."""
     probs = np.zeros(y.shape)

@@ -1,6 +1,7 @@
 """Training the aspect-polarity model, stage by stage: :class:`AspectsTraining` runs what
 ``training/train_aspects.py`` documents (that notebook calls one stage per cell; ``pingjia
 train`` calls :meth:`AspectsTraining.run`)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,10 +18,10 @@ from app.pipeline.artifacts import save_artifact
 from training import DEFAULT_DATA, DEFAULT_LEXICONS, DEFAULT_MODELS
 from training.aspects import OWN_THRESHOLD_BELOW, corpus_block, cross_validate, fit_state
 from training.cards import aspects_card, package_versions
+from training.console import Stages
 from training.data import annotated_docs, document_pipeline, read_annotations, read_binary_csv
 from training.figures import confusion_png, pairs_png
 from training.metrics import label_matrix, pair_metrics
-from training.console import Stages
 
 SEED = 0
 TARGETS = {"root_causes.micro_f1": 0.80, "root_causes.macro_f1": 0.65, "aspect_polarity.micro_f1": 0.75}
@@ -28,19 +29,21 @@ TARGETS = {"root_causes.micro_f1": 0.80, "root_causes.macro_f1": 0.65, "aspect_p
 
 @dataclass(frozen=True)
 class AspectsConfig:
-    data: Path = DEFAULT_DATA       # folder with aspects_train.jsonl, or a .jsonl in the annotation format
-    corpus: str | None = None       # CSV of pos/neg reviews; None: <data>/reviews_train.csv if present; "none": without
+    data: Path = DEFAULT_DATA  # folder with aspects_train.jsonl, or a .jsonl in the annotation format
+    corpus: str | None = None  # CSV of pos/neg reviews; None: <data>/reviews_train.csv if present; "none": without
     out: Path = DEFAULT_MODELS
     lexicons: Path = DEFAULT_LEXICONS
-    folds: int = 5                  # outer cross-validation folds (0: skip CV)
-    inner_folds: int = 5            # folds for calibration and thresholds
+    folds: int = 5  # outer cross-validation folds (0: skip CV)
+    inner_folds: int = 5  # folds for calibration and thresholds
     dry_run: bool = False
 
 
 def comparison_table(name_a: str, ma: dict, name_b: str, mb: dict) -> str:
     """Two sets of pair metrics side by side, as text."""
-    lines = [f"{'pair':<26}{'support':>8}  {name_a:>18}  {name_b:>18}",
-             f"{'':<26}{'':>8}  {'P    R    F1':>18}  {'P    R    F1':>18}"]
+    lines = [
+        f"{'pair':<26}{'support':>8}  {name_a:>18}  {name_b:>18}",
+        f"{'':<26}{'':>8}  {'P    R    F1':>18}  {'P    R    F1':>18}",
+    ]
     for key, a in ma["pairs"].items():
         b = mb["pairs"][key]
         fmt = "{precision:.2f} {recall:.2f} {f1:.2f}"
@@ -54,8 +57,10 @@ def comparison_table(name_a: str, ma: dict, name_b: str, mb: dict) -> str:
 def targets_met(m: dict | None) -> dict:
     if m is None:
         return {}
-    return {k: {"target": v, "value": m[k.split(".")[0]][k.split(".")[1]],
-                "met": m[k.split(".")[0]][k.split(".")[1]] >= v} for k, v in TARGETS.items()}
+    return {
+        k: {"target": v, "value": m[k.split(".")[0]][k.split(".")[1]], "met": m[k.split(".")[0]][k.split(".")[1]] >= v}
+        for k, v in TARGETS.items()
+    }
 
 
 class AspectsTraining:
@@ -68,7 +73,7 @@ class AspectsTraining:
         self.data_file = data / "aspects_train.jsonl" if data.is_dir() else data
         self.path: Path | None = None
 
-    def run(self) -> "AspectsTraining":
+    def run(self) -> AspectsTraining:
         for step in (self.load, self.corpus_block, self.cross_validate, self.fit, self.write):
             step()
         return self
@@ -89,8 +94,10 @@ class AspectsTraining:
         self.docs = annotated_docs(self.pipeline, self.rows, self.data_file)
         self.y = label_matrix(r.pairs for r in self.rows)
         self.data_sha = hashlib.sha256(self.data_file.read_bytes()).hexdigest()
-        print(f"  {len(self.rows)} rows from {self.data_file} (sha256 {self.data_sha[:12]}…), "
-              f"lexicon {self.pipeline.lexicon.version}")
+        print(
+            f"  {len(self.rows)} rows from {self.data_file} (sha256 {self.data_sha[:12]}…), "
+            f"lexicon {self.pipeline.lexicon.version}"
+        )
         print("  labels per pair: " + ", ".join(f"{a}:{p[:3]}={n}" for (a, p), n in zip(PAIRS, self.y.sum(0))))
 
     def corpus_block(self) -> None:
@@ -100,12 +107,18 @@ class AspectsTraining:
         if self.corpus_file is None:
             return
         self.stage(f"corpus block from {self.corpus_file}")
-        self.corpus, info = corpus_block(self.corpus_rows, self.pipeline.segmenter, {d.text for d in self.docs},
-                                         seed=SEED)
-        self.corpus_info = {"file": self.corpus_file.name,
-                            "sha256": hashlib.sha256(self.corpus_file.read_bytes()).hexdigest(), **info}
-        print(f"  {info['rows_used']} reviews ({info['left_out_as_labelled']} left out as labelled), "
-              f"{len(self.corpus.vocab)} words x {info['dims']} dims in {info['seconds']}s")
+        self.corpus, info = corpus_block(
+            self.corpus_rows, self.pipeline.segmenter, {d.text for d in self.docs}, seed=SEED
+        )
+        self.corpus_info = {
+            "file": self.corpus_file.name,
+            "sha256": hashlib.sha256(self.corpus_file.read_bytes()).hexdigest(),
+            **info,
+        }
+        print(
+            f"  {info['rows_used']} reviews ({info['left_out_as_labelled']} left out as labelled), "
+            f"{len(self.corpus.vocab)} words x {info['dims']} dims in {info['seconds']}s"
+        )
 
     def cross_validate(self) -> None:
         """2. Outer K-fold CV of the whole procedure, beside the lexicon scorer on the same texts."""
@@ -121,9 +134,15 @@ class AspectsTraining:
         self.stage(f"{cfg.folds}-fold cross-validation (inner {cfg.inner_folds}-fold calibration)")
         t = time.perf_counter()
         _, cv_pred = cross_validate(
-            self.docs, self.y, self.pipeline.lexicon.targets, folds=cfg.folds, inner_folds=cfg.inner_folds,
-            seed=SEED, corpus=self.corpus,
-            progress=lambda k, n: print(f"  fold {k}/{n} done ({time.perf_counter() - t:.0f}s)", flush=True))
+            self.docs,
+            self.y,
+            self.pipeline.lexicon.targets,
+            folds=cfg.folds,
+            inner_folds=cfg.inner_folds,
+            seed=SEED,
+            corpus=self.corpus,
+            progress=lambda k, n: print(f"  fold {k}/{n} done ({time.perf_counter() - t:.0f}s)", flush=True),
+        )
         self.cv_seconds = time.perf_counter() - t
         self.cv_metrics = pair_metrics(self.y, cv_pred)
         print(comparison_table("model (CV)", self.cv_metrics, "lexicon", self.lexicon_metrics))
@@ -132,8 +151,14 @@ class AspectsTraining:
         """3a. The served model on all rows."""
         self.stage("training the served model on all rows")
         t = time.perf_counter()
-        self.state, _ = fit_state(self.docs, self.y, self.pipeline.lexicon.targets,
-                                  inner_folds=self.config.inner_folds, seed=SEED, corpus=self.corpus)
+        self.state, _ = fit_state(
+            self.docs,
+            self.y,
+            self.pipeline.lexicon.targets,
+            inner_folds=self.config.inner_folds,
+            seed=SEED,
+            corpus=self.corpus,
+        )
         self.train_seconds = time.perf_counter() - t
         self.model = AM.AspectModel(self.state, "candidate")
         print(f"  trained in {self.train_seconds:.1f}s; {len(self.model.featurizer.vocab)} n-gram features")
@@ -141,8 +166,10 @@ class AspectsTraining:
         self.never = [k for k, th, u in pairs if th >= AM.NEVER and not u]
         self.lexicon_only = [k for k, th, u in pairs if th >= AM.NEVER and u]
         self.with_lexicon = [k for k, th, u in pairs if th < AM.NEVER and u]
-        print(f"  never asserted: {', '.join(self.never) or 'none'}; asserted by lexicon hits only: "
-              f"{', '.join(self.lexicon_only) or 'none'}; model or lexicon hit: {', '.join(self.with_lexicon) or 'none'}")
+        print(
+            f"  never asserted: {', '.join(self.never) or 'none'}; asserted by lexicon hits only: "
+            f"{', '.join(self.lexicon_only) or 'none'}; model or lexicon hit: {', '.join(self.with_lexicon) or 'none'}"
+        )
 
     def write(self) -> Path | None:
         """3b. metrics.json, MODEL_CARD.md, pairs.png and confusion.png; the pointer's "aspects" moves."""
@@ -157,11 +184,13 @@ class AspectsTraining:
             if cv:
                 figures["confusion.png"] = confusion_png(
                     [(k, ["no", "yes"], v["confusion"]) for k, v in cv["pairs"].items()],
-                    columns=6, title=f"{cfg.folds}-fold CV confusion per pair (gold rows)")
+                    columns=6,
+                    title=f"{cfg.folds}-fold CV confusion per pair (gold rows)",
+                )
             out = Path(cfg.out)
             self.path = save_artifact(out, AM.KIND, self.state, self.metrics, self.card, extra_files=figures)
             size = (self.path / "model.skops").stat().st_size
-            print(f"  wrote {self.path} ({size / 1e6:.1f} MB); {out / 'current.json'} points \"aspects\" at it")
+            print(f'  wrote {self.path} ({size / 1e6:.1f} MB); {out / "current.json"} points "aspects" at it')
             served = AM.load_aspect_model(out, self.pipeline.lexicon)
             for text in ("发货太慢了，客服也不耐烦", "客服很耐心"):
                 found = served.score([self.pipeline.make_doc(text)])[0]
@@ -173,14 +202,24 @@ class AspectsTraining:
         cfg, y = self.config, self.y
         return {
             "model": f"aspect_model.AspectModel (linear SVMs: {len(PAIRS)} direct + {len(ASPECTS)} presence + "
-                     f"{len(ASPECTS)} polarity; Platt; thresholds: shared, own below {OWN_THRESHOLD_BELOW} positives)",
-            "data": {"file": self.data_file.name, "sha256": self.data_sha, "rows": len(self.rows),
-                     "labels_per_pair": {k: int(n) for k, n in zip(PAIR_CODES, y.sum(0))},
-                     "domains": {d: sum(r.domain == d for r in self.rows) for d in sorted({r.domain for r in self.rows})}},
+            f"{len(ASPECTS)} polarity; Platt; thresholds: shared, own below {OWN_THRESHOLD_BELOW} positives)",
+            "data": {
+                "file": self.data_file.name,
+                "sha256": self.data_sha,
+                "rows": len(self.rows),
+                "labels_per_pair": {k: int(n) for k, n in zip(PAIR_CODES, y.sum(0))},
+                "domains": {d: sum(r.domain == d for r in self.rows) for d in sorted({r.domain for r in self.rows})},
+            },
             "lexicon_version": self.pipeline.lexicon.version,
             "corpus": self.corpus_info,
-            "cv": {"folds": cfg.folds, "inner_folds": cfg.inner_folds, "seed": SEED, "model": self.cv_metrics,
-                   "lexicon_baseline": self.lexicon_metrics, "seconds": round(self.cv_seconds, 1)},
+            "cv": {
+                "folds": cfg.folds,
+                "inner_folds": cfg.inner_folds,
+                "seed": SEED,
+                "model": self.cv_metrics,
+                "lexicon_baseline": self.lexicon_metrics,
+                "seconds": round(self.cv_seconds, 1),
+            },
             "targets": targets_met(self.cv_metrics),
             "thresholds": {k: round(float(th), 4) for k, th in zip(PAIR_CODES, self.state["threshold"])},
             "never_asserted": self.never,
@@ -188,8 +227,10 @@ class AspectsTraining:
             "model_or_lexicon_pairs": self.with_lexicon,
             "n_features": int(self.model.featurizer.n_features),
             "training_seconds": round(self.train_seconds, 1),
-            "packages": {"python": platform.python_version(),
-                         **package_versions(("scikit-learn", "numpy", "scipy", "skops", "jieba", "OpenCC"))},
+            "packages": {
+                "python": platform.python_version(),
+                **package_versions(("scikit-learn", "numpy", "scipy", "skops", "jieba", "OpenCC")),
+            },
         }
 
 

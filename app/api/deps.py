@@ -3,6 +3,7 @@
 Plain ``async`` reads of ``app.state``: a sync dependency would cost a threadpool hop per
 request, and ``dependency_overrides`` makes FastAPI re-inspect the override every call.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,11 +24,13 @@ from app.pipeline.engine import Pipeline
 
 def from_state(attr: str, what: str):
     """A dependency returning ``app.state.<attr>``, loaded in the lifespan; 503 not_ready before."""
+
     async def dependency(request: Request):
         value = getattr(request.app.state, attr, None)
         if value is None:
             raise NotReady(f"{what} not loaded yet")
         return value
+
     return dependency
 
 

@@ -1,5 +1,6 @@
 """Request and response models of ``/v1/jobs`` (API.md, "Jobs"). Responses are built as
 dicts by ``app.jobs.service``; these models document them in OpenAPI."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.jobs import service
 from app.api.schemas import Out
+from app.jobs import service
 from app.jobs.ingest import Ingested, InputSpec
 
 ColumnName = Annotated[str, Field(min_length=1, max_length=200)]
@@ -16,11 +17,13 @@ ColumnName = Annotated[str, Field(min_length=1, max_length=200)]
 
 class JobForm(BaseModel):
     """The form fields that accompany a multipart ``file``."""
+
     model_config = ConfigDict(extra="forbid")
     kind: Literal["reviews", "conversations"] = "reviews"
     text_column: str = Field("text", min_length=1, max_length=200)
-    id_column: str | None = Field(None, min_length=1, max_length=200,
-                                  description="default: 'id' when present, else the row number")
+    id_column: str | None = Field(
+        None, min_length=1, max_length=200, description="default: 'id' when present, else the row number"
+    )
     format: Literal["csv", "jsonl"] | None = Field(None, description="default: from the file name, else sniffed")
     encoding: str = Field("utf-8", max_length=40, description="utf-8 (default) or e.g. gb18030")
     date_column: str | None = Field(None, max_length=200, description="default: detected")
@@ -30,22 +33,43 @@ class JobForm(BaseModel):
         groups = None
         if self.group_columns is not None:
             groups = tuple(g.strip() for g in self.group_columns.split(",") if g.strip())
-        return InputSpec(kind=self.kind, fmt=self.format, text_column=self.text_column, id_column=self.id_column,
-                         encoding=self.encoding, date_column=self.date_column or None, group_columns=groups)
+        return InputSpec(
+            kind=self.kind,
+            fmt=self.format,
+            text_column=self.text_column,
+            id_column=self.id_column,
+            encoding=self.encoding,
+            date_column=self.date_column or None,
+            group_columns=groups,
+        )
 
 
 class JobItemsRequest(BaseModel):
     """A JSON job: review objects ``{id, text, ...extra fields}`` or conversation objects."""
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"kind": "reviews", "items": [{"id": "r1", "text": "发货太慢了", "channel": "app", "date": "2026-11-20"}]}]})
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "reviews",
+                    "items": [{"id": "r1", "text": "发货太慢了", "channel": "app", "date": "2026-11-20"}],
+                }
+            ]
+        },
+    )
     kind: Literal["reviews", "conversations"] = "reviews"
     items: list[Any] = Field(min_length=1, description="a bad item gets an error in its own row")
     date_column: str | None = Field(None, max_length=200, description="default: detected")
     group_columns: list[ColumnName] | None = Field(None, description="default: detected")
 
     def spec(self) -> InputSpec:
-        return InputSpec(kind=self.kind, fmt="jsonl", date_column=self.date_column or None,
-                         group_columns=tuple(self.group_columns) if self.group_columns is not None else None)
+        return InputSpec(
+            kind=self.kind,
+            fmt="jsonl",
+            date_column=self.date_column or None,
+            group_columns=tuple(self.group_columns) if self.group_columns is not None else None,
+        )
 
 
 def ingest_json_body(folder: Path, chunk_rows: int) -> tuple[InputSpec, Ingested]:
@@ -80,8 +104,9 @@ class JobStatus(Out):
     started_at: str | None
     finished_at: str | None
     error: dict[str, str] | None
-    notice: dict[str, str] | None = Field(None, description="why workers wait, e.g. {code: disk_full, message, "
-                                                            "since}; the job resumes by itself")
+    notice: dict[str, str] | None = Field(
+        None, description="why workers wait, e.g. {code: disk_full, message, since}; the job resumes by itself"
+    )
     input: dict[str, Any]
     report_plan: dict[str, Any]
     model: dict[str, str] | None
@@ -90,6 +115,7 @@ class JobStatus(Out):
 
 class JobSummary(BaseModel):
     """The 差评报表; see docs/jobs.md for every section."""
+
     model_config = ConfigDict(extra="allow")
     job_id: str
     status: str

@@ -3,6 +3,7 @@
 Kept apart from the internal findings so internal fields cannot leak. Responses are
 built as dicts by ``app.pipeline.present``; these models document them in OpenAPI.
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
@@ -17,12 +18,16 @@ def _as_str(value: str | int | None) -> str | None:
     return None if value is None else str(value)
 
 
-CallerId = Annotated[StrictStr | StrictInt | None, AfterValidator(_as_str),
-                     Field(description="caller id (a string or an integer), echoed back as a string")]
+CallerId = Annotated[
+    StrictStr | StrictInt | None,
+    AfterValidator(_as_str),
+    Field(description="caller id (a string or an integer), echoed back as a string"),
+]
 
 
 class ReviewItem(BaseModel):
     """One review, as the single endpoint and every batch item take it: one validator for both."""
+
     model_config = ConfigDict(json_schema_extra={"examples": [{"text": "发货太慢了，客服也不耐烦", "id": "r1"}]})
     text: StrictStr = Field(description="the customer text; 1 to PINGJIA_MAX_TEXT_CHARS characters")
     id: CallerId = None
@@ -43,7 +48,9 @@ class AnalyzeRequest(ReviewItem):
 class BatchRequest(BaseModel):
     items: list[Any] = Field(
         description="review items {id, text, meta}, each validated like a single request; a bad item gets "
-                    "an error in its own slot", json_schema_extra={"items": {"$ref": "#/components/schemas/ReviewItem"}})
+        "an error in its own slot",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/ReviewItem"}},
+    )
     top_terms: int | None = Field(None, ge=0, le=50)
 
 
@@ -60,6 +67,7 @@ def first_error(errors: list[dict]) -> tuple[str, str]:
 class Out(BaseModel):
     """A response model: it documents exactly what the service returns, so a key it does not
     list is a bug (tests/test_response_contract.py validates real responses against these)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -116,7 +124,8 @@ class AnalyzeResponse(Out):
 
 class ErrorBody(Out):
     code: Literal[tuple(CATALOGUE)] = Field(  # type: ignore[valid-type]
-        description="stable code to switch on; docs/errors.md lists each with its status and meaning")
+        description="stable code to switch on; docs/errors.md lists each with its status and meaning"
+    )
     message: str = Field(description="what was wrong, for a person")
     request_id: str | None = Field(None, description="500 only: quote it when reporting the error")
 

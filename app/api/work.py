@@ -9,6 +9,7 @@ at most ``queue`` more wait; beyond that a request is answered 503 ``busy`` at o
 ``Retry-After``) instead of piling up memory. Each job also serialises its own response, so
 a 20 MB JSON body is never encoded on the loop, and a big one gives its memory back after.
 """
+
 from __future__ import annotations
 
 import asyncio

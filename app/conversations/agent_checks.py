@@ -7,6 +7,7 @@ Only AGENT turns are judged (a bot or system message is not the agent's wording,
 customer may say 不知道 or give a phone number freely). Every violation spans the
 agent's original text; a missing greeting/closing spans the whole turn that lacked it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,15 +27,28 @@ def forbidden_phrases(turns: Sequence[Turn], texts: Sequence[TurnText], rules: C
             continue
         for m in rules.forbidden.find(tt):
             row = m.entry.row
-            out.append(Violation(turn.index, "forbidden_phrase", m.text, m.start, m.end, row.severity,
-                                 {"category": row.category, "phrase": row.phrase}))
+            out.append(
+                Violation(
+                    turn.index,
+                    "forbidden_phrase",
+                    m.text,
+                    m.start,
+                    m.end,
+                    row.severity,
+                    {"category": row.category, "phrase": row.phrase},
+                )
+            )
     return out
 
 
 def polite_phrases(turns: Sequence[Turn], texts: Sequence[TurnText], rules: ConversationRules) -> list[PoliteHit]:
     """Polite phrases the agent used, with their kind (greeting, closing, apology ...)."""
-    return [PoliteHit(turn.index, m.text, m.start, m.end, m.entry.row.kind, m.entry.row.phrase)
-            for turn, tt in zip(turns, texts) if turn.role == "agent" for m in rules.polite.find(tt)]
+    return [
+        PoliteHit(turn.index, m.text, m.start, m.end, m.entry.row.kind, m.entry.row.phrase)
+        for turn, tt in zip(turns, texts)
+        if turn.role == "agent"
+        for m in rules.polite.find(tt)
+    ]
 
 
 def greeting_and_closing(turns: Sequence[Turn], polite: Sequence[PoliteHit]) -> list[Violation]:
@@ -51,11 +65,13 @@ def greeting_and_closing(turns: Sequence[Turn], polite: Sequence[PoliteHit]) -> 
     out = []
     first, last = agent[0], agent[-1]
     if "greeting" not in kinds.get(first.index, ()):
-        out.append(Violation(first.index, "missing_greeting", first.text, 0, len(first.text), "low",
-                             {"expected": "greeting"}))
+        out.append(
+            Violation(first.index, "missing_greeting", first.text, 0, len(first.text), "low", {"expected": "greeting"})
+        )
     if "closing" not in kinds.get(last.index, ()):
-        out.append(Violation(last.index, "missing_closing", last.text, 0, len(last.text), "low",
-                             {"expected": "closing"}))
+        out.append(
+            Violation(last.index, "missing_closing", last.text, 0, len(last.text), "low", {"expected": "closing"})
+        )
     return out
 
 
@@ -73,13 +89,28 @@ def pii(turns: Sequence[Turn], texts: Sequence[TurnText]) -> tuple[list[Violatio
         masked_turn = mask_text(turn.text, found)
         known = {pii_key(f) for f in shared}
         for f in found:
-            leaks.append(Violation(turn.index, "pii_leak", f.text, f.start, f.end, "high", {
-                "pii_type": f.pii_type, "masked": f.masked, "masked_text": masked_turn,
-                "echoes_customer": pii_key(f) in known}))
+            leaks.append(
+                Violation(
+                    turn.index,
+                    "pii_leak",
+                    f.text,
+                    f.start,
+                    f.end,
+                    "high",
+                    {
+                        "pii_type": f.pii_type,
+                        "masked": f.masked,
+                        "masked_text": masked_turn,
+                        "echoes_customer": pii_key(f) in known,
+                    },
+                )
+            )
     return leaks, shared
 
 
-def slow_replies(turns: Sequence[Turn], timing: Timing, very_slow_factor: float, very_slow_severity: str) -> list[Violation]:
+def slow_replies(
+    turns: Sequence[Turn], timing: Timing, very_slow_factor: float, very_slow_severity: str
+) -> list[Violation]:
     """A ``slow_reply`` violation on each agent turn that answered later than the threshold."""
     out = []
     for r in timing.responses:
@@ -87,7 +118,15 @@ def slow_replies(turns: Sequence[Turn], timing: Timing, very_slow_factor: float,
             continue
         turn = turns[r.agent_turn]
         severity = very_slow_severity if r.seconds > timing.threshold_seconds * very_slow_factor else "medium"
-        out.append(Violation(turn.index, "slow_reply", turn.text, 0, len(turn.text), severity, {
-            "seconds": r.seconds, "threshold_seconds": timing.threshold_seconds,
-            "customer_turn": r.customer_turn}))
+        out.append(
+            Violation(
+                turn.index,
+                "slow_reply",
+                turn.text,
+                0,
+                len(turn.text),
+                severity,
+                {"seconds": r.seconds, "threshold_seconds": timing.threshold_seconds, "customer_turn": r.customer_turn},
+            )
+        )
     return out

@@ -10,6 +10,7 @@ Escalation: the highest level among the cues in ``escalation_cues.csv`` (投诉,
 demands (the customer pressing in 2 / 3-4 / 5+ turns) give at least low / medium / high;
 one level down (never below low) when the case ends resolved after the last cue.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -23,13 +24,17 @@ from app.pipeline.findings import Analysis
 
 
 def _emotion_cues(rules: ConversationRules, tt: TurnText, turn: int) -> list[CueHit]:
-    return [CueHit(turn, m.text, m.start, m.end, m.entry.row.phrase, m.entry.row.emotion, m.entry.row.weight)
-            for m in rules.emotion.find(tt)]
+    return [
+        CueHit(turn, m.text, m.start, m.end, m.entry.row.phrase, m.entry.row.emotion, m.entry.row.weight)
+        for m in rules.emotion.find(tt)
+    ]
 
 
 def _escalation_cues(rules: ConversationRules, tt: TurnText, turn: int) -> list[CueHit]:
-    return [CueHit(turn, m.text, m.start, m.end, m.entry.row.phrase, m.entry.row.kind, m.entry.row.level)
-            for m in rules.escalation.find(tt)]
+    return [
+        CueHit(turn, m.text, m.start, m.end, m.entry.row.phrase, m.entry.row.kind, m.entry.row.level)
+        for m in rules.escalation.find(tt)
+    ]
 
 
 def turn_emotion(turn: Turn, tt: TurnText, analysis: Analysis, rules: ConversationRules) -> TurnEmotion:
@@ -40,13 +45,13 @@ def turn_emotion(turn: Turn, tt: TurnText, analysis: Analysis, rules: Conversati
         for h in hits:
             totals[h.kind] = totals.get(h.kind, 0.0) + h.value
         best = max(CUE_EMOTIONS, key=lambda e: (totals.get(e, 0.0), -CUE_EMOTIONS.index(e)))
-        return TurnEmotion(turn.index, best, round(totals[best], 3), "cues",
-                           tuple(h for h in hits if h.kind == best))
+        return TurnEmotion(turn.index, best, round(totals[best], 3), "cues", tuple(h for h in hits if h.kind == best))
     label = analysis.sentiment.label
     if label in ("positive", "negative"):
         emotion = "satisfaction" if label == "positive" else "disappointment"
-        return TurnEmotion(turn.index, emotion, round(analysis.sentiment.probabilities.get(label, 0.0), 4),
-                           "sentiment", ())
+        return TurnEmotion(
+            turn.index, emotion, round(analysis.sentiment.probabilities.get(label, 0.0), 4), "sentiment", ()
+        )
     return TurnEmotion(turn.index, "neutral", 0.0, "none", ())
 
 
@@ -54,8 +59,9 @@ def _raise(level: str, steps: int = 1) -> str:
     return ESCALATION_LEVELS[min(ESCALATION_LEVELS.index(level) + steps, len(ESCALATION_LEVELS) - 1)]
 
 
-def escalation(turns: Sequence[Turn], texts: Sequence[TurnText], rules: ConversationRules,
-               resolved_at: int | None) -> Escalation:
+def escalation(
+    turns: Sequence[Turn], texts: Sequence[TurnText], rules: ConversationRules, resolved_at: int | None
+) -> Escalation:
     """Escalation risk of the conversation from the customer's turns, with evidence and reasons.
 
     ``resolved_at``: the turn whose cue resolved the case, when it was resolved.
@@ -83,8 +89,9 @@ def escalation(turns: Sequence[Turn], texts: Sequence[TurnText], rules: Conversa
         risk = ESCALATION_LEVELS[ESCALATION_LEVELS.index(risk) - 1]
         reasons.append(f"resolved at turn {resolved_at} after the last cue: one level down")
     evidence = tuple(threats) + tuple(h for h in hits if h.value == "none" and h.turn in demand_turns)
-    return Escalation(risk, tuple(sorted(evidence, key=lambda h: (h.turn, h.start))), tuple(reasons),
-                      tuple(demand_turns))
+    return Escalation(
+        risk, tuple(sorted(evidence, key=lambda h: (h.turn, h.start))), tuple(reasons), tuple(demand_turns)
+    )
 
 
 def _demand_turns(customer: Sequence[tuple[Turn, TurnText]], hits: Sequence[CueHit]) -> list[int]:

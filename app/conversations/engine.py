@@ -5,6 +5,7 @@ Pure: no HTTP, no I/O, no globals. The routes, batch jobs, the bench and the tes
 ``analyze_conversations`` (a batch; a bad conversation gets an ItemError in its slot)
 or ``analyze_conversation`` (one; raises the PingjiaError).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -22,8 +23,9 @@ from app.pipeline.engine import Pipeline, TextItem
 from app.pipeline.findings import Analysis, ItemError
 
 
-def analyze_conversations(items: Sequence[Any], pipeline: Pipeline, rules: ConversationRules,
-                          limits: Limits = Limits()) -> list[ConversationReport | ItemError]:
+def analyze_conversations(
+    items: Sequence[Any], pipeline: Pipeline, rules: ConversationRules, limits: Limits = Limits()
+) -> list[ConversationReport | ItemError]:
     """Inspect raw conversations (decoded JSON objects); every slot gets a report or an error."""
     slots: list[Conversation | ItemError] = []
     for raw in items:
@@ -34,8 +36,9 @@ def analyze_conversations(items: Sequence[Any], pipeline: Pipeline, rules: Conve
     return _inspect_all(slots, pipeline, rules, limits)
 
 
-def analyze_conversation(raw: Any, pipeline: Pipeline, rules: ConversationRules,
-                         limits: Limits = Limits()) -> ConversationReport:
+def analyze_conversation(
+    raw: Any, pipeline: Pipeline, rules: ConversationRules, limits: Limits = Limits()
+) -> ConversationReport:
     """Inspect one conversation; raises the PingjiaError that makes it bad input."""
     result = _inspect_all([parse_conversation(raw, limits, rules.profiles)], pipeline, rules, limits)[0]
     if isinstance(result, ItemError):
@@ -43,8 +46,9 @@ def analyze_conversation(raw: Any, pipeline: Pipeline, rules: ConversationRules,
     return result
 
 
-def _inspect_all(slots: Sequence[Conversation | ItemError], pipeline: Pipeline, rules: ConversationRules,
-                 limits: Limits) -> list[ConversationReport | ItemError]:
+def _inspect_all(
+    slots: Sequence[Conversation | ItemError], pipeline: Pipeline, rules: ConversationRules, limits: Limits
+) -> list[ConversationReport | ItemError]:
     convs = [c for c in slots if isinstance(c, Conversation)]
     scored = iter(pipeline.analyze_batch([TextItem(t.text) for c in convs for t in c.turns]))
     versions = {**pipeline.versions, "conversation_rules": rules.version}
@@ -62,8 +66,9 @@ def _inspect_all(slots: Sequence[Conversation | ItemError], pipeline: Pipeline, 
     return out
 
 
-def inspect(conv: Conversation, analyses: Sequence[Analysis], rules: ConversationRules, limits: Limits,
-            versions: dict[str, str]) -> ConversationReport:
+def inspect(
+    conv: Conversation, analyses: Sequence[Analysis], rules: ConversationRules, limits: Limits, versions: dict[str, str]
+) -> ConversationReport:
     """Every finding about one validated conversation whose turns the pipeline has scored."""
     turns, profile = conv.turns, rules.profiles[conv.profile]
     texts = [turn_text(t.text) for t in turns]
@@ -72,24 +77,38 @@ def inspect(conv: Conversation, analyses: Sequence[Analysis], rules: Conversatio
     polite = agent_checks.polite_phrases(turns, texts, rules)
     leaks, shared = agent_checks.pii(turns, texts)
     violations = sorted(
-        agent_checks.forbidden_phrases(turns, texts, rules) + agent_checks.greeting_and_closing(turns, polite)
-        + leaks + agent_checks.slow_replies(turns, timing, profile.responsiveness.very_slow_factor,
-                                           profile.very_slow_severity),
-        key=lambda v: (v.turn, v.start, v.rule))
+        agent_checks.forbidden_phrases(turns, texts, rules)
+        + agent_checks.greeting_and_closing(turns, polite)
+        + leaks
+        + agent_checks.slow_replies(turns, timing, profile.responsiveness.very_slow_factor, profile.very_slow_severity),
+        key=lambda v: (v.turn, v.start, v.rule),
+    )
     resolution = resolve(turns, texts, rules)
     resolved_at = resolution.evidence[-1].turn if resolution.status == "resolved" else None
     escalation = customer.escalation(turns, texts, rules, resolved_at)
-    emotions = {t.index: customer.turn_emotion(t, tt, a, rules)
-                for t, tt, a in zip(turns, texts, analyses) if t.role == "customer"}
+    emotions = {
+        t.index: customer.turn_emotion(t, tt, a, rules)
+        for t, tt, a in zip(turns, texts, analyses)
+        if t.role == "customer"
+    }
     start, end = customer.sentiment_ends(turns, analyses)
     report = CustomerReport(start, end, tuple(emotions.values()), escalation, tuple(shared))
-    result = qa.score(qa.QAInput(turns, analyses, timing, violations, polite, resolution, escalation,
-                                 tuple(emotions.values())), profile)
+    result = qa.score(
+        qa.QAInput(turns, analyses, timing, violations, polite, resolution, escalation, tuple(emotions.values())),
+        profile,
+    )
     return ConversationReport(
-        id=conv.id, timing=timing, violations=tuple(violations), polite_phrases=tuple(polite),
-        customer=report, resolution=resolution, root_causes=root_causes(conv, analyses), qa=result,
+        id=conv.id,
+        timing=timing,
+        violations=tuple(violations),
+        polite_phrases=tuple(polite),
+        customer=report,
+        resolution=resolution,
+        root_causes=root_causes(conv, analyses),
+        qa=result,
         turns=tuple(TurnReport(t.index, t.role, a, emotions.get(t.index)) for t, a in zip(turns, analyses)),
-        versions=versions)
+        versions=versions,
+    )
 
 
 def root_causes(conv: Conversation, analyses: Sequence[Analysis]) -> tuple[RootCause, ...]:

@@ -5,6 +5,7 @@ Every span is an offset pair into the ORIGINAL text of one turn:
 The codes they carry (rules, severities, emotions, levels, statuses, grades) are in
 :mod:`app.core.taxonomy`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class Evidence:
 @dataclass(frozen=True, slots=True)
 class Violation:
     """One broken service rule. ``detail`` holds rule-specific facts (category, pii_type, masked, seconds ...)."""
+
     turn: int
     rule: str
     text: str
@@ -48,6 +50,7 @@ class PoliteHit:
 class CueHit:
     """A lexicon cue found in a turn: ``kind`` is its class (complaint, anger, resolved ...),
     ``value`` its strength (escalation level, emotion weight)."""
+
     turn: int
     text: str
     start: int
@@ -128,6 +131,7 @@ class RootCause:
 @dataclass(frozen=True, slots=True)
 class Explanation:
     """Why a QA dimension moved: ``effect`` points (signed), the finding behind it, and the turn."""
+
     effect: float
     reason: str
     finding: str

@@ -4,6 +4,7 @@ Each CSV has ``#`` header comments including a ``# version:`` line, then a heade
 A bad row stops start-up with ``file:line`` named (LexiconError), never a silent fallback.
 ``ConversationRules.version`` is a digest of every file, reported with each result.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,14 @@ from pydantic import BaseModel, Field, ValidationError
 from app.conversations.profiles import QAProfile
 from app.conversations.text import Entry, PhraseIndex, compact
 from app.core.taxonomy import (
-    CUE_EMOTIONS, CUE_RESOLUTION_STATUSES, ESCALATION_KINDS, ESCALATION_LEVELS, FORBIDDEN_CATEGORIES, POLITE_KINDS,
-    SEVERITIES)
+    CUE_EMOTIONS,
+    CUE_RESOLUTION_STATUSES,
+    ESCALATION_KINDS,
+    ESCALATION_LEVELS,
+    FORBIDDEN_CATEGORIES,
+    POLITE_KINDS,
+    SEVERITIES,
+)
 from app.pipeline.lexicon import LexiconError, data_lines
 
 _VERSION = re.compile(r"^#\s*version:\s*(\S+)")
@@ -136,6 +143,7 @@ def load_profiles(directory: Path) -> dict[str, QAProfile]:
 @dataclass(frozen=True, slots=True)
 class ConversationRules:
     """Everything the inspection rules read, loaded once; immutable while serving."""
+
     forbidden: PhraseIndex
     polite: PhraseIndex
     escalation: PhraseIndex
@@ -147,9 +155,13 @@ class ConversationRules:
     file_versions: dict[str, str]
 
 
-FILES = {"forbidden": ("forbidden_phrases.csv", ForbiddenRow), "polite": ("polite_phrases.csv", PoliteRow),
-         "escalation": ("escalation_cues.csv", EscalationRow), "resolution": ("resolution_cues.csv", ResolutionRow),
-         "emotion": ("emotion_cues.csv", EmotionRow)}
+FILES = {
+    "forbidden": ("forbidden_phrases.csv", ForbiddenRow),
+    "polite": ("polite_phrases.csv", PoliteRow),
+    "escalation": ("escalation_cues.csv", EscalationRow),
+    "resolution": ("resolution_cues.csv", ResolutionRow),
+    "emotion": ("emotion_cues.csv", EmotionRow),
+}
 
 
 def load_conversation_rules(lexicon_dir: Path) -> ConversationRules:

@@ -5,6 +5,7 @@ either returns a ``Conversation`` or raises a PingjiaError whose message names t
 field and turn index, so the single endpoint, each slot of a batch and a job row all
 fail the same way.
 """
+
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
@@ -20,6 +21,7 @@ from app.pipeline.normalize import check_text
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Input limits (from Settings) and the default slow-reply threshold."""
+
     max_turns: int = 500
     max_text_chars: int = 5000
     max_conversation_chars: int = 100_000
@@ -27,9 +29,12 @@ class Limits:
 
     @classmethod
     def from_settings(cls, settings) -> Limits:
-        return cls(max_turns=settings.max_turns, max_text_chars=settings.max_text_chars,
-                   max_conversation_chars=settings.max_conversation_chars,
-                   slow_reply_seconds=settings.slow_reply_seconds)
+        return cls(
+            max_turns=settings.max_turns,
+            max_text_chars=settings.max_text_chars,
+            max_conversation_chars=settings.max_conversation_chars,
+            slow_reply_seconds=settings.slow_reply_seconds,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +88,10 @@ def parse_conversation(raw: Any, limits: Limits, profiles: Collection[str]) -> C
     profile = raw.get("profile")
     profile = "default" if profile is None else profile
     if not isinstance(profile, str) or profile not in profiles:
-        raise InvalidInput(f"profile: unknown profile {profile!r}; known profiles: {', '.join(sorted(profiles))}",
-                           code="unknown_profile")
+        raise InvalidInput(
+            f"profile: unknown profile {profile!r}; known profiles: {', '.join(sorted(profiles))}",
+            code="unknown_profile",
+        )
     turns = raw.get("turns")
     if turns is None:
         raise InvalidInput("turns: is missing")
@@ -97,10 +104,13 @@ def parse_conversation(raw: Any, limits: Limits, profiles: Collection[str]) -> C
     parsed = tuple(_turn(i, t, limits) for i, t in enumerate(turns))
     total = sum(len(t.text) for t in parsed)
     if total > limits.max_conversation_chars:
-        raise TextTooLong(f"turns: {total} characters in all; the limit is {limits.max_conversation_chars}",
-                          code="conversation_too_long")
+        raise TextTooLong(
+            f"turns: {total} characters in all; the limit is {limits.max_conversation_chars}",
+            code="conversation_too_long",
+        )
     bad = first_out_of_order([t.time for t in parsed])
     if bad is not None:
-        raise InvalidInput(f"turns[{bad}].time: earlier than a previous turn; turns must be oldest first",
-                           code="turns_out_of_order")
+        raise InvalidInput(
+            f"turns[{bad}].time: earlier than a previous turn; turns must be oldest first", code="turns_out_of_order"
+        )
     return Conversation(None if cid is None else str(cid), profile, parsed)

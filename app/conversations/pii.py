@@ -11,6 +11,7 @@ number (…号). Every finding carries a masked copy (138****5678).
 >>> [(f.pii_type, f.masked) for f in find_pii(turn_text("电话13812345678"), 0)]
 [('phone', '138****5678')]
 """
+
 from __future__ import annotations
 
 import re
@@ -22,13 +23,64 @@ from app.conversations.text import TurnText
 PHONE = re.compile(r"(?<![\d])(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d){8}(?!\d)")
 ID_CARD = re.compile(r"(?<![\dA-Za-z])\d{6}[\s-]?\d{8}[\s-]?\d{3}[\dXx](?![\dA-Za-z])")
 CARD = re.compile(r"(?<![\dA-Za-z])[3-6](?:[\s-]?\d){15,18}(?![\dA-Za-z])")
-STREET = re.compile(r"(?:路|街|大道|大街|巷|弄|胡同)\s?[\d一二三四五六七八九十百零]+(?:-\d+)?\s?号"
-                    r"(?:\s?[\dA-Za-z]+(?:号楼|栋|幢|座|单元|楼|层|室|号))*(?:\d{3,4}(?!\d))?")
+STREET = re.compile(
+    r"(?:路|街|大道|大街|巷|弄|胡同)\s?[\d一二三四五六七八九十百零]+(?:-\d+)?\s?号"
+    r"(?:\s?[\dA-Za-z]+(?:号楼|栋|幢|座|单元|楼|层|室|号))*(?:\d{3,4}(?!\d))?"
+)
 ADMIN = re.compile(r"自治区|特别行政区|省|市|区|县|州|旗|镇")
-LEAD_INS = ("收货地址", "地址是", "地址", "寄到", "送到", "发到", "改成", "改为", "住在", "住", "在", "是", "到", "为", "好的")
-PROVINCES = ("北京", "天津", "上海", "重庆", "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏", "浙江", "安徽",
-             "福建", "江西", "山东", "河南", "湖北", "湖南", "广东", "海南", "四川", "贵州", "云南", "陕西",
-             "甘肃", "青海", "台湾", "内蒙古", "广西", "西藏", "宁夏", "新疆", "香港", "澳门")
+LEAD_INS = (
+    "收货地址",
+    "地址是",
+    "地址",
+    "寄到",
+    "送到",
+    "发到",
+    "改成",
+    "改为",
+    "住在",
+    "住",
+    "在",
+    "是",
+    "到",
+    "为",
+    "好的",
+)
+PROVINCES = (
+    "北京",
+    "天津",
+    "上海",
+    "重庆",
+    "河北",
+    "山西",
+    "辽宁",
+    "吉林",
+    "黑龙江",
+    "江苏",
+    "浙江",
+    "安徽",
+    "福建",
+    "江西",
+    "山东",
+    "河南",
+    "湖北",
+    "湖南",
+    "广东",
+    "海南",
+    "四川",
+    "贵州",
+    "云南",
+    "陕西",
+    "甘肃",
+    "青海",
+    "台湾",
+    "内蒙古",
+    "广西",
+    "西藏",
+    "宁夏",
+    "新疆",
+    "香港",
+    "澳门",
+)
 ORDER_WORDS = re.compile(r"(?:订单|单号|运单|物流|快递单|工单|编号)[号码是为:：\s]*$")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -76,7 +128,7 @@ def mask(text: str, head: int, tail: int) -> str:
     '138 **** 5678'
     """
     sig = [i for i, ch in enumerate(text) if ch.isdigit() or ch in "Xx"]
-    hide = set(sig[head:len(sig) - tail] if tail else sig[head:])
+    hide = set(sig[head : len(sig) - tail] if tail else sig[head:])
     return "".join("*" if i in hide else ch for i, ch in enumerate(text))
 
 
@@ -118,7 +170,7 @@ def _addresses(text: str) -> list[tuple[int, int, str]]:
         start, admin_end = found
         if admin_end > m.start() or start >= m.start():
             continue
-        street = text[admin_end:m.end()]
+        street = text[admin_end : m.end()]
         out.append((start, m.end(), text[start:admin_end] + "*" * len(street)))
     return out
 
@@ -136,8 +188,12 @@ def find_pii(tt: TurnText, turn: int) -> list[PiiFinding]:
             spans.append((m.start(), m.end(), "id_card", ""))
     for m in CARD.finditer(text):
         digits = _digits(m.group())
-        if (16 <= len(digits) <= 19 and luhn_ok(digits) and free(m.start(), m.end())
-                and not ORDER_WORDS.search(text[max(0, m.start() - 12):m.start()])):
+        if (
+            16 <= len(digits) <= 19
+            and luhn_ok(digits)
+            and free(m.start(), m.end())
+            and not ORDER_WORDS.search(text[max(0, m.start() - 12) : m.start()])
+        ):
             spans.append((m.start(), m.end(), "bank_card", ""))
     for m in PHONE.finditer(text):
         if free(m.start(), m.end()):
@@ -161,7 +217,7 @@ def mask_text(original: str, findings: list[PiiFinding]) -> str:
     """``original`` with every PII finding replaced by its masked copy (same length when digits)."""
     out, last = [], 0
     for f in sorted(findings, key=lambda f: f.start):
-        out.append(original[last:f.start])
+        out.append(original[last : f.start])
         out.append(f.masked)
         last = f.end
     out.append(original[last:])
@@ -170,5 +226,8 @@ def mask_text(original: str, findings: list[PiiFinding]) -> str:
 
 def pii_key(f: PiiFinding) -> str:
     """What identifies the item across turns (digits only for numbers), to see an agent echoing it."""
-    return _digits(f.text)[-11:] if f.pii_type == "phone" else (
-        _digits(f.text) if f.pii_type != "address" else re.sub(r"\W", "", f.text))
+    return (
+        _digits(f.text)[-11:]
+        if f.pii_type == "phone"
+        else (_digits(f.text) if f.pii_type != "address" else re.sub(r"\W", "", f.text))
+    )

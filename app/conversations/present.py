@@ -3,12 +3,20 @@
 Kept apart from the findings so internal fields stay inside; turn-level keyword and aspect
 shapes are the review endpoint's own (``app.pipeline.present``), so both endpoints agree.
 """
+
 from __future__ import annotations
 
 from collections import Counter
 
 from app.conversations.findings import (
-    ConversationReport, CueHit, Evidence, PiiFinding, PoliteHit, TurnEmotion, Violation)
+    ConversationReport,
+    CueHit,
+    Evidence,
+    PiiFinding,
+    PoliteHit,
+    TurnEmotion,
+    Violation,
+)
 from app.core.taxonomy import EMOTIONS_ZH
 from app.pipeline import present as review
 from app.pipeline.findings import ItemError
@@ -19,8 +27,15 @@ def evidence(e: Evidence | CueHit) -> dict:
 
 
 def violation(v: Violation) -> dict:
-    return {"turn": v.turn, "rule": v.rule, "text": v.text, "start": v.start, "end": v.end,
-            "severity": v.severity, **v.detail}
+    return {
+        "turn": v.turn,
+        "rule": v.rule,
+        "text": v.text,
+        "start": v.start,
+        "end": v.end,
+        "severity": v.severity,
+        **v.detail,
+    }
 
 
 def polite(p: PoliteHit) -> dict:
@@ -32,8 +47,14 @@ def cue(h: CueHit, value_name: str) -> dict:
 
 
 def emotion(e: TurnEmotion) -> dict:
-    return {"turn": e.turn, "emotion": e.emotion, "emotion_zh": EMOTIONS_ZH[e.emotion], "score": e.score,
-            "source": e.source, "evidence": [cue(h, "weight") for h in e.evidence]}
+    return {
+        "turn": e.turn,
+        "emotion": e.emotion,
+        "emotion_zh": EMOTIONS_ZH[e.emotion],
+        "score": e.score,
+        "source": e.source,
+        "evidence": [cue(h, "weight") for h in e.evidence],
+    }
 
 
 def pii_shared(f: PiiFinding) -> dict:
@@ -45,41 +66,69 @@ def report(r: ConversationReport) -> dict:
     c, q, t = r.customer, r.qa, r.timing
     return {
         "id": r.id,
-        "timing": {"first_response_seconds": t.first_response_seconds, "avg_response_seconds": t.avg_response_seconds,
-                   "max_response_seconds": t.max_response_seconds, "slow_replies": t.slow_replies,
-                   "threshold_seconds": t.threshold_seconds, "unanswered_turn": t.unanswered_turn,
-                   "responses": [{"customer_turn": x.customer_turn, "agent_turn": x.agent_turn, "seconds": x.seconds}
-                                 for x in t.responses]},
+        "timing": {
+            "first_response_seconds": t.first_response_seconds,
+            "avg_response_seconds": t.avg_response_seconds,
+            "max_response_seconds": t.max_response_seconds,
+            "slow_replies": t.slow_replies,
+            "threshold_seconds": t.threshold_seconds,
+            "unanswered_turn": t.unanswered_turn,
+            "responses": [
+                {"customer_turn": x.customer_turn, "agent_turn": x.agent_turn, "seconds": x.seconds}
+                for x in t.responses
+            ],
+        },
         "violations": [violation(v) for v in r.violations],
         "polite_phrases": [polite(p) for p in r.polite_phrases],
         "customer": {
-            "sentiment_start": c.sentiment_start, "sentiment_end": c.sentiment_end,
+            "sentiment_start": c.sentiment_start,
+            "sentiment_end": c.sentiment_end,
             "escalation_risk": c.escalation.risk,
             "escalation_evidence": [cue(h, "level") for h in c.escalation.evidence],
             "escalation_reasons": list(c.escalation.reasons),
             "emotions": [emotion(e) for e in c.emotions],
             "pii_shared": [pii_shared(f) for f in c.pii_shared],
         },
-        "resolution": {"status": r.resolution.status, "source": r.resolution.source,
-                       "evidence": [evidence(e) for e in r.resolution.evidence]},
-        "root_causes": [{"cause": x.cause, "score": x.score, "evidence": [evidence(e) for e in x.evidence]}
-                        for x in r.root_causes],
-        "qa": {
-            "score": q.score, "grade": q.grade, "grade_zh": q.grade_zh, "profile": q.profile,
-            "dimensions": {d.name: d.score for d in q.dimensions},
-            "explanations": {d.name: [{"effect": x.effect, "reason": x.reason, "finding": x.finding, "turn": x.turn}
-                                      for x in d.explanations] for d in q.dimensions},
-            "weights": q.weights, "weighted_score": q.weighted_score,
-            "deductions": [{"rule": d.rule, "severity": d.severity, "turn": d.turn, "points": d.points}
-                           for d in q.deductions],
-            "applicable": q.applicable, "notes": list(q.notes),
+        "resolution": {
+            "status": r.resolution.status,
+            "source": r.resolution.source,
+            "evidence": [evidence(e) for e in r.resolution.evidence],
         },
-        "turns": [{"index": x.index, "role": x.role,
-                   "sentiment": {"label": x.analysis.sentiment.label,
-                                 "probabilities": x.analysis.sentiment.probabilities},
-                   "keywords": [review.keyword(h) for h in x.analysis.keywords],
-                   "aspects": [review.aspect(a) for a in x.analysis.aspects],
-                   "emotion": x.emotion.emotion if x.emotion else None} for x in r.turns],
+        "root_causes": [
+            {"cause": x.cause, "score": x.score, "evidence": [evidence(e) for e in x.evidence]} for x in r.root_causes
+        ],
+        "qa": {
+            "score": q.score,
+            "grade": q.grade,
+            "grade_zh": q.grade_zh,
+            "profile": q.profile,
+            "dimensions": {d.name: d.score for d in q.dimensions},
+            "explanations": {
+                d.name: [
+                    {"effect": x.effect, "reason": x.reason, "finding": x.finding, "turn": x.turn}
+                    for x in d.explanations
+                ]
+                for d in q.dimensions
+            },
+            "weights": q.weights,
+            "weighted_score": q.weighted_score,
+            "deductions": [
+                {"rule": d.rule, "severity": d.severity, "turn": d.turn, "points": d.points} for d in q.deductions
+            ],
+            "applicable": q.applicable,
+            "notes": list(q.notes),
+        },
+        "turns": [
+            {
+                "index": x.index,
+                "role": x.role,
+                "sentiment": {"label": x.analysis.sentiment.label, "probabilities": x.analysis.sentiment.probabilities},
+                "keywords": [review.keyword(h) for h in x.analysis.keywords],
+                "aspects": [review.aspect(a) for a in x.analysis.aspects],
+                "emotion": x.emotion.emotion if x.emotion else None,
+            }
+            for x in r.turns
+        ],
         "model": r.versions,
     }
 
@@ -92,8 +141,12 @@ def result(r: ConversationReport | ItemError) -> dict:
 def summary(results: list[ConversationReport | ItemError]) -> dict:
     """Batch totals: how many analysed, errors, grades, resolution and escalation counts."""
     ok = [r for r in results if not isinstance(r, ItemError)]
-    return {"total": len(results), "analysed": len(ok), "errors": len(results) - len(ok),
-            "grades": dict(sorted(Counter(r.qa.grade for r in ok).items())),
-            "resolution": dict(sorted(Counter(r.resolution.status for r in ok).items())),
-            "escalation_risk": dict(sorted(Counter(r.customer.escalation.risk for r in ok).items())),
-            "avg_score": round(sum(r.qa.score for r in ok) / len(ok), 1) if ok else None}
+    return {
+        "total": len(results),
+        "analysed": len(ok),
+        "errors": len(results) - len(ok),
+        "grades": dict(sorted(Counter(r.qa.grade for r in ok).items())),
+        "resolution": dict(sorted(Counter(r.resolution.status for r in ok).items())),
+        "escalation_risk": dict(sorted(Counter(r.customer.escalation.risk for r in ok).items())),
+        "avg_score": round(sum(r.qa.score for r in ok) / len(ok), 1) if ok else None,
+    }

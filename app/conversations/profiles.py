@@ -6,6 +6,7 @@ and ``weights`` are required; every other knob has the default shown here, so an
 analyst writes only what differs. Unknown keys are rejected (a typo must not silently
 fall back to a default).
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -24,6 +25,7 @@ class _Strict(BaseModel):
 # The fields of Points and Weights are taxonomy.SEVERITIES and QA_DIMENSIONS (tests/test_taxonomy.py).
 class Points(_Strict):
     """Points by severity."""
+
     low: float = Field(0, ge=0, le=100)
     medium: float = Field(0, ge=0, le=100)
     high: float = Field(0, ge=0, le=100)

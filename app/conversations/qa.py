@@ -6,6 +6,7 @@ point. Deductions are per violation, by rule and severity, from the profile. QA 
 rules and lexicon findings only (cue emotions, lexicon aspects), never the sentiment
 model's label, so a retrained model cannot silently move a grade.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.conversations.findings import (
-    Deduction, Dimension, Escalation, Explanation, PoliteHit, QAResult, Resolution, Timing, TurnEmotion,
-    Violation, grade_for)
+    Deduction,
+    Dimension,
+    Escalation,
+    Explanation,
+    PoliteHit,
+    QAResult,
+    Resolution,
+    Timing,
+    TurnEmotion,
+    Violation,
+    grade_for,
+)
 from app.conversations.model import Turn
 from app.conversations.profiles import QAProfile
 from app.pipeline.findings import Analysis
@@ -25,6 +36,7 @@ _ASKS = re.compile(r"[?？]|[吗呢么][\s。！!…~～]*$")
 @dataclass(frozen=True, slots=True)
 class QAInput:
     """Everything the score reads, gathered by the engine."""
+
     turns: Sequence[Turn]
     analyses: Sequence[Analysis]
     timing: Timing
@@ -60,7 +72,7 @@ def _customer_aspects(x: QAInput, aspect: str) -> list[tuple[int, str]]:
 
 def _aspect_moves(tally: _Tally, x: QAInput, aspect: str, penalty: float, bonus: float) -> None:
     hits = _customer_aspects(x, aspect)
-    for turn, pol in [h for h in hits if h[1] == "negative"][:2]:
+    for turn, _pol in [h for h in hits if h[1] == "negative"][:2]:
         tally.move(-penalty, f"customer complains about {aspect}", "customer_aspect", turn)
     praise = [h for h in hits if h[1] == "positive"]
     if praise:
@@ -76,18 +88,30 @@ def responsiveness(x: QAInput, p: QAProfile) -> Dimension:
         base, why = (0.0, "no agent answered the customer") if has_customer else (r.unmeasured_score, "no agent turn")
         return _Tally("responsiveness", base, why).done()
     measured = any(rt.seconds is not None for rt in x.timing.responses)
-    tally = _Tally("responsiveness", 100.0 if measured else r.unmeasured_score,
-                   "replies timed" if measured else "no reply could be timed (timestamps missing)")
+    tally = _Tally(
+        "responsiveness",
+        100.0 if measured else r.unmeasured_score,
+        "replies timed" if measured else "no reply could be timed (timestamps missing)",
+    )
     for v in x.violations:
         if v.rule == "slow_reply":
-            tally.move(-r.slow_reply_penalty, f"slow reply: {v.detail['seconds']:g} s > "
-                       f"{v.detail['threshold_seconds']:g} s", "slow_reply", v.turn)
+            tally.move(
+                -r.slow_reply_penalty,
+                f"slow reply: {v.detail['seconds']:g} s > {v.detail['threshold_seconds']:g} s",
+                "slow_reply",
+                v.turn,
+            )
             if v.detail["seconds"] > v.detail["threshold_seconds"] * r.very_slow_factor:
-                tally.move(-r.very_slow_penalty, f"very slow: over {r.very_slow_factor:g}x the threshold",
-                           "slow_reply", v.turn)
+                tally.move(
+                    -r.very_slow_penalty, f"very slow: over {r.very_slow_factor:g}x the threshold", "slow_reply", v.turn
+                )
     if x.timing.unanswered_turn is not None and _open_request(x):
-        tally.move(-r.unanswered_penalty, "the customer's last request got no agent reply", "unanswered",
-                   x.timing.unanswered_turn)
+        tally.move(
+            -r.unanswered_penalty,
+            "the customer's last request got no agent reply",
+            "unanswered",
+            x.timing.unanswered_turn,
+        )
     _aspect_moves(tally, x, "responsiveness", r.customer_complaint_penalty, 0.0)
     return tally.done()
 
@@ -96,8 +120,7 @@ def _open_request(x: QAInput) -> bool:
     """Does the final unanswered customer run ask or press for something?"""
     start = x.timing.unanswered_turn
     pressing = {h.turn for h in x.escalation.evidence}
-    return any(t.role == "customer" and (t.index in pressing or _ASKS.search(t.text.strip()))
-               for t in x.turns[start:])
+    return any(t.role == "customer" and (t.index in pressing or _ASKS.search(t.text.strip())) for t in x.turns[start:])
 
 
 def attitude(x: QAInput, p: QAProfile) -> Dimension:
@@ -106,12 +129,16 @@ def attitude(x: QAInput, p: QAProfile) -> Dimension:
     tally = _Tally("attitude", a.base, "base")
     kinds = sorted({h.kind for h in x.polite})
     if kinds:
-        tally.move(min(a.polite_bonus * len(kinds), a.polite_bonus_cap),
-                   f"polite phrases of {len(kinds)} kinds: {', '.join(kinds)}", "polite_phrases")
+        tally.move(
+            min(a.polite_bonus * len(kinds), a.polite_bonus_cap),
+            f"polite phrases of {len(kinds)} kinds: {', '.join(kinds)}",
+            "polite_phrases",
+        )
     for v in x.violations:
         if v.rule == "forbidden_phrase" and v.detail["category"] in a.forbidden_categories:
-            tally.move(-a.forbidden_penalty.of(v.severity), f"{v.detail['category']}: {v.text}",
-                       "forbidden_phrase", v.turn)
+            tally.move(
+                -a.forbidden_penalty.of(v.severity), f"{v.detail['category']}: {v.text}", "forbidden_phrase", v.turn
+            )
     _aspect_moves(tally, x, "attitude", a.customer_complaint_penalty, a.customer_praise_bonus)
     return tally.done()
 
@@ -143,15 +170,24 @@ def competence(x: QAInput, p: QAProfile) -> Dimension:
     tally = _Tally("competence", c.base, "base")
     for v in x.violations:
         if v.rule == "forbidden_phrase" and v.detail["category"] in c.forbidden_categories:
-            tally.move(-c.forbidden_penalty.of(v.severity), f"{v.detail['category']}: {v.text}",
-                       "forbidden_phrase", v.turn)
+            tally.move(
+                -c.forbidden_penalty.of(v.severity), f"{v.detail['category']}: {v.text}", "forbidden_phrase", v.turn
+            )
     if x.resolution.status == "resolved":
-        tally.move(c.resolved_bonus, "the problem was solved", "resolution",
-                   x.resolution.evidence[0].turn if x.resolution.evidence else None)
+        tally.move(
+            c.resolved_bonus,
+            "the problem was solved",
+            "resolution",
+            x.resolution.evidence[0].turn if x.resolution.evidence else None,
+        )
     demands = x.escalation.repeated_demand_turns
     if len(demands) >= 2:
-        tally.move(-c.repeated_demand_penalty, f"the customer had to press in {len(demands)} turns",
-                   "repeated_demand", demands[-1])
+        tally.move(
+            -c.repeated_demand_penalty,
+            f"the customer had to press in {len(demands)} turns",
+            "repeated_demand",
+            demands[-1],
+        )
     _aspect_moves(tally, x, "competence", c.customer_complaint_penalty, c.customer_praise_bonus)
     return tally.done()
 
@@ -161,11 +197,15 @@ def score(x: QAInput, profile: QAProfile) -> QAResult:
     dims = (responsiveness(x, profile), attitude(x, profile), resolution(x, profile), competence(x, profile))
     weights = profile.weights.model_dump()
     weighted = sum(weights[d.name] * d.score for d in dims)
-    deductions = tuple(Deduction(v.rule, v.severity, v.turn, profile.deduction(v.rule, v.severity))
-                       for v in x.violations if profile.deduction(v.rule, v.severity))
+    deductions = tuple(
+        Deduction(v.rule, v.severity, v.turn, profile.deduction(v.rule, v.severity))
+        for v in x.violations
+        if profile.deduction(v.rule, v.severity)
+    )
     total = round(min(max(weighted - sum(d.points for d in deductions), 0.0), 100.0), 1)
     grade, grade_zh = grade_for(total)
     applicable = any(t.role == "agent" for t in x.turns)
     notes = () if applicable else ("no agent turn: the score judges an unattended conversation",)
-    return QAResult(total, grade, grade_zh, profile.name, round(weighted, 2), weights, dims, deductions,
-                    applicable, notes)
+    return QAResult(
+        total, grade, grade_zh, profile.name, round(weighted, 2), weights, dims, deductions, applicable, notes
+    )

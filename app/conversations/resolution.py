@@ -5,6 +5,7 @@ The customer has the last word: the LAST customer cue of ``resolution_cues.csv``
 (已为您退款 / 无法处理) decides, marked ``source: agent`` because nobody confirmed it.
 Otherwise the status is unknown.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

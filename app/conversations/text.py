@@ -6,6 +6,7 @@ and a *compact* copy that also drops whitespace, punctuation and symbols, with t
 of every kept character in the original. A phrase is matched on the compact copy, so
 不 归 我 管 / 不歸我管！ hit 不归我管, and the span is mapped back to the original.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -60,6 +61,7 @@ def compact(phrase: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One lexicon row ready for matching: its compact key, compact exception contexts and the row."""
+
     key: str
     exceptions: tuple[str, ...]
     row: Any

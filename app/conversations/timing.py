@@ -5,6 +5,7 @@ AGENT turn. Bot and system turns are transparent: they neither end a run nor ans
 (an auto-reply is not a response). The wait is measured from the first timed turn of
 the run, which is what the customer experienced.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,7 @@ def parse_time(value: Any) -> float | None:
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
-            raise BadTime(f"{value!r} is not ISO 8601 (e.g. 2026-11-20T10:00:00+08:00) "
-                          "nor epoch seconds") from None
+            raise BadTime(f"{value!r} is not ISO 8601 (e.g. 2026-11-20T10:00:00+08:00) nor epoch seconds") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=DEFAULT_TZ)
         return moment.timestamp()

@@ -1,4 +1,5 @@
 """One typed settings object, read from ``PINGJIA_*`` environment variables."""
+
 from __future__ import annotations
 
 import os
@@ -26,17 +27,32 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest JSON request body")
     top_terms: int = Field(0, ge=0, le=50, description="TF-IDF terms per text when the request does not say")
 
-    max_batch_chars: int = Field(500_000, ge=1, description="most characters over all texts of one review or "
-                                                            "conversation batch request (413 batch_too_large)")
-    analysis_threads: int = Field(1, ge=1, description="requests analysed at once, on threads off the event loop "
-                                                       "(under the GIL more threads add contention, not speed)")
-    analysis_queue: int = Field(32, ge=0, description="requests waiting for an analysis thread; more are "
-                                                      "answered 503 busy")
-    inline_max_chars: int = Field(300, ge=0, description="a single text up to this long is analysed on the event "
-                                                         "loop (a thread hop costs more than it saves)")
+    max_batch_chars: int = Field(
+        500_000,
+        ge=1,
+        description="most characters over all texts of one review or conversation batch request (413 batch_too_large)",
+    )
+    analysis_threads: int = Field(
+        1,
+        ge=1,
+        description="requests analysed at once, on threads off the event loop "
+        "(under the GIL more threads add contention, not speed)",
+    )
+    analysis_queue: int = Field(
+        32, ge=0, description="requests waiting for an analysis thread; more are answered 503 busy"
+    )
+    inline_max_chars: int = Field(
+        300,
+        ge=0,
+        description="a single text up to this long is analysed on the event "
+        "loop (a thread hop costs more than it saves)",
+    )
     body_idle_seconds: float = Field(30.0, gt=0, description="a request body that pauses this long is refused 408")
-    header_timeout_seconds: float = Field(10.0, gt=0, description="a connection that has not sent complete request "
-                                                                  "headers within this is closed (pingjia serve)")
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="a connection that has not sent complete request headers within this is closed (pingjia serve)",
+    )
 
     max_turns: int = Field(500, ge=1, description="most turns in one conversation")
     slow_reply_seconds: float = Field(60.0, gt=0, description="agent reply slower than this is a slow_reply")
@@ -46,25 +62,39 @@ class Settings(BaseSettings):
     admin_token: str | None = Field(None, description="bearer token for /v1/admin; admin disabled when unset")
 
     max_upload_bytes: int = Field(2 * 1024**3, ge=1024, description="largest job upload")
-    job_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1,
-                             description="background scoring processes for jobs (default: one per core)")
-    job_ingest_processes: int = Field(1, ge=1, description="job submissions validated at once, each in its own "
-                                                           "process (more wait their turn)")
+    job_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="background scoring processes for jobs (default: one per core)",
+    )
+    job_ingest_processes: int = Field(
+        1, ge=1, description="job submissions validated at once, each in its own process (more wait their turn)"
+    )
     job_chunk_rows: int = Field(500, ge=1, description="rows scored and committed together")
     job_worker_start: Literal["fork", "spawn"] = Field(
-        "fork", description="fork: job workers are forked at start-up and share the service's loaded "
-                            "models (about half the memory); spawn: each worker loads its own, on demand")
-    job_worker_idle_seconds: float = Field(300.0, gt=0, description="a job worker process with nothing to do "
-                                                                    "exits after this (restarted on demand)")
+        "fork",
+        description="fork: job workers are forked at start-up and share the service's loaded "
+        "models (about half the memory); spawn: each worker loads its own, on demand",
+    )
+    job_worker_idle_seconds: float = Field(
+        300.0, gt=0, description="a job worker process with nothing to do exits after this (restarted on demand)"
+    )
     job_retention_days: float = Field(7.0, gt=0, description="finished jobs are pruned after this")
-    jobs_db_url: str | None = Field(None, description="job store; default: SQLite file data_dir/jobs.db "
-                                                      "(a sqlite:/// URL or a path)")
-    job_worker_nice: int = Field(10, ge=0, le=19, description="job worker processes run this much nicer than the "
-                                                              "service (nice(2)), so API requests come first")
+    jobs_db_url: str | None = Field(
+        None, description="job store; default: SQLite file data_dir/jobs.db (a sqlite:/// URL or a path)"
+    )
+    job_worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="job worker processes run this much nicer than the service (nice(2)), so API requests come first",
+    )
     jobs_db_check: Literal["quick", "full", "off"] = Field(
-        "quick", description="check of the job database at start-up: quick (PRAGMA quick_check), full "
-                             "(integrity_check, adds index cross-checks), off; a failed check leaves /v1/jobs "
-                             "answering 503 jobs_unavailable while the review API serves")
+        "quick",
+        description="check of the job database at start-up: quick (PRAGMA quick_check), full "
+        "(integrity_check, adds index cross-checks), off; a failed check leaves /v1/jobs "
+        "answering 503 jobs_unavailable while the review API serves",
+    )
 
 
 @lru_cache

@@ -3,6 +3,7 @@
 CPython frees a big request's objects, but glibc keeps the pages in its arenas, so the
 process RSS stays at its peak: after one maximum batch the service kept ~0.7 GB. glibc's
 ``malloc_trim`` returns free pages at the top of every arena."""
+
 from __future__ import annotations
 
 import ctypes

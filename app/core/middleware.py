@@ -1,5 +1,6 @@
 """Pure ASGI middleware every request passes: a request id, a body-size limit and a body
 read timeout. Pure ASGI (not ``BaseHTTPMiddleware``) so streamed bodies stay streamed."""
+
 from __future__ import annotations
 
 import asyncio
@@ -62,9 +63,13 @@ class BodySizeLimit:
         declared = dict(scope.get("headers") or ()).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             body = json.dumps({"error": {"code": "body_too_large", "message": self._message}}).encode()
-            await send({"type": "http.response.start", "status": 413,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                }
+            )
             return await send({"type": "http.response.body", "body": body})
         seen = 0
 
@@ -108,8 +113,9 @@ class BodyTimeout:
             try:
                 message = await asyncio.wait_for(receive(), self.idle)
             except TimeoutError:
-                raise HTTPException(408, detail=f"no request body data for {self.idle:g} s; "
-                                                "send the body without pauses") from None
+                raise HTTPException(
+                    408, detail=f"no request body data for {self.idle:g} s; send the body without pauses"
+                ) from None
             body_done = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 

@@ -10,20 +10,34 @@ The lexicon validators, the aspect model's artifact check, the response schemas,
 Plain tuples and dicts; order matters: it is the order clients see, and ``PAIRS`` is the
 order of the aspect model's outputs that every trained artifact records.
 """
+
 from __future__ import annotations
 
 # ---------------------------------------------------------------- reviews
 
 ASPECTS: tuple[str, ...] = (
-    "logistics", "quality", "description", "attitude", "responsiveness",
-    "competence", "after_sales", "price", "other",
+    "logistics",
+    "quality",
+    "description",
+    "attitude",
+    "responsiveness",
+    "competence",
+    "after_sales",
+    "price",
+    "other",
 )
 """Aspect and root-cause codes (ANNOTATION.md), in the order the API lists them."""
 
 ASPECT_NAMES_ZH: dict[str, str] = {
-    "logistics": "物流配送", "quality": "商品质量", "description": "与描述不符",
-    "attitude": "服务态度", "responsiveness": "响应与处理速度", "competence": "专业能力",
-    "after_sales": "售后处理", "price": "价格", "other": "其他",
+    "logistics": "物流配送",
+    "quality": "商品质量",
+    "description": "与描述不符",
+    "attitude": "服务态度",
+    "responsiveness": "响应与处理速度",
+    "competence": "专业能力",
+    "after_sales": "售后处理",
+    "price": "价格",
+    "other": "其他",
 }
 
 GENERAL = "general"
@@ -57,11 +71,17 @@ QA_DIMENSIONS: tuple[str, ...] = ("responsiveness", "attitude", "resolution", "c
 """The four QA dimensions a profile weights, in the order they are scored and reported."""
 
 QA_DIMENSION_NAMES_ZH: dict[str, str] = {
-    "responsiveness": "响应速度", "attitude": "服务态度", "resolution": "问题解决", "competence": "专业能力",
+    "responsiveness": "响应速度",
+    "attitude": "服务态度",
+    "resolution": "问题解决",
+    "competence": "专业能力",
 }
 
 GRADES: tuple[tuple[int, str, str], ...] = (
-    (90, "excellent", "优秀"), (80, "good", "良好"), (60, "pass", "合格"), (0, "needs_improvement", "待改进"),
+    (90, "excellent", "优秀"),
+    (80, "good", "良好"),
+    (60, "pass", "合格"),
+    (0, "needs_improvement", "待改进"),
 )
 """QA grade bands, best first: (lowest score of the band, code, Chinese name)."""
 
@@ -74,8 +94,7 @@ VIOLATION_RULES: tuple[str, ...] = ("forbidden_phrase", "pii_leak", "missing_gre
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
 """Severity of a violation, lowest first; a profile gives points per severity."""
 
-FORBIDDEN_CATEGORIES: tuple[str, ...] = (
-    "blame_shifting", "dismissive", "rude", "impatient", "false_promise", "policy")
+FORBIDDEN_CATEGORIES: tuple[str, ...] = ("blame_shifting", "dismissive", "rude", "impatient", "false_promise", "policy")
 """Categories of ``forbidden_phrases.csv``; the QA profiles choose which ones cost attitude
 and which competence points."""
 
@@ -102,8 +121,13 @@ CUE_EMOTIONS: tuple[str, ...] = ("anger", "anxiety", "disappointment", "satisfac
 EMOTIONS: tuple[str, ...] = (*CUE_EMOTIONS, "neutral")
 """A customer turn's emotion: a cue emotion, or neutral when neither cues nor sentiment say more."""
 
-EMOTIONS_ZH: dict[str, str] = {"anger": "愤怒", "anxiety": "焦虑", "disappointment": "失望",
-                               "satisfaction": "满意", "neutral": "中性"}
+EMOTIONS_ZH: dict[str, str] = {
+    "anger": "愤怒",
+    "anxiety": "焦虑",
+    "disappointment": "失望",
+    "satisfaction": "满意",
+    "neutral": "中性",
+}
 
 CUE_RESOLUTION_STATUSES: tuple[str, ...] = ("resolved", "unresolved")
 """What a row of ``resolution_cues.csv`` says."""

@@ -6,6 +6,7 @@ a group nor a date stops being profiled and copied into the work rows. At the en
 :meth:`ColumnProfiler.plan` picks the report's group columns and its date column (or checks
 the ones the caller named).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -14,12 +15,13 @@ from typing import Any
 from app.core.errors import InvalidUpload
 from app.jobs.report import DATE_HINT, DEFAULT_CONFIG, ReportConfig, parse_day
 
-MAX_VALUE_CHARS = 64     # a longer value is neither a group label nor a date (never parsed)
-MAX_COLUMNS = 200        # extra columns profiled; keys beyond these are ignored
+MAX_VALUE_CHARS = 64  # a longer value is neither a group label nor a date (never parsed)
+MAX_COLUMNS = 200  # extra columns profiled; keys beyond these are ignored
 
 
 class ColumnProfile:
     """One column's distinct values (until too many) and how many of its values are dates."""
+
     __slots__ = ("values", "nonempty", "dates", "hint")
 
     def __init__(self, name: str, hint: bool = False):
@@ -100,34 +102,48 @@ class ColumnProfiler:
         date_col = self.date_column
         for name in [date_col, *(group_columns or ())]:
             if name is not None and name not in cols:
-                raise InvalidUpload(f"column {name!r} not found; extra columns are {sorted(cols)}",
-                                    code="missing_column")
+                raise InvalidUpload(
+                    f"column {name!r} not found; extra columns are {sorted(cols)}", code="missing_column"
+                )
         for name in group_columns or ():
             if cols[name].values is None:
-                raise InvalidUpload(f"column {name!r} has more than {cfg.max_group_values} distinct values "
-                                    f"(or values over {MAX_VALUE_CHARS} characters); it cannot be a group column",
-                                    code="invalid_column")
+                raise InvalidUpload(
+                    f"column {name!r} has more than {cfg.max_group_values} distinct values "
+                    f"(or values over {MAX_VALUE_CHARS} characters); it cannot be a group column",
+                    code="invalid_column",
+                )
         if date_col and not cols[date_col].date_like:
-            raise InvalidUpload(f"column {date_col!r} does not hold dates (e.g. 2026-11-20 or 2026-11-20 10:00)",
-                                code="invalid_column")
+            raise InvalidUpload(
+                f"column {date_col!r} does not hold dates (e.g. 2026-11-20 or 2026-11-20 10:00)", code="invalid_column"
+            )
         if date_col is None:
-            dated = [(c.hint, c.nonempty, k) for k, c in cols.items()
-                     if c.date_like and c.nonempty >= 0.5 * total]
+            dated = [(c.hint, c.nonempty, k) for k, c in cols.items() if c.date_like and c.nonempty >= 0.5 * total]
             date_col = max(dated)[2] if dated else None
         if group_columns is not None:
             groups = [g for g in group_columns if g != date_col]
         else:
-            groups = [k for k, c in cols.items() if k != date_col and c.values is not None
-                      and 2 <= len(c.values) <= cfg.max_group_values
-                      and len(c.values) <= max(2, cfg.max_group_share * total)]
+            groups = [
+                k
+                for k, c in cols.items()
+                if k != date_col
+                and c.values is not None
+                and 2 <= len(c.values) <= cfg.max_group_values
+                and len(c.values) <= max(2, cfg.max_group_share * total)
+            ]
         described = {}
         for k, c in cols.items():
             role = "date" if k == date_col else "group" if k in groups else "ignored"
-            described[k] = {"role": role, "distinct": len(c.values) if c.values is not None
-                            else f">{cfg.max_group_values} or long values",
-                            "date_share": round(c.dates / c.nonempty, 3) if c.nonempty else 0.0}
-        return {"group_columns": groups, "date_column": date_col,
-                "date_epoch": bool(date_col and cols[date_col].hint), "columns": described,
-                "rule": f"group columns: 2..{cfg.max_group_values} distinct values, at most one per "
-                        f"{round(1 / cfg.max_group_share)} rows; date column: >= 95% of its non-empty "
-                        "values parse as a date and it is filled in >= half the rows"}
+            described[k] = {
+                "role": role,
+                "distinct": len(c.values) if c.values is not None else f">{cfg.max_group_values} or long values",
+                "date_share": round(c.dates / c.nonempty, 3) if c.nonempty else 0.0,
+            }
+        return {
+            "group_columns": groups,
+            "date_column": date_col,
+            "date_epoch": bool(date_col and cols[date_col].hint),
+            "columns": described,
+            "rule": f"group columns: 2..{cfg.max_group_values} distinct values, at most one per "
+            f"{round(1 / cfg.max_group_share)} rows; date column: >= 95% of its non-empty "
+            "values parse as a date and it is filled in >= half the rows",
+        }

@@ -25,6 +25,7 @@ To recover an original value, drop the one leading ``'`` of a text cell that sta
 with ``'`` followed (after optional whitespace) by a trigger character. JSONL results
 are data, not a spreadsheet format, and carry every value unchanged.
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,18 +33,42 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 
-CSV_FIELDS = ["row", "id", "sentiment", "p_positive", "p_neutral", "p_negative", "root_causes",
-              "aspects", "keywords", "error"]
-CONVERSATION_CSV_FIELDS = ["row", "id", "qa_score", "qa_grade", "resolution", "escalation_risk",
-                           "sentiment_start", "sentiment_end", "root_causes", "violations", "error"]
+CSV_FIELDS = [
+    "row",
+    "id",
+    "sentiment",
+    "p_positive",
+    "p_neutral",
+    "p_negative",
+    "root_causes",
+    "aspects",
+    "keywords",
+    "error",
+]
+CONVERSATION_CSV_FIELDS = [
+    "row",
+    "id",
+    "qa_score",
+    "qa_grade",
+    "resolution",
+    "escalation_risk",
+    "sentiment_start",
+    "sentiment_end",
+    "root_causes",
+    "violations",
+    "error",
+]
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(value):
     """A CSV cell a spreadsheet will not evaluate: text starting (also after leading
     whitespace) with ``= + - @``, tab or CR gets a leading ``'``; numbers are unchanged."""
-    if isinstance(value, str) and value and (value.startswith(FORMULA_TRIGGERS)
-                                             or value.lstrip().startswith(FORMULA_TRIGGERS)):
+    if (
+        isinstance(value, str)
+        and value
+        and (value.startswith(FORMULA_TRIGGERS) or value.lstrip().startswith(FORMULA_TRIGGERS))
+    ):
         return "'" + value
     return value
 
@@ -64,8 +89,11 @@ def _flat_row(result: dict) -> dict:
         return {**head, "error": result["error"]["code"]}
     probs = result["sentiment"]["probabilities"]
     return {
-        **head, "sentiment": result["sentiment"]["label"],
-        "p_positive": probs.get("positive"), "p_neutral": probs.get("neutral"), "p_negative": probs.get("negative"),
+        **head,
+        "sentiment": result["sentiment"]["label"],
+        "p_positive": probs.get("positive"),
+        "p_neutral": probs.get("neutral"),
+        "p_negative": probs.get("negative"),
         "root_causes": "|".join(c["cause"] for c in result["root_causes"]),
         "aspects": "|".join(f"{a['aspect']}:{a['polarity']}" for a in result["aspects"]),
         "keywords": "|".join(f"{k['term']}:{k['polarity']}" for k in result["keywords"]),
@@ -83,11 +111,18 @@ def _flat_conversation(result: dict) -> dict:
     if "error" in result:
         return {**head, "error": result["error"]["code"]}
     c = result["customer"]
-    return {**head, "qa_score": result["qa"]["score"], "qa_grade": result["qa"]["grade"],
-            "resolution": result["resolution"]["status"], "escalation_risk": c["escalation_risk"],
-            "sentiment_start": c["sentiment_start"], "sentiment_end": c["sentiment_end"],
-            "root_causes": "|".join(x["cause"] for x in result["root_causes"]),
-            "violations": "|".join(v["rule"] for v in result["violations"]), "error": ""}
+    return {
+        **head,
+        "qa_score": result["qa"]["score"],
+        "qa_grade": result["qa"]["grade"],
+        "resolution": result["resolution"]["status"],
+        "escalation_risk": c["escalation_risk"],
+        "sentiment_start": c["sentiment_start"],
+        "sentiment_end": c["sentiment_end"],
+        "root_causes": "|".join(x["cause"] for x in result["root_causes"]),
+        "violations": "|".join(v["rule"] for v in result["violations"]),
+        "error": "",
+    }
 
 
 def jsonl_stream(bodies: Iterable[tuple[int, str]], batch: int = 1000) -> Iterator[bytes]:
@@ -102,17 +137,16 @@ def jsonl_stream(bodies: Iterable[tuple[int, str]], batch: int = 1000) -> Iterat
         yield ("\n".join(buf) + "\n").encode()
 
 
-def csv_stream(bodies: Iterable[tuple[int, str]], kind: str = "reviews", batch: int = 1000,
-               bom: bool = False) -> Iterator[bytes]:
+def csv_stream(
+    bodies: Iterable[tuple[int, str]], kind: str = "reviews", batch: int = 1000, bom: bool = False
+) -> Iterator[bytes]:
     """CSV with a header; ``bom`` prepends a UTF-8 BOM so Excel reads Chinese correctly."""
-    fields, flat = ((CONVERSATION_CSV_FIELDS, flat_conversation) if kind == "conversations"
-                    else (CSV_FIELDS, flat_row))
+    fields, flat = (CONVERSATION_CSV_FIELDS, flat_conversation) if kind == "conversations" else (CSV_FIELDS, flat_row)
     buf = io.StringIO()
     buf.write(",".join(fields) + "\n")
     # Text cells are always quoted: a carriage return inside one (which QUOTE_MINIMAL leaves
     # bare with a "\n" line terminator) cannot split the row; numbers stay unquoted.
-    writer = csv.DictWriter(buf, fields, extrasaction="ignore", lineterminator="\n",
-                            quoting=csv.QUOTE_NONNUMERIC)
+    writer = csv.DictWriter(buf, fields, extrasaction="ignore", lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     n = 0
     prefix = "\ufeff" if bom else ""
     for _, body in bodies:

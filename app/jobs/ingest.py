@@ -13,6 +13,7 @@ Accepted but recorded as a per-row error: a JSONL line that is not an object, a 
 with the wrong number of fields, a conversation without ``turns`` (bad texts — empty, too
 long, not a string — are reported by the pipeline in the row's slot).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -31,18 +32,20 @@ KINDS = ("reviews", "conversations")
 @dataclass(frozen=True)
 class InputSpec:
     """How to read an upload (the multipart form fields of ``POST /v1/jobs``)."""
+
     kind: str = "reviews"
-    fmt: str | None = None            # csv | jsonl; None: from the file name, else sniffed
+    fmt: str | None = None  # csv | jsonl; None: from the file name, else sniffed
     text_column: str = "text"
-    id_column: str | None = None      # None: "id" when present, else the row number
+    id_column: str | None = None  # None: "id" when present, else the row number
     encoding: str = "utf-8"
-    date_column: str | None = None    # None: detected
+    date_column: str | None = None  # None: detected
     group_columns: tuple[str, ...] | None = None  # None: detected
 
 
 @dataclass
 class Ingested:
     """What the job records about its work file: rows, bad rows, chunks, the report plan."""
+
     total: int = 0
     bad_rows: int = 0
     chunks: list[tuple[int, int, int]] = field(default_factory=list)
@@ -56,8 +59,7 @@ def ingest_file(raw: IO[bytes], out: IO[bytes], spec: InputSpec, *, fmt: str, ch
         raise InvalidUpload(f"kind must be one of {list(KINDS)}", code="invalid_kind")
     if spec.kind == "conversations" and fmt != "jsonl":
         raise InvalidUpload("conversations are accepted as JSONL only", code="unsupported_format")
-    records = iter_records(raw, fmt, encoding=spec.encoding, text_column=spec.text_column,
-                           id_column=spec.id_column)
+    records = iter_records(raw, fmt, encoding=spec.encoding, text_column=spec.text_column, id_column=spec.id_column)
     return _write((rec for _, rec in records), out, spec, chunk_rows, fmt=fmt, what="row")
 
 
@@ -68,20 +70,25 @@ def ingest_items(items: Iterable[Any], out: IO[bytes], spec: InputSpec, *, chunk
 
 def _item_records(items: Iterable[Any]) -> Iterator[Any]:
     for n, item in enumerate(items, 1):
-        yield item if isinstance(item, dict) else ("invalid_row", f"item {n}: expected an object, "
-                                                                  f"got {type(item).__name__}")
+        yield (
+            item
+            if isinstance(item, dict)
+            else ("invalid_row", f"item {n}: expected an object, got {type(item).__name__}")
+        )
 
 
-def _write(records: Iterable[Any], out: IO[bytes], spec: InputSpec, chunk_rows: int, *,
-           fmt: str, what: str) -> Ingested:
+def _write(
+    records: Iterable[Any], out: IO[bytes], spec: InputSpec, chunk_rows: int, *, fmt: str, what: str
+) -> Ingested:
     """Records to work rows on ``out``; the plan once every row has been profiled."""
     rows = _RowMaker(spec)
     writer = WorkFileWriter(out, chunk_rows)
     for rec in records:
         writer.write(rows.make(writer.total, rec))
     if spec.kind == "reviews" and writer.total > rows.bad_rows and not rows.text_seen:
-        raise InvalidUpload(f"no {what} has the field {spec.text_column!r}; pass text_column",
-                            code="missing_column")  # JSONL/JSON: a wrong text_column
+        raise InvalidUpload(
+            f"no {what} has the field {spec.text_column!r}; pass text_column", code="missing_column"
+        )  # JSONL/JSON: a wrong text_column
     if writer.total == 0:
         raise InvalidUpload("the input has no rows", code="empty_file")
     out.flush()

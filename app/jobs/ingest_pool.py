@@ -10,6 +10,7 @@ submission, with 503 ``ingest_interrupted``; the next one starts a new process. 
 costs about 0.2 s per job. Exceptions come back as raised (``PingjiaError`` pickles with its
 code and status).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,7 +37,9 @@ class IngestPool:
             try:
                 return await asyncio.wrap_future(executor.submit(fn, *args))
             except BrokenProcessPool:
-                raise IngestInterrupted("the process reading this upload exited unexpectedly (killed, or out of "
-                                        "memory); the job was not created: retry, or split the input") from None
+                raise IngestInterrupted(
+                    "the process reading this upload exited unexpectedly (killed, or out of "
+                    "memory); the job was not created: retry, or split the input"
+                ) from None
             finally:
                 executor.shutdown(wait=False, cancel_futures=True)  # the process exits once idle

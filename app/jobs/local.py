@@ -6,6 +6,7 @@ and chunks) into a throw-away job store; chunks are scored by the same worker lo
 report are then read back from the store in input order. Memory stays flat whatever
 the input size; the temporary store needs about 1 KB of disk per row.
 """
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@ raises ``InvalidUpload`` naming the line, so the job is refused at submit time. 
 is individually bad (a JSONL line that is not an object, a CSV row with the wrong number
 of fields) comes out as a ``(code, message)`` tuple instead, and becomes that row's error.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -71,16 +72,19 @@ def decoded_lines(raw: IO[bytes], encoding: str) -> Iterator[str]:
         try:
             text = line.decode(enc)
         except UnicodeDecodeError as exc:
-            raise InvalidUpload(f"line {lineno}, byte {exc.start + 1}: not valid {encoding} "
-                                f"(0x{line[exc.start]:02x}); save the file as UTF-8 or pass encoding=gb18030",
-                                code="bad_encoding") from None
+            raise InvalidUpload(
+                f"line {lineno}, byte {exc.start + 1}: not valid {encoding} "
+                f"(0x{line[exc.start]:02x}); save the file as UTF-8 or pass encoding=gb18030",
+                code="bad_encoding",
+            ) from None
         if lineno == 1 and text.startswith("\ufeff"):
             text = text[1:]
         yield text
 
 
-def iter_records(raw: IO[bytes], fmt: str, *, encoding: str = "utf-8", text_column: str = "text",
-                 id_column: str | None = None) -> Iterator[tuple[int, Any]]:
+def iter_records(
+    raw: IO[bytes], fmt: str, *, encoding: str = "utf-8", text_column: str = "text", id_column: str | None = None
+) -> Iterator[tuple[int, Any]]:
     """(line number, record) where a record is a dict, or a ``(code, message)`` tuple for
     a row that is individually bad. Raises InvalidUpload for file-level problems; a CSV
     header must name ``text_column`` (and ``id_column`` when given)."""
@@ -94,11 +98,13 @@ def iter_records(raw: IO[bytes], fmt: str, *, encoding: str = "utf-8", text_colu
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise InvalidUpload(f"line {n}, column {exc.colno}: not valid JSON ({exc.msg})",
-                                code="invalid_jsonl") from None
+            raise InvalidUpload(
+                f"line {n}, column {exc.colno}: not valid JSON ({exc.msg})", code="invalid_jsonl"
+            ) from None
         except ValueError:  # an integer beyond Python's int/str conversion limit
-            raise InvalidUpload(f"line {n}: a number has more than {sys.get_int_max_str_digits()} digits",
-                                code="invalid_jsonl") from None
+            raise InvalidUpload(
+                f"line {n}: a number has more than {sys.get_int_max_str_digits()} digits", code="invalid_jsonl"
+            ) from None
         except RecursionError:
             raise InvalidUpload(f"line {n}: nested too deeply", code="invalid_jsonl") from None
         if not isinstance(rec, dict):
@@ -118,8 +124,11 @@ def _csv_records(lines: Iterator[str], text_column: str, id_column: str | None) 
         for text in lines:
             row_chars += len(text)
             if row_chars > MAX_CSV_ROW_CHARS:
-                raise InvalidUpload(f"line {start}: the row starting here is longer than {MAX_CSV_ROW_CHARS} "
-                                    "characters (a quote that is never closed?)", code="line_too_long")
+                raise InvalidUpload(
+                    f"line {start}: the row starting here is longer than {MAX_CSV_ROW_CHARS} "
+                    "characters (a quote that is never closed?)",
+                    code="line_too_long",
+                )
             yield text
 
     reader = csv.reader(metered(), strict=True)
@@ -133,11 +142,13 @@ def _csv_records(lines: Iterator[str], text_column: str, id_column: str | None) 
         if dupes:
             raise InvalidUpload(f"line 1: duplicate column names {dupes}", code="invalid_csv")
         if text_column not in header:
-            raise InvalidUpload(f"column {text_column!r} not found; the header (line 1) has {header}",
-                                code="missing_column")
+            raise InvalidUpload(
+                f"column {text_column!r} not found; the header (line 1) has {header}", code="missing_column"
+            )
         if id_column is not None and id_column not in header:
-            raise InvalidUpload(f"id column {id_column!r} not found; the header (line 1) has {header}",
-                                code="missing_column")
+            raise InvalidUpload(
+                f"id column {id_column!r} not found; the header (line 1) has {header}", code="missing_column"
+            )
         start, row_chars = reader.line_num + 1, 0
         for fields in reader:
             line = start
@@ -155,10 +166,12 @@ def _csv_records(lines: Iterator[str], text_column: str, id_column: str | None) 
 def _csv_problem(line: int, error: str) -> InvalidUpload:
     """A refusal naming the line where the bad row (its field, its quote) starts."""
     if error.startswith("field larger than"):
-        return InvalidUpload(f"line {line}: a field is longer than {MAX_CSV_FIELD_CHARS} characters "
-                             "(a quote that is never closed?)", code="field_too_long")
+        return InvalidUpload(
+            f"line {line}: a field is longer than {MAX_CSV_FIELD_CHARS} characters (a quote that is never closed?)",
+            code="field_too_long",
+        )
     if error == "unexpected end of data":
-        return InvalidUpload(f"line {line}: a quoted field is never closed (the file ends inside it)",
-                             code="invalid_csv")
-    return InvalidUpload(f"line {line}: {error}; inside a quoted field, write a quote as two (\"\")",
-                         code="invalid_csv")
+        return InvalidUpload(
+            f"line {line}: a quoted field is never closed (the file ends inside it)", code="invalid_csv"
+        )
+    return InvalidUpload(f'line {line}: {error}; inside a quoted field, write a quote as two ("")', code="invalid_csv")

@@ -11,6 +11,7 @@ Two halves, so memory stays bounded whatever the number of rows:
 
 Every threshold used is written into the report (``thresholds``), so a reader can judge it.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -29,9 +30,11 @@ DATE_HINT = re.compile(r"date|time|day|created|updated|_at$|^ts$|日期|时间|�
 # Matched against the stripped value with ``fullmatch``: no leading/trailing ``\s*`` and no two
 # adjacent whitespace runs, so a failing match is linear in the value's length (the old pattern
 # ended ``\s*(tz)?\s*$``, quadratic on a long run of spaces).
-_DATE = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
-                   r"(?:(?:[T\s]+|日)\d{1,2}[:时]\d{1,2}(?:[:分]\d{1,2}(?:\.\d+)?秒?)?)?"
-                   r"(?:\s*(?:Z|[+-]\d{2}:?\d{2}))?")
+_DATE = re.compile(
+    r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
+    r"(?:(?:[T\s]+|日)\d{1,2}[:时]\d{1,2}(?:[:分]\d{1,2}(?:\.\d+)?秒?)?)?"
+    r"(?:\s*(?:Z|[+-]\d{2}:?\d{2}))?"
+)
 _COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _EPOCH = re.compile(r"(\d{10})(\d{3})?(?:\.\d+)?")
 MAX_DATE_CHARS = 64  # longer values are never dates (and are not matched at all)
@@ -40,24 +43,25 @@ MAX_DATE_CHARS = 64  # longer values are never dates (and are not matched at all
 @dataclass(frozen=True)
 class ReportConfig:
     """The report's thresholds; all of them are echoed in the report."""
-    max_group_values: int = 50          # a column is a group column with 2..this many distinct values
-    max_group_share: float = 0.5        # ... and at most one distinct value per 2 rows
-    group_alpha: float = 0.05           # one-sided two-proportion z-test, Bonferroni over a column's groups
-    group_min_rows: int = 30            # groups (and their "rest") smaller than this are not tested
+
+    max_group_values: int = 50  # a column is a group column with 2..this many distinct values
+    max_group_share: float = 0.5  # ... and at most one distinct value per 2 rows
+    group_alpha: float = 0.05  # one-sided two-proportion z-test, Bonferroni over a column's groups
+    group_min_rows: int = 30  # groups (and their "rest") smaller than this are not tested
     group_min_difference: float = 0.02  # flagged only if the rate is also this much above the rest
     terms_top: int = 20
-    terms_prior_fraction: float = 0.1   # alpha_0 = this x all word occurrences (prior pseudo-counts)
-    terms_min_negative: int = 5         # a term must be in at least this many negative texts
+    terms_prior_fraction: float = 0.1  # alpha_0 = this x all word occurrences (prior pseudo-counts)
+    terms_min_negative: int = 5  # a term must be in at least this many negative texts
     terms_min_z: float = 1.96
-    spike_window_days: int = 7          # trailing window (calendar days before the day)
-    spike_min_trailing_days: int = 3    # days with data needed in the window
-    spike_min_rows: int = 20            # rows needed on the day
-    spike_rate_jump: float = 0.10       # negative rate up by >= 10 points ...
-    spike_rate_ratio: float = 1.5       # ... and >= 1.5x the trailing rate ...
-    spike_share_jump: float = 0.05      # a cause's share up by >= 5 points ...
-    spike_share_ratio: float = 2.0      # ... and >= 2x its trailing share ...
-    spike_min_cause_rows: int = 5       # ... with at least 5 rows of that cause that day ...
-    spike_alpha: float = 0.01           # ... and one-sided two-proportion p < 0.01 against the window
+    spike_window_days: int = 7  # trailing window (calendar days before the day)
+    spike_min_trailing_days: int = 3  # days with data needed in the window
+    spike_min_rows: int = 20  # rows needed on the day
+    spike_rate_jump: float = 0.10  # negative rate up by >= 10 points ...
+    spike_rate_ratio: float = 1.5  # ... and >= 1.5x the trailing rate ...
+    spike_share_jump: float = 0.05  # a cause's share up by >= 5 points ...
+    spike_share_ratio: float = 2.0  # ... and >= 2x its trailing share ...
+    spike_min_cause_rows: int = 5  # ... with at least 5 rows of that cause that day ...
+    spike_alpha: float = 0.01  # ... and one-sided two-proportion p < 0.01 against the window
     example_chars: int = 200
 
 
@@ -99,6 +103,7 @@ def parse_day(value: object, *, allow_epoch: bool = False) -> str | None:
 @dataclass(frozen=True, slots=True)
 class RowFacts:
     """What the report needs from one analysed row."""
+
     label: str
     causes: tuple[str, ...]
     aspects: tuple[tuple[str, str], ...]
@@ -108,11 +113,20 @@ class RowFacts:
 @dataclass
 class Accumulator:
     """Additive counters for a set of rows (one chunk, or a whole file)."""
+
     counts: Counter = field(default_factory=Counter)
     terms: dict[str, list] = field(default_factory=dict)
 
-    def add(self, row_index: int, facts: RowFacts | None, *, error: str | None = None,
-            groups: Mapping[str, str] | None = None, day: str | None = None, dated: bool = False) -> None:
+    def add(
+        self,
+        row_index: int,
+        facts: RowFacts | None,
+        *,
+        error: str | None = None,
+        groups: Mapping[str, str] | None = None,
+        day: str | None = None,
+        dated: bool = False,
+    ) -> None:
         """Count one row in every scope it belongs to; ``facts`` None means an error row."""
         scopes = [("all", "")]
         scopes += [(f"g:{col}", val) for col, val in (groups or {}).items() if val]
@@ -167,8 +181,9 @@ class ReportSource(Protocol):
 class MemorySource:
     """A ``ReportSource`` over an ``Accumulator`` held in memory (tests, small inputs)."""
 
-    def __init__(self, acc: Accumulator, texts: Mapping[int, tuple[str, str]] | None = None,
-                 errors: list[dict] | None = None):
+    def __init__(
+        self, acc: Accumulator, texts: Mapping[int, tuple[str, str]] | None = None, errors: list[dict] | None = None
+    ):
         self.acc, self._texts, self._errors = acc, texts or {}, errors or []
 
     def iter_counts(self):
@@ -197,8 +212,10 @@ def build_report(source: ReportSource, plan: Mapping, *, config: ReportConfig = 
     report = {
         "totals": {"rows": overall["rows"], "analysed": overall["analysed"], "errors": overall["errors"]},
         **_breakdown(overall),
-        "errors": {"by_code": {m[4:]: n for m, n in sorted(overall.items()) if m.startswith("err:")},
-                   "examples": source.error_examples(5)},
+        "errors": {
+            "by_code": {m[4:]: n for m, n in sorted(overall.items()) if m.startswith("err:")},
+            "examples": source.error_examples(5),
+        },
         "complaint_terms": complaint_terms(source, config),
         "groups": groups_report(scopes, plan.get("group_columns", []), config),
         "daily": daily_report(scopes, plan.get("date_column"), config),
@@ -223,15 +240,26 @@ def _breakdown(c: Counter) -> dict:
             _, aspect, polarity = m.split(":")
             aspects[aspect][polarity] += n
     return {
-        "sentiment": {label: {"count": c[f"sent:{label}"], "share": _share(c[f"sent:{label}"], analysed)}
-                      for label in SENTIMENT_LABELS},
+        "sentiment": {
+            label: {"count": c[f"sent:{label}"], "share": _share(c[f"sent:{label}"], analysed)}
+            for label in SENTIMENT_LABELS
+        },
         "negative_rate": _share(c["sent:negative"], analysed),
-        "root_causes": [{"cause": k, "name_zh": ASPECT_NAMES_ZH.get(k, k), "count": n, "share": _share(n, analysed)}
-                        for k, n in causes],
-        "aspects": [{"aspect": k, "name_zh": ASPECT_NAMES_ZH.get(k, k),
-                     "positive": v["positive"], "negative": v["negative"],
-                     "positive_share": _share(v["positive"], analysed), "negative_share": _share(v["negative"], analysed)}
-                    for k, v in sorted(aspects.items(), key=lambda kv: -(kv[1]["positive"] + kv[1]["negative"]))],
+        "root_causes": [
+            {"cause": k, "name_zh": ASPECT_NAMES_ZH.get(k, k), "count": n, "share": _share(n, analysed)}
+            for k, n in causes
+        ],
+        "aspects": [
+            {
+                "aspect": k,
+                "name_zh": ASPECT_NAMES_ZH.get(k, k),
+                "positive": v["positive"],
+                "negative": v["negative"],
+                "positive_share": _share(v["positive"], analysed),
+                "negative_share": _share(v["negative"], analysed),
+            }
+            for k, v in sorted(aspects.items(), key=lambda kv: -(kv[1]["positive"] + kv[1]["negative"]))
+        ],
     }
 
 
@@ -256,15 +284,17 @@ def complaint_terms(source: ReportSource, cfg: ReportConfig) -> dict:
     """Words over-represented in negative vs positive texts: Monroe et al. (2008) log-odds
     with an informative Dirichlet prior (the job's own word frequencies x ``prior_mass``)."""
     n_neg, n_pos, n_all = source.term_totals()
-    method = {"method": "log-odds ratio with informative Dirichlet prior (Monroe, Colaresi & Quinn 2008)",
-              "unit": "texts containing the word (each text counts a word once)",
-              "prior": f"alpha_w = alpha_0 x share of word w among all analysed texts' words, alpha_0 = "
-                       f"{cfg.terms_prior_fraction:g} x all word occurrences (each word gets pseudo-counts worth "
-                       f"{cfg.terms_prior_fraction:.0%} of its overall frequency)",
-              "rank": "z = delta_w / sqrt(var); kept when z >= "
-                      f"{cfg.terms_min_z} and the word is in >= {cfg.terms_min_negative} negative texts",
-              "vocabulary": f"each text's first {50} distinct words from the pipeline's segmentation "
-                            "(stop words, digits and punctuation removed) plus its lexicon keyword hits"}
+    method = {
+        "method": "log-odds ratio with informative Dirichlet prior (Monroe, Colaresi & Quinn 2008)",
+        "unit": "texts containing the word (each text counts a word once)",
+        "prior": f"alpha_w = alpha_0 x share of word w among all analysed texts' words, alpha_0 = "
+        f"{cfg.terms_prior_fraction:g} x all word occurrences (each word gets pseudo-counts worth "
+        f"{cfg.terms_prior_fraction:.0%} of its overall frequency)",
+        "rank": "z = delta_w / sqrt(var); kept when z >= "
+        f"{cfg.terms_min_z} and the word is in >= {cfg.terms_min_negative} negative texts",
+        "vocabulary": f"each text's first {50} distinct words from the pipeline's segmentation "
+        "(stop words, digits and punctuation removed) plus its lexicon keyword hits",
+    }
     if not (n_neg and n_pos and n_all):
         return {**method, "items": [], "note": "needs both negative and positive texts"}
     a0 = cfg.terms_prior_fraction * n_all
@@ -273,8 +303,9 @@ def complaint_terms(source: ReportSource, cfg: ReportConfig) -> dict:
         if neg < cfg.terms_min_negative:
             continue
         alpha = a0 * everywhere / n_all
-        delta = (math.log((neg + alpha) / (n_neg + a0 - neg - alpha))
-                 - math.log((pos + alpha) / (n_pos + a0 - pos - alpha)))
+        delta = math.log((neg + alpha) / (n_neg + a0 - neg - alpha)) - math.log(
+            (pos + alpha) / (n_pos + a0 - pos - alpha)
+        )
         z = delta / math.sqrt(1 / (neg + alpha) + 1 / (pos + alpha))
         if z < cfg.terms_min_z:
             continue
@@ -288,42 +319,72 @@ def complaint_terms(source: ReportSource, cfg: ReportConfig) -> dict:
     items = []
     for z, term, (neg, pos, delta, example) in best:
         ex = texts.get(example)
-        items.append({"term": term, "negative_texts": neg, "positive_texts": pos,
-                      "log_odds": round(delta, 4), "z": round(z, 2),
-                      "example": None if ex is None else
-                      {"row": example + 1, "id": ex[0], "text": ex[1][:cfg.example_chars]}})
+        items.append(
+            {
+                "term": term,
+                "negative_texts": neg,
+                "positive_texts": pos,
+                "log_odds": round(delta, 4),
+                "z": round(z, 2),
+                "example": None
+                if ex is None
+                else {"row": example + 1, "id": ex[0], "text": ex[1][: cfg.example_chars]},
+            }
+        )
     return {**method, "negative_word_occurrences": n_neg, "positive_word_occurrences": n_pos, "items": items}
 
 
-def groups_report(scopes: Mapping[tuple[str, str], Counter], columns: Iterable[str],
-                  cfg: ReportConfig) -> dict:
+def groups_report(scopes: Mapping[tuple[str, str], Counter], columns: Iterable[str], cfg: ReportConfig) -> dict:
     """Per group column: counts per group, and groups whose negative rate stands out."""
-    out = {"test": "two-proportion z-test, one-sided (group rate > rest of the column), "
-                   f"alpha {cfg.group_alpha} Bonferroni-corrected over the groups tested in the column; "
-                   f"groups and rests under {cfg.group_min_rows} analysed rows are not tested; "
-                   f"a flagged group is also >= {cfg.group_min_difference * 100:g} percentage points above the rest",
-           "columns": []}
+    out = {
+        "test": "two-proportion z-test, one-sided (group rate > rest of the column), "
+        f"alpha {cfg.group_alpha} Bonferroni-corrected over the groups tested in the column; "
+        f"groups and rests under {cfg.group_min_rows} analysed rows are not tested; "
+        f"a flagged group is also >= {cfg.group_min_difference * 100:g} percentage points above the rest",
+        "columns": [],
+    }
     for col in columns:
         groups = {key: c for (dim, key), c in scopes.items() if dim == f"g:{col}"}
         total_n = sum(c["analysed"] for c in groups.values())
         total_neg = sum(c["sent:negative"] for c in groups.values())
-        testable = [k for k, c in groups.items()
-                    if c["analysed"] >= cfg.group_min_rows and total_n - c["analysed"] >= cfg.group_min_rows]
+        testable = [
+            k
+            for k, c in groups.items()
+            if c["analysed"] >= cfg.group_min_rows and total_n - c["analysed"] >= cfg.group_min_rows
+        ]
         alpha = cfg.group_alpha / max(1, len(testable))
         rows = []
         for key, c in sorted(groups.items(), key=lambda kv: (-kv[1]["rows"], kv[0])):
             n, neg = c["analysed"], c["sent:negative"]
             rest_n, rest_neg = total_n - n, total_neg - neg
-            entry = {"value": key, "rows": c["rows"], "analysed": n, "errors": c["errors"],
-                     **_breakdown(c), "rest_negative_rate": _share(rest_neg, rest_n),
-                     "z": None, "p_value": None, "flagged": False}
+            entry = {
+                "value": key,
+                "rows": c["rows"],
+                "analysed": n,
+                "errors": c["errors"],
+                **_breakdown(c),
+                "rest_negative_rate": _share(rest_neg, rest_n),
+                "z": None,
+                "p_value": None,
+                "flagged": False,
+            }
             if key in testable:
                 z, p = one_sided_p(neg, n, rest_neg, rest_n)
-                entry.update(z=round(z, 3), p_value=float(f"{p:.3g}"),
-                             flagged=p < alpha and neg / n - rest_neg / rest_n >= cfg.group_min_difference)
+                entry.update(
+                    z=round(z, 3),
+                    p_value=float(f"{p:.3g}"),
+                    flagged=p < alpha and neg / n - rest_neg / rest_n >= cfg.group_min_difference,
+                )
             rows.append(entry)
-        out["columns"].append({"column": col, "groups_tested": len(testable), "alpha_per_group": alpha,
-                               "flagged": [g["value"] for g in rows if g["flagged"]], "groups": rows})
+        out["columns"].append(
+            {
+                "column": col,
+                "groups_tested": len(testable),
+                "alpha_per_group": alpha,
+                "flagged": [g["value"] for g in rows if g["flagged"]],
+                "groups": rows,
+            }
+        )
     return out
 
 
@@ -337,19 +398,30 @@ def daily_report(scopes: Mapping[tuple[str, str], Counter], column: str | None, 
     for key, c in days:
         causes = sorted(((m[6:], n) for m, n in c.items() if m.startswith("cause:")), key=lambda x: (-x[1], x[0]))
         top = causes[0] if causes else None
-        series.append({"date": key, "rows": c["rows"], "analysed": c["analysed"],
-                       "negative": c["sent:negative"], "negative_rate": _share(c["sent:negative"], c["analysed"]),
-                       "top_cause": top[0] if top else None,
-                       "top_cause_zh": ASPECT_NAMES_ZH.get(top[0], top[0]) if top else None,
-                       "top_cause_share": _share(top[1], c["analysed"]) if top else 0.0})
-    return {"column": column, "undated_rows": undated, "series": series,
-            "alerts": list(spike_alerts(dict(days), cfg)),
-            "rule": f"a day with >= {cfg.spike_min_rows} analysed rows is compared with the "
-                    f"{cfg.spike_window_days} calendar days before it (>= {cfg.spike_min_trailing_days} of them "
-                    f"with data): negative rate up >= {cfg.spike_rate_jump * 100:g} percentage points and >= "
-                    f"{cfg.spike_rate_ratio}x; or a cause's share of rows up >= {cfg.spike_share_jump * 100:g} points and "
-                    f">= {cfg.spike_share_ratio}x with >= {cfg.spike_min_cause_rows} rows; both also need a "
-                    f"one-sided two-proportion p < {cfg.spike_alpha}"}
+        series.append(
+            {
+                "date": key,
+                "rows": c["rows"],
+                "analysed": c["analysed"],
+                "negative": c["sent:negative"],
+                "negative_rate": _share(c["sent:negative"], c["analysed"]),
+                "top_cause": top[0] if top else None,
+                "top_cause_zh": ASPECT_NAMES_ZH.get(top[0], top[0]) if top else None,
+                "top_cause_share": _share(top[1], c["analysed"]) if top else 0.0,
+            }
+        )
+    return {
+        "column": column,
+        "undated_rows": undated,
+        "series": series,
+        "alerts": list(spike_alerts(dict(days), cfg)),
+        "rule": f"a day with >= {cfg.spike_min_rows} analysed rows is compared with the "
+        f"{cfg.spike_window_days} calendar days before it (>= {cfg.spike_min_trailing_days} of them "
+        f"with data): negative rate up >= {cfg.spike_rate_jump * 100:g} percentage points and >= "
+        f"{cfg.spike_rate_ratio}x; or a cause's share of rows up >= {cfg.spike_share_jump * 100:g} points and "
+        f">= {cfg.spike_share_ratio}x with >= {cfg.spike_min_cause_rows} rows; both also need a "
+        f"one-sided two-proportion p < {cfg.spike_alpha}",
+    }
 
 
 def spike_alerts(days: Mapping[str, Counter], cfg: ReportConfig) -> Iterator[dict]:
@@ -359,29 +431,57 @@ def spike_alerts(days: Mapping[str, Counter], cfg: ReportConfig) -> Iterator[dic
         if n < cfg.spike_min_rows:
             continue
         d = date.fromisoformat(key)
-        window = [days[k] for k in ((d - timedelta(days=i)).isoformat()
-                                    for i in range(1, cfg.spike_window_days + 1)) if k in days]
+        window = [
+            days[k]
+            for k in ((d - timedelta(days=i)).isoformat() for i in range(1, cfg.spike_window_days + 1))
+            if k in days
+        ]
         if len(window) < cfg.spike_min_trailing_days:
             continue
         base = _sum(window)
         bn = base["analysed"]
         if not bn:
             continue
-        alert = _jump(c["sent:negative"], n, base["sent:negative"], bn,
-                      cfg.spike_rate_jump, cfg.spike_rate_ratio, cfg.spike_alpha, 1)
+        alert = _jump(
+            c["sent:negative"],
+            n,
+            base["sent:negative"],
+            bn,
+            cfg.spike_rate_jump,
+            cfg.spike_rate_ratio,
+            cfg.spike_alpha,
+            1,
+        )
         if alert:
-            yield {"date": key, "metric": "negative_rate", **alert,
-                   "message_zh": f"{key} 投诉率骤升：差评率 {alert['value']:.1%}，"
-                                 f"前{cfg.spike_window_days}天为 {alert['baseline']:.1%}"}
+            yield {
+                "date": key,
+                "metric": "negative_rate",
+                **alert,
+                "message_zh": f"{key} 投诉率骤升：差评率 {alert['value']:.1%}，"
+                f"前{cfg.spike_window_days}天为 {alert['baseline']:.1%}",
+            }
         for metric in sorted(m for m in c if m.startswith("cause:")):
             cause = metric[6:]
-            alert = _jump(c[metric], n, base[metric], bn, cfg.spike_share_jump, cfg.spike_share_ratio,
-                          cfg.spike_alpha, cfg.spike_min_cause_rows)
+            alert = _jump(
+                c[metric],
+                n,
+                base[metric],
+                bn,
+                cfg.spike_share_jump,
+                cfg.spike_share_ratio,
+                cfg.spike_alpha,
+                cfg.spike_min_cause_rows,
+            )
             if alert:
                 name = ASPECT_NAMES_ZH.get(cause, cause)
-                yield {"date": key, "metric": "cause_share", "cause": cause, **alert,
-                       "message_zh": f"{key} {name}投诉骤升：占比 {alert['value']:.1%}，"
-                                     f"前{cfg.spike_window_days}天为 {alert['baseline']:.1%}"}
+                yield {
+                    "date": key,
+                    "metric": "cause_share",
+                    "cause": cause,
+                    **alert,
+                    "message_zh": f"{key} {name}投诉骤升：占比 {alert['value']:.1%}，"
+                    f"前{cfg.spike_window_days}天为 {alert['baseline']:.1%}",
+                }
 
 
 def _sum(counters: list[Counter]) -> Counter:
@@ -391,13 +491,18 @@ def _sum(counters: list[Counter]) -> Counter:
     return total
 
 
-def _jump(x: int, n: int, bx: int, bn: int, min_jump: float, min_ratio: float, alpha: float,
-          min_x: int) -> dict | None:
+def _jump(x: int, n: int, bx: int, bn: int, min_jump: float, min_ratio: float, alpha: float, min_x: int) -> dict | None:
     rate, base = x / n, bx / bn
     if x < min_x or rate - base < min_jump or rate < min_ratio * base:
         return None
     z, p = one_sided_p(x, n, bx, bn)
     if p >= alpha:
         return None
-    return {"value": round(rate, 4), "baseline": round(base, 4), "jump": round(rate - base, 4),
-            "z": round(z, 2), "p_value": float(f"{p:.3g}"), "rows": n}
+    return {
+        "value": round(rate, 4),
+        "baseline": round(base, 4),
+        "jump": round(rate - base, 4),
+        "z": round(z, 2),
+        "p_value": float(f"{p:.3g}"),
+        "rows": n,
+    }

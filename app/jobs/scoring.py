@@ -2,6 +2,7 @@
 ``pingjia score`` both call this; it only needs a pipeline-like object
 (``analyze_batch(items, with_words=True)`` and ``versions``), so tests can pass a fake.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,6 @@ from app.jobs.workfile import WorkRow
 from app.pipeline import present
 from app.pipeline.engine import TextItem, build_pipeline
 from app.pipeline.findings import Analysis, ItemError
-
 
 
 def _dumps(obj: dict) -> str:
@@ -43,6 +43,7 @@ class RowContext:
 class ReviewScorer:
     """Reviews: one ``analyze_batch`` call per chunk, with each text's content words for the
     complaint-term counts."""
+
     kind = "reviews"
 
     def __init__(self, pipeline):
@@ -67,8 +68,12 @@ class ReviewScorer:
     @staticmethod
     def _facts(a: Analysis) -> RowFacts:
         terms = set(a.words) | {k.term for k in a.keywords}
-        return RowFacts(a.sentiment.label, tuple(c.aspect for c in a.root_causes),
-                        tuple({(x.aspect, x.polarity) for x in a.aspects}), frozenset(terms))
+        return RowFacts(
+            a.sentiment.label,
+            tuple(c.aspect for c in a.root_causes),
+            tuple({(x.aspect, x.polarity) for x in a.aspects}),
+            frozenset(terms),
+        )
 
 
 class ConversationScorer:
@@ -76,6 +81,7 @@ class ConversationScorer:
 
     A conversation's report sentiment is the customer's sentiment at the end; its terms
     are the lexicon keywords of the customer's turns."""
+
     kind = "conversations"
 
     def __init__(self, pipeline, rules, limits):
@@ -100,12 +106,23 @@ class ConversationScorer:
         customer = [t for t in r.turns if t.role == "customer"]
         aspects = {(x.aspect, x.polarity) for t in customer for x in t.analysis.aspects}
         terms = {k.term for t in customer for k in t.analysis.keywords}
-        return RowFacts(r.customer.sentiment_end or "neutral", tuple(c.cause for c in r.root_causes),
-                        tuple(aspects), frozenset(terms))
+        return RowFacts(
+            r.customer.sentiment_end or "neutral",
+            tuple(c.cause for c in r.root_causes),
+            tuple(aspects),
+            frozenset(terms),
+        )
 
 
-def _collect(start_row: int, rows: Sequence[WorkRow], plan: Mapping[str, Any], versions: dict,
-             next_result: Callable[[], Any], body_of: Callable, facts_of: Callable) -> ChunkOutput:
+def _collect(
+    start_row: int,
+    rows: Sequence[WorkRow],
+    plan: Mapping[str, Any],
+    versions: dict,
+    next_result: Callable[[], Any],
+    body_of: Callable,
+    facts_of: Callable,
+) -> ChunkOutput:
     """Result rows in input order plus the chunk's report counters."""
     ctx = RowContext(plan)
     acc = Accumulator()
@@ -125,8 +142,14 @@ def _collect(start_row: int, rows: Sequence[WorkRow], plan: Mapping[str, Any], v
             body = {**head, **body_of(result, versions)}
             body["id"] = rid
             facts = facts_of(result)
-        acc.add(index, facts, error=None if facts else result.code, groups=ctx.group_values(extras),
-                day=ctx.day(extras), dated=ctx.date_column is not None)
+        acc.add(
+            index,
+            facts,
+            error=None if facts else result.code,
+            groups=ctx.group_values(extras),
+            day=ctx.day(extras),
+            dated=ctx.date_column is not None,
+        )
         out.append((index, rid, facts is None, _dumps(body)))
     return ChunkOutput(out, acc.counts, acc.terms, versions)
 
@@ -156,7 +179,8 @@ def load_scorers(settings) -> Scorers:
     pipeline = build_pipeline(settings.lexicon_dir, settings.models_dir, max_text_chars=settings.max_text_chars)
 
     def conversations():
-        return ConversationScorer(pipeline, load_conversation_rules(settings.lexicon_dir),
-                                  Limits.from_settings(settings))
+        return ConversationScorer(
+            pipeline, load_conversation_rules(settings.lexicon_dir), Limits.from_settings(settings)
+        )
 
     return Scorers(pipeline, conversations)

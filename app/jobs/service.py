@@ -4,6 +4,7 @@ No HTTP here: the routes translate requests into these calls and back. Submittin
 steps: ``ingest_*`` writes the work file (run by the API in an ``IngestPool`` process: it is
 per-row work), then ``create_job`` records the job.
 """
+
 from __future__ import annotations
 
 import errno
@@ -14,12 +15,12 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from app.core.errors import InsufficientStorage
-from app.jobs.ingest import InputSpec, Ingested, ingest_file, ingest_items
+from app.jobs.ingest import Ingested, InputSpec, ingest_file, ingest_items
 from app.jobs.readers import guess_format
 from app.jobs.report import build_report
 from app.jobs.store import JobRecord, JobStore, NewJob, open_store
@@ -60,8 +61,9 @@ def storage_errors() -> Iterator[None]:
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        raise InsufficientStorage(f"the service's disk is full ({os.strerror(exc.errno)}); the job was not "
-                                  "created: retry later") from None
+        raise InsufficientStorage(
+            f"the service's disk is full ({os.strerror(exc.errno)}); the job was not created: retry later"
+        ) from None
 
 
 def discard(path: Path) -> None:
@@ -97,15 +99,17 @@ def ingest_json_items(folder: Path, spec: InputSpec, items: Iterable[Any], chunk
     return ingested
 
 
-def submit_stream(store: JobStore, settings, job_id: str, folder: Path, spec: InputSpec, raw: IO[bytes],
-                  filename: str | None) -> JobRecord:
+def submit_stream(
+    store: JobStore, settings, job_id: str, folder: Path, spec: InputSpec, raw: IO[bytes], filename: str | None
+) -> JobRecord:
     """A job from a binary stream, in this process (``pingjia score``)."""
     ingested = ingest_stream(folder, spec, raw, filename, settings.job_chunk_rows)
     return create_job(store, job_id, folder, spec, ingested, {"filename": filename})
 
 
-def submit_items(store: JobStore, settings, job_id: str, folder: Path, spec: InputSpec,
-                 items: Iterable[Any]) -> JobRecord:
+def submit_items(
+    store: JobStore, settings, job_id: str, folder: Path, spec: InputSpec, items: Iterable[Any]
+) -> JobRecord:
     """A job from JSON items, in this process (tests, scripts)."""
     ingested = ingest_json_items(folder, spec, items, settings.job_chunk_rows)
     return create_job(store, job_id, folder, spec, ingested, {})
@@ -124,14 +128,22 @@ def _durable(out: IO[bytes], folder: Path) -> None:
 
 def create_job(store: JobStore, job_id: str, folder: Path, spec: InputSpec, ing: Ingested, extra: dict) -> JobRecord:
     """Record an ingested job (queued)."""
-    params = {"input": {"format": ing.fmt, "text_column": spec.text_column, "id_column": spec.id_column,
-                        "encoding": spec.encoding, "rows_refused_at_ingest": ing.bad_rows, **extra},
-              "plan": ing.plan}
+    params = {
+        "input": {
+            "format": ing.fmt,
+            "text_column": spec.text_column,
+            "id_column": spec.id_column,
+            "encoding": spec.encoding,
+            "rows_refused_at_ingest": ing.bad_rows,
+            **extra,
+        },
+        "plan": ing.plan,
+    }
     return store.create_job(NewJob(job_id, spec.kind, ing.total, params, str(folder / WORK_FILE), ing.chunks))
 
 
 def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
 def status_view(store: JobStore, rec: JobRecord) -> dict:
@@ -152,11 +164,18 @@ def status_view(store: JobStore, rec: JobRecord) -> dict:
         eta = round((rec.total - rec.done) / rate, 1)
     base = f"/v1/jobs/{rec.job_id}"
     return {
-        "job_id": rec.job_id, "kind": rec.kind, "status": rec.status,
-        "done": rec.done, "total": rec.total, "errors": rec.errors,
+        "job_id": rec.job_id,
+        "kind": rec.kind,
+        "status": rec.status,
+        "done": rec.done,
+        "total": rec.total,
+        "errors": rec.errors,
         "progress": round(rec.done / rec.total, 4) if rec.total else 1.0,
-        "rows_per_second": round(rate, 1) if rate else None, "eta_seconds": eta,
-        "created_at": iso(rec.created_at), "started_at": iso(rec.started_at), "finished_at": iso(rec.finished_at),
+        "rows_per_second": round(rate, 1) if rate else None,
+        "eta_seconds": eta,
+        "created_at": iso(rec.created_at),
+        "started_at": iso(rec.started_at),
+        "finished_at": iso(rec.finished_at),
         "error": {"code": rec.error_code, "message": rec.error_message} if rec.error_code else None,
         "input": rec.params.get("input", {}),
         "report_plan": {k: rec.params.get("plan", {}).get(k) for k in ("group_columns", "date_column")},
@@ -202,8 +221,7 @@ class StoreSource:
 def _text_of(payload: Any) -> str:
     if isinstance(payload, dict):  # a conversation: what the customer said
         turns = payload.get("turns") or []
-        return " / ".join(str(t.get("text", "")) for t in turns
-                          if isinstance(t, dict) and t.get("role") == "customer")
+        return " / ".join(str(t.get("text", "")) for t in turns if isinstance(t, dict) and t.get("role") == "customer")
     return str(payload)
 
 
@@ -213,11 +231,18 @@ def summary(store: JobStore, rec: JobRecord) -> dict:
         cached = store.get_summary(rec.jid)
         if cached:
             return json.loads(cached)
-    report = {"job_id": rec.job_id, "kind": rec.kind, "status": rec.status, "complete": rec.status == "done",
-              "generated_at": iso(time.time()), "model": rec.model,
-              "sentiment_source": "customer's sentiment at the end of the conversation"
-              if rec.kind == "conversations" else "the review's sentiment",
-              **build_report(StoreSource(store, rec), rec.params.get("plan", {}))}
+    report = {
+        "job_id": rec.job_id,
+        "kind": rec.kind,
+        "status": rec.status,
+        "complete": rec.status == "done",
+        "generated_at": iso(time.time()),
+        "model": rec.model,
+        "sentiment_source": "customer's sentiment at the end of the conversation"
+        if rec.kind == "conversations"
+        else "the review's sentiment",
+        **build_report(StoreSource(store, rec), rec.params.get("plan", {})),
+    }
     if rec.status == "done":
         store.put_summary(rec.jid, json.dumps(report, ensure_ascii=False))
     return report

@@ -22,6 +22,7 @@ start-up by ``verify`` (and ``check_not_lost`` refuses an emptied one) and repor
 A PostgreSQL implementation would implement ``JobStore`` with the same tables;
 ``open_store`` is where its URL would be dispatched.
 """
+
 from __future__ import annotations
 
 import errno
@@ -39,8 +40,10 @@ from typing import Any, Protocol
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
 MAX_ATTEMPTS = 3  # a chunk leased this often without a commit fails its job (poison input)
-REPAIR = ("stop the service and restore it from a backup (or, to start afresh, move it with its -wal/-shm "
-          "files and the jobs/ folder next to it aside), then restart")
+REPAIR = (
+    "stop the service and restore it from a backup (or, to start afresh, move it with its -wal/-shm "
+    "files and the jobs/ folder next to it aside), then restart"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ class JobRecord:
 @dataclass(frozen=True, slots=True)
 class Claim:
     """A chunk leased to one worker."""
+
     jid: int
     job_id: str
     kind: str
@@ -98,6 +102,7 @@ class Claim:
 @dataclass(slots=True)
 class ChunkOutput:
     """What scoring one chunk produces; committed atomically by ``commit_chunk``."""
+
     rows: list[tuple[int, str, int, str]]  # (row_index, row_id, is_error, body JSON)
     counts: dict[tuple[str, str, str], int]  # (dim, key, metric) -> n
     terms: dict[str, list]  # term -> [neg, pos, n_all, example_row | None]
@@ -137,8 +142,10 @@ class JobStore(Protocol):
 
 
 MIGRATIONS: list[tuple[int, list[str]]] = [
-    (1, [
-        """CREATE TABLE jobs (
+    (
+        1,
+        [
+            """CREATE TABLE jobs (
             jid INTEGER PRIMARY KEY AUTOINCREMENT,
             job_id TEXT NOT NULL UNIQUE,
             kind TEXT NOT NULL,
@@ -159,8 +166,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             run_started_at REAL,
             run_done_start INTEGER NOT NULL DEFAULT 0,
             summary TEXT)""",
-        "CREATE INDEX jobs_status ON jobs(status, jid)",
-        """CREATE TABLE chunks (
+            "CREATE INDEX jobs_status ON jobs(status, jid)",
+            """CREATE TABLE chunks (
             jid INTEGER NOT NULL,
             chunk_index INTEGER NOT NULL,
             start_row INTEGER NOT NULL,
@@ -172,32 +179,35 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             leased_at REAL,
             committed_at REAL,
             PRIMARY KEY (jid, chunk_index)) WITHOUT ROWID""",
-        "CREATE INDEX chunks_pending ON chunks(jid, chunk_index) WHERE state = 'pending'",
-        "CREATE INDEX chunks_leased ON chunks(owner) WHERE state = 'leased'",
-        """CREATE TABLE results (
+            "CREATE INDEX chunks_pending ON chunks(jid, chunk_index) WHERE state = 'pending'",
+            "CREATE INDEX chunks_leased ON chunks(owner) WHERE state = 'leased'",
+            """CREATE TABLE results (
             jid INTEGER NOT NULL,
             row_index INTEGER NOT NULL,
             row_id TEXT NOT NULL,
             is_error INTEGER NOT NULL,
             body TEXT NOT NULL,
             PRIMARY KEY (jid, row_index)) WITHOUT ROWID""",
-        "CREATE INDEX results_errors ON results(jid, row_index) WHERE is_error = 1",
-        """CREATE TABLE report_counts (
+            "CREATE INDEX results_errors ON results(jid, row_index) WHERE is_error = 1",
+            """CREATE TABLE report_counts (
             jid INTEGER NOT NULL, dim TEXT NOT NULL, key TEXT NOT NULL, metric TEXT NOT NULL,
             n INTEGER NOT NULL,
             PRIMARY KEY (jid, dim, key, metric)) WITHOUT ROWID""",
-        """CREATE TABLE report_terms (
+            """CREATE TABLE report_terms (
             jid INTEGER NOT NULL, term TEXT NOT NULL,
             neg INTEGER NOT NULL, pos INTEGER NOT NULL, n_all INTEGER NOT NULL,
             example_row INTEGER,
             PRIMARY KEY (jid, term)) WITHOUT ROWID""",
-    ]),
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-_JOB_COLUMNS = ("jid, job_id, kind, status, total, done, errors, n_chunks, chunks_done, params, "
-                "work_path, model, error_code, error_message, created_at, started_at, finished_at, "
-                "run_started_at, run_done_start")
+_JOB_COLUMNS = (
+    "jid, job_id, kind, status, total, done, errors, n_chunks, chunks_done, params, "
+    "work_path, model, error_code, error_message, created_at, started_at, finished_at, "
+    "run_started_at, run_done_start"
+)
 
 
 def open_store(url: str | Path) -> JobStore:
@@ -226,8 +236,12 @@ class StoreUnusable(sqlite3.DatabaseError):
     """The job database cannot be trusted as it is; the message names the file and what to do."""
 
 
-_DISK_ERRORS = {sqlite3.SQLITE_IOERR_WRITE, sqlite3.SQLITE_IOERR_FSYNC, sqlite3.SQLITE_IOERR_SHMSIZE,
-                sqlite3.SQLITE_IOERR_TRUNCATE}
+_DISK_ERRORS = {
+    sqlite3.SQLITE_IOERR_WRITE,
+    sqlite3.SQLITE_IOERR_FSYNC,
+    sqlite3.SQLITE_IOERR_SHMSIZE,
+    sqlite3.SQLITE_IOERR_TRUNCATE,
+}
 _READ_ERRORS = {sqlite3.SQLITE_IOERR_READ, sqlite3.SQLITE_IOERR_SHORT_READ}
 
 
@@ -254,9 +268,12 @@ def explain(where: str | Path, exc: BaseException) -> str:
     if disk_problem(exc):
         return f"job database {where} cannot be written ({exc}): free space on its disk"
     if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM) or (
-            isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)):
-        return (f"job database {where} cannot be opened for writing ({exc}): its directory and files must be "
-                "writable by the service's user")
+        isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+    ):
+        return (
+            f"job database {where} cannot be opened for writing ({exc}): its directory and files must be "
+            "writable by the service's user"
+        )
     return f"job database {where} failed ({type(exc).__name__}: {exc})"
 
 
@@ -269,9 +286,11 @@ def check_not_lost(path: Path, job_dirs: Path) -> None:
     folders = sum(1 for d in job_dirs.iterdir() if d.is_dir()) if job_dirs.is_dir() else 0
     if folders:
         state = "is empty (0 bytes)" if path.exists() else "does not exist"
-        raise StoreUnusable(f"job database {path} {state} but {job_dirs} holds {folders} job folder(s): the "
-                            f"records of accepted jobs are missing. Restore it from a backup, or move {job_dirs} "
-                            "aside to start afresh (abandoning those jobs), then restart")
+        raise StoreUnusable(
+            f"job database {path} {state} but {job_dirs} holds {folders} job folder(s): the "
+            f"records of accepted jobs are missing. Restore it from a backup, or move {job_dirs} "
+            "aside to start afresh (abandoning those jobs), then restart"
+        )
 
 
 class SQLiteJobStore:
@@ -363,12 +382,21 @@ class SQLiteJobStore:
             cur = c.execute(
                 "INSERT INTO jobs (job_id, kind, status, total, n_chunks, params, work_path, created_at)"
                 " VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
-                (job.job_id, job.kind, job.total, len(job.chunks),
-                 json.dumps(job.params, ensure_ascii=False), job.work_path, now))
+                (
+                    job.job_id,
+                    job.kind,
+                    job.total,
+                    len(job.chunks),
+                    json.dumps(job.params, ensure_ascii=False),
+                    job.work_path,
+                    now,
+                ),
+            )
             jid = cur.lastrowid
-            c.executemany("INSERT INTO chunks (jid, chunk_index, start_row, n_rows, byte_offset)"
-                          " VALUES (?, ?, ?, ?, ?)",
-                          ((jid, i, s, n, off) for i, (s, n, off) in enumerate(job.chunks)))
+            c.executemany(
+                "INSERT INTO chunks (jid, chunk_index, start_row, n_rows, byte_offset) VALUES (?, ?, ?, ?, ?)",
+                ((jid, i, s, n, off) for i, (s, n, off) in enumerate(job.chunks)),
+            )
         return self.get_job(job.job_id)
 
     def get_job(self, job_id: str) -> JobRecord | None:
@@ -377,8 +405,10 @@ class SQLiteJobStore:
 
     def cancel_job(self, job_id: str) -> JobRecord | None:
         with self._tx() as c:
-            c.execute("UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE job_id = ? AND status IN (?, ?)",
-                      (time.time(), job_id, *ACTIVE))
+            c.execute(
+                "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE job_id = ? AND status IN (?, ?)",
+                (time.time(), job_id, *ACTIVE),
+            )
         return self.get_job(job_id)
 
     def fail_job(self, jid: int, code: str, message: str) -> None:
@@ -389,9 +419,11 @@ class SQLiteJobStore:
         """Give back a chunk its worker could not commit through no fault of the input (it was
         stopped while the disk was full): pending again, and this lease is not an attempt."""
         with self._tx() as c:
-            cur = c.execute("UPDATE chunks SET state = 'pending', owner = NULL, attempts = max(attempts - 1, 0)"
-                            " WHERE jid = ? AND chunk_index = ? AND state = 'leased' AND owner = ?",
-                            (claim.jid, claim.chunk_index, claim.owner))
+            cur = c.execute(
+                "UPDATE chunks SET state = 'pending', owner = NULL, attempts = max(attempts - 1, 0)"
+                " WHERE jid = ? AND chunk_index = ? AND state = 'leased' AND owner = ?",
+                (claim.jid, claim.chunk_index, claim.owner),
+            )
         return cur.rowcount == 1
 
     # -- chunk leases -------------------------------------------------------------
@@ -403,25 +435,37 @@ class SQLiteJobStore:
                     "SELECT j.jid, (SELECT min(c.chunk_index) FROM chunks c INDEXED BY chunks_pending"
                     "  WHERE c.jid = j.jid AND c.state = 'pending') AS ci"
                     " FROM jobs j WHERE j.status IN ('queued', 'running') AND ci IS NOT NULL"
-                    " ORDER BY j.jid LIMIT 1").fetchone()
+                    " ORDER BY j.jid LIMIT 1"
+                ).fetchone()
                 if first is None:
                     return None
                 row = c.execute(
                     "SELECT j.jid, j.job_id, j.kind, j.status, j.work_path, j.params, c.chunk_index,"
                     " c.start_row, c.n_rows, c.byte_offset, c.attempts"
                     " FROM jobs j JOIN chunks c ON c.jid = j.jid WHERE j.jid = ? AND c.chunk_index = ?",
-                    first).fetchone()
+                    first,
+                ).fetchone()
                 jid, job_id, kind, status, work_path, params, ci, start, n, offset, attempts = row
                 if attempts >= MAX_ATTEMPTS:
-                    _fail(c, jid, "worker_crashed",
-                          f"rows {start + 1}-{start + n} stopped a worker {attempts} times; job abandoned")
+                    _fail(
+                        c,
+                        jid,
+                        "worker_crashed",
+                        f"rows {start + 1}-{start + n} stopped a worker {attempts} times; job abandoned",
+                    )
                     continue
                 now = time.time()
-                c.execute("UPDATE chunks SET state = 'leased', owner = ?, attempts = attempts + 1, leased_at = ?"
-                          " WHERE jid = ? AND chunk_index = ?", (owner, now, jid, ci))
+                c.execute(
+                    "UPDATE chunks SET state = 'leased', owner = ?, attempts = attempts + 1, leased_at = ?"
+                    " WHERE jid = ? AND chunk_index = ?",
+                    (owner, now, jid, ci),
+                )
                 if status == "queued":
-                    c.execute("UPDATE jobs SET status = 'running', started_at = coalesce(started_at, ?),"
-                              " run_started_at = ?, run_done_start = done WHERE jid = ?", (now, now, jid))
+                    c.execute(
+                        "UPDATE jobs SET status = 'running', started_at = coalesce(started_at, ?),"
+                        " run_started_at = ?, run_done_start = done WHERE jid = ?",
+                        (now, now, jid),
+                    )
                 return Claim(jid, job_id, kind, ci, start, n, offset, work_path, json.loads(params), owner)
 
     def commit_chunk(self, claim: Claim, out: ChunkOutput) -> bool:
@@ -436,17 +480,22 @@ class SQLiteJobStore:
 
     @staticmethod
     def _commit(c: sqlite3.Connection, claim: Claim, out: ChunkOutput, now: float) -> None:
-        cur = c.execute("UPDATE chunks SET state = 'done', owner = NULL, committed_at = ?"
-                        " WHERE jid = ? AND chunk_index = ? AND state = 'leased' AND owner = ?",
-                        (now, claim.jid, claim.chunk_index, claim.owner))
+        cur = c.execute(
+            "UPDATE chunks SET state = 'done', owner = NULL, committed_at = ?"
+            " WHERE jid = ? AND chunk_index = ? AND state = 'leased' AND owner = ?",
+            (now, claim.jid, claim.chunk_index, claim.owner),
+        )
         if cur.rowcount != 1:
             raise _LeaseLost  # requeued (worker presumed dead), perhaps scored by another
-        c.executemany("INSERT INTO results (jid, row_index, row_id, is_error, body) VALUES (?, ?, ?, ?, ?)",
-                      ((claim.jid, *r) for r in out.rows))
+        c.executemany(
+            "INSERT INTO results (jid, row_index, row_id, is_error, body) VALUES (?, ?, ?, ?, ?)",
+            ((claim.jid, *r) for r in out.rows),
+        )
         c.executemany(
             "INSERT INTO report_counts (jid, dim, key, metric, n) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (jid, dim, key, metric) DO UPDATE SET n = n + excluded.n",
-            ((claim.jid, d, k, m, n) for (d, k, m), n in out.counts.items()))
+            ((claim.jid, d, k, m, n) for (d, k, m), n in out.counts.items()),
+        )
         c.executemany(
             "INSERT INTO report_terms (jid, term, neg, pos, n_all, example_row) VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (jid, term) DO UPDATE SET neg = neg + excluded.neg, pos = pos + excluded.pos,"
@@ -454,7 +503,8 @@ class SQLiteJobStore:
             "  WHEN example_row IS NULL THEN excluded.example_row"
             "  WHEN excluded.example_row IS NULL THEN example_row"
             "  ELSE min(example_row, excluded.example_row) END",
-            ((claim.jid, t, *v) for t, v in out.terms.items()))
+            ((claim.jid, t, *v) for t, v in out.terms.items()),
+        )
         c.execute(
             "UPDATE jobs SET done = done + ?, errors = errors + ?, chunks_done = chunks_done + 1,"
             " model = coalesce(model, ?),"
@@ -462,13 +512,18 @@ class SQLiteJobStore:
             " finished_at = CASE WHEN chunks_done + 1 >= n_chunks AND status = 'running' THEN ?"
             "  ELSE finished_at END"
             " WHERE jid = ?",
-            (len(out.rows), out.errors, json.dumps(out.model), now, claim.jid))
+            (len(out.rows), out.errors, json.dumps(out.model), now, claim.jid),
+        )
 
     def has_pending_work(self) -> bool:
         """Is any chunk of a queued or running job waiting for a worker?"""
-        return self._conn.execute(
-            "SELECT 1 FROM jobs j WHERE j.status IN ('queued', 'running') AND EXISTS"
-            " (SELECT 1 FROM chunks c WHERE c.jid = j.jid AND c.state = 'pending') LIMIT 1").fetchone() is not None
+        return (
+            self._conn.execute(
+                "SELECT 1 FROM jobs j WHERE j.status IN ('queued', 'running') AND EXISTS"
+                " (SELECT 1 FROM chunks c WHERE c.jid = j.jid AND c.state = 'pending') LIMIT 1"
+            ).fetchone()
+            is not None
+        )
 
     def requeue(self, owner: str | None = None) -> int:
         """Put chunks leased by ``owner`` (every owner when None) back to pending."""
@@ -476,8 +531,9 @@ class SQLiteJobStore:
             if owner is None:
                 cur = c.execute("UPDATE chunks SET state = 'pending', owner = NULL WHERE state = 'leased'")
             else:
-                cur = c.execute("UPDATE chunks SET state = 'pending', owner = NULL"
-                                " WHERE state = 'leased' AND owner = ?", (owner,))
+                cur = c.execute(
+                    "UPDATE chunks SET state = 'pending', owner = NULL WHERE state = 'leased' AND owner = ?", (owner,)
+                )
             return cur.rowcount
 
     def recover(self) -> int:
@@ -509,8 +565,9 @@ class SQLiteJobStore:
             raise
         return self._stream(conn, cur, first, done[0] if done else 0, batch)
 
-    def _stream(self, conn: sqlite3.Connection, cur: sqlite3.Cursor, rows: list, expected: int,
-                batch: int) -> Iterator[tuple[int, str]]:
+    def _stream(
+        self, conn: sqlite3.Connection, cur: sqlite3.Cursor, rows: list, expected: int, batch: int
+    ) -> Iterator[tuple[int, str]]:
         n = 0
         try:
             while rows:
@@ -518,8 +575,10 @@ class SQLiteJobStore:
                 n += len(rows)
                 rows = cur.fetchmany(batch)
             if n != expected:
-                raise StoreUnusable(f"job database {self.path} is damaged: {n} result rows read where "
-                                    f"{expected} were committed; {REPAIR}")
+                raise StoreUnusable(
+                    f"job database {self.path} is damaged: {n} result rows read where "
+                    f"{expected} were committed; {REPAIR}"
+                )
         finally:
             conn.close()
 
@@ -536,27 +595,33 @@ class SQLiteJobStore:
             conn.close()
 
     def term_totals(self, jid: int) -> tuple[int, int, int]:
-        row = self._conn.execute("SELECT sum(neg), sum(pos), sum(n_all) FROM report_terms WHERE jid = ?",
-                                 (jid,)).fetchone()
+        row = self._conn.execute(
+            "SELECT sum(neg), sum(pos), sum(n_all) FROM report_terms WHERE jid = ?", (jid,)
+        ).fetchone()
         return tuple(int(x or 0) for x in row)
 
     def chunk_offset(self, jid: int, row_index: int) -> tuple[int, int] | None:
         """(start_row, byte_offset) of the chunk holding ``row_index``."""
         return self._conn.execute(
             "SELECT start_row, byte_offset FROM chunks WHERE jid = ? AND start_row <= ?"
-            " ORDER BY chunk_index DESC LIMIT 1", (jid, row_index)).fetchone()
+            " ORDER BY chunk_index DESC LIMIT 1",
+            (jid, row_index),
+        ).fetchone()
 
     def error_rows(self, jid: int, limit: int) -> list[str]:
-        rows = self._conn.execute("SELECT body FROM results WHERE jid = ? AND is_error = 1"
-                                  " ORDER BY row_index LIMIT ?", (jid, limit)).fetchall()
+        rows = self._conn.execute(
+            "SELECT body FROM results WHERE jid = ? AND is_error = 1 ORDER BY row_index LIMIT ?", (jid, limit)
+        ).fetchall()
         return [r[0] for r in rows]
 
     def progress_rate(self, jid: int, window: float = 30.0) -> tuple[int, float] | None:
         """(rows, seconds) of the chunks committed in the last ``window`` seconds, timed from
         the first of them being leased to the last being committed."""
-        row = self._conn.execute("SELECT sum(n_rows), min(leased_at), max(committed_at) FROM chunks"
-                                 " WHERE jid = ? AND state = 'done' AND committed_at >= ?",
-                                 (jid, time.time() - window)).fetchone()
+        row = self._conn.execute(
+            "SELECT sum(n_rows), min(leased_at), max(committed_at) FROM chunks"
+            " WHERE jid = ? AND state = 'done' AND committed_at >= ?",
+            (jid, time.time() - window),
+        ).fetchone()
         return None if row[0] is None else (row[0], row[2] - row[1])
 
     def get_summary(self, jid: int) -> str | None:
@@ -574,8 +639,10 @@ class SQLiteJobStore:
 
     # -- retention ----------------------------------------------------------------
     def expired_jobs(self, before: float) -> list[JobRecord]:
-        rows = self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN (?, ?, ?)"
-                                  " AND finished_at < ? ORDER BY jid", (*FINISHED, before)).fetchall()
+        rows = self._conn.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN (?, ?, ?) AND finished_at < ? ORDER BY jid",
+            (*FINISHED, before),
+        ).fetchall()
         return [_record(r) for r in rows]
 
     def delete_job(self, jid: int, batch: int = 50000) -> None:
@@ -583,8 +650,9 @@ class SQLiteJobStore:
         last = self._conn.execute("SELECT max(row_index) FROM results WHERE jid = ?", (jid,)).fetchone()[0]
         for lo in range(0, (last or 0) + 1, batch):
             with self._tx() as c:
-                c.execute("DELETE FROM results WHERE jid = ? AND row_index >= ? AND row_index < ?",
-                          (jid, lo, lo + batch))
+                c.execute(
+                    "DELETE FROM results WHERE jid = ? AND row_index >= ? AND row_index < ?", (jid, lo, lo + batch)
+                )
         with self._tx() as c:
             for table in ("chunks", "report_terms", "report_counts", "jobs"):
                 c.execute(f"DELETE FROM {table} WHERE jid = ?", (jid,))
@@ -596,8 +664,11 @@ class _LeaseLost(Exception):
 
 
 def _fail(c: sqlite3.Connection, jid: int, code: str, message: str) -> None:
-    c.execute("UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?, finished_at = ?"
-              " WHERE jid = ? AND status IN ('queued', 'running')", (code, message, time.time(), jid))
+    c.execute(
+        "UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?, finished_at = ?"
+        " WHERE jid = ? AND status IN ('queued', 'running')",
+        (code, message, time.time(), jid),
+    )
 
 
 def _record(row: tuple) -> JobRecord:

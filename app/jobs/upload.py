@@ -3,6 +3,7 @@
 ``POST /v1/jobs`` spools its multipart ``file`` part (or its JSON body) here before the
 ingest process reads it. Every file written here is 0600: uploads hold customers' texts.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,13 +24,13 @@ MAX_FIELD_BYTES = 64 * 1024  # a small form field (kind, encoding, ...), never a
 @dataclass
 class Spooled:
     """What a multipart body held besides the file: its small fields, the file's name and size."""
+
     fields: dict[str, str]
     filename: str | None
     size: int
 
 
-async def spool_multipart(chunks: AsyncIterator[bytes], content_type: str, dest: Path,
-                          max_bytes: int) -> Spooled:
+async def spool_multipart(chunks: AsyncIterator[bytes], content_type: str, dest: Path, max_bytes: int) -> Spooled:
     """Stream a multipart body: the ``file`` part goes to ``dest`` as it arrives, small
     form fields are kept. Never holds more than one network chunk of the file in memory."""
     _, params = parse_options_header(content_type)
@@ -70,10 +71,15 @@ class _FormSink:
         self._is_file = False
 
     def callbacks(self) -> dict:
-        return {"on_part_begin": self._begin, "on_header_field": self._hfield,
-                "on_header_value": self._hval, "on_header_end": self._hend,
-                "on_headers_finished": self._headers_done, "on_part_data": self._data,
-                "on_part_end": self._end}
+        return {
+            "on_part_begin": self._begin,
+            "on_header_field": self._hfield,
+            "on_header_value": self._hval,
+            "on_header_end": self._hend,
+            "on_headers_finished": self._headers_done,
+            "on_part_data": self._data,
+            "on_part_end": self._end,
+        }
 
     def _begin(self):
         self._headers, self._hname, self._hvalue, self._buf = {}, b"", b"", bytearray()
@@ -132,8 +138,9 @@ async def spool_body(chunks: AsyncIterator[bytes], dest: Path, max_bytes: int) -
         async for chunk in chunks:
             size += len(chunk)
             if size > max_bytes:
-                raise BodyTooLarge(f"JSON body exceeds {max_bytes} bytes; upload large inputs as a "
-                                   "multipart CSV/JSONL file")
+                raise BodyTooLarge(
+                    f"JSON body exceeds {max_bytes} bytes; upload large inputs as a multipart CSV/JSONL file"
+                )
             out.write(chunk)
 
 

@@ -18,6 +18,7 @@ the input: the worker keeps its chunk and the chunk's scores, retries with back-
 service's lifespan (``app.main``) calls it with plain settings, and a database that cannot be
 used leaves the review API serving and the jobs endpoints answering 503.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -55,10 +56,10 @@ PRUNE_EVERY = 3600.0
 DISK_RETRY = (1.0, 60.0)  # seconds: first and longest wait between tries while the disk takes no writes
 NOTICES = {
     "disk_full": "paused: the disk holding the job database ({where}) is full. Accepted rows are safe; "
-                 "scoring resumes by itself once space is freed (retried every 1-60 s)",
+    "scoring resumes by itself once space is freed (retried every 1-60 s)",
     "disk_error": "paused: writing the job database ({where}) fails with a disk I/O error (a full disk "
-                  "quota shows up this way). Accepted rows are safe; scoring resumes by itself once it can "
-                  "write again (retried every 1-60 s)",
+    "quota shows up this way). Accepted rows are safe; scoring resumes by itself once it can "
+    "write again (retried every 1-60 s)",
 }
 
 
@@ -101,8 +102,7 @@ class DiskWait:
     4 s ... 60 s between tries and saying why in ``notices``: an exception would kill the
     worker, and the chunk's next lease would count it as poison input."""
 
-    def __init__(self, owner: str, stop, notices: Notices | None, slot: int,
-                 backoff: tuple[float, float] = DISK_RETRY):
+    def __init__(self, owner: str, stop, notices: Notices | None, slot: int, backoff: tuple[float, float] = DISK_RETRY):
         self.owner, self.stop, self.notices, self.slot, self.backoff = owner, stop, notices, slot, backoff
         self.waiting = False
 
@@ -116,8 +116,9 @@ class DiskWait:
                 if problem is None:
                     raise
                 if not self.waiting:
-                    log.warning("worker %s: %s (%s); waiting for the disk, retrying with back-off",
-                                self.owner, problem, exc)
+                    log.warning(
+                        "worker %s: %s (%s); waiting for the disk, retrying with back-off", self.owner, problem, exc
+                    )
                 self._publish(problem)
                 if self.stop.wait(delay):
                     self._publish(None)
@@ -135,10 +136,19 @@ class DiskWait:
             self.notices.put(self.slot, problem)
 
 
-def run_worker(store: JobStore, scorers, owner: str, stop: threading.Event | Any, *,
-               poll: float = 0.25, parent_pid: int | None = None, idle_exit: float | None = None,
-               notices: Notices | None = None, slot: int = 0,
-               backoff: tuple[float, float] = DISK_RETRY) -> None:
+def run_worker(
+    store: JobStore,
+    scorers,
+    owner: str,
+    stop: threading.Event | Any,
+    *,
+    poll: float = 0.25,
+    parent_pid: int | None = None,
+    idle_exit: float | None = None,
+    notices: Notices | None = None,
+    slot: int = 0,
+    backoff: tuple[float, float] = DISK_RETRY,
+) -> None:
     """Claim, score and commit chunks until ``stop`` is set, the parent process dies, or
     (with ``idle_exit``) nothing was there to claim for that many seconds. While the disk
     takes no writes, the worker waits holding its chunk and its scores (``DiskWait``)."""
@@ -177,10 +187,12 @@ def _score(store: JobStore, scorers, claim: Claim) -> ChunkOutput | None:
         # scored fails its job with the reason; the worker goes on with other jobs.
         if disk_problem(exc):
             raise  # the disk's fault, not the input's: DiskWait retries
-        log.exception("job %s rows %d-%d failed", claim.job_id, claim.start_row + 1,
-                      claim.start_row + claim.n_rows)
-        store.fail_job(claim.jid, "scoring_failed", f"rows {claim.start_row + 1}-"
-                       f"{claim.start_row + claim.n_rows}: {type(exc).__name__}: {exc}")
+        log.exception("job %s rows %d-%d failed", claim.job_id, claim.start_row + 1, claim.start_row + claim.n_rows)
+        store.fail_job(
+            claim.jid,
+            "scoring_failed",
+            f"rows {claim.start_row + 1}-{claim.start_row + claim.n_rows}: {type(exc).__name__}: {exc}",
+        )
         return None
 
 
@@ -189,8 +201,12 @@ def _release(store: JobStore, claim: Claim) -> None:
     try:
         store.release(claim)
     except (sqlite3.Error, OSError) as exc:
-        log.warning("job %s chunk %d not released (%s); it is requeued when this worker is reaped",
-                    claim.job_id, claim.chunk_index, exc)
+        log.warning(
+            "job %s chunk %d not released (%s); it is requeued when this worker is reaped",
+            claim.job_id,
+            claim.chunk_index,
+            exc,
+        )
 
 
 class SignalStop:
@@ -218,8 +234,9 @@ class SignalStop:
         return self._set
 
 
-def _process_main(db_url: str, owner: str, settings, factory: Callable, parent_pid: int,
-                  notices: Notices, slot: int) -> None:
+def _process_main(
+    db_url: str, owner: str, settings, factory: Callable, parent_pid: int, notices: Notices, slot: int
+) -> None:
     """Entry point of a worker process (spawned: a clean interpreter, its own pipeline)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the service, which stops us
     stop = SignalStop()
@@ -230,14 +247,23 @@ def _process_main(db_url: str, owner: str, settings, factory: Callable, parent_p
     store = open_store(db_url)
     log.info("worker %s ready (pid %d)", owner, os.getpid())
     try:
-        run_worker(store, scorers, owner, stop, parent_pid=parent_pid,
-                   idle_exit=settings.job_worker_idle_seconds, notices=notices, slot=slot)
+        run_worker(
+            store,
+            scorers,
+            owner,
+            stop,
+            parent_pid=parent_pid,
+            idle_exit=settings.job_worker_idle_seconds,
+            notices=notices,
+            slot=slot,
+        )
     finally:
         store.close()
 
 
-def _forked_main(db_url: str, owner: str, scorers, parent_pid: int, lock_fd: int | None, nice: int,
-                 notices: Notices, slot: int) -> None:
+def _forked_main(
+    db_url: str, owner: str, scorers, parent_pid: int, lock_fd: int | None, nice: int, notices: Notices, slot: int
+) -> None:
     """Entry point of a forked worker: the service's pipeline is already here (shared
     copy-on-write with the service process); only the database connection is new."""
     signal.set_wakeup_fd(-1)  # the service's event loop must not hear our signals
@@ -334,9 +360,16 @@ class JobRunner:
     multi-threaded service is not safe) with a growing back-off (1 s .. 60 s).
     """
 
-    def __init__(self, db_url: str, settings, *, workers: int | None = None,
-                 factory: Callable = default_factory, prune: Callable[[], None] | None = None,
-                 inherit: Any | None = None):
+    def __init__(
+        self,
+        db_url: str,
+        settings,
+        *,
+        workers: int | None = None,
+        factory: Callable = default_factory,
+        prune: Callable[[], None] | None = None,
+        inherit: Any | None = None,
+    ):
         self.db_url, self.settings, self.factory, self.prune = db_url, settings, factory, prune
         self.inherit = inherit
         self.n_workers = workers or settings.job_workers
@@ -384,9 +417,21 @@ class JobRunner:
         try:
             for slot in range(self.n_workers):
                 owner = f"w{slot}-{uuid.uuid4().hex[:8]}"
-                proc = fork.Process(target=_forked_main, name=f"pingjia-job-worker-{slot}", daemon=True,
-                                    args=(self.db_url, owner, self.inherit, os.getpid(), self.lock.fd,
-                                          self.settings.job_worker_nice, self.notices, slot))
+                proc = fork.Process(
+                    target=_forked_main,
+                    name=f"pingjia-job-worker-{slot}",
+                    daemon=True,
+                    args=(
+                        self.db_url,
+                        owner,
+                        self.inherit,
+                        os.getpid(),
+                        self.lock.fd,
+                        self.settings.job_worker_nice,
+                        self.notices,
+                        slot,
+                    ),
+                )
                 proc.start()
                 self.procs[owner] = (slot, proc, time.monotonic())
         finally:
@@ -448,7 +493,7 @@ class JobRunner:
                 continue
             self.deaths += 1
             failures = 0 if now - started > 60 else self._backoff.get(slot, (0, 0.0))[0]
-            self._backoff[slot] = (failures + 1, now + min(60.0, 2.0 ** failures))
+            self._backoff[slot] = (failures + 1, now + min(60.0, 2.0**failures))
             log.error("worker %s exited (code %s); %d chunk(s) requeued", owner, proc.exitcode, n)
 
     def _fill(self) -> None:
@@ -460,9 +505,12 @@ class JobRunner:
 
     def _spawn(self, slot: int) -> None:
         owner = f"w{slot}-{uuid.uuid4().hex[:8]}"
-        proc = self.ctx.Process(target=_process_main, name=f"pingjia-job-worker-{slot}",
-                                args=(self.db_url, owner, self.settings, self.factory, os.getpid(),
-                                      self.notices, slot), daemon=True)
+        proc = self.ctx.Process(
+            target=_process_main,
+            name=f"pingjia-job-worker-{slot}",
+            args=(self.db_url, owner, self.settings, self.factory, os.getpid(), self.notices, slot),
+            daemon=True,
+        )
         proc.start()
         self.procs[owner] = (slot, proc, time.monotonic())
 
@@ -513,8 +561,15 @@ def _requeue_all(get_store: Callable[[], JobStore], close: bool = False) -> None
 class ThreadRunner:
     """The same loop in threads of this process, over a given ``Scorers`` (tests, fakes)."""
 
-    def __init__(self, store: JobStore, scorers, *, workers: int = 1, poll: float = 0.02,
-                 backoff: tuple[float, float] = DISK_RETRY):
+    def __init__(
+        self,
+        store: JobStore,
+        scorers,
+        *,
+        workers: int = 1,
+        poll: float = 0.02,
+        backoff: tuple[float, float] = DISK_RETRY,
+    ):
         self.store, self.scorers, self.n_workers, self.poll = store, scorers, workers, poll
         self.backoff = backoff
         self.stop_event = threading.Event()
@@ -533,9 +588,12 @@ class ThreadRunner:
         self.store.recover()
         self.active = True
         for i in range(self.n_workers):
-            t = threading.Thread(target=run_worker, args=(self.store, self.scorers, f"t{i}", self.stop_event),
-                                 kwargs={"poll": self.poll, "notices": self.notices, "slot": i,
-                                         "backoff": self.backoff}, daemon=True)
+            t = threading.Thread(
+                target=run_worker,
+                args=(self.store, self.scorers, f"t{i}", self.stop_event),
+                kwargs={"poll": self.poll, "notices": self.notices, "slot": i, "backoff": self.backoff},
+                daemon=True,
+            )
             t.start()
             self.threads.append(t)
 
@@ -558,8 +616,7 @@ def fork_scorers(settings, pipeline, rules: ConversationRules | None) -> Scorers
     if settings.job_worker_start != "fork" or pipeline is None:
         return None
     if threading.active_count() > 1:
-        log.info("job workers: %d threads running, so they are spawned rather than forked",
-                 threading.active_count())
+        log.info("job workers: %d threads running, so they are spawned rather than forked", threading.active_count())
         return None
     conv = None
     if rules is not None:
@@ -567,8 +624,14 @@ def fork_scorers(settings, pipeline, rules: ConversationRules | None) -> Scorers
     return Scorers(pipeline, conv)
 
 
-def start_jobs(settings, *, store: JobStore | None = None, runner: Any | None = None, pipeline=None,
-               rules: ConversationRules | None = None) -> tuple[JobStore, Any]:
+def start_jobs(
+    settings,
+    *,
+    store: JobStore | None = None,
+    runner: Any | None = None,
+    pipeline=None,
+    rules: ConversationRules | None = None,
+) -> tuple[JobStore, Any]:
     """Open (unless given) and check the job store, then start the runner (unless given, a
     ``JobRunner`` whose workers fork from ``pipeline`` when the settings ask for it).
 
@@ -582,8 +645,9 @@ def start_jobs(settings, *, store: JobStore | None = None, runner: Any | None = 
         if settings.jobs_db_check != "off":
             store.verify(full=settings.jobs_db_check == "full")
         if runner is None:
-            runner = JobRunner(url, settings, prune=lambda: prune_jobs(url, settings),
-                               inherit=fork_scorers(settings, pipeline, rules))
+            runner = JobRunner(
+                url, settings, prune=lambda: prune_jobs(url, settings), inherit=fork_scorers(settings, pipeline, rules)
+            )
         runner.start()
     except BaseException:
         store.close()

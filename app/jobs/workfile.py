@@ -6,6 +6,7 @@ files of jobs still running must read the same after an upgrade. Chunk boundarie
 ``(start_row, n_rows, byte_offset)`` are recorded while writing, so a worker seeks straight
 to any chunk and a resumed job re-reads exactly the rows it had not committed.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,6 +28,7 @@ class WorkRow:
     >>> WorkRow.decode(b'["7",null,{},["invalid_row","line 8: 3 fields"]]').error
     ('invalid_row', 'line 8: 3 fields')
     """
+
     id: str
     payload: Any
     extras: dict[str, str]

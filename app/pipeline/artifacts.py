@@ -18,6 +18,7 @@ sha256 differs from the one recorded at save time is reported as corrupt.
 ``current.json`` is shared by all kinds: it is read-modify-written under a lock and replaced
 atomically, so saving a sentiment model never clobbers the aspects pointer.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -83,8 +84,7 @@ def pointer(models_dir: Path) -> dict[str, str]:
     if not path.is_file():
         raise ArtifactError(f"model pointer {path} is missing; train a model or restore the file")
     data = _read_json(path, "model pointer")
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                             for k, v in data.items()):
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
         raise ArtifactError(f"model pointer {path} must be a JSON object of kind -> version strings")
     return data
 
@@ -94,8 +94,9 @@ def list_versions(models_dir: Path, kind: str) -> list[str]:
     base = Path(models_dir) / kind
     if not base.is_dir():
         return []
-    found = [(m.group(1), int(m.group(2)), p.name) for p in base.iterdir()
-             if p.is_dir() and (m := _VERSION.match(p.name))]
+    found = [
+        (m.group(1), int(m.group(2)), p.name) for p in base.iterdir() if p.is_dir() and (m := _VERSION.match(p.name))
+    ]
     return [name for *_, name in sorted(found)]
 
 
@@ -155,9 +156,17 @@ def _next_version(models_dir: Path, kind: str, today: dt.date) -> str:
     return f"{day}-{max(used, default=0) + 1}"
 
 
-def save_artifact(models_dir: Path, kind: str, model_obj: Any, metrics: dict, card: str, *,
-                  version: str | None = None, make_current: bool = True,
-                  extra_files: dict[str, bytes] | None = None) -> Path:
+def save_artifact(
+    models_dir: Path,
+    kind: str,
+    model_obj: Any,
+    metrics: dict,
+    card: str,
+    *,
+    version: str | None = None,
+    make_current: bool = True,
+    extra_files: dict[str, bytes] | None = None,
+) -> Path:
     """Write a new version of ``kind`` and (by default) make it the one served.
 
     The files are written to a temporary directory and renamed into place, so a reader
@@ -178,23 +187,28 @@ def save_artifact(models_dir: Path, kind: str, model_obj: Any, metrics: dict, ca
         sio.dump(model_obj, model_path, compression=zipfile.ZIP_DEFLATED)
         untrusted = set(sio.get_untrusted_types(file=model_path)) - set(trusted_types(kind))
         if untrusted:
-            raise ArtifactError(f"refusing to save a {kind} artifact holding types not in its trusted "
-                                f"list: {sorted(untrusted)} (add them to artifacts.TRUSTED_TYPES if safe)")
-        header = {"format": FORMAT, "kind": kind, "model_sha256": _sha256(model_path),
-                  "model_bytes": model_path.stat().st_size,
-                  "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            raise ArtifactError(
+                f"refusing to save a {kind} artifact holding types not in its trusted "
+                f"list: {sorted(untrusted)} (add them to artifacts.TRUSTED_TYPES if safe)"
+            )
+        header = {
+            "format": FORMAT,
+            "kind": kind,
+            "model_sha256": _sha256(model_path),
+            "model_bytes": model_path.stat().st_size,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
         body = {k: v for k, v in metrics.items() if k not in header and k != "version"}
         (tmp / CARD_FILE).write_text(card, encoding="utf-8")
         for name, data in (extra_files or {}).items():  # e.g. a confusion-matrix PNG
             if "/" in name or name in (MODEL_FILE, METRICS_FILE, CARD_FILE) or name.startswith("."):
                 raise ArtifactError(f"invalid extra artifact file name {name!r}")
             (tmp / name).write_bytes(data)
-        for attempt in range(1000):
+        for _attempt in range(1000):
             ver = version or _next_version(models_dir, kind, dt.date.today())
             meta = {**header, "version": ver, **body}
             try:
-                (tmp / METRICS_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
-                                                encoding="utf-8")
+                (tmp / METRICS_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             except TypeError as exc:
                 raise ArtifactError(f"metrics are not JSON-serialisable: {exc}") from None
             try:
@@ -226,8 +240,10 @@ def read_metrics(models_dir: Path, kind: str, version: str) -> dict:
         raise ArtifactError(f"{path} must hold a JSON object")
     fmt = metrics.get("format")
     if fmt not in SUPPORTED_FORMATS:
-        raise ArtifactError(f"{vdir} has artifact format {fmt!r}; this code reads format(s) "
-                            f"{sorted(SUPPORTED_FORMATS)} - retrain or upgrade the service")
+        raise ArtifactError(
+            f"{vdir} has artifact format {fmt!r}; this code reads format(s) "
+            f"{sorted(SUPPORTED_FORMATS)} - retrain or upgrade the service"
+        )
     if metrics.get("kind") != kind:
         raise ArtifactError(f"{vdir} holds a {metrics.get('kind')!r} artifact, not {kind!r}")
     return metrics
@@ -259,8 +275,10 @@ def load_artifact(models_dir: Path, kind: str, version: str | None = None) -> tu
         raise ArtifactError(f"model file {path} is corrupt or not a skops file ({type(exc).__name__}: {exc})") from None
     untrusted = sorted(set(found) - set(trusted_types(kind)))
     if untrusted:
-        raise ArtifactError(f"model file {path} contains untrusted types {untrusted}; "
-                            f"refusing to load (trusted for {kind}: {trusted_types(kind) or 'skops defaults only'})")
+        raise ArtifactError(
+            f"model file {path} contains untrusted types {untrusted}; "
+            f"refusing to load (trusted for {kind}: {trusted_types(kind) or 'skops defaults only'})"
+        )
     try:
         obj = sio.load(path, trusted=trusted_types(kind))
     except Exception as exc:
@@ -284,8 +302,9 @@ def check_state(state, kind: str, schema: int, keys: tuple[str, ...], trainer: s
     if not isinstance(state, dict):
         raise ArtifactError(f"{kind} artifact holds a {type(state).__name__}, not a state dict")
     if state.get("schema") != schema:
-        raise ArtifactError(f"{kind} state schema {state.get('schema')!r}; this code reads "
-                            f"{schema} - retrain with {trainer}")
+        raise ArtifactError(
+            f"{kind} state schema {state.get('schema')!r}; this code reads {schema} - retrain with {trainer}"
+        )
     if missing := [k for k in keys if k not in state]:
         raise ArtifactError(f"{kind} state lacks {missing}")
 
@@ -298,6 +317,8 @@ def is_configured(models_dir: Path, kind: str) -> bool:
     if (models_dir / "current.json").exists() and kind in pointer(models_dir):
         return True
     if saved := list_versions(models_dir, kind):
-        raise ArtifactError(f"{models_dir / kind} has versions {saved} but {models_dir / 'current.json'} "
-                            f"names none; point it at one (artifacts.set_current)")
+        raise ArtifactError(
+            f"{models_dir / kind} has versions {saved} but {models_dir / 'current.json'} "
+            f"names none; point it at one (artifacts.set_current)"
+        )
     return False

@@ -32,6 +32,7 @@ The artifact is data only (numpy arrays, numbers, strings): nothing but skops' d
 types, so it loads with an empty trusted-types list. Training lives in
 :mod:`training.aspects`.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,8 @@ from app.core.taxonomy import ASPECTS, KEYWORD_DIMENSIONS, N_PAIRS, PAIR_CODES, 
 from app.pipeline.artifacts import ArtifactError, check_state, decode_strings, is_configured, load_artifact
 from app.pipeline.aspects import AspectScorer, LexiconAspectScorer, clause_evidence
 from app.pipeline.findings import AspectFinding, Doc, KeywordHit
-from app.pipeline.word_vectors import STATE_KEYS as CORPUS_KEYS
 from app.pipeline.sparse import sparse_counts
+from app.pipeline.word_vectors import STATE_KEYS as CORPUS_KEYS
 from app.pipeline.word_vectors import CorpusWords
 
 log = logging.getLogger(__name__)
@@ -71,15 +72,19 @@ N_LINEAR = POLARITY_SCORES.stop
 _WORD = "\x02"
 LEX_FEATURES: tuple[str, ...] = tuple(
     [f"{k}:{d}:{p}" for d in KEYWORD_DIMENSIONS for p in POLARITIES for k in ("w", "n", "neg")]
-    + [f"t:{d}" for d in ASPECTS] + ["len", "clauses"])
+    + [f"t:{d}" for d in ASPECTS]
+    + ["len", "clauses"]
+)
 _LEX_INDEX = {name: i for i, name in enumerate(LEX_FEATURES)}
 
 
 # ---------------------------------------------------------------- features
 
+
 @dataclass(frozen=True, slots=True)
 class View:
     """What the featurizer reads: a whole document or one clause of it."""
+
     text: str
     words: tuple[str, ...]
     hits: tuple[KeywordHit, ...]
@@ -87,8 +92,7 @@ class View:
 
 
 def doc_view(doc: Doc) -> View:
-    return View(doc.text, tuple(w for w, _, _ in doc.tokens if not w.isspace()),
-                tuple(doc.hits), len(doc.clauses))
+    return View(doc.text, tuple(w for w, _, _ in doc.tokens if not w.isspace()), tuple(doc.hits), len(doc.clauses))
 
 
 def clause_views(doc: Doc) -> list[View]:
@@ -115,8 +119,8 @@ def text_features(view: View) -> list[str]:
     """Char 1-3 grams (lower-cased, no spaces) and prefixed word unigrams."""
     t = "".join(view.text.lower().split())
     feats = list(t)
-    feats += [t[i:i + 2] for i in range(len(t) - 1)]
-    feats += [t[i:i + 3] for i in range(len(t) - 2)]
+    feats += [t[i : i + 2] for i in range(len(t) - 1)]
+    feats += [t[i : i + 3] for i in range(len(t) - 2)]
     feats += [_WORD + w.lower() for w in view.words]
     return feats
 
@@ -144,8 +148,15 @@ class Featurizer:
     (``corpus.width`` columns; none when the model was trained without a corpus).
     """
 
-    def __init__(self, vocab: Sequence[str], idf: np.ndarray, targets: dict[str, str], lex_scale: float,
-                 corpus: CorpusWords | None = None, corpus_scale: float = 1.0):
+    def __init__(
+        self,
+        vocab: Sequence[str],
+        idf: np.ndarray,
+        targets: dict[str, str],
+        lex_scale: float,
+        corpus: CorpusWords | None = None,
+        corpus_scale: float = 1.0,
+    ):
         self.vocab = list(vocab)
         self.index = {f: i for i, f in enumerate(self.vocab)}
         self.idf = np.asarray(idf, dtype=np.float64)
@@ -157,8 +168,16 @@ class Featurizer:
         self.n_features = len(self.vocab) + len(LEX_FEATURES) + (corpus.width if corpus else 0)
 
     @classmethod
-    def fit(cls, views: Sequence[View], targets: dict[str, str], *, min_df: int = 2,
-            lex_scale: float = 0.5, corpus: CorpusWords | None = None, corpus_scale: float = 1.0) -> "Featurizer":
+    def fit(
+        cls,
+        views: Sequence[View],
+        targets: dict[str, str],
+        *,
+        min_df: int = 2,
+        lex_scale: float = 0.5,
+        corpus: CorpusWords | None = None,
+        corpus_scale: float = 1.0,
+    ) -> Featurizer:
         df: Counter[str] = Counter()
         for v in views:
             df.update(set(text_features(v)))
@@ -192,13 +211,14 @@ class Featurizer:
 
 # ---------------------------------------------------------------- scores
 
+
 def combine(lin: np.ndarray) -> np.ndarray:
     """(n, N_LINEAR) linear scores -> (n, N_PAIRS) raw pair scores: direct + min(presence, ±polarity).
     ``PAIRS`` alternate positive, negative per aspect."""
     direct, presence, polarity = lin[:, DIRECT_SCORES], lin[:, PRESENCE_SCORES], lin[:, POLARITY_SCORES]
     out = np.empty_like(direct)
     out[:, 0::2] = direct[:, 0::2] + np.minimum(presence, -polarity)  # positive pairs
-    out[:, 1::2] = direct[:, 1::2] + np.minimum(presence, polarity)   # negative pairs
+    out[:, 1::2] = direct[:, 1::2] + np.minimum(presence, polarity)  # negative pairs
     return out
 
 
@@ -217,9 +237,23 @@ class AspectModel:
     an empty vocabulary when trained without a corpus).
     """
 
-    _KEYS = ("schema", "vocab", "idf", "targets", "lex_features", "lex_scale", "coef", "intercept",
-             "platt_a", "platt_c", "threshold", "lexicon_union", "pairs", "corpus_scale",
-             *(f"corpus_{k}" for k in CORPUS_KEYS))
+    _KEYS = (
+        "schema",
+        "vocab",
+        "idf",
+        "targets",
+        "lex_features",
+        "lex_scale",
+        "coef",
+        "intercept",
+        "platt_a",
+        "platt_c",
+        "threshold",
+        "lexicon_union",
+        "pairs",
+        "corpus_scale",
+        *(f"corpus_{k}" for k in CORPUS_KEYS),
+    )
 
     def __init__(self, state: dict, version: str):
         self._check(state)
@@ -227,9 +261,14 @@ class AspectModel:
         self.version = version
         vocab = decode_strings(state["vocab"])
         corpus = CorpusWords.from_state(state, "corpus_")
-        self.featurizer = Featurizer(vocab, state["idf"], json.loads(str(state["targets"])),
-                                     float(state["lex_scale"]), corpus if corpus.vocab else None,
-                                     float(state["corpus_scale"]))
+        self.featurizer = Featurizer(
+            vocab,
+            state["idf"],
+            json.loads(str(state["targets"])),
+            float(state["lex_scale"]),
+            corpus if corpus.vocab else None,
+            float(state["corpus_scale"]),
+        )
         self._w = np.ascontiguousarray(np.asarray(state["coef"], dtype=np.float32).T)
         self._b = np.asarray(state["intercept"], dtype=np.float64)
         self.platt_a = np.asarray(state["platt_a"], dtype=np.float64)
@@ -253,8 +292,10 @@ class AspectModel:
         n_corpus = corpus.width if corpus.vocab else 0
         shape = np.shape(state["coef"])
         if len(state["idf"]) != n_terms or shape != (N_LINEAR, n_terms + len(LEX_FEATURES) + n_corpus):
-            raise ArtifactError(f"aspects state is inconsistent: {n_terms} terms, {len(state['idf'])} idf "
-                                f"values, {n_corpus} corpus columns, weights of shape {shape}")
+            raise ArtifactError(
+                f"aspects state is inconsistent: {n_terms} terms, {len(state['idf'])} idf "
+                f"values, {n_corpus} corpus columns, weights of shape {shape}"
+            )
         if any(np.shape(state[k]) != (N_PAIRS,) for k in ("platt_a", "platt_c", "threshold", "lexicon_union")):
             raise ArtifactError(f"aspects state needs {N_PAIRS} calibration parameters and thresholds")
 
@@ -281,8 +322,7 @@ class AspectModel:
         probs = self.probabilities([doc_view(d) for d in docs])
         decided = self.decide(probs, docs)
         hit_clauses = [{j: _hit_clauses(d, j) for j in np.flatnonzero(decided[i])} for i, d in enumerate(docs)]
-        need = [i for i, hc in enumerate(hit_clauses)
-                if len(docs[i].clauses) > 1 and any(not c for c in hc.values())]
+        need = [i for i, hc in enumerate(hit_clauses) if len(docs[i].clauses) > 1 and any(not c for c in hc.values())]
         per_clause = self.clause_scores([docs[i] for i in need])
         fallback = dict(zip(need, per_clause))
         out = []
@@ -292,8 +332,9 @@ class AspectModel:
                 if not clauses and doc.clauses:
                     clauses = [int(np.argmax(fallback[i][:, j]))] if i in fallback else [0]
                 aspect, polarity = PAIRS[j]
-                findings.append(AspectFinding(aspect, polarity, round(float(probs[i, j]), 4),
-                                              clause_evidence(doc, clauses)))
+                findings.append(
+                    AspectFinding(aspect, polarity, round(float(probs[i, j]), 4), clause_evidence(doc, clauses))
+                )
             out.append(_one_polarity_per_evidence(findings))
         return out
 
@@ -304,7 +345,7 @@ class AspectModel:
         raw = combine(self.linear(views))
         out, k = [], 0
         for d in docs:
-            out.append(raw[k:k + len(d.clauses)])
+            out.append(raw[k : k + len(d.clauses)])
             k += len(d.clauses)
         return out
 
@@ -339,6 +380,7 @@ def _hit_clauses(doc: Doc, j: int) -> list[int]:
 
 # ---------------------------------------------------------------- loading
 
+
 def load_aspect_model(models_dir: Path, lexicon=None, *, version: str | None = None) -> AspectScorer:
     """The aspect scorer ``models/current.json`` names (or ``version``, for the admin reload).
 
@@ -353,5 +395,3 @@ def load_aspect_model(models_dir: Path, lexicon=None, *, version: str | None = N
         return LexiconAspectScorer(lexicon.version if lexicon is not None else "unknown")
     state, _metrics, version = load_artifact(models_dir, KIND, version)
     return AspectModel(state, version)
-
-

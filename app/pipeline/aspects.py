@@ -4,6 +4,7 @@
 document's aspect findings. The lexicon scorer below is the first implementation; a
 trained model plugs in behind the same interface.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +52,10 @@ class LexiconAspectScorer:
         findings = []
         for (aspect, polarity), hits in groups.items():
             strength = sum(h.weight for h in hits)
-            findings.append(AspectFinding(
-                aspect, polarity, round(1 - math.exp(-strength), 4),
-                clause_evidence(doc, [h.clause for h in hits])))
+            findings.append(
+                AspectFinding(
+                    aspect, polarity, round(1 - math.exp(-strength), 4), clause_evidence(doc, [h.clause for h in hits])
+                )
+            )
         findings.sort(key=lambda f: -f.score)
         return tuple(findings)

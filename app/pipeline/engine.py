@@ -3,6 +3,7 @@
 No HTTP, no I/O after construction, no globals. The API, the CLI, jobs, training
 evaluation and the tests all call ``Pipeline.analyze_batch``; ``analyze`` is a batch of one.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -29,8 +30,9 @@ class TextItem:
 
 
 class Pipeline:
-    def __init__(self, *, lexicon: Lexicon, segmenter: Segmenter, sentiment, aspects: AspectScorer,
-                 max_text_chars: int = 5000):
+    def __init__(
+        self, *, lexicon: Lexicon, segmenter: Segmenter, sentiment, aspects: AspectScorer, max_text_chars: int = 5000
+    ):
         self.lexicon = lexicon
         self.segmenter = segmenter
         self.matcher = KeywordMatcher(lexicon)
@@ -41,8 +43,7 @@ class Pipeline:
 
     @property
     def versions(self) -> dict[str, str]:
-        return {"sentiment": self.sentiment.version, "aspects": self.aspects.version,
-                "lexicon": self.lexicon.version}
+        return {"sentiment": self.sentiment.version, "aspects": self.aspects.version, "lexicon": self.lexicon.version}
 
     def make_doc(self, text: Any, id: str | None = None) -> Doc:
         """Validate, normalise, segment and find keywords; raises a PingjiaError on bad input."""
@@ -58,8 +59,9 @@ class Pipeline:
         doc.hits = self.matcher.find(doc)
         return doc
 
-    def analyze_batch(self, items: Sequence[TextItem], *, top_terms: int = 0,
-                      with_words: bool = False) -> list[Analysis | ItemError]:
+    def analyze_batch(
+        self, items: Sequence[TextItem], *, top_terms: int = 0, with_words: bool = False
+    ) -> list[Analysis | ItemError]:
         """Analyse every item; a bad item gets an ItemError in its slot, the rest go on.
         ``with_words`` also returns each text's content words (for batch reports)."""
         slots: list[Doc | ItemError] = []
@@ -76,11 +78,16 @@ class Pipeline:
             if isinstance(slot, ItemError):
                 out.append(slot)
                 continue
-            out.append(Analysis(
-                id=slot.id, sentiment=next(sentiments),
-                keywords=tuple(self._report(slot)), aspects=next(aspects),
-                top_terms=self.terms.top(slot, top_terms) if top_terms else (),
-                words=content_words(slot, self.lexicon.stopwords) if with_words else ()))
+            out.append(
+                Analysis(
+                    id=slot.id,
+                    sentiment=next(sentiments),
+                    keywords=tuple(self._report(slot)),
+                    aspects=next(aspects),
+                    top_terms=self.terms.top(slot, top_terms) if top_terms else (),
+                    words=content_words(slot, self.lexicon.stopwords) if with_words else (),
+                )
+            )
         return out
 
     def analyze(self, text: str, id: str | None = None, *, top_terms: int = 0) -> Analysis:
@@ -105,10 +112,15 @@ def build_segmenter(lexicon: Lexicon) -> Segmenter:
     return Segmenter(lexicon.userdict, [*lexicon.keywords, *lexicon.targets])
 
 
-def build_pipeline(lexicon_dir: Path, models_dir: Path, *, max_text_chars: int = 5000,
-                   segmenter: Segmenter | None = None) -> Pipeline:
+def build_pipeline(
+    lexicon_dir: Path, models_dir: Path, *, max_text_chars: int = 5000, segmenter: Segmenter | None = None
+) -> Pipeline:
     """Load lexicons and the models that ``models/current.json`` points at."""
     lexicon = load_lexicon(lexicon_dir)
-    return Pipeline(lexicon=lexicon, segmenter=segmenter or build_segmenter(lexicon),
-                    sentiment=load_sentiment_model(models_dir),
-                    aspects=load_aspect_model(models_dir, lexicon), max_text_chars=max_text_chars)
+    return Pipeline(
+        lexicon=lexicon,
+        segmenter=segmenter or build_segmenter(lexicon),
+        sentiment=load_sentiment_model(models_dir),
+        aspects=load_aspect_model(models_dir, lexicon),
+        max_text_chars=max_text_chars,
+    )

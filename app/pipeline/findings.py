@@ -5,6 +5,7 @@ Every span carries offsets into the caller's *original* text: ``original[start:e
 The codes the findings carry (aspects, polarities, sentiment labels) are in
 :mod:`app.core.taxonomy`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class KeywordHit:
 
     ``term`` is the lexicon entry (simplified); ``text`` is what stands at [start, end).
     """
+
     term: str
     text: str
     dimension: str
@@ -62,6 +64,7 @@ class TermScore:
 @dataclass(frozen=True, slots=True)
 class Analysis:
     """Everything the pipeline says about one text."""
+
     id: str | None
     sentiment: SentimentFinding
     keywords: tuple[KeywordHit, ...]
@@ -79,6 +82,7 @@ class Analysis:
 @dataclass(frozen=True, slots=True)
 class ItemError:
     """A bad item in a batch: it gets this in its slot and the others are still analysed."""
+
     id: str | None
     code: str
     message: str
@@ -91,6 +95,7 @@ class Doc:
     Mutable on purpose while the pipeline runs; only frozen findings leave it.
     ``clauses`` are ``(start, end)`` ranges of the normalised text.
     """
+
     id: str | None
     norm: NormalizedText
     tokens: list[Token] = field(default_factory=list)

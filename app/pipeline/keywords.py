@@ -14,6 +14,7 @@ Rules, in the order they apply:
 - Intensifiers/diminishers in the same window scale the weight. A flipped term keeps part
   of its weight (不好 is milder than 差: x0.8; 不慢 is mild praise: x0.6).
 """
+
 from __future__ import annotations
 
 from bisect import bisect_right
@@ -45,7 +46,7 @@ class KeywordMatcher:
         clause_starts = [a for a, _ in doc.clauses]
         raw = []  # (start, end, term, is_target, token index, in-token negations, in-token factor)
         covered = 0
-        for ti, (word, s, _) in enumerate(tokens):
+        for ti, (_word, s, _) in enumerate(tokens):
             if s >= covered and (match := self._match(text, tokens, ti)):
                 raw.append(match)
                 covered = match[1]
@@ -103,7 +104,7 @@ class KeywordMatcher:
         spots, p, negs, factor = [], 0, 0, 1.0
         while p < len(word) - 1:
             for k in (2, 1):
-                piece = word[p:p + k]
+                piece = word[p : p + k]
                 if p + k < len(word) and piece in self._prefixes:
                     break
             else:
@@ -119,7 +120,7 @@ class KeywordMatcher:
     def _modifiers(self, tokens, ti: int, clause_start: int) -> tuple[int, float]:
         """Negator count and degree factor from the tokens just before token ``ti``."""
         negations, factor = 0, 1.0
-        for word, s, _ in tokens[max(ti - NEGATION_WINDOW, 0):ti]:
+        for word, s, _ in tokens[max(ti - NEGATION_WINDOW, 0) : ti]:
             if s < clause_start:
                 continue
             if word in self.lexicon.negators:
@@ -130,8 +131,7 @@ class KeywordMatcher:
 
     def _courier_before(self, s: int, clause: int, doc: Doc, raw_targets) -> bool:
         c_start = doc.clauses[clause][0]
-        return any(c_start <= ts and te <= s and doc.text[ts:te] in self.lexicon.couriers
-                   for ts, te, _ in raw_targets)
+        return any(c_start <= ts and te <= s and doc.text[ts:te] in self.lexicon.couriers for ts, te, _ in raw_targets)
 
     @staticmethod
     def _target_for(s: int, e: int, clause: int, doc: Doc, targets) -> str | None:

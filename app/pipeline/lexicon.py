@@ -3,6 +3,7 @@
 Files are CSV/TXT with ``#`` header comments. A bad row stops start-up with the file
 and line named, instead of the service silently running on half a lexicon.
 """
+
 from __future__ import annotations
 
 import csv
@@ -46,8 +47,11 @@ def data_lines(path: Path) -> list[tuple[int, str]]:
         raw = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise LexiconError(f"{path}: not valid UTF-8 ({exc})") from None
-    return [(n, line.strip()) for n, line in enumerate(raw.splitlines(), 1)
-            if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        (n, line.strip())
+        for n, line in enumerate(raw.splitlines(), 1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def read_rows(path: Path, model: type[BaseModel]) -> list[BaseModel]:
@@ -98,15 +102,22 @@ def _userdict(path: Path) -> tuple[tuple[str, int | None, str | None], ...]:
         parts = text.split()
         if len(parts) > 3 or (len(parts) > 1 and not parts[1].isdigit()):
             raise LexiconError(f"{path}:{lineno}: expected 'word [freq] [tag]'")
-        entries.append((parts[0], int(parts[1]) if len(parts) > 1 else None,
-                        parts[2] if len(parts) > 2 else None))
+        entries.append((parts[0], int(parts[1]) if len(parts) > 1 else None, parts[2] if len(parts) > 2 else None))
     return tuple(entries)
 
 
 def load_lexicon(directory: Path) -> Lexicon:
     """Load and validate every review-analysis lexicon under ``directory``."""
-    names = ["service_keywords.csv", "aspect_targets.csv", "negators.txt", "intensifiers.csv",
-             "contrast_words.txt", "userdict.txt", "stopwords.txt", "couriers.txt"]
+    names = [
+        "service_keywords.csv",
+        "aspect_targets.csv",
+        "negators.txt",
+        "intensifiers.csv",
+        "contrast_words.txt",
+        "userdict.txt",
+        "stopwords.txt",
+        "couriers.txt",
+    ]
     digest = hashlib.sha256()
     for name in names:
         path = directory / name

@@ -5,6 +5,7 @@ preserving); dropping control/zero-width characters and collapsing whitespace sh
 the text, so we keep ``offsets[i]`` = index in the original of normalised char ``i``.
 NFKC is deliberately not used: it changes lengths (… -> ...) without telling us where.
 """
+
 from __future__ import annotations
 
 import re

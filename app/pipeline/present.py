@@ -4,6 +4,7 @@ Beside the finding types rather than in ``app.api`` because every caller present
 same way: the routes, batch jobs (``app.jobs.scoring``), conversation reports and the CLI.
 Internal fields (clause ids, words) stay inside.
 """
+
 from __future__ import annotations
 
 from app.pipeline.findings import Analysis, AspectFinding, ItemError, KeywordHit, Span
@@ -14,13 +15,20 @@ def span(s: Span) -> dict:
 
 
 def keyword(h: KeywordHit) -> dict:
-    return {"term": h.term, "text": h.text, "dimension": h.dimension, "polarity": h.polarity,
-            "negated": h.negated, "weight": h.weight, "start": h.start, "end": h.end}
+    return {
+        "term": h.term,
+        "text": h.text,
+        "dimension": h.dimension,
+        "polarity": h.polarity,
+        "negated": h.negated,
+        "weight": h.weight,
+        "start": h.start,
+        "end": h.end,
+    }
 
 
 def aspect(a: AspectFinding) -> dict:
-    return {"aspect": a.aspect, "polarity": a.polarity, "score": a.score,
-            "evidence": [span(s) for s in a.evidence]}
+    return {"aspect": a.aspect, "polarity": a.polarity, "score": a.score, "evidence": [span(s) for s in a.evidence]}
 
 
 def root_cause(a: AspectFinding) -> dict:

@@ -7,6 +7,7 @@ Anything wrong with the new artifacts (missing, corrupt, incompatible, or failin
 checks) raises ``ModelRejected`` (409) naming what still serves; a pointer named in
 ``wanted`` is updated only after the candidate passed.
 """
+
 from __future__ import annotations
 
 import gc
@@ -33,6 +34,7 @@ SMOKE_CASES: tuple[tuple[str, str | None, str | None], ...] = (
 
 class ModelRejected(PingjiaError):
     """The candidate models may not serve; the old pipeline keeps serving."""
+
     code = "model_rejected"
 
 
@@ -56,12 +58,16 @@ def build_candidate(settings: Settings, old: Pipeline | None, wanted: dict[str, 
         lexicon = load_lexicon(settings.lexicon_dir)
         segmenter = old.segmenter if old is not None and old.lexicon.version == lexicon.version else None
         if not wanted:
-            return build_pipeline(settings.lexicon_dir, settings.models_dir,
-                                  max_text_chars=settings.max_text_chars, segmenter=segmenter)
-        return Pipeline(lexicon=lexicon, segmenter=segmenter or build_segmenter(lexicon),
-                        sentiment=_sentiment(settings, wanted.get("sentiment")),
-                        aspects=load_aspect_model(settings.models_dir, lexicon, version=wanted.get("aspects")),
-                        max_text_chars=settings.max_text_chars)
+            return build_pipeline(
+                settings.lexicon_dir, settings.models_dir, max_text_chars=settings.max_text_chars, segmenter=segmenter
+            )
+        return Pipeline(
+            lexicon=lexicon,
+            segmenter=segmenter or build_segmenter(lexicon),
+            sentiment=_sentiment(settings, wanted.get("sentiment")),
+            aspects=load_aspect_model(settings.models_dir, lexicon, version=wanted.get("aspects")),
+            max_text_chars=settings.max_text_chars,
+        )
     except (ArtifactError, LexiconError) as exc:
         raise ModelRejected(f"{exc}; still serving {old and old.versions}") from None
 
@@ -77,11 +83,15 @@ def smoke_check(pipeline: Pipeline) -> None:
     """Run SMOKE_CASES through the candidate; any wrong label, shape or span rejects it."""
     try:
         results = pipeline.analyze_batch([TextItem(t, f"smoke-{i}") for i, (t, _, _) in enumerate(SMOKE_CASES)])
-        problems = [p for (text, label, cause), r in zip(SMOKE_CASES, results, strict=True)
-                    for p in _problems(text, label, cause, r)]
+        problems = [
+            p
+            for (text, label, cause), r in zip(SMOKE_CASES, results, strict=True)
+            for p in _problems(text, label, cause, r)
+        ]
     except Exception as exc:  # noqa: BLE001 - a model that crashes on smoke texts is rejected, whatever the crash
-        raise ModelRejected(f"smoke prediction crashed ({type(exc).__name__}: {exc}); "
-                            f"candidate {pipeline.versions} not loaded") from None
+        raise ModelRejected(
+            f"smoke prediction crashed ({type(exc).__name__}: {exc}); candidate {pipeline.versions} not loaded"
+        ) from None
     if problems:
         raise ModelRejected(f"smoke predictions failed for candidate {pipeline.versions}: " + "; ".join(problems))
 
@@ -91,15 +101,19 @@ def _problems(text: str, label: str | None, cause: str | None, r) -> list[str]:
         return [f"{text!r}: no analysis ({getattr(r, 'code', r)})"]
     out = []
     probs = r.sentiment.probabilities
-    if r.sentiment.label not in SENTIMENT_LABELS or set(probs) != set(SENTIMENT_LABELS) \
-            or abs(sum(probs.values()) - 1) > 0.01 or not all(0 <= v <= 1 for v in probs.values()):
+    if (
+        r.sentiment.label not in SENTIMENT_LABELS
+        or set(probs) != set(SENTIMENT_LABELS)
+        or abs(sum(probs.values()) - 1) > 0.01
+        or not all(0 <= v <= 1 for v in probs.values())
+    ):
         out.append(f"{text!r}: malformed sentiment {r.sentiment}")
     elif label and r.sentiment.label != label:
         out.append(f"{text!r}: sentiment {r.sentiment.label}, expected {label}")
     for a in r.aspects:
         if a.aspect not in ASPECTS or a.polarity not in POLARITIES or not 0 <= a.score <= 1 or not a.evidence:
             out.append(f"{text!r}: malformed aspect {a}")
-        elif any(text[s.start:s.end] != s.text for s in a.evidence):
+        elif any(text[s.start : s.end] != s.text for s in a.evidence):
             out.append(f"{text!r}: evidence offsets of {a.aspect} do not index the text")
     if cause and cause not in {a.aspect for a in r.root_causes}:
         out.append(f"{text!r}: root causes {[a.aspect for a in r.root_causes]} lack {cause}")

@@ -3,6 +3,7 @@
 The tokenizer is built once (at service start-up) with the user dictionary and every
 multi-character lexicon term, so terms like 爱答不理 come out as single tokens.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,7 @@ CLAUSE_BREAK = re.compile(r"(?:[,!?;:~…。！？；，、\s]|(?<!\d)\.|\.(?!\d
 
 
 class Segmenter:
-    def __init__(self, userdict: Iterable[tuple[str, int | None, str | None]] = (),
-                 extra_words: Iterable[str] = ()):
+    def __init__(self, userdict: Iterable[tuple[str, int | None, str | None]] = (), extra_words: Iterable[str] = ()):
         self._tok = jieba.Tokenizer()
         self._tok.initialize()
         for word, freq, tag in userdict:

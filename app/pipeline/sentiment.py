@@ -43,6 +43,7 @@ The SnowNLP fallback (:class:`SnowNLPSentiment`) serves only when no sentiment a
 configured at all. It is a binary model: ``P(positive)`` is SnowNLP's ``sentiments`` score,
 ``P(neutral)`` is 0, and only the no-letter rule makes it say neutral.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,8 +57,8 @@ from scipy.special import expit
 from app.core.taxonomy import SENTIMENT_LABELS
 from app.pipeline.artifacts import ArtifactError, check_state, decode_strings, is_configured, load_artifact
 from app.pipeline.findings import Doc, SentimentFinding
-from app.pipeline.sparse import sparse_counts
 from app.pipeline.keywords import NEGATION_WINDOW
+from app.pipeline.sparse import sparse_counts
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,19 @@ STATE_SCHEMA = 2
 """Version of the state dict layout below; bump it when the featurizer or state changes.
 Schema 2 added ``use_neg`` and ``negators`` (negation-scope features); schema-1 states are
 still read, as ``use_neg = False``, so older versions stay loadable for a roll-back."""
-_V1_KEYS = ("schema", "vocab", "value", "use_hits", "scale", "coef", "intercept", "neu_coef",
-            "neu_intercept", "pos_slope", "neutral_threshold")
+_V1_KEYS = (
+    "schema",
+    "vocab",
+    "value",
+    "use_hits",
+    "scale",
+    "coef",
+    "intercept",
+    "neu_coef",
+    "neu_intercept",
+    "pos_slope",
+    "neutral_threshold",
+)
 
 # Feature prefixes: control characters never survive normalisation, so they cannot collide
 # with text. Char n-grams are the raw substrings and carry no prefix.
@@ -105,8 +117,8 @@ def doc_features(doc: Doc, use_hits: bool = True, negators: frozenset[str] | Non
     feats = [_WORD + w for w in words]
     feats += [_BIGRAM + a + _JOIN + b for a, b in zip(words, words[1:])]
     feats += [ch for ch in text if not ch.isspace()]
-    feats += [text[i:i + 2] for i in range(len(text) - 1)]
-    feats += [text[i:i + 3] for i in range(len(text) - 2)]
+    feats += [text[i : i + 2] for i in range(len(text) - 1)]
+    feats += [text[i : i + 3] for i in range(len(text) - 2)]
     if use_hits:
         for h in doc.hits:
             feats.append(_HIT + h.polarity)
@@ -209,8 +221,9 @@ def calibration_inputs(z: np.ndarray, hits: np.ndarray) -> np.ndarray:
     return np.column_stack([z, np.abs(z), np.log1p(hits[:, 0]), np.log1p(hits[:, 1])])
 
 
-def three_class(z: np.ndarray, hits: np.ndarray, neu_coef: np.ndarray, neu_intercept: float,
-                pos_slope: float) -> np.ndarray:
+def three_class(
+    z: np.ndarray, hits: np.ndarray, neu_coef: np.ndarray, neu_intercept: float, pos_slope: float
+) -> np.ndarray:
     """(n, 3) probabilities in SENTIMENT_LABELS order from margins and hit counts.
 
     ``P(neutral) = q`` from the neutral regression; the rest is split by ``sigmoid(slope * z)``.
@@ -274,8 +287,9 @@ class LinearSentimentModel:
         n = len(state["scale"])
         n_terms = len(decode_strings(state["vocab"]))
         if len(state["coef"]) != n or n_terms != n:
-            raise ArtifactError(f"sentiment state is inconsistent: {n_terms} terms, {n} scales, "
-                                f"{len(state['coef'])} weights")
+            raise ArtifactError(
+                f"sentiment state is inconsistent: {n_terms} terms, {n} scales, {len(state['coef'])} weights"
+            )
         if np.shape(state["neu_coef"]) != (4,):
             raise ArtifactError("sentiment neutral calibrator must have 4 inputs")
         value_transform(str(state["value"]))  # an unknown transform is refused at load
@@ -291,8 +305,7 @@ class LinearSentimentModel:
         per-row sum over its (document, feature) entries: no per-document model calls and
         none of scipy's or scikit-learn's per-call validation, which dominates for one text.
         """
-        n, rows, cols, counts = sparse_counts((doc_features(d, self.use_hits, self.negators) for d in docs),
-                                          self.index)
+        n, rows, cols, counts = sparse_counts((doc_features(d, self.use_hits, self.negators) for d in docs), self.index)
         v = feature_values(counts, self.value)
         norm = np.sqrt(np.bincount(rows, weights=v * v * self._scale2[cols], minlength=n))
         norm[norm == 0] = 1.0

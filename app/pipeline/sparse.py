@@ -1,5 +1,6 @@
 """Feature lists -> sparse counts: the hot loop shared by the sentiment model, the aspect model
 and the corpus block, written once."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -8,8 +9,9 @@ from itertools import repeat
 import numpy as np
 
 
-def sparse_counts(feature_lists: Iterable[list[str]], index: dict[str, int]
-                  ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+def sparse_counts(
+    feature_lists: Iterable[list[str]], index: dict[str, int]
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """The batch as a sparse count matrix in coordinate form: ``(n_docs, rows, cols, counts)``
     with one entry per (document, known feature), sorted by document.
 

@@ -1,4 +1,5 @@
 """Counts over a batch of analyses: what the batch endpoint returns beside its rows."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -23,9 +24,12 @@ def summarize(results: Iterable[Analysis | ItemError]) -> dict:
         aspects.update({f"{a.aspect}:{a.polarity}" for a in r.aspects})
     analysed = total - errors
     return {
-        "total": total, "analysed": analysed, "errors": errors,
+        "total": total,
+        "analysed": analysed,
+        "errors": errors,
         "sentiment": dict(sentiment),
-        "root_causes": [{"cause": c, "count": n, "share": round(n / analysed, 4)}
-                        for c, n in causes.most_common()] if analysed else [],
+        "root_causes": [{"cause": c, "count": n, "share": round(n / analysed, 4)} for c, n in causes.most_common()]
+        if analysed
+        else [],
         "aspects": dict(aspects.most_common()),
     }

@@ -3,6 +3,7 @@
 Computed from the tokens the pipeline already has (jieba.analyse would re-segment with
 the global tokenizer and ignore our user dictionary).
 """
+
 from __future__ import annotations
 
 import re
@@ -10,7 +11,6 @@ from collections import Counter
 from importlib.resources import files
 
 from app.pipeline.findings import Doc, TermScore
-
 
 _WORDLIKE = re.compile(r"[\u4e00-\u9fffA-Za-z]")
 
@@ -21,8 +21,9 @@ def content_words(doc: Doc, stopwords: frozenset[str]) -> tuple[str, ...]:
     Unlike ``TfidfTerms`` no IDF table (~150 MB per process) and single characters stay:
     慢, 差, 贵 are complaint words. Stop words, digits and punctuation go.
     """
-    words = (w for w in (t[0].lower() for t in doc.tokens)
-             if w not in stopwords and len(w) <= 12 and _WORDLIKE.search(w))
+    words = (
+        w for w in (t[0].lower() for t in doc.tokens) if w not in stopwords and len(w) <= 12 and _WORDLIKE.search(w)
+    )
     return tuple(dict.fromkeys(words))
 
 
@@ -47,8 +48,9 @@ class TfidfTerms:
     def top(self, doc: Doc, k: int) -> tuple[TermScore, ...]:
         """The ``k`` highest tf-idf words (two or more characters, not stop words)."""
         idf = self._load()
-        counts = Counter(w for w, _, _ in doc.tokens
-                         if len(w.strip()) > 1 and w not in self.stopwords and not w.isdigit())
+        counts = Counter(
+            w for w, _, _ in doc.tokens if len(w.strip()) > 1 and w not in self.stopwords and not w.isdigit()
+        )
         total = sum(counts.values()) or 1
         scored = [(w, c / total * idf.get(w, self._median)) for w, c in counts.items()]
         scored.sort(key=lambda x: (-x[1], x[0]))

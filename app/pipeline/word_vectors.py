@@ -9,6 +9,7 @@ computed with one sparse product from a text's words.
 The state is data only (arrays, numbers, strings) so it rides inside a skops artifact with no
 trusted types. This is the served half; fitting it is :func:`training.word_vectors.fit_corpus_words`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,8 +32,10 @@ class CorpusWords:
         self.polarity = np.asarray(polarity, dtype=np.float32)
         self.intercept = float(intercept)
         if len(self.idf) != len(self.vocab) or len(self.polarity) != len(self.vocab):
-            raise ValueError(f"corpus words: {len(self.vocab)} words, {len(self.idf)} idf values, "
-                             f"{len(self.polarity)} polarity weights")
+            raise ValueError(
+                f"corpus words: {len(self.vocab)} words, {len(self.idf)} idf values, "
+                f"{len(self.polarity)} polarity weights"
+            )
 
     @property
     def width(self) -> int:
@@ -58,15 +61,23 @@ class CorpusWords:
         return np.hstack([z.reshape(-1, 1), v]).astype(np.float32)
 
     def state(self, prefix: str) -> dict:
-        return {f"{prefix}vocab": encode_strings(self.vocab),
-                f"{prefix}idf": self.idf, f"{prefix}vectors": self.vectors,
-                f"{prefix}polarity": self.polarity, f"{prefix}intercept": self.intercept}
+        return {
+            f"{prefix}vocab": encode_strings(self.vocab),
+            f"{prefix}idf": self.idf,
+            f"{prefix}vectors": self.vectors,
+            f"{prefix}polarity": self.polarity,
+            f"{prefix}intercept": self.intercept,
+        }
 
     @classmethod
-    def from_state(cls, state: dict, prefix: str) -> "CorpusWords":
-        return cls(decode_strings(state[f"{prefix}vocab"]), state[f"{prefix}idf"], state[f"{prefix}vectors"], state[f"{prefix}polarity"],
-                   float(state[f"{prefix}intercept"]))
+    def from_state(cls, state: dict, prefix: str) -> CorpusWords:
+        return cls(
+            decode_strings(state[f"{prefix}vocab"]),
+            state[f"{prefix}idf"],
+            state[f"{prefix}vectors"],
+            state[f"{prefix}polarity"],
+            float(state[f"{prefix}intercept"]),
+        )
 
 
 STATE_KEYS = ("vocab", "idf", "vectors", "polarity", "intercept")
-

@@ -10,6 +10,7 @@ wrong with the new artifacts (missing, corrupt, incompatible, or failing the smo
 answers 409 ``model_rejected`` and the old pipeline keeps serving; a pointer named in the body
 is updated only after success.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -36,6 +37,7 @@ _RELOADING = threading.Lock()
 
 class ReloadRequest(BaseModel):
     """Optional: the versions to serve (default: what ``models/current.json`` names)."""
+
     model_config = ConfigDict(extra="forbid")
     sentiment: str | None = Field(None, pattern=_VERSION, examples=["2026-11-22-1"])
     aspects: str | None = Field(None, pattern=_VERSION, examples=["2026-11-22-1"])
@@ -44,16 +46,14 @@ class ReloadRequest(BaseModel):
 def require_admin(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> None:
     """403 when admin is disabled (no token configured), 401 on a missing or wrong token."""
     if not settings.admin_token:
-        raise PingjiaError("admin disabled: set PINGJIA_ADMIN_TOKEN to enable /v1/admin",
-                           code="admin_disabled")
+        raise PingjiaError("admin disabled: set PINGJIA_ADMIN_TOKEN to enable /v1/admin", code="admin_disabled")
     scheme, _, given = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), settings.admin_token.encode()):
         raise Unauthorized("missing or wrong admin token; send Authorization: Bearer <PINGJIA_ADMIN_TOKEN>")
 
 
 @router.post("/reload", dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS)
-def reload(request: Request, settings: SettingsDep,
-           body: Annotated[ReloadRequest | None, Body()] = None) -> dict:
+def reload(request: Request, settings: SettingsDep, body: Annotated[ReloadRequest | None, Body()] = None) -> dict:
     if not _RELOADING.acquire(blocking=False):
         raise Conflict("another reload is running; retry when it has finished", code="reload_in_progress")
     try:
@@ -71,6 +71,11 @@ def reload(request: Request, settings: SettingsDep,
     finally:
         _RELOADING.release()
     log.info("models reloaded: %s -> %s; %d job worker(s) restarting", previous, new.versions, restarted)
-    return {"status": "reloaded", "model": new.versions, "previous": previous,
-            "job_workers_restarted": restarted, "segmenter_reused": reused,
-            "seconds": round(time.perf_counter() - started, 3)}
+    return {
+        "status": "reloaded",
+        "model": new.versions,
+        "previous": previous,
+        "job_workers_restarted": restarted,
+        "segmenter_reused": reused,
+        "seconds": round(time.perf_counter() - started, 3),
+    }

@@ -1,4 +1,5 @@
 """Review analysis: one text, or a batch where bad items keep their own slot."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,8 +33,9 @@ def json_response(data: bytes) -> Response:
 
 
 def analyze_one(pipeline: Pipeline, req: AnalyzeRequest, top_terms: int) -> dict:
-    body = present.analysis(pipeline.analyze(req.text, req.id, top_terms=top_terms), pipeline.versions,
-                            with_terms=bool(top_terms))
+    body = present.analysis(
+        pipeline.analyze(req.text, req.id, top_terms=top_terms), pipeline.versions, with_terms=bool(top_terms)
+    )
     if req.meta is not None:
         body["meta"] = req.meta
     return body
@@ -58,8 +60,7 @@ def parse_item(raw: Any) -> ReviewItem | ItemError:
     except ValidationError as exc:
         code, message = first_error(exc.errors())
         rid = raw.get("id")
-        return ItemError(str(rid) if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None,
-                         code, message)
+        return ItemError(str(rid) if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None, code, message)
 
 
 def analyze_items(pipeline: Pipeline, raw_items: list[Any], top_terms: int) -> list[dict]:
@@ -88,7 +89,7 @@ SUB_BATCH = 100  # items analysed together: the models vectorise well past this,
 def batch_body(pipeline: Pipeline, raw_items: list[Any], top_terms: int) -> dict:
     done: list[tuple[Analysis | ItemError, dict]] = []
     for i in range(0, len(raw_items), SUB_BATCH):
-        done += analyze_items(pipeline, raw_items[i:i + SUB_BATCH], top_terms)
+        done += analyze_items(pipeline, raw_items[i : i + SUB_BATCH], top_terms)
     return {"results": [body for _, body in done], "summary": summarize(r for r, _ in done)}
 
 
@@ -100,9 +101,12 @@ def check_batch_size(n_items: int, n_chars: int, settings, what: str = "items") 
     if n_items > limit:
         raise TooManyItems(f"{n_items} {what}; the limit is {limit}")
     if n_chars > settings.max_batch_chars:
-        raise TooManyItems(f"the {what} hold {n_chars} characters in all; the limit per batch is "
-                           f"{settings.max_batch_chars} (PINGJIA_MAX_BATCH_CHARS): split the batch or "
-                           "submit a job (POST /v1/jobs)", code="batch_too_large")
+        raise TooManyItems(
+            f"the {what} hold {n_chars} characters in all; the limit per batch is "
+            f"{settings.max_batch_chars} (PINGJIA_MAX_BATCH_CHARS): split the batch or "
+            "submit a job (POST /v1/jobs)",
+            code="batch_too_large",
+        )
 
 
 @router.post("/analyze/batch", response_model=BatchResponse, responses=ERRORS)

@@ -1,4 +1,5 @@
 """Help-desk transcript inspection: one conversation, or a batch where bad ones keep their slot."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -44,14 +45,17 @@ def _chars(conv: Any) -> int:
 
 
 @router.post("/analyze", response_model=ConversationResponse, responses=ERRORS)
-async def analyze(req: ConversationRequest, pipeline: PipelineDep, rules: RulesDep, settings: SettingsDep,
-                  pool: PoolDep):
-    return json_response(await pool.run_json(_report, req.model_dump(), pipeline, rules,
-                                             Limits.from_settings(settings)))
+async def analyze(
+    req: ConversationRequest, pipeline: PipelineDep, rules: RulesDep, settings: SettingsDep, pool: PoolDep
+):
+    return json_response(
+        await pool.run_json(_report, req.model_dump(), pipeline, rules, Limits.from_settings(settings))
+    )
 
 
 @router.post("/analyze/batch", response_model=ConversationBatchResponse, responses=ERRORS)
-async def analyze_batch(req: ConversationBatchRequest, pipeline: PipelineDep, rules: RulesDep,
-                        settings: SettingsDep, pool: PoolDep):
+async def analyze_batch(
+    req: ConversationBatchRequest, pipeline: PipelineDep, rules: RulesDep, settings: SettingsDep, pool: PoolDep
+):
     check_batch_size(len(req.items), sum(_chars(c) for c in req.items), settings, what="conversations")
     return json_response(await pool.run_json(_batch, req.items, pipeline, rules, Limits.from_settings(settings)))

@@ -1,4 +1,5 @@
 """Liveness, readiness and the code list clients build their UI from."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -14,7 +15,7 @@ def healthz():
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "models still loading: {\"status\": \"loading\"}"}})
+@router.get("/readyz", responses={503: {"description": 'models still loading: {"status": "loading"}'}})
 def readyz(request: Request):
     """Ready once the models are loaded; ``jobs`` says how batch jobs are, without changing
     that: the review API serves even when the job database cannot be used."""

@@ -1,4 +1,5 @@
 """Large inputs as background jobs (API.md, "Jobs"): submit, poll, results, summary, cancel."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -28,14 +29,26 @@ from app.jobs.upload import spool_body, spool_multipart
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-SUBMIT_DOC = {"requestBody": {"content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
-        "file": {"type": "string", "format": "binary", "description": "CSV or JSONL"},
-        **{k: {"type": "string", "description": v.description or ""} for k, v in JobForm.model_fields.items()}}}},
-    "application/json": {"schema": JobItemsRequest.model_json_schema()}}}}
-
-
-
+SUBMIT_DOC = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "CSV or JSONL"},
+                        **{
+                            k: {"type": "string", "description": v.description or ""}
+                            for k, v in JobForm.model_fields.items()
+                        },
+                    },
+                }
+            },
+            "application/json": {"schema": JobItemsRequest.model_json_schema()},
+        }
+    }
+}
 
 
 def _job(store: JobStore, job_id: str) -> JobRecord:
@@ -66,8 +79,9 @@ async def submit(request: Request, store: StoreDep, settings: SettingsDep):
         job_id, folder = service.new_job_dir(settings)
         try:
             if ctype.startswith("multipart/form-data"):
-                spooled = await spool_multipart(request.stream(), ctype, folder / service.UPLOAD_FILE,
-                                                settings.max_upload_bytes)
+                spooled = await spool_multipart(
+                    request.stream(), ctype, folder / service.UPLOAD_FILE, settings.max_upload_bytes
+                )
                 spec = _parse(JobForm, spooled.fields).spec()
                 ingested, extra = await _ingest(pool, service.ingest_upload, folder, spec, spooled.filename, rows)
             elif ctype.startswith("application/json"):
@@ -78,8 +92,10 @@ async def submit(request: Request, store: StoreDep, settings: SettingsDep):
                     raise RequestValidationError(exc.errors()) from None
                 extra = {}
             else:
-                raise InvalidUpload("send multipart/form-data (field 'file') or application/json {\"items\": [...]}",
-                                    code="unsupported_media_type")
+                raise InvalidUpload(
+                    "send multipart/form-data (field 'file') or application/json {\"items\": [...]}",
+                    code="unsupported_media_type",
+                )
             rec = await run_in_threadpool(service.create_job, store, job_id, folder, spec, ingested, extra)
         except BaseException:
             service.discard(folder)
@@ -88,8 +104,9 @@ async def submit(request: Request, store: StoreDep, settings: SettingsDep):
     if runner is not None:
         runner.notify()
     view = service.status_view(store, rec)
-    return JSONResponse({"job_id": rec.job_id, "status": rec.status, "total": rec.total, "links": view["links"]},
-                        status_code=202)
+    return JSONResponse(
+        {"job_id": rec.job_id, "status": rec.status, "total": rec.total, "links": view["links"]}, status_code=202
+    )
 
 
 @router.get("/{job_id}", response_model=JobStatus, responses=JOB_ERRORS)
@@ -99,22 +116,38 @@ def status(job_id: str, store: StoreDep, notice: JobNoticeDep):
     return JSONResponse({**service.status_view(store, rec), "notice": None if rec.finished else notice})
 
 
-@router.get("/{job_id}/results", responses={**JOB_ERRORS, 200: {"content": {
-    "application/x-ndjson": {}, "text/csv": {}}, "description": "one line per input row, in input order"}})
-def results(job_id: str, store: StoreDep,
-            format: Annotated[str, Query(pattern="^(jsonl|csv)$")] = "jsonl",
-            bom: Annotated[bool, Query(description="CSV only: prepend a UTF-8 BOM for Excel")] = False):
+@router.get(
+    "/{job_id}/results",
+    responses={
+        **JOB_ERRORS,
+        200: {
+            "content": {"application/x-ndjson": {}, "text/csv": {}},
+            "description": "one line per input row, in input order",
+        },
+    },
+)
+def results(
+    job_id: str,
+    store: StoreDep,
+    format: Annotated[str, Query(pattern="^(jsonl|csv)$")] = "jsonl",
+    bom: Annotated[bool, Query(description="CSV only: prepend a UTF-8 BOM for Excel")] = False,
+):
     """Every row exactly once, with its id, in input order (409 while the job runs)."""
     rec = _job(store, job_id)
     if not rec.finished:
-        raise Conflict(f"job is {rec.status} ({rec.done}/{rec.total}); results are ready when it is done",
-                       code="job_not_done")
+        raise Conflict(
+            f"job is {rec.status} ({rec.done}/{rec.total}); results are ready when it is done", code="job_not_done"
+        )
     rows = store.iter_results(rec.jid)
-    headers = {"X-Pingjia-Job-Status": rec.status, "X-Pingjia-Rows": str(rec.done),
-               "Content-Disposition": f'attachment; filename="{rec.job_id}.{format}"'}
+    headers = {
+        "X-Pingjia-Job-Status": rec.status,
+        "X-Pingjia-Rows": str(rec.done),
+        "Content-Disposition": f'attachment; filename="{rec.job_id}.{format}"',
+    }
     if format == "csv":
-        return StreamingResponse(export.csv_stream(rows, rec.kind, bom=bom), media_type="text/csv; charset=utf-8",
-                                 headers=headers)
+        return StreamingResponse(
+            export.csv_stream(rows, rec.kind, bom=bom), media_type="text/csv; charset=utf-8", headers=headers
+        )
     return StreamingResponse(export.jsonl_stream(rows), media_type="application/x-ndjson", headers=headers)
 
 
