@@ -141,3 +141,9 @@ def test_errors(client, method, path, body):
     resp = getattr(client, method)(path, **({"json": body} if body is not None else {}))
     assert 400 <= resp.status_code < 500
     ErrorResponse.model_validate(resp.json())
+
+
+@pytest.mark.parametrize("model", [AnalyzeResponse, BatchResponse, ConversationResponse])
+def test_the_openapi_examples_are_valid_responses(model):
+    (body,) = model.model_config["json_schema_extra"]["examples"]
+    model.model_validate(body)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
-from app.api.schemas import AspectOut, BatchItemError, KeywordOut, Out
+from app.api.schemas import AspectOut, BatchItemError, KeywordOut, Out, example
 from app.core.taxonomy import (
     EMOTIONS,
     ESCALATION_LEVELS,
@@ -195,6 +195,7 @@ class TurnOut(Out):
 
 
 class ConversationResponse(Out):
+    model_config = ConfigDict(json_schema_extra={"examples": [example("conversation")]})
     id: str | None
     timing: TimingOut
     violations: list[ViolationOut]

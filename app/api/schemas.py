@@ -6,6 +6,8 @@ built as dicts by ``app.pipeline.present``; these models document them in OpenAP
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
@@ -64,6 +66,15 @@ def first_error(errors: list[dict]) -> tuple[str, str]:
     return "invalid_input", f"{where}: {first.get('msg', 'invalid')}"
 
 
+def example(name: str) -> dict:
+    """A real response, recorded from the shipped models into app/api/examples/ (a test
+    validates each against its model, so the examples cannot drift from the contract)."""
+    return json.loads((EXAMPLES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+EXAMPLES = Path(__file__).parent / "examples"
+
+
 class Out(BaseModel):
     """A response model: it documents exactly what the service returns, so a key it does not
     list is a bug (tests/test_response_contract.py validates real responses against these)."""
@@ -112,6 +123,7 @@ class TermOut(Out):
 
 
 class AnalyzeResponse(Out):
+    model_config = ConfigDict(json_schema_extra={"examples": [example("analyze")]})
     id: str | None
     sentiment: SentimentOut
     keywords: list[KeywordOut]
@@ -140,6 +152,7 @@ class BatchItemError(Out):
 
 
 class BatchResponse(Out):
+    model_config = ConfigDict(json_schema_extra={"examples": [example("analyze_batch")]})
     results: list[AnalyzeResponse | BatchItemError]
     summary: dict[str, Any]
 
