@@ -46,7 +46,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from bench_jobs import free_port, tree  # the same loopback port and /proc process-tree helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -169,25 +169,6 @@ def reviews_csv(n: int, seed: int = 7) -> bytes:
 
 
 # --- the service and its memory ---------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tree(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
 def memory_mb(pid: int) -> tuple[float, float, int]:
     """(sum of VmRSS, sum of Pss, processes) over the process and its descendants, in MB."""
     rss = pss = 0

@@ -22,6 +22,7 @@ from app.api.work import AnalysisPool, Busy
 from app.core.config import Settings
 from app.main import create_app
 from tests.conftest import ROOT, clean_env, needs_models
+from tests.test_jobs_crash import free_port
 
 LONG = "发货太慢了，客服态度很差，" * 369  # 4,797 characters (the limit is 5,000)
 
@@ -198,12 +199,6 @@ def rss_mb(pid: int | None = None) -> float:
 
 
 # --- slow clients, against a real server -------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def served(tmp_path):
     """``pingjia serve``'s uvicorn set-up on the fake pipeline, with short timeouts."""

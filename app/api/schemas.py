@@ -157,26 +157,14 @@ class BatchResponse(Out):
     summary: dict[str, Any]
 
 
-STATUS_MEANINGS = {
-    400: "malformed request (invalid JSON, malformed multipart)",
-    401: "missing or wrong admin token",
-    403: "admin disabled (no PINGJIA_ADMIN_TOKEN)",
-    404: "no such job",
-    408: "request headers or body not sent in time",
-    409: "conflict with the current state (job not done, reload running, model rejected)",
-    413: "body, text or batch too large",
-    415: "unsupported content type",
-    422: "invalid input",
-    500: "unexpected server error (the body names a request id)",
-    503: "not ready, busy (Retry-After), jobs unavailable or upload check interrupted: retry",
-    507: "the disk is full (upload, work file or job store)",
-}
-
-
 def errors(*extra: int) -> dict:
-    """OpenAPI ``responses`` for the error statuses a route can answer, all in the envelope."""
-    codes = sorted({400, 408, 413, 422, 500, 503, *extra})
-    return {c: {"model": ErrorResponse, "description": STATUS_MEANINGS[c]} for c in codes}
+    """OpenAPI ``responses`` for the error statuses a route can answer, all in the envelope;
+    each status is described by the catalogue's codes that answer it."""
+    statuses = sorted({400, 408, 413, 422, 500, 503, *extra})
+    return {
+        st: {"model": ErrorResponse, "description": ", ".join(c for c, e in CATALOGUE.items() if e.status == st)}
+        for st in statuses
+    }
 
 
 ERRORS = errors()
