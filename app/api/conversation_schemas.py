@@ -89,6 +89,19 @@ class ViolationOut(TurnSpanOut):
     severity: Literal[*SEVERITIES]  # type: ignore[valid-type]
     category: str | None = Field(None, description="forbidden_phrase: blame_shifting, dismissive, rude ...")
     phrase: str | None = Field(None, description="forbidden_phrase: the lexicon phrase that matched (simplified)")
+    source: str | None = Field(
+        None,
+        description="forbidden_phrase found by a rule of lexicons/qa_rules.json: similar_rule (example sentences) "
+        "or keyword_rule; absent for a forbidden_phrases.csv hit",
+    )
+    rule_id: str | None = Field(None, description="similar_rule / keyword_rule: the id of the qa_rules.json rule")
+    example: str | None = Field(None, description="similar_rule: the rule's example sentence the text is closest to")
+    similarity: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="similar_rule: similarity of text to example (0-1, 3 places); fires at the rule's threshold",
+    )
     expected: Literal["greeting", "closing"] | None = Field(
         None, description="missing_greeting / missing_closing: what the turn lacked"
     )
@@ -99,6 +112,17 @@ class ViolationOut(TurnSpanOut):
     seconds: float | None = Field(None, description="slow_reply: the wait")
     threshold_seconds: float | None = Field(None, description="slow_reply: the profile's limit it exceeded")
     customer_turn: int | None = Field(None, description="slow_reply: the customer turn that waited")
+
+
+class RuleHitOut(TurnSpanOut):
+    rule_id: str = Field(description="the id of the lexicons/qa_rules.json rule")
+    code: str = Field(description="the rule's code: an analyst's flag (the file's flags), or a 服务禁语 code")
+    role: Literal["agent", "customer"] = Field(description="whose turn the rule reads")
+    severity: Literal[*SEVERITIES]  # type: ignore[valid-type]
+    similarity: float | None = Field(
+        ge=0, le=1, description="similarity of text to example (0-1, 3 places); null for a keyword-only rule"
+    )
+    example: str | None = Field(description="the rule's example sentence the text is closest to; null for keywords")
 
 
 class PoliteOut(TurnSpanOut):
@@ -200,6 +224,10 @@ class ConversationResponse(Out):
     timing: TimingOut
     violations: list[ViolationOut]
     polite_phrases: list[PoliteOut]
+    rule_hits: list[RuleHitOut] = Field(
+        description="hits of lexicons/qa_rules.json rules that are not agent violations: customer-role rules and "
+        "analysts' own codes (agent rules with a 服务禁语 code are violations)"
+    )
     customer: CustomerOut
     resolution: ResolutionOut
     root_causes: list[ConversationRootCauseOut]

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.schemas import Out
+from app.core.taxonomy import GRADE_CODES
 from app.jobs import service
 from app.jobs.ingest import Ingested, InputSpec
 
@@ -113,6 +114,106 @@ class JobStatus(Out):
     links: dict[str, str]
 
 
+class QAGradeOut(Out):
+    grade: Literal[*GRADE_CODES]
+    name_zh: str
+    count: int
+    share: float
+
+
+class QAExampleOut(Out):
+    row: int = Field(description="1-based input row")
+    id: str | None = Field(description="the conversation's id")
+    turn: int
+    text: str = Field(description="the violation's text (a PII leak: the agent's turn masked), <= 200 characters")
+
+
+class QAViolationOut(Out):
+    code: str = Field(description="Violation.code: a 服务禁语 category, or pii_leak, missing_greeting, ...")
+    service: bool = Field(description="counted in violation_rate (all codes but missing_greeting/closing, slow_reply)")
+    count: int = Field(description="occurrences")
+    conversations: int = Field(description="conversations with at least one")
+    example: QAExampleOut | None = Field(description="from the conversation with the lowest row number")
+
+
+class QAResolutionOut(Out):
+    resolved: int
+    unresolved: int
+    unknown: int
+    resolution_rate: float | None = Field(description="resolved / (resolved + unresolved)")
+    unresolved_rate: float | None = Field(description="unresolved / (resolved + unresolved)")
+
+
+class QAFirstResponseOut(Out):
+    measured: int
+    missing: int = Field(description="no agent reply, or a timestamp missing")
+    p50_seconds: float | None = Field(description="interpolated from fixed buckets (docs/jobs.md)")
+    p90_seconds: float | None
+
+
+class QAStatsOut(Out):
+    conversations: int = Field(description="analysed conversations")
+    errors: int = Field(description="rows of this scope that could not be analysed")
+    unattended: int = Field(description="conversations without an agent turn")
+    qa_score_mean: float | None
+    grades: list[QAGradeOut]
+    violations: list[QAViolationOut]
+    conversations_with_service_violation: int
+    violation_rate: float
+    resolution: QAResolutionOut
+    first_response: QAFirstResponseOut
+
+
+class QARateTestOut(Out):
+    x: int
+    n: int
+    rate: float
+    rest_x: int
+    rest_n: int
+    rest_rate: float
+    z: float | None = Field(description="None: group or rest too small to test")
+    p_value: float | None
+    flagged: bool
+
+
+class QAGroupOut(QAStatsOut):
+    value: str
+    tests: dict[Literal["violation_rate", "unresolved_rate"], QARateTestOut]
+
+
+class QAFlagOut(Out):
+    value: str
+    metric: Literal["violation_rate", "unresolved_rate"]
+    x: int
+    n: int
+    rate: float
+    rest_x: int
+    rest_n: int
+    rest_rate: float
+    z: float | None
+    p_value: float | None
+
+
+class QATableOut(Out):
+    column: Literal["agent_id", "channel"]
+    available: bool
+    note: str | None
+    without_value: int | None = Field(description="rows without a value: left out of this table")
+    groups: list[QAGroupOut]
+    flagged: list[QAFlagOut]
+
+
+class QAReportOut(Out):
+    conversations: int
+    overall: QAStatsOut
+    agents: QATableOut
+    channels: QATableOut
+    test: str
+    service_violations: str
+    first_response_buckets_seconds: list[int]
+    percentiles: str
+
+
 class JobSummary(BaseModel):
     """The 差评报表; see docs/jobs.md for every section."""
 
@@ -128,3 +229,6 @@ class JobSummary(BaseModel):
     groups: dict[str, Any]
     daily: dict[str, Any] | None
     thresholds: dict[str, Any]
+    qa: QAReportOut | None = Field(
+        None, description="chat jobs only: QA per agent, per channel and overall (docs/jobs.md, QA section)"
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from app.conversations import agent_checks, customer, qa
+from app.conversations import agent_checks, custom_rules, customer, qa
 from app.conversations.findings import ConversationReport, CustomerReport, Evidence, RootCause, TurnReport
 from app.conversations.lexicons import ConversationRules
 from app.conversations.model import Conversation, Limits, conversation_id, parse_conversation
@@ -52,6 +52,7 @@ def _inspect_all(
     convs = [c for c in slots if isinstance(c, Conversation)]
     scored = iter(pipeline.analyze_batch([TextItem(t.text) for c in convs for t in c.turns]))
     versions = {**pipeline.versions, "conversation_rules": rules.version}
+    words = custom_rules.word_source(pipeline)  # rules as data: similarity reads the served word vectors
     out: list[ConversationReport | ItemError] = []
     for slot in slots:
         if isinstance(slot, ItemError):
@@ -62,12 +63,17 @@ def _inspect_all(
         if bad is not None:
             out.append(ItemError(slot.id, analyses[bad].code, f"turns[{bad}].text: {analyses[bad].message}"))
         else:
-            out.append(inspect(slot, analyses, rules, limits, versions))
+            out.append(inspect(slot, analyses, rules, limits, versions, words=words))
     return out
 
 
 def inspect(
-    conv: Conversation, analyses: Sequence[Analysis], rules: ConversationRules, limits: Limits, versions: dict[str, str]
+    conv: Conversation,
+    analyses: Sequence[Analysis],
+    rules: ConversationRules,
+    limits: Limits,
+    versions: dict[str, str],
+    words: Any = None,
 ) -> ConversationReport:
     """Every finding about one validated conversation whose turns the pipeline has scored."""
     turns, profile = conv.turns, rules.profiles[conv.profile]
@@ -76,8 +82,12 @@ def inspect(
     timing = compute_timing([t.role for t in turns], [t.time for t in turns], threshold)
     polite = agent_checks.polite_phrases(turns, texts, rules)
     leaks, shared = agent_checks.pii(turns, texts)
+    # rules as data (lexicons/qa_rules.json): 服务禁语 hits join the violations, the rest are rule_hits
+    hits = rules.custom_rules.apply([t.role for t in turns], texts, [t.index for t in turns], words)
+    phrases = agent_checks.forbidden_phrases(turns, texts, rules)
     violations = sorted(
-        agent_checks.forbidden_phrases(turns, texts, rules)
+        custom_rules.violations(hits, phrases)
+        + phrases
         + agent_checks.greeting_and_closing(turns, polite)
         + leaks
         + agent_checks.slow_replies(turns, timing, profile.responsiveness.very_slow_factor, profile.very_slow_severity),
@@ -108,6 +118,7 @@ def inspect(
         qa=result,
         turns=tuple(TurnReport(t.index, t.role, a, emotions.get(t.index)) for t, a in zip(turns, analyses)),
         versions=versions,
+        rule_hits=custom_rules.flags(hits),
     )
 
 

@@ -9,10 +9,13 @@ The codes they carry (rules, severities, emotions, levels, statuses, grades) are
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.taxonomy import GRADES
 from app.pipeline.findings import Analysis
+
+if TYPE_CHECKING:
+    from app.conversations.custom_rules import RuleHit
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,11 @@ class Violation:
     end: int
     severity: str
     detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def code(self) -> str:
+        """What was broken: a 服务禁语 code (blame_shifting ...) for phrase/model findings, else the rule."""
+        return self.detail.get("category", self.rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +195,7 @@ class ConversationReport:
     qa: QAResult
     turns: tuple[TurnReport, ...]
     versions: dict[str, str]
+    rule_hits: tuple[RuleHit, ...] = ()  # qa_rules.json hits that are not violations (flags, customer rules)
 
 
 def grade_for(score: float) -> tuple[str, str]:

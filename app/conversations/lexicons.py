@@ -2,6 +2,8 @@
 
 Each CSV has ``#`` header comments including a ``# version:`` line, then a header row.
 A bad row stops start-up with ``file:line`` named (LexiconError), never a silent fallback.
+``qa_rules.json`` (rules as data, :mod:`app.conversations.custom_rules`) is validated rule by
+rule; an error names the file and the rule id.
 ``ConversationRules.version`` is a digest of every file, reported with each result.
 """
 
@@ -12,12 +14,13 @@ import hashlib
 import io
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from app.conversations.custom_rules import DEFAULT_THRESHOLD, SERVICE_CODES, CustomRule, CustomRules
 from app.conversations.profiles import QAProfile
 from app.conversations.text import Entry, PhraseIndex, compact
 from app.core.taxonomy import (
@@ -140,6 +143,116 @@ def load_profiles(directory: Path) -> dict[str, QAProfile]:
     return profiles
 
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PositionSpec(_Strict):
+    """Only the first or the last N turns of the rule's role."""
+
+    first: int | None = Field(None, ge=1)
+    last: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.first is None) == (self.last is None):
+            raise ValueError('give exactly one of "first" or "last"')
+        return self
+
+
+class KeywordSpec(_Strict):
+    any: list[str] = []
+    all: list[str] = []
+    none: list[str] = []
+
+
+class QARuleRow(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = Field(min_length=1)
+    severity: Literal[*SEVERITIES] = "medium"  # type: ignore[valid-type]
+    role: Literal["agent", "customer"]
+    position: PositionSpec | None = None
+    keywords: KeywordSpec = KeywordSpec()
+    examples: list[str] = []
+    threshold: float = Field(DEFAULT_THRESHOLD, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _matchable(self):
+        if not self.examples and not (self.keywords.any or self.keywords.all):
+            raise ValueError('a rule needs "examples" or "any"/"all" keywords')
+        return self
+
+
+class QARulesFile(_Strict):
+    version: str = Field(min_length=1)
+    description: str = ""
+    flags: dict[str, str] = Field({}, description="the analysts' own codes (not 服务禁语) and what each means")
+    rules: list[dict]
+
+
+def _compact_all(path: Path, rid: str, what: str, phrases: list[str]) -> tuple[str, ...]:
+    keys = tuple(compact(p) for p in phrases)
+    for p, k in zip(phrases, keys):
+        if not k:
+            raise LexiconError(f"{path}: rule {rid!r}: {what} {p!r} has no letters or digits")
+    return keys
+
+
+def load_qa_rules(path: Path) -> CustomRules:
+    """``qa_rules.json``: validated rules as data; a bad rule stops start-up naming file and rule id."""
+    try:
+        data = QARulesFile.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise LexiconError(f'{path}: missing (an empty rule list is {{"version": "1", "rules": []}})') from None
+    except json.JSONDecodeError as exc:
+        raise LexiconError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise LexiconError(f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    for code in data.flags:
+        if code in SERVICE_CODES or not re.fullmatch(r"[a-z][a-z0-9_]*", code):
+            raise LexiconError(f"{path}: flags: {code!r} must be a new lower_case code, not a 服务禁语 code")
+    rules, seen = [], set()
+    for i, raw in enumerate(data.rules):
+        rid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else f"rules[{i}]"
+        try:
+            row = QARuleRow.model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(map(str, err["loc"])) or "rule"
+            raise LexiconError(f"{path}: rule {rid!r}: {where}: {err['msg']}") from None
+        if row.id in seen:
+            raise LexiconError(f"{path}: rule {rid!r}: duplicate id")
+        seen.add(row.id)
+        if row.code not in SERVICE_CODES and row.code not in data.flags:
+            raise LexiconError(
+                f"{path}: rule {rid!r}: unknown code {row.code!r}: use a 服务禁语 code "
+                f'({", ".join(SERVICE_CODES)}) or declare it under "flags"'
+            )
+        if row.code in SERVICE_CODES and row.role != "agent":
+            raise LexiconError(f"{path}: rule {rid!r}: {row.code} is an agent violation; role must be agent")
+        kw = row.keywords
+        rules.append(
+            CustomRule(
+                id=row.id,
+                code=row.code,
+                description=row.description,
+                severity=row.severity,
+                role=row.role,
+                first=row.position.first if row.position else None,
+                last=row.position.last if row.position else None,
+                any=_compact_all(path, row.id, "keyword", kw.any),
+                all=_compact_all(path, row.id, "keyword", kw.all),
+                none=_compact_all(path, row.id, "keyword", kw.none),
+                examples=tuple(row.examples),
+                example_keys=_compact_all(path, row.id, "example", row.examples),
+                threshold=row.threshold,
+            )
+        )
+    return CustomRules(tuple(rules), data.version, dict(data.flags))
+
+
 @dataclass(frozen=True, slots=True)
 class ConversationRules:
     """Everything the inspection rules read, loaded once; immutable while serving."""
@@ -153,6 +266,7 @@ class ConversationRules:
     profiles: dict[str, QAProfile]
     version: str
     file_versions: dict[str, str]
+    custom_rules: CustomRules = field(default_factory=lambda: CustomRules((), ""))
 
 
 FILES = {
@@ -164,14 +278,18 @@ FILES = {
 }
 
 
+QA_RULES = "qa_rules.json"
+
+
 def load_conversation_rules(lexicon_dir: Path) -> ConversationRules:
     """Load and validate the inspection lexicons and ``qa_profiles/`` under ``lexicon_dir``."""
     lexicon_dir = Path(lexicon_dir)
     entries = {name: read_entries(lexicon_dir / fname, model) for name, (fname, model) in FILES.items()}
     profile_dir = lexicon_dir / "qa_profiles"
     profiles = load_profiles(profile_dir)
+    custom = load_qa_rules(lexicon_dir / QA_RULES)
     digest = hashlib.sha256()
-    paths = [lexicon_dir / f for f, _ in FILES.values()] + sorted(profile_dir.glob("*.json"))
+    paths = [lexicon_dir / f for f, _ in FILES.values()] + sorted(profile_dir.glob("*.json")) + [lexicon_dir / QA_RULES]
     for path in paths:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     resolution = entries["resolution"]
@@ -185,5 +303,7 @@ def load_conversation_rules(lexicon_dir: Path) -> ConversationRules:
         profiles=profiles,
         version=digest.hexdigest()[:12],
         file_versions={f: file_version(lexicon_dir / f) for f, _ in FILES.values()}
-        | {f"qa_profiles/{n}.json": p.version for n, p in profiles.items()},
+        | {f"qa_profiles/{n}.json": p.version for n, p in profiles.items()}
+        | {QA_RULES: custom.version},
+        custom_rules=custom,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from app.conversations.custom_rules import RuleHit
 from app.conversations.findings import (
     ConversationReport,
     CueHit,
@@ -35,6 +36,21 @@ def violation(v: Violation) -> dict:
         "end": v.end,
         "severity": v.severity,
         **v.detail,
+    }
+
+
+def rule_hit(h: RuleHit) -> dict:
+    return {
+        "rule_id": h.rule_id,
+        "code": h.code,
+        "role": h.role,
+        "turn": h.turn,
+        "text": h.text,
+        "start": h.start,
+        "end": h.end,
+        "severity": h.severity,
+        "similarity": h.similarity,
+        "example": h.example,
     }
 
 
@@ -80,6 +96,7 @@ def report(r: ConversationReport) -> dict:
         },
         "violations": [violation(v) for v in r.violations],
         "polite_phrases": [polite(p) for p in r.polite_phrases],
+        "rule_hits": [rule_hit(h) for h in r.rule_hits],
         "customer": {
             "sentiment_start": c.sentiment_start,
             "sentiment_end": c.sentiment_end,

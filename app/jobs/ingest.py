@@ -137,8 +137,14 @@ class _RowMaker:
 
 
 def _conversation_extras(conv: dict) -> dict:
-    """agent_id and the first turn's time, so conversations group by agent and day."""
+    """agent_id (of the first agent turn that names one), channel (the conversation's
+    top-level field, else ``meta.channel``) and the first turn's time, so conversations group
+    by agent, channel and day and the report's QA section has its per-agent/channel tables."""
     out = {}
+    meta = conv.get("meta") if isinstance(conv.get("meta"), dict) else {}
+    channel = conv.get("channel", meta.get("channel"))
+    if channel not in (None, "") and not isinstance(channel, (dict, list)):
+        out["channel"] = channel
     turns = conv.get("turns") if isinstance(conv.get("turns"), list) else []
     for t in turns:
         if isinstance(t, dict) and t.get("agent_id") not in (None, ""):

@@ -3,8 +3,11 @@
 Two halves, so memory stays bounded whatever the number of rows:
 
 - ``Accumulator`` turns scored rows into additive counters: ``counts[(dim, key, metric)]``
-  (dim ``all``, ``g:<column>`` or ``day``) and ``terms[term] = [neg, pos, n_all, example_row]``.
-  A worker fills one per chunk; the store sums them in the chunk's transaction.
+  (dim ``all``, ``g:<column>`` or ``day``; for conversations also ``qa`` and ``qa:<column>``,
+  see :mod:`app.jobs.qa_report`), ``terms[term] = [neg, pos, n_all, example_row]`` and
+  ``examples[(dim, key, code)] = (row_index, json)`` (the lowest row wins, so the example
+  does not depend on how rows were cut into chunks). A worker fills one per chunk; the
+  store sums them in the chunk's transaction.
 - ``build_report`` reads the summed counters from a ``ReportSource`` (the store, or an
   in-memory one in tests) and does the statistics. Only group/day counters are held in
   memory (bounded by the number of groups and days); terms are streamed through a heap.
@@ -15,8 +18,10 @@ Every threshold used is written into the report (``thresholds``), so a reader ca
 from __future__ import annotations
 
 import heapq
+import json
 import math
 import re
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -100,6 +105,27 @@ def parse_day(value: object, *, allow_epoch: bool = False) -> str | None:
 
 
 # --- accumulating --------------------------------------------------------------------
+QA_COLUMNS = ("agent_id", "channel")  # the QA section's per-agent and per-channel tables
+NON_SERVICE_CODES = frozenset({"missing_greeting", "missing_closing", "slow_reply"})
+"""Violation codes counted on their own but not in the violation rate (every other code —
+服务禁语 categories and ``pii_leak`` — is a service violation)."""
+FIRST_RESPONSE_EDGES: tuple[int, ...] = (0, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1800, 3600, 7200)
+"""Lower edges (seconds) of the first-response histogram: bucket i is [edge i, edge i+1), the
+last one [7200, inf). Percentiles are interpolated inside a bucket (docs/jobs.md)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QAFacts:
+    """What the QA section needs from one analysed conversation."""
+
+    score: float
+    grade: str
+    resolution: str
+    first_response_seconds: float | None
+    violations: tuple[tuple[str, int, str], ...] = ()  # (code, turn, example text), in turn order
+    applicable: bool = True  # False: no agent turn (QA judged an unattended conversation)
+
+
 @dataclass(frozen=True, slots=True)
 class RowFacts:
     """What the report needs from one analysed row."""
@@ -108,6 +134,39 @@ class RowFacts:
     causes: tuple[str, ...]
     aspects: tuple[tuple[str, str], ...]
     terms: frozenset[str] = frozenset()
+    qa: QAFacts | None = None  # conversations only
+
+
+def first_response_bucket(seconds: float) -> int:
+    """Index of the histogram bucket holding ``seconds`` (negative counts as 0).
+
+    >>> first_response_bucket(0), first_response_bucket(59.9), first_response_bucket(60), first_response_bucket(1e6)
+    (0, 6, 7, 16)
+    """
+    return max(0, bisect_right(FIRST_RESPONSE_EDGES, seconds) - 1)
+
+
+def bucket_percentile(counts: list[int], q: float) -> float | None:
+    """The ``q`` quantile of values binned by ``FIRST_RESPONSE_EDGES``, linear inside its bucket;
+    in the open last bucket, its lower edge (a floor). None without values.
+
+    >>> bucket_percentile([0, 0, 0, 0, 0, 1], 0.5)  # one value in [30, 45)
+    37.5
+    >>> bucket_percentile([2, 0, 0, 0, 0, 0, 0, 0, 2], 0.5), bucket_percentile([0] * 16 + [3], 0.9)
+    (5.0, 7200)
+    """
+    n = sum(counts)
+    if not n:
+        return None
+    target, seen = q * n, 0
+    for i, c in enumerate(counts):
+        if c and seen + c >= target:
+            lo = FIRST_RESPONSE_EDGES[i]
+            if i + 1 >= len(FIRST_RESPONSE_EDGES):
+                return lo
+            return round(lo + (target - seen) / c * (FIRST_RESPONSE_EDGES[i + 1] - lo), 1)
+        seen += c
+    return FIRST_RESPONSE_EDGES[-1]
 
 
 @dataclass
@@ -116,6 +175,7 @@ class Accumulator:
 
     counts: Counter = field(default_factory=Counter)
     terms: dict[str, list] = field(default_factory=dict)
+    examples: dict[tuple[str, str, str], tuple[int, str]] = field(default_factory=dict)
 
     def add(
         self,
@@ -126,8 +186,13 @@ class Accumulator:
         groups: Mapping[str, str] | None = None,
         day: str | None = None,
         dated: bool = False,
+        qa_groups: Mapping[str, str] | None = None,
+        row_id: str | None = None,
     ) -> None:
-        """Count one row in every scope it belongs to; ``facts`` None means an error row."""
+        """Count one row in every scope it belongs to; ``facts`` None means an error row.
+        ``qa_groups`` (conversations: agent_id, channel) scope the QA counters."""
+        if qa_groups is not None:
+            self._add_qa(row_index, row_id, facts, qa_groups)
         scopes = [("all", "")]
         scopes += [(f"g:{col}", val) for col, val in (groups or {}).items() if val]
         if dated:
@@ -158,6 +223,47 @@ class Accumulator:
             if neg and slot[3] is None:
                 slot[3] = row_index
 
+    def _add_qa(self, row_index: int, row_id: str | None, facts: RowFacts | None, qa_groups: Mapping[str, str]) -> None:
+        """QA counters of one conversation, overall and per agent/channel (values as given)."""
+        scopes = [("qa", ""), *((f"qa:{col}", val) for col, val in qa_groups.items() if val)]
+        qa = facts.qa if facts is not None else None
+        c = self.counts
+        for scope in scopes:
+            c[(*scope, "rows")] += 1
+            if facts is None:
+                c[(*scope, "errors")] += 1
+        if qa is None:
+            return
+        metrics = [
+            "conversations",
+            f"grade:{qa.grade}",
+            f"res:{qa.resolution}",
+            "frt_missing"
+            if qa.first_response_seconds is None
+            else f"frt:{first_response_bucket(qa.first_response_seconds)}",
+        ]
+        if not qa.applicable:
+            metrics.append("unattended")
+        codes = Counter(code for code, _, _ in qa.violations)
+        if any(code not in NON_SERVICE_CODES for code in codes):
+            metrics.append("service_violation")
+        firsts = {}
+        for code, turn, text in qa.violations:
+            firsts.setdefault(code, (turn, text[: DEFAULT_CONFIG.example_chars]))
+        score = round(qa.score * 100)
+        for scope in scopes:
+            for m in metrics:
+                c[(*scope, m)] += 1
+            c[(*scope, "score_centi")] += score
+            for code, n in codes.items():
+                c[(*scope, f"viol:{code}")] += n
+                c[(*scope, f"vconv:{code}")] += 1
+            for code, (turn, text) in firsts.items():
+                key = (*scope, code)
+                if key not in self.examples or row_index < self.examples[key][0]:
+                    data = {"row": row_index + 1, "id": row_id, "turn": turn, "text": text}
+                    self.examples[key] = (row_index, json.dumps(data, ensure_ascii=False))
+
     def merge(self, other: Accumulator) -> None:
         self.counts.update(other.counts)
         for term, (n, p, a, ex) in other.terms.items():
@@ -167,6 +273,9 @@ class Accumulator:
             slot[2] += a
             if ex is not None and (slot[3] is None or ex < slot[3]):
                 slot[3] = ex
+        for key, (row, data) in other.examples.items():
+            if key not in self.examples or row < self.examples[key][0]:
+                self.examples[key] = (row, data)
 
 
 # --- reading back ------------------------------------------------------------------
@@ -176,6 +285,7 @@ class ReportSource(Protocol):
     def term_totals(self) -> tuple[int, int, int]: ...
     def texts(self, rows: list[int]) -> dict[int, tuple[str, str]]: ...
     def error_examples(self, limit: int) -> list[dict]: ...
+    def iter_examples(self) -> Iterable[tuple[str, str, str, int, str]]: ...
 
 
 class MemorySource:
@@ -201,13 +311,29 @@ class MemorySource:
     def error_examples(self, limit):
         return self._errors[:limit]
 
+    def iter_examples(self):
+        return ((d, k, m, row, data) for (d, k, m), (row, data) in self.acc.examples.items())
+
 
 # --- building ----------------------------------------------------------------------
-def build_report(source: ReportSource, plan: Mapping, *, config: ReportConfig = DEFAULT_CONFIG) -> dict:
-    """The whole report from summed counters; ``plan`` names group and date columns."""
+def read_scopes(source: ReportSource) -> dict[tuple[str, str], Counter]:
+    """The summed counters by scope ``(dim, key)``."""
     scopes: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for dim, key, metric, n in source.iter_counts():
         scopes[(dim, key)][metric] += n
+    return scopes
+
+
+def build_report(
+    source: ReportSource,
+    plan: Mapping,
+    *,
+    config: ReportConfig = DEFAULT_CONFIG,
+    scopes: Mapping[tuple[str, str], Counter] | None = None,
+) -> dict:
+    """The whole report from summed counters; ``plan`` names group and date columns."""
+    if scopes is None:
+        scopes = read_scopes(source)
     overall = scopes.get(("all", ""), Counter())
     report = {
         "totals": {"rows": overall["rows"], "analysed": overall["analysed"], "errors": overall["errors"]},
@@ -334,52 +460,81 @@ def complaint_terms(source: ReportSource, cfg: ReportConfig) -> dict:
     return {**method, "negative_word_occurrences": n_neg, "positive_word_occurrences": n_pos, "items": items}
 
 
-def groups_report(scopes: Mapping[tuple[str, str], Counter], columns: Iterable[str], cfg: ReportConfig) -> dict:
-    """Per group column: counts per group, and groups whose negative rate stands out."""
-    out = {
-        "test": "two-proportion z-test, one-sided (group rate > rest of the column), "
+def rate_tests(rates: Mapping[str, tuple[int, int]], cfg: ReportConfig) -> tuple[dict[str, dict], int, float]:
+    """The group test of this report, for any rate: ``rates[group] = (x, n)``; each group's
+    x/n against the rest of the groups' (one-sided two-proportion z-test, H1: above the rest),
+    tested only when the group and the rest each have >= ``group_min_rows``, at alpha
+    ``group_alpha`` Bonferroni-corrected over the groups tested, and flagged only when also
+    ``group_min_difference`` above the rest. Returns (per group, groups tested, alpha per group).
+
+    >>> tests, tested, alpha = rate_tests({"a": (50, 100), "b": (10, 100), "c": (10, 100)}, DEFAULT_CONFIG)
+    >>> tests["a"]["flagged"], tests["b"]["flagged"], tested, round(alpha, 4)
+    (True, False, 3, 0.0167)
+    """
+    total_x = sum(x for x, _ in rates.values())
+    total_n = sum(n for _, n in rates.values())
+    testable = [k for k, (_, n) in rates.items() if n >= cfg.group_min_rows and total_n - n >= cfg.group_min_rows]
+    alpha = cfg.group_alpha / max(1, len(testable))
+    out = {}
+    for key, (x, n) in rates.items():
+        rest_x, rest_n = total_x - x, total_n - n
+        entry = {
+            "x": x,
+            "n": n,
+            "rate": _share(x, n),
+            "rest_x": rest_x,
+            "rest_n": rest_n,
+            "rest_rate": _share(rest_x, rest_n),
+            "z": None,
+            "p_value": None,
+            "flagged": False,
+        }
+        if key in testable:
+            z, p = one_sided_p(x, n, rest_x, rest_n)
+            entry.update(
+                z=round(z, 3),
+                p_value=float(f"{p:.3g}"),
+                flagged=p < alpha and x / n - rest_x / rest_n >= cfg.group_min_difference,
+            )
+        out[key] = entry
+    return out, len(testable), alpha
+
+
+def group_test_rule(cfg: ReportConfig) -> str:
+    return (
+        "two-proportion z-test, one-sided (group rate > rest of the column), "
         f"alpha {cfg.group_alpha} Bonferroni-corrected over the groups tested in the column; "
         f"groups and rests under {cfg.group_min_rows} analysed rows are not tested; "
-        f"a flagged group is also >= {cfg.group_min_difference * 100:g} percentage points above the rest",
-        "columns": [],
-    }
+        f"a flagged group is also >= {cfg.group_min_difference * 100:g} percentage points above the rest"
+    )
+
+
+def groups_report(scopes: Mapping[tuple[str, str], Counter], columns: Iterable[str], cfg: ReportConfig) -> dict:
+    """Per group column: counts per group, and groups whose negative rate stands out."""
+    out = {"test": group_test_rule(cfg), "columns": []}
     for col in columns:
         groups = {key: c for (dim, key), c in scopes.items() if dim == f"g:{col}"}
-        total_n = sum(c["analysed"] for c in groups.values())
-        total_neg = sum(c["sent:negative"] for c in groups.values())
-        testable = [
-            k
-            for k, c in groups.items()
-            if c["analysed"] >= cfg.group_min_rows and total_n - c["analysed"] >= cfg.group_min_rows
-        ]
-        alpha = cfg.group_alpha / max(1, len(testable))
+        tests, tested, alpha = rate_tests({k: (c["sent:negative"], c["analysed"]) for k, c in groups.items()}, cfg)
         rows = []
         for key, c in sorted(groups.items(), key=lambda kv: (-kv[1]["rows"], kv[0])):
-            n, neg = c["analysed"], c["sent:negative"]
-            rest_n, rest_neg = total_n - n, total_neg - neg
-            entry = {
-                "value": key,
-                "rows": c["rows"],
-                "analysed": n,
-                "errors": c["errors"],
-                **_breakdown(c),
-                "rest_negative_rate": _share(rest_neg, rest_n),
-                "z": None,
-                "p_value": None,
-                "flagged": False,
-            }
-            if key in testable:
-                z, p = one_sided_p(neg, n, rest_neg, rest_n)
-                entry.update(
-                    z=round(z, 3),
-                    p_value=float(f"{p:.3g}"),
-                    flagged=p < alpha and neg / n - rest_neg / rest_n >= cfg.group_min_difference,
-                )
-            rows.append(entry)
+            t = tests[key]
+            rows.append(
+                {
+                    "value": key,
+                    "rows": c["rows"],
+                    "analysed": c["analysed"],
+                    "errors": c["errors"],
+                    **_breakdown(c),
+                    "rest_negative_rate": t["rest_rate"],
+                    "z": t["z"],
+                    "p_value": t["p_value"],
+                    "flagged": t["flagged"],
+                }
+            )
         out["columns"].append(
             {
                 "column": col,
-                "groups_tested": len(testable),
+                "groups_tested": tested,
                 "alpha_per_group": alpha,
                 "flagged": [g["value"] for g in rows if g["flagged"]],
                 "groups": rows,

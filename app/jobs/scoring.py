@@ -11,7 +11,8 @@ from typing import Any
 
 from app.conversations import Limits, analyze_conversations, load_conversation_rules
 from app.conversations import present as conversation_present
-from app.jobs.report import Accumulator, RowFacts, parse_day
+from app.jobs.qa_report import qa_columns
+from app.jobs.report import Accumulator, QAFacts, RowFacts, parse_day
 from app.jobs.store import ChunkOutput
 from app.jobs.workfile import WorkRow
 from app.pipeline import present
@@ -30,9 +31,14 @@ class RowContext:
         self.groups: list[str] = list(plan.get("group_columns") or [])
         self.date_column: str | None = plan.get("date_column")
         self.epoch = bool(plan.get("date_epoch"))
+        self.qa_columns = qa_columns(plan)
 
     def group_values(self, extras: Mapping[str, str]) -> dict[str, str]:
         return {g: extras.get(g, "") for g in self.groups}
+
+    def qa_values(self, extras: Mapping[str, str]) -> dict[str, str]:
+        """A conversation's agent_id and channel (empty when absent: left out of those tables)."""
+        return {c: extras.get(c, "") for c in self.qa_columns}
 
     def day(self, extras: Mapping[str, str]) -> str | None:
         if not self.date_column:
@@ -94,7 +100,7 @@ class ConversationScorer:
     def score(self, start_row: int, rows: Sequence[WorkRow], plan: Mapping[str, Any]) -> ChunkOutput:
         convs = [{**r.payload, "id": r.id} for r in rows if r.error is None]
         analysed = iter(analyze_conversations(convs, self.pipeline, self.rules, self.limits))
-        return _collect(start_row, rows, plan, self.versions, lambda: next(analysed), self._body, self._facts)
+        return _collect(start_row, rows, plan, self.versions, lambda: next(analysed), self._body, self._facts, qa=True)
 
     def _body(self, result, versions: dict) -> dict:
         body = conversation_present.report(result)
@@ -111,6 +117,33 @@ class ConversationScorer:
             tuple(c.cause for c in r.root_causes),
             tuple(aspects),
             frozenset(terms),
+            ConversationScorer._qa_facts(r),
+        )
+
+    @staticmethod
+    def _qa_facts(r) -> QAFacts:
+        """Score, grade, resolution, first response and each violation's code, turn and text,
+        with every PII leak of that turn masked (a missing_closing's text is the whole turn:
+        the report never repeats a leaked number)."""
+        leaks: dict[int, list[tuple[str, str]]] = {}
+        for v in r.violations:
+            if v.rule == "pii_leak" and v.detail.get("masked"):
+                leaks.setdefault(v.turn, []).append((v.text, str(v.detail["masked"])))
+
+        def masked(v) -> str:
+            text = v.text
+            for raw, mask in leaks.get(v.turn, ()):
+                text = text.replace(raw, mask)
+            return text
+
+        violations = tuple((v.code, v.turn, masked(v)) for v in sorted(r.violations, key=lambda v: (v.turn, v.start)))
+        return QAFacts(
+            r.qa.score,
+            r.qa.grade,
+            r.resolution.status,
+            r.timing.first_response_seconds,
+            violations,
+            r.qa.applicable,
         )
 
 
@@ -122,8 +155,11 @@ def _collect(
     next_result: Callable[[], Any],
     body_of: Callable,
     facts_of: Callable,
+    *,
+    qa: bool = False,
 ) -> ChunkOutput:
-    """Result rows in input order plus the chunk's report counters."""
+    """Result rows in input order plus the chunk's report counters (``qa``: with the QA
+    counters of conversations)."""
     ctx = RowContext(plan)
     acc = Accumulator()
     out: list[tuple[int, str, int, str]] = []
@@ -149,9 +185,11 @@ def _collect(
             groups=ctx.group_values(extras),
             day=ctx.day(extras),
             dated=ctx.date_column is not None,
+            qa_groups=ctx.qa_values(extras) if qa else None,
+            row_id=rid,
         )
         out.append((index, rid, facts is None, _dumps(body)))
-    return ChunkOutput(out, acc.counts, acc.terms, versions)
+    return ChunkOutput(out, acc.counts, acc.terms, versions, acc.examples)
 
 
 class Scorers:

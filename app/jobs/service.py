@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from app.core.errors import InsufficientStorage
 from app.jobs.ingest import Ingested, InputSpec, ingest_file, ingest_items
+from app.jobs.qa_report import build_chat_report
 from app.jobs.readers import guess_format
 from app.jobs.report import build_report
 from app.jobs.store import JobRecord, JobStore, NewJob, open_store
@@ -210,6 +211,9 @@ class StoreSource:
             out[row] = (work_row.id, _text_of(work_row.payload))
         return out
 
+    def iter_examples(self):
+        return self.store.iter_examples(self.rec.jid)
+
     def error_examples(self, limit: int) -> list[dict]:
         out = []
         for body in self.store.error_rows(self.rec.jid, limit):
@@ -226,7 +230,8 @@ def _text_of(payload: Any) -> str:
 
 
 def summary(store: JobStore, rec: JobRecord) -> dict:
-    """The report of a job (cached once the job is done; partial while it runs)."""
+    """The report of a job (cached once the job is done; partial while it runs); a chat
+    job's adds the ``qa`` section (per agent, per channel, overall)."""
     if rec.status == "done":
         cached = store.get_summary(rec.jid)
         if cached:
@@ -241,7 +246,9 @@ def summary(store: JobStore, rec: JobRecord) -> dict:
         "sentiment_source": "customer's sentiment at the end of the conversation"
         if rec.kind == "conversations"
         else "the review's sentiment",
-        **build_report(StoreSource(store, rec), rec.params.get("plan", {})),
+        **(build_chat_report if rec.kind == "conversations" else build_report)(
+            StoreSource(store, rec), rec.params.get("plan", {})
+        ),
     }
     if rec.status == "done":
         store.put_summary(rec.jid, json.dumps(report, ensure_ascii=False))

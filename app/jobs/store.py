@@ -1,6 +1,6 @@
 """Job state behind a small interface; SQLite (WAL) is the one implementation today.
 
-Tables (schema v1, created/migrated on open; ``schema_version`` records the version):
+Tables (schema v2, created/migrated on open; ``schema_version`` records the version):
 
 - ``jobs``: one row per job: status, done/total/errors, chunk counts, input params (JSON),
   the work-file path, timings and the cached summary.
@@ -8,6 +8,9 @@ Tables (schema v1, created/migrated on open; ``schema_version`` records the vers
   and each chunk's lease: ``pending`` -> ``leased`` (owner, attempts) -> ``done``.
 - ``results``: one row per input row, keyed ``(jid, row_index)``: the compact JSON line.
 - ``report_counts`` / ``report_terms``: the report's counters, summed chunk by chunk.
+- ``report_examples`` (v2): one example per ``(dim, key, metric)`` (a chat report's violation
+  code per agent/channel), the one with the lowest row index kept. A v1 file gains the empty
+  table on open; jobs scored before simply have no examples.
 
 Exactly once: ``commit_chunk`` writes a chunk's results, its counters and the job's
 progress in ONE transaction, and only if the chunk is still leased to the committing
@@ -33,7 +36,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -107,6 +110,7 @@ class ChunkOutput:
     counts: dict[tuple[str, str, str], int]  # (dim, key, metric) -> n
     terms: dict[str, list]  # term -> [neg, pos, n_all, example_row | None]
     model: dict[str, str]
+    examples: dict[tuple[str, str, str], tuple[int, str]] = field(default_factory=dict)  # -> (row, JSON)
 
     @property
     def errors(self) -> int:
@@ -131,6 +135,7 @@ class JobStore(Protocol):
     def iter_counts(self, jid: int) -> Iterator[tuple[str, str, str, int]]: ...
     def iter_terms(self, jid: int) -> Iterator[tuple[str, int, int, int, int | None]]: ...
     def term_totals(self, jid: int) -> tuple[int, int, int]: ...
+    def iter_examples(self, jid: int) -> Iterator[tuple[str, str, str, int, str]]: ...
     def chunk_offset(self, jid: int, row_index: int) -> tuple[int, int] | None: ...
     def error_rows(self, jid: int, limit: int) -> list[str]: ...
     def progress_rate(self, jid: int, window: float = 30.0) -> tuple[int, float] | None: ...
@@ -198,6 +203,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             neg INTEGER NOT NULL, pos INTEGER NOT NULL, n_all INTEGER NOT NULL,
             example_row INTEGER,
             PRIMARY KEY (jid, term)) WITHOUT ROWID""",
+        ],
+    ),
+    (
+        2,
+        [
+            """CREATE TABLE report_examples (
+            jid INTEGER NOT NULL, dim TEXT NOT NULL, key TEXT NOT NULL, metric TEXT NOT NULL,
+            row_index INTEGER NOT NULL, data TEXT NOT NULL,
+            PRIMARY KEY (jid, dim, key, metric)) WITHOUT ROWID""",
         ],
     ),
 ]
@@ -505,6 +519,12 @@ class SQLiteJobStore:
             "  ELSE min(example_row, excluded.example_row) END",
             ((claim.jid, t, *v) for t, v in out.terms.items()),
         )
+        c.executemany(
+            "INSERT INTO report_examples (jid, dim, key, metric, row_index, data) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (jid, dim, key, metric) DO UPDATE SET row_index = excluded.row_index,"
+            " data = excluded.data WHERE excluded.row_index < report_examples.row_index",
+            ((claim.jid, d, k, m, row, data) for (d, k, m), (row, data) in out.examples.items()),
+        )
         c.execute(
             "UPDATE jobs SET done = done + ?, errors = errors + ?, chunks_done = chunks_done + 1,"
             " model = coalesce(model, ?),"
@@ -600,6 +620,11 @@ class SQLiteJobStore:
         ).fetchone()
         return tuple(int(x or 0) for x in row)
 
+    def iter_examples(self, jid: int) -> Iterator[tuple[str, str, str, int, str]]:
+        yield from self._conn.execute(
+            "SELECT dim, key, metric, row_index, data FROM report_examples WHERE jid = ?", (jid,)
+        )
+
     def chunk_offset(self, jid: int, row_index: int) -> tuple[int, int] | None:
         """(start_row, byte_offset) of the chunk holding ``row_index``."""
         return self._conn.execute(
@@ -654,7 +679,7 @@ class SQLiteJobStore:
                     "DELETE FROM results WHERE jid = ? AND row_index >= ? AND row_index < ?", (jid, lo, lo + batch)
                 )
         with self._tx() as c:
-            for table in ("chunks", "report_terms", "report_counts", "jobs"):
+            for table in ("chunks", "report_terms", "report_counts", "report_examples", "jobs"):
                 c.execute(f"DELETE FROM {table} WHERE jid = ?", (jid,))
         self._conn.execute("PRAGMA incremental_vacuum")
 
