@@ -36,8 +36,9 @@ train: install  ## retrain the models from $(DATA) into models/ (new versions, p
 eval: install  ## per-class figures of the served models on a labelled file (EVAL=path)
 	$(BIN)/pingjia eval --data $(or $(EVAL),$(DATA)/aspects_train.jsonl)
 
-bench: install  ## throughput/latency/memory figures against jieba and SnowNLP
+bench: install  ## throughput/latency/memory/start-up against Python jieba and SnowNLP; rjieba vs jieba agreement
 	$(BIN)/python bench/bench_pipeline.py --data $(DATA)
+	$(BIN)/python bench/bench_segmenter.py --data $(DATA)
 
 docker:
 	docker build -t pingjia .

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -60,7 +59,7 @@ def cmd_score(args) -> int:
         output=args.output,
         summary=args.summary,
         spec=spec,
-        workers=max(1, args.workers or os.cpu_count() or 1),
+        workers=max(0, args.workers),
         quiet=args.quiet,
         work_dir=args.work_dir,
     )
@@ -100,6 +99,7 @@ def cmd_train(args) -> int:
     try:
         from training import DEFAULT_DATA, TrainingError  # lazy: see above
         from training.aspects_run import AspectsConfig, train_aspects
+        from training.chat_run import ChatConfig, train_chat
         from training.sentiment_run import SentimentConfig, train_sentiment
     except ModuleNotFoundError as exc:  # the figures need matplotlib, from the train extra
         print(f"pingjia train: {exc}; install the train extra: pip install 'pingjia[train]'", file=sys.stderr)
@@ -107,11 +107,13 @@ def cmd_train(args) -> int:
 
     data = Path(args.data).resolve() if args.data else DEFAULT_DATA
     out = Path(args.out or get_settings().models_dir).resolve()
-    for model in args.only or ["sentiment", "aspects"]:
+    for model in args.only or ["sentiment", "aspects", "chat"]:
         print(f"pingjia train: {model} from {data} into {out}", file=sys.stderr, flush=True)
         try:
             if model == "sentiment":
                 train_sentiment(SentimentConfig(data=data, out=out))
+            elif model == "chat":
+                train_chat(ChatConfig(data=data, out=out, lexicons=get_settings().lexicon_dir))
             else:
                 train_aspects(AspectsConfig(data=data, out=out, corpus=args.corpus))
         except TrainingError as exc:
@@ -157,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoding", default="utf-8", help="input encoding (utf-8, gb18030 ...)")
     p.add_argument("--date-column", help="column giving each row's date (default: detected)")
     p.add_argument("--group-columns", help="comma-separated columns to group by (default: detected)")
-    p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    p.add_argument(
+        "--workers", type=int, default=0, help="processes (default: one for a small input, all cores for a large one)"
+    )
     p.add_argument("--work-dir", help="where the temporary job store goes (default: the system temp dir)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_score)
@@ -173,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", help="folder with reviews_train.csv and aspects_train.jsonl (default: ../shared/data)")
     p.add_argument("--out", help="models folder (default: the service's, PINGJIA_MODELS_DIR)")
-    p.add_argument("--only", action="append", choices=["sentiment", "aspects"], help="train just this model")
+    p.add_argument("--only", action="append", choices=["sentiment", "aspects", "chat"], help="train just this model")
     p.add_argument(
         "--corpus",
         help="aspects: CSV of pos/neg-labelled reviews for the word vectors (default: "

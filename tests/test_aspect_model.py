@@ -87,8 +87,8 @@ def test_batch_is_one_matrix_call_and_matches_single_texts(pipe, model, monkeypa
     texts = ["物流很快，包装完好", "质量太差了，用了两天就坏了", "味道不错，就是分量有点少", "价格实惠，性价比高"]
     singles = [pipe.aspects.score([pipe.make_doc(t)])[0] for t in texts]
     calls = []
-    original = model.linear
-    monkeypatch.setattr(model, "linear", lambda views: calls.append(len(views)) or original(views))
+    original = model.linear_parts
+    monkeypatch.setattr(model, "linear_parts", lambda parts: calls.append(len(parts)) or original(parts))
     batch = model.score([pipe.make_doc(t) for t in texts])
     assert batch == singles
     assert calls[0] == len(texts) and len(calls) <= 2  # documents, then (if needed) all their clauses

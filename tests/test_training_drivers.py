@@ -137,14 +137,16 @@ def test_evaluate_notebook_runs_in_a_kernel_started_in_training(tmp_path):
 
 
 def test_pingjia_train_calls_the_library_in_process(tmp_path, monkeypatch):
-    from training import aspects_run, sentiment_run
+    from training import aspects_run, chat_run, sentiment_run
 
     seen = []
     monkeypatch.setattr(sentiment_run, "train_sentiment", lambda config: seen.append(config))
     monkeypatch.setattr(aspects_run, "train_aspects", lambda config: seen.append(config))
+    monkeypatch.setattr(chat_run, "train_chat", lambda config: seen.append(config))
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--data", "d", "--out", "m", "--corpus", "none"]) == 0
-    sentiment, aspects = seen
+    sentiment, aspects, chat = seen
+    assert isinstance(chat, chat_run.ChatConfig) and chat.out == (tmp_path / "m").resolve()
     assert isinstance(sentiment, sentiment_run.SentimentConfig) and isinstance(aspects, aspects_run.AspectsConfig)
     assert sentiment.data == aspects.data == (tmp_path / "d").resolve()
     assert sentiment.out == aspects.out == (tmp_path / "m").resolve()

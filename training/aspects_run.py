@@ -160,6 +160,7 @@ class AspectsTraining:
             corpus=self.corpus,
         )
         self.train_seconds = time.perf_counter() - t
+        self.state["segmenter"] = self.pipeline.segmenter.name  # serving warns on another one
         self.model = AM.AspectModel(self.state, "candidate")
         print(f"  trained in {self.train_seconds:.1f}s; {len(self.model.featurizer.vocab)} n-gram features")
         pairs = list(zip(PAIR_CODES, self.state["threshold"], self.state["lexicon_union"]))
@@ -211,6 +212,7 @@ class AspectsTraining:
                 "domains": {d: sum(r.domain == d for r in self.rows) for d in sorted({r.domain for r in self.rows})},
             },
             "lexicon_version": self.pipeline.lexicon.version,
+            "segmenter": self.pipeline.segmenter.name,
             "corpus": self.corpus_info,
             "cv": {
                 "folds": cfg.folds,
@@ -229,7 +231,7 @@ class AspectsTraining:
             "training_seconds": round(self.train_seconds, 1),
             "packages": {
                 "python": platform.python_version(),
-                **package_versions(("scikit-learn", "numpy", "scipy", "skops", "jieba", "OpenCC")),
+                **package_versions(("scikit-learn", "numpy", "scipy", "skops", "rjieba", "jieba", "OpenCC")),
             },
         }
 

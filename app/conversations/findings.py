@@ -125,8 +125,9 @@ class CustomerReport:
 @dataclass(frozen=True, slots=True)
 class Resolution:
     status: str
-    source: str | None  # "customer", "agent" or None when unknown
+    source: str | None  # "model", or the cue's speaker "customer"/"agent" (no chat model), None: unknown
     evidence: tuple[Evidence, ...]
+    probabilities: dict[str, float] | None = None  # the chat model's, when it decided
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,7 @@ class TurnReport:
     role: str
     analysis: Analysis
     emotion: TurnEmotion | None
+    satisfaction: tuple[str, dict[str, float]] | None = None  # customer turns, with a chat model
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from app.conversations.custom_rules import DEFAULT_THRESHOLD, SERVICE_CODES, Cus
 from app.conversations.profiles import QAProfile
 from app.conversations.text import Entry, PhraseIndex, compact
 from app.core.taxonomy import (
+    AGENT_CUE_KINDS,
     CUE_EMOTIONS,
     CUE_RESOLUTION_STATUSES,
     ESCALATION_KINDS,
@@ -66,6 +67,12 @@ class ResolutionRow(_Row):
     phrase: str = Field(min_length=1)
     status: Literal[*CUE_RESOLUTION_STATUSES]  # type: ignore[valid-type]
     speaker: Literal["customer", "agent"]
+    exceptions: str = ""
+
+
+class AgentCueRow(_Row):
+    phrase: str = Field(min_length=1)
+    cue: Literal[*AGENT_CUE_KINDS]  # type: ignore[valid-type]
     exceptions: str = ""
 
 
@@ -263,6 +270,8 @@ class ConversationRules:
     resolution_customer: PhraseIndex
     resolution_agent: PhraseIndex
     emotion: PhraseIndex
+    agent_cues: PhraseIndex  # features of the trained violation model, never violations
+    forbidden_exceptions: tuple[Entry, ...]  # forbidden phrases with exception contexts
     profiles: dict[str, QAProfile]
     version: str
     file_versions: dict[str, str]
@@ -275,6 +284,7 @@ FILES = {
     "escalation": ("escalation_cues.csv", EscalationRow),
     "resolution": ("resolution_cues.csv", ResolutionRow),
     "emotion": ("emotion_cues.csv", EmotionRow),
+    "agent_cues": ("agent_cues.csv", AgentCueRow),
 }
 
 
@@ -300,6 +310,8 @@ def load_conversation_rules(lexicon_dir: Path) -> ConversationRules:
         resolution_customer=PhraseIndex(e for e in resolution if e.row.speaker == "customer"),
         resolution_agent=PhraseIndex(e for e in resolution if e.row.speaker == "agent"),
         emotion=PhraseIndex(entries["emotion"]),
+        agent_cues=PhraseIndex(entries["agent_cues"]),
+        forbidden_exceptions=tuple(e for e in entries["forbidden"] if e.exceptions),
         profiles=profiles,
         version=digest.hexdigest()[:12],
         file_versions={f: file_version(lexicon_dir / f) for f, _ in FILES.values()}

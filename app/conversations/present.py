@@ -18,7 +18,7 @@ from app.conversations.findings import (
     TurnEmotion,
     Violation,
 )
-from app.core.taxonomy import EMOTIONS_ZH
+from app.core.taxonomy import EMOTIONS_ZH, SATISFACTION_ZH
 from app.pipeline import present as review
 from app.pipeline.findings import ItemError
 
@@ -73,6 +73,10 @@ def emotion(e: TurnEmotion) -> dict:
     }
 
 
+def satisfaction(label: str, probabilities: dict[str, float]) -> dict:
+    return {"label": label, "label_zh": SATISFACTION_ZH[label], "probabilities": probabilities}
+
+
 def pii_shared(f: PiiFinding) -> dict:
     return {"turn": f.turn, "pii_type": f.pii_type, "start": f.start, "end": f.end, "masked": f.masked}
 
@@ -110,6 +114,7 @@ def report(r: ConversationReport) -> dict:
             "status": r.resolution.status,
             "source": r.resolution.source,
             "evidence": [evidence(e) for e in r.resolution.evidence],
+            **({"probabilities": r.resolution.probabilities} if r.resolution.probabilities else {}),
         },
         "root_causes": [
             {"cause": x.cause, "score": x.score, "evidence": [evidence(e) for e in x.evidence]} for x in r.root_causes
@@ -143,6 +148,7 @@ def report(r: ConversationReport) -> dict:
                 "keywords": [review.keyword(h) for h in x.analysis.keywords],
                 "aspects": [review.aspect(a) for a in x.analysis.aspects],
                 "emotion": x.emotion.emotion if x.emotion else None,
+                **({"satisfaction": satisfaction(*x.satisfaction)} if x.satisfaction else {}),
             }
             for x in r.turns
         ],

@@ -49,9 +49,11 @@ class Weights(_Strict):
 
 
 class ResponsivenessRules(_Strict):
-    slow_reply_penalty: float = Field(15, ge=0, le=100, description="per reply slower than the threshold")
-    very_slow_factor: float = Field(3, ge=1, description="a reply over threshold x this is very slow")
-    very_slow_penalty: float = Field(10, ge=0, le=100, description="extra, per very slow reply")
+    slow_penalty_per_minute: float = Field(
+        10, ge=0, le=100, description="per minute a reply came later than the threshold (in proportion)"
+    )
+    slow_reply_cap: float = Field(25, ge=0, le=100, description="at most this per slow reply")
+    very_slow_factor: float = Field(3, ge=1, description="a reply over threshold x this is very slow (severity)")
     unanswered_penalty: float = Field(30, ge=0, le=100, description="the customer's last request got no reply")
     unmeasured_score: float = Field(80, ge=0, le=100, description="score when no reply could be timed")
     customer_complaint_penalty: float = Field(10, ge=0, le=100, description="customer complains of slowness")
@@ -79,11 +81,19 @@ class ResolutionRules(_Strict):
 class CompetenceRules(_Strict):
     base: float = Field(85, ge=0, le=100)
     forbidden_penalty: Points = Points(low=5, medium=10, high=20)
-    forbidden_categories: tuple[Category, ...] = ("false_promise", "dismissive", "policy")
+    forbidden_categories: tuple[Category, ...] = ("over_promise", "dismissive", "off_platform")
     resolved_bonus: float = Field(10, ge=0, le=100)
     repeated_demand_penalty: float = Field(10, ge=0, le=100, description="customer had to ask again and again")
     customer_complaint_penalty: float = Field(15, ge=0, le=100)
     customer_praise_bonus: float = Field(10, ge=0, le=100)
+
+
+class Caps(_Strict):
+    """Hard limits an inspector applies whatever the points say (CHAT_ANNOTATION.md)."""
+
+    severe_codes: tuple[str, ...] = ("rude", "off_platform", "pii_leak")
+    severe_max: float = Field(79, ge=0, le=100, description="one severe violation: at most 合格")
+    left_waiting_max: float = Field(89, ge=0, le=100, description="the agent's last word was 请稍等: never 优秀")
 
 
 class QAProfile(_Strict):
@@ -98,6 +108,8 @@ class QAProfile(_Strict):
     attitude: AttitudeRules = AttitudeRules()
     resolution: ResolutionRules = ResolutionRules()
     competence: CompetenceRules = CompetenceRules()
+    caps: Caps = Caps()
+    fitted: dict | None = Field(None, description="how the constants were fitted (written by training)")
 
     def deduction(self, rule: str, severity: str) -> float:
         points = self.deductions.get(rule)

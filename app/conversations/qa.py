@@ -95,16 +95,13 @@ def responsiveness(x: QAInput, p: QAProfile) -> Dimension:
     )
     for v in x.violations:
         if v.rule == "slow_reply":
+            late = (v.detail["seconds"] - v.detail["threshold_seconds"]) / 60
             tally.move(
-                -r.slow_reply_penalty,
+                -round(min(r.slow_penalty_per_minute * late, r.slow_reply_cap), 1),
                 f"slow reply: {v.detail['seconds']:g} s > {v.detail['threshold_seconds']:g} s",
                 "slow_reply",
                 v.turn,
             )
-            if v.detail["seconds"] > v.detail["threshold_seconds"] * r.very_slow_factor:
-                tally.move(
-                    -r.very_slow_penalty, f"very slow: over {r.very_slow_factor:g}x the threshold", "slow_reply", v.turn
-                )
     if x.timing.unanswered_turn is not None and _open_request(x):
         tally.move(
             -r.unanswered_penalty,
@@ -203,9 +200,36 @@ def score(x: QAInput, profile: QAProfile) -> QAResult:
         if profile.deduction(v.rule, v.severity)
     )
     total = round(min(max(weighted - sum(d.points for d in deductions), 0.0), 100.0), 1)
-    grade, grade_zh = grade_for(total)
     applicable = any(t.role == "agent" for t in x.turns)
-    notes = () if applicable else ("no agent turn: the score judges an unattended conversation",)
+    notes = [] if applicable else ["no agent turn: the score judges an unattended conversation"]
+    for limit, why in _caps(x, profile):
+        if total > limit:
+            total = limit
+            notes.append(f"capped at {limit:g}: {why}")
+    grade, grade_zh = grade_for(total)
     return QAResult(
-        total, grade, grade_zh, profile.name, round(weighted, 2), weights, dims, deductions, applicable, notes
+        total, grade, grade_zh, profile.name, round(weighted, 2), weights, dims, deductions, applicable, tuple(notes)
     )
+
+
+def _caps(x: QAInput, profile: QAProfile) -> list[tuple[float, str]]:
+    """The grade caps that apply: a severe violation (at most 合格), an agent who left the
+    customer waiting (请稍等 as the last word, never 优秀)."""
+    caps = profile.caps
+    out = []
+    severe = sorted({v.code for v in x.violations if v.code in caps.severe_codes})
+    if severe:
+        out.append((caps.severe_max, "severe violation " + ", ".join(severe)))
+    if left_waiting(x):
+        out.append((caps.left_waiting_max, "the agent's last word asked the customer to wait and never came back"))
+    return out
+
+
+def left_waiting(x: QAInput) -> bool:
+    """The last agent turn is a 请稍等-style waiting phrase and nothing the agent said follows."""
+    agent = [t.index for t in x.turns if t.role == "agent"]
+    if not agent:
+        return False
+    last = agent[-1]
+    waiting = any(p.turn == last and p.kind == "waiting" for p in x.polite)
+    return waiting and not any(t.role in ("agent", "bot") and t.index > last for t in x.turns)

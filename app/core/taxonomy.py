@@ -94,9 +94,39 @@ VIOLATION_RULES: tuple[str, ...] = ("forbidden_phrase", "pii_leak", "missing_gre
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
 """Severity of a violation, lowest first; a profile gives points per severity."""
 
-FORBIDDEN_CATEGORIES: tuple[str, ...] = ("blame_shifting", "dismissive", "rude", "impatient", "false_promise", "policy")
-"""Categories of ``forbidden_phrases.csv``; the QA profiles choose which ones cost attitude
-and which competence points."""
+SERVICE_CODE_NAMES_ZH: dict[str, str] = {
+    "blame_shifting": "推诿",
+    "dismissive": "敷衍",
+    "impatient": "不耐烦",
+    "challenging": "反问质疑",
+    "rude": "辱骂讽刺",
+    "over_promise": "过度承诺",
+    "off_platform": "引导站外",
+}
+"""The 服务禁语 an agent must avoid (CHAT_ANNOTATION.md), besides leaking private data."""
+
+SERVICE_CODE_SEVERITY: dict[str, str] = {
+    "blame_shifting": "medium",
+    "dismissive": "medium",
+    "impatient": "medium",
+    "challenging": "medium",
+    "rude": "high",
+    "over_promise": "medium",
+    "off_platform": "high",
+}
+"""Severity of a 服务禁语 the model finds (a phrase-list hit carries its own row's severity)."""
+
+FORBIDDEN_CATEGORIES: tuple[str, ...] = tuple(SERVICE_CODE_NAMES_ZH)
+"""Categories of ``forbidden_phrases.csv`` and of the trained violation model (a
+``forbidden_phrase`` violation's ``category``); the QA profiles choose which ones cost
+attitude and which competence points."""
+
+VIOLATION_CODES: tuple[str, ...] = (*FORBIDDEN_CATEGORIES, "pii_leak")
+"""The codes an inspector labels on an agent turn (the chat model's classes plus the PII rule)."""
+
+AGENT_CUE_KINDS: tuple[str, ...] = (*FORBIDDEN_CATEGORIES, "action", "reason", "alternative", "empathy")
+"""Kinds of ``agent_cues.csv``: a lean towards a 服务禁语 code, or towards an acceptable reply."""
+"""The codes an inspector labels on an agent turn (the chat model's classes plus the PII rule)."""
 
 PII_TYPES: tuple[str, ...] = ("phone", "id_card", "bank_card", "address")
 
@@ -120,6 +150,10 @@ CUE_EMOTIONS: tuple[str, ...] = ("anger", "anxiety", "disappointment", "satisfac
 
 EMOTIONS: tuple[str, ...] = (*CUE_EMOTIONS, "neutral")
 """A customer turn's emotion: a cue emotion, or neutral when neither cues nor sentiment say more."""
+
+SATISFACTION_ZH: dict[str, str] = {"dissatisfied": "不满意", "neutral": "一般", "satisfied": "满意"}
+"""A customer turn's satisfaction at that point (CHAT_ANNOTATION.md), worst first."""
+SATISFACTION_LEVELS: tuple[str, ...] = tuple(SATISFACTION_ZH)
 
 EMOTIONS_ZH: dict[str, str] = {
     "anger": "愤怒",

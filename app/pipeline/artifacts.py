@@ -12,6 +12,12 @@ Each kind names, in a module-level constant, the non-default types its artifacts
 skops already trusts builtins, numpy, scipy and scikit-learn types. Anything else found in a
 file stops the load with :class:`ArtifactError` instead of being trusted blindly.
 
+Data-only artifacts (the served models: dicts, lists, JSON values and numpy arrays) are read
+by :func:`read_data_only` with the standard library and numpy (``allow_pickle=False``): nothing
+is imported or instantiated from the file, and serving never imports skops or scikit-learn,
+which would cost a second and a half and 100 MB at start-up. Anything else in a file goes
+through skops and its trusted-types check.
+
 ``metrics.json`` carries ``format`` (this module's layout version) and ``kind``; an artifact
 written by an incompatible version is refused with a message saying so, and a file whose
 sha256 differs from the one recorded at save time is reported as corrupt.
@@ -25,6 +31,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
@@ -35,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import skops.io as sio
 
 FORMAT = 1
 """Layout version written to and required in ``metrics.json``."""
@@ -184,8 +190,8 @@ def save_artifact(
     tmp.chmod(0o755)  # mkdtemp makes it private; artifacts are meant to be read by the service
     try:
         model_path = tmp / MODEL_FILE
-        sio.dump(model_obj, model_path, compression=zipfile.ZIP_DEFLATED)
-        untrusted = set(sio.get_untrusted_types(file=model_path)) - set(trusted_types(kind))
+        _skops().dump(model_obj, model_path, compression=zipfile.ZIP_DEFLATED)
+        untrusted = set(_skops().get_untrusted_types(file=model_path)) - set(trusted_types(kind))
         if untrusted:
             raise ArtifactError(
                 f"refusing to save a {kind} artifact holding types not in its trusted "
@@ -270,6 +276,13 @@ def load_artifact(models_dir: Path, kind: str, version: str | None = None) -> tu
     if expected and _sha256(path) != expected:
         raise ArtifactError(f"model file {path} is corrupt: its sha256 differs from the one in {METRICS_FILE}")
     try:
+        obj = read_data_only(path)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"model file {path} is corrupt or not a skops file ({type(exc).__name__}: {exc})") from None
+    if obj is not _NOT_DATA_ONLY:
+        return obj, metrics, version
+    sio = _skops()
+    try:
         found = sio.get_untrusted_types(file=path)
     except Exception as exc:
         raise ArtifactError(f"model file {path} is corrupt or not a skops file ({type(exc).__name__}: {exc})") from None
@@ -284,6 +297,51 @@ def load_artifact(models_dir: Path, kind: str, version: str | None = None) -> tu
     except Exception as exc:
         raise ArtifactError(f"model file {path} could not be loaded ({type(exc).__name__}: {exc})") from None
     return obj, metrics, version
+
+
+def _skops():
+    """skops.io, imported when first needed (it imports scikit-learn: see the module docstring)."""
+    import skops.io  # noqa: PLC0415 - deliberately lazy
+
+    return skops.io
+
+
+_NOT_DATA_ONLY = object()
+
+
+def read_data_only(path: Path) -> Any:
+    """The object in a skops file made only of dicts with string keys, lists, JSON values and
+    numpy arrays of numbers (the served models' states), read without skops; ``_NOT_DATA_ONLY``
+    when the file holds anything else. Arrays are read with ``allow_pickle=False``."""
+    with zipfile.ZipFile(path) as z:
+        schema = json.loads(z.read("schema.json"))
+
+        def node(n: Any) -> Any:
+            loader, cls, module = n.get("__loader__"), n.get("__class__"), n.get("__module__")
+            if loader == "JsonNode" and n.get("is_json") and module == "builtins":
+                return json.loads(n["content"])
+            if loader == "NdArrayNode" and n.get("type") == "numpy" and (cls, module) == ("ndarray", "numpy"):
+                arr = np.load(io.BytesIO(z.read(n["file"])), allow_pickle=False)
+                if arr.dtype.hasobject:
+                    raise _NotDataOnly
+                return arr
+            if loader == "ListNode" and (cls, module) == ("list", "builtins"):
+                return [node(v) for v in n["content"]]
+            if loader == "DictNode" and (cls, module) == ("dict", "builtins"):
+                keys = n.get("key_types", {}).get("content", [])
+                if any((k.get("__class__"), k.get("__module__")) != ("str", "builtins") for k in keys):
+                    raise _NotDataOnly
+                return {k: node(v) for k, v in n["content"].items()}
+            raise _NotDataOnly
+
+        try:
+            return node(schema)
+        except _NotDataOnly:
+            return _NOT_DATA_ONLY
+
+
+class _NotDataOnly(Exception):
+    pass
 
 
 def encode_strings(items) -> np.ndarray:

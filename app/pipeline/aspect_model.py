@@ -42,6 +42,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,7 +50,9 @@ import scipy.sparse as sp
 from app.core.taxonomy import ASPECTS, KEYWORD_DIMENSIONS, N_PAIRS, PAIR_CODES, PAIRS, POLARITIES
 from app.pipeline.artifacts import ArtifactError, check_state, decode_strings, is_configured, load_artifact
 from app.pipeline.aspects import AspectScorer, LexiconAspectScorer, clause_evidence
+from app.pipeline.features import WORD, FeatureSpace, add_product, counts_by_row
 from app.pipeline.findings import AspectFinding, Doc, KeywordHit
+from app.pipeline.segment import LEGACY_SEGMENTER
 from app.pipeline.sparse import sparse_counts
 from app.pipeline.word_vectors import STATE_KEYS as CORPUS_KEYS
 from app.pipeline.word_vectors import CorpusWords
@@ -69,13 +72,14 @@ POLARITY_SCORES = slice(PRESENCE_SCORES.stop, PRESENCE_SCORES.stop + len(ASPECTS
 N_LINEAR = POLARITY_SCORES.stop
 """How many linear models the artifact holds (``coef`` rows)."""
 
-_WORD = "\x02"
+_WORD = WORD
 LEX_FEATURES: tuple[str, ...] = tuple(
     [f"{k}:{d}:{p}" for d in KEYWORD_DIMENSIONS for p in POLARITIES for k in ("w", "n", "neg")]
     + [f"t:{d}" for d in ASPECTS]
     + ["len", "clauses"]
 )
 _LEX_INDEX = {name: i for i, name in enumerate(LEX_FEATURES)}
+_LEX_LEN, _LEX_CLAUSES = _LEX_INDEX["len"], _LEX_INDEX["clauses"]
 
 
 # ---------------------------------------------------------------- features
@@ -139,6 +143,87 @@ def lex_vector(view: View, targets: dict[str, str]) -> np.ndarray:
     v[_LEX_INDEX["len"]] = math.log1p(len(view.text)) / 5
     v[_LEX_INDEX["clauses"]] = math.log1p(view.n_clauses) / 2
     return v
+
+
+class Part(NamedTuple):
+    """A document or one clause of it as the served model reads it from the feature pass:
+    feature ids (char n-grams and words) in the pipeline's FeatureSpace, the word ids, the
+    words as segmented (aspect targets are matched on these), the lexicon hits, the length of
+    its text and how many clauses it has. The same features as :class:`View`, without strings."""
+
+    ids: list[int]
+    word_ids: list[int]
+    words: list[str]
+    hits: Sequence[KeywordHit]
+    length: int
+    n_clauses: int
+
+
+_HIT_COLUMNS = {
+    (d, p): (_LEX_INDEX[f"w:{d}:{p}"], _LEX_INDEX[f"n:{d}:{p}"], _LEX_INDEX[f"neg:{d}:{p}"])
+    for d in KEYWORD_DIMENSIONS
+    for p in POLARITIES
+}
+
+
+def target_columns(targets: dict[str, str]) -> dict[str, int]:
+    """Aspect target word -> its column of the lexicon block."""
+    return {w: _LEX_INDEX[f"t:{d}"] for w, d in targets.items()}
+
+
+def lex_matrix(parts: Sequence[Part], target_cols: dict[str, int]) -> np.ndarray:
+    """:func:`lex_vector` of every part, as rows of one (n, LEX_FEATURES) array (the same sums,
+    added in the same order, kept sparse until the end)."""
+    out = np.zeros((len(parts), len(LEX_FEATURES)), dtype=np.float64)
+    rows, cols, vals = [], [], []
+    get = target_cols.get
+    for i, (_ids, _word_ids, words, hits, _length, _n) in enumerate(parts):
+        v: dict[int, float] = {}
+        for h in hits:
+            if (hc := _HIT_COLUMNS.get((h.dimension, h.polarity))) is not None:
+                v[hc[0]] = v.get(hc[0], 0.0) + h.weight
+                v[hc[1]] = v.get(hc[1], 0.0) + 1
+                v[hc[2]] = v.get(hc[2], 0.0) + h.negated
+        for c in map(get, words):
+            if c is not None:
+                v[c] = v.get(c, 0.0) + 1
+        if v:
+            rows += [i] * len(v)
+            cols += v.keys()
+            vals += v.values()
+    out[rows, cols] = vals
+    out[:, _LEX_LEN] = [math.log1p(p[4]) / 5 for p in parts]
+    out[:, _LEX_CLAUSES] = [math.log1p(p[5]) / 2 for p in parts]
+    return out
+
+
+def doc_parts(docs: Sequence[Doc], space: FeatureSpace) -> list[Part]:
+    """Each document whole, from its feature pass."""
+    space.encode([d.features for d in docs])
+    out = []
+    for d in docs:
+        f = d.features
+        enc = f.encoded(space)
+        out.append(Part(enc.chars + enc.words, enc.words, f.raw_words, d.hits, len(d.text), len(d.clauses)))
+    return out
+
+
+def clause_parts(doc: Doc, space: FeatureSpace) -> list[Part]:
+    """Each clause alone, as slices of the document's feature pass (no clause is re-featurised:
+    :meth:`DocFeatures.clause`); the same features as :func:`clause_views`."""
+    f = doc.features
+    enc = f.encoded(space)
+    hits: list[list[KeywordHit]] = [[] for _ in doc.clauses]
+    for h in doc.hits:
+        if 0 <= h.clause < len(hits):
+            hits[h.clause].append(h)
+    out = []
+    for i, (a, b) in enumerate(doc.clauses):
+        chars = f.clause(a, b, enc.chars) if f.exact else space.char_ids(f.clause(a, b))
+        lo, hi = f.clause_words(a, b)
+        word_ids = enc.words[lo:hi]
+        out.append(Part(chars + word_ids, word_ids, f.raw_words[lo:hi], hits[i], b - a, 1))
+    return out
 
 
 class Featurizer:
@@ -259,16 +344,19 @@ class AspectModel:
         self._check(state)
         self._state = state
         self.version = version
+        self.segmenter = str(state.get("segmenter", LEGACY_SEGMENTER))
         vocab = decode_strings(state["vocab"])
+        self._n_vocab = len(vocab)
+        self._idf = np.asarray(state["idf"], dtype=np.float64)
+        self._is_word = np.array([f.startswith(_WORD) for f in vocab], dtype=bool)
+        self.targets = json.loads(str(state["targets"]))
+        self._target_cols = target_columns(self.targets)
+        self.lex_scale = float(state["lex_scale"])
         corpus = CorpusWords.from_state(state, "corpus_")
-        self.featurizer = Featurizer(
-            vocab,
-            state["idf"],
-            json.loads(str(state["targets"])),
-            float(state["lex_scale"]),
-            corpus if corpus.vocab else None,
-            float(state["corpus_scale"]),
-        )
+        self.corpus = corpus if corpus.vocab else None
+        self.corpus_scale = float(state["corpus_scale"])
+        self._featurizer: Featurizer | None = None
+        self._bound: tuple[FeatureSpace, np.ndarray, np.ndarray] | None = None
         self._w = np.ascontiguousarray(np.asarray(state["coef"], dtype=np.float32).T)
         self._b = np.asarray(state["intercept"], dtype=np.float64)
         self.platt_a = np.asarray(state["platt_a"], dtype=np.float64)
@@ -302,11 +390,85 @@ class AspectModel:
     def state(self) -> dict:
         return self._state
 
+    @property
+    def featurizer(self) -> Featurizer:
+        """The string-based featurizer of :class:`View` s (training, reference checks); serving
+        reads the feature pass instead (:meth:`linear_parts`)."""
+        if self._featurizer is None:
+            self._featurizer = Featurizer(
+                decode_strings(self._state["vocab"]),
+                self._idf,
+                self.targets,
+                self.lex_scale,
+                self.corpus,
+                self.corpus_scale,
+            )
+        return self._featurizer
+
+    def feature_vocabularies(self) -> list[list[str]]:
+        """The n-gram vocabulary and the corpus block's words (as word features), for a shared
+        FeatureSpace."""
+        corpus = [_WORD + w for w in self.corpus.vocab] if self.corpus is not None else []
+        return [decode_strings(self._state["vocab"]), corpus]
+
+    def bind(self, space: FeatureSpace, slot: int) -> None:
+        """Read features through ``space``, where this model's vocabularies are numbers ``slot``
+        and ``slot + 1``."""
+        self._bound = (space, space.columns(slot), space.columns(slot + 1))
+
+    def _binding(self) -> tuple[FeatureSpace, np.ndarray, np.ndarray]:
+        if self._bound is None:  # used on its own (training, tests): a space of its own
+            self.bind(FeatureSpace(self.feature_vocabularies()), 0)
+        return self._bound
+
     def linear(self, views: Sequence[View]) -> np.ndarray:
         """(n, N_LINEAR) linear scores for a batch of views: one sparse product."""
         if not views:
             return np.zeros((0, N_LINEAR))
         return np.asarray(self.featurizer.transform(views) @ self._w) + self._b
+
+    def linear_parts(self, parts: Sequence[Part]) -> np.ndarray:
+        """(n, N_LINEAR) linear scores of parts read from the feature pass: the same numbers as
+        :meth:`linear` on the equivalent views (the same entries summed in the same order),
+        computed with numpy gathers instead of scipy matrices, whose per-call checks would cost
+        more than the maths for one text."""
+        n = len(parts)
+        if not n:
+            return np.zeros((0, N_LINEAR))
+        _, ngram_cols, corpus_cols = self._binding()
+        width = self._n_vocab
+        _, rows, cols, counts = counts_by_row([p.ids for p in parts], ngram_cols, width)
+        x = (1 + np.log(counts)) * self._idf[cols]
+        group = rows * 2 + self._is_word[cols]
+        norms = np.sqrt(np.bincount(group, weights=x * x, minlength=2 * n))[group]
+        x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0).astype(np.float32)
+        lin = np.zeros((n, N_LINEAR), dtype=np.float32)
+        add_product(lin, rows, cols, x, self._w[:width])
+        lex = (lex_matrix(parts, self._target_cols) * self.lex_scale).astype(np.float32)
+        lr, lc = np.nonzero(lex)
+        add_product(lin, lr, lc, lex[lr, lc], self._w[width : width + len(LEX_FEATURES)])
+        if self.corpus is not None:
+            dense = self._corpus_block([p.word_ids for p in parts], corpus_cols) * self.corpus_scale
+            dense = dense.astype(np.float32)
+            cr, cc = np.nonzero(dense)
+            add_product(lin, cr, cc, dense[cr, cc], self._w[width + len(LEX_FEATURES) :])
+        return lin.astype(np.float64) + self._b
+
+    def _corpus_block(self, word_ids: Sequence[list[int]], columns: np.ndarray) -> np.ndarray:
+        """:meth:`CorpusWords.transform` from word ids of the feature pass."""
+        c = self.corpus
+        n, rows, cols, counts = counts_by_row(word_ids, columns, len(c.vocab))
+        x = (1 + np.log(counts)) * c.idf[cols]
+        norms = np.sqrt(np.bincount(rows, weights=x * x, minlength=n))[rows]
+        x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0).astype(np.float32)
+        z = np.zeros(n, dtype=np.float32)
+        add_product(z, rows, cols, x, c.polarity)
+        z = np.tanh(z + c.intercept)
+        v = np.zeros((n, c.vectors.shape[1]), dtype=np.float32)
+        add_product(v, rows, cols, x, c.vectors)
+        vn = np.linalg.norm(v, axis=1, keepdims=True)
+        v = np.divide(v, vn, out=np.zeros_like(v), where=vn > 0)
+        return np.hstack([z.reshape(-1, 1), v]).astype(np.float32)
 
     def probabilities(self, views: Sequence[View]) -> np.ndarray:
         """(n, N_PAIRS) calibrated probability of each pair, in PAIRS order."""
@@ -319,7 +481,10 @@ class AspectModel:
 
     def score(self, docs: Sequence[Doc]) -> list[tuple[AspectFinding, ...]]:
         """Asserted pairs per document, best first, each with its evidence clauses."""
-        probs = self.probabilities([doc_view(d) for d in docs])
+        if not docs:
+            return []
+        space = self._binding()[0]
+        probs = platt(combine(self.linear_parts(doc_parts(docs, space))), self.platt_a, self.platt_c)
         decided = self.decide(probs, docs)
         hit_clauses = [{j: _hit_clauses(d, j) for j in np.flatnonzero(decided[i])} for i, d in enumerate(docs)]
         need = [i for i, hc in enumerate(hit_clauses) if len(docs[i].clauses) > 1 and any(not c for c in hc.values())]
@@ -340,9 +505,10 @@ class AspectModel:
 
     def clause_scores(self, docs: Sequence[Doc]) -> list[np.ndarray]:
         """Per document, (n_clauses, N_PAIRS) raw pair scores of each clause on its own: the
-        clause that scores highest for a pair is the one that carried it. One matrix product."""
-        views = [v for d in docs for v in clause_views(d)]
-        raw = combine(self.linear(views))
+        clause that scores highest for a pair is the one that carried it. One matrix product
+        over slices of each document's feature pass."""
+        space = self._binding()[0]
+        raw = combine(self.linear_parts([p for d in docs for p in clause_parts(d, space)]))
         out, k = [], 0
         for d in docs:
             out.append(raw[k : k + len(d.clauses)])

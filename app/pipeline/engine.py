@@ -6,7 +6,8 @@ evaluation and the tests all call ``Pipeline.analyze_batch``; ``analyze`` is a b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from app.core.errors import EmptyText, InvalidInput, PingjiaError
 from app.pipeline.aspect_model import load_aspect_model
 from app.pipeline.aspects import AspectScorer
+from app.pipeline.chat_model import ChatModel, load_chat_model
+from app.pipeline.features import FeatureSpace
 from app.pipeline.findings import Analysis, Doc, ItemError
 from app.pipeline.keywords import KeywordMatcher
 from app.pipeline.lexicon import Lexicon, load_lexicon
@@ -21,6 +24,8 @@ from app.pipeline.normalize import InvalidText, check_text, normalize
 from app.pipeline.segment import Segmenter, clauses
 from app.pipeline.sentiment import load_sentiment_model
 from app.pipeline.terms import TfidfTerms, content_words
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,19 +36,39 @@ class TextItem:
 
 class Pipeline:
     def __init__(
-        self, *, lexicon: Lexicon, segmenter: Segmenter, sentiment, aspects: AspectScorer, max_text_chars: int = 5000
+        self,
+        *,
+        lexicon: Lexicon,
+        segmenter: Segmenter,
+        sentiment,
+        aspects: AspectScorer,
+        max_text_chars: int = 5000,
+        chat: ChatModel | None = None,
     ):
         self.lexicon = lexicon
+        self.chat = chat  # read by the conversation engine; None: chats by lexicon rules alone
         self.segmenter = segmenter
         self.matcher = KeywordMatcher(lexicon)
         self.sentiment = sentiment
         self.aspects = aspects
         self.terms = TfidfTerms(lexicon.stopwords)
         self.max_text_chars = max_text_chars
+        self.space = share_features(sentiment, aspects)
+        for model in (sentiment, aspects, chat):
+            trained_with = getattr(model, "segmenter", None)
+            if trained_with is not None and trained_with != segmenter.name:
+                log.warning(
+                    "model %s was trained on tokens of %s but this pipeline segments with %s: "
+                    "retrain it (training/train_*.py) so training and serving segment alike",
+                    model.version,
+                    trained_with,
+                    segmenter.name,
+                )
 
     @property
     def versions(self) -> dict[str, str]:
-        return {"sentiment": self.sentiment.version, "aspects": self.aspects.version, "lexicon": self.lexicon.version}
+        out = {"sentiment": self.sentiment.version, "aspects": self.aspects.version, "lexicon": self.lexicon.version}
+        return out | ({"chat": self.chat.version} if self.chat is not None else {})
 
     def make_doc(self, text: Any, id: str | None = None) -> Doc:
         """Validate, normalise, segment and find keywords; raises a PingjiaError on bad input."""
@@ -60,10 +85,11 @@ class Pipeline:
         return doc
 
     def analyze_batch(
-        self, items: Sequence[TextItem], *, top_terms: int = 0, with_words: bool = False
+        self, items: Sequence[TextItem], *, top_terms: int = 0, with_words: bool = False, with_docs: bool = False
     ) -> list[Analysis | ItemError]:
         """Analyse every item; a bad item gets an ItemError in its slot, the rest go on.
-        ``with_words`` also returns each text's content words (for batch reports)."""
+        ``with_words`` also returns each text's content words (for batch reports), ``with_docs``
+        the working Doc (tokens, clauses, hits: what the chat models read, not re-segmented)."""
         slots: list[Doc | ItemError] = []
         for item in items:
             try:
@@ -86,6 +112,7 @@ class Pipeline:
                     aspects=next(aspects),
                     top_terms=self.terms.top(slot, top_terms) if top_terms else (),
                     words=content_words(slot, self.lexicon.stopwords) if with_words else (),
+                    doc=slot if with_docs else None,
                 )
             )
         return out
@@ -107,20 +134,54 @@ class Pipeline:
             yield replace(h, text=doc.norm.original[s:e], start=s, end=e)
 
 
+def share_features(*models) -> FeatureSpace | None:
+    """One FeatureSpace over the vocabularies of every model that reads the feature pass, bound
+    to each of them: a feature string is looked up once for all models
+    (:mod:`app.pipeline.features`). None when no model reads it (fallback scorers)."""
+    readers = [m for m in models if hasattr(m, "feature_vocabularies")]
+    if not readers:
+        return None
+    vocabularies = [m.feature_vocabularies() for m in readers]
+    space = FeatureSpace([v for vs in vocabularies for v in vs])
+    slot = 0
+    for model, vs in zip(readers, vocabularies):
+        model.bind(space, slot)
+        slot += len(vs)
+    return space
+
+
 def build_segmenter(lexicon: Lexicon) -> Segmenter:
     """The service's segmenter: user dictionary plus every lexicon term and target."""
     return Segmenter(lexicon.userdict, [*lexicon.keywords, *lexicon.targets])
 
 
 def build_pipeline(
-    lexicon_dir: Path, models_dir: Path, *, max_text_chars: int = 5000, segmenter: Segmenter | None = None
+    lexicon_dir: Path,
+    models_dir: Path,
+    *,
+    max_text_chars: int = 5000,
+    segmenter: Segmenter | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> Pipeline:
-    """Load lexicons and the models that ``models/current.json`` points at."""
+    """Load lexicons and the models that ``models/current.json`` points at; ``on_stage`` hears
+    what is being loaded (a progress display: this takes about a second)."""
+    say = on_stage or (lambda _stage: None)
+    say("lexicons")
     lexicon = load_lexicon(lexicon_dir)
+    say("segmenter")
+    segmenter = segmenter or build_segmenter(lexicon)
+    say("sentiment model")
+    sentiment = load_sentiment_model(models_dir)
+    say("aspect model")
+    aspects = load_aspect_model(models_dir, lexicon)
+    say("chat model")
+    chat = load_chat_model(models_dir)
+    say("feature space")
     return Pipeline(
         lexicon=lexicon,
-        segmenter=segmenter or build_segmenter(lexicon),
-        sentiment=load_sentiment_model(models_dir),
-        aspects=load_aspect_model(models_dir, lexicon),
+        segmenter=segmenter,
+        sentiment=sentiment,
+        aspects=aspects,
         max_text_chars=max_text_chars,
+        chat=chat,
     )

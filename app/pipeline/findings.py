@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.pipeline.features import DocFeatures
 from app.pipeline.normalize import NormalizedText
 
 Token = tuple[str, int, int]
@@ -71,6 +72,7 @@ class Analysis:
     aspects: tuple[AspectFinding, ...]
     top_terms: tuple[TermScore, ...] = ()
     words: tuple[str, ...] = ()  # distinct content words, when asked for (batch statistics)
+    doc: Doc | None = field(default=None, repr=False, compare=False)  # when asked for (chat models read it)
 
     @property
     def root_causes(self) -> tuple[AspectFinding, ...]:
@@ -101,10 +103,19 @@ class Doc:
     tokens: list[Token] = field(default_factory=list)
     clauses: list[tuple[int, int]] = field(default_factory=list)
     hits: list[KeywordHit] = field(default_factory=list)
+    cached_features: DocFeatures | None = field(default=None, repr=False, compare=False)
 
     @property
     def text(self) -> str:
         return self.norm.text
+
+    @property
+    def features(self) -> DocFeatures:
+        """The one feature pass every model reads (:mod:`app.pipeline.features`): built from
+        ``text`` and ``tokens`` the first time it is read, after segmentation, then cached."""
+        if self.cached_features is None:
+            self.cached_features = DocFeatures(self.norm.text, self.tokens)
+        return self.cached_features
 
     def span(self, start: int, end: int) -> Span:
         """A Span over the *original* text for a normalised range."""

@@ -37,6 +37,10 @@ class KeywordMatcher:
         self._first_chars = frozenset(t[0] for t in self._terms)
         self._prefixes = lexicon.negators | lexicon.intensifiers.keys()
         self._prefix_chars = frozenset(w[0] for w in self._prefixes)
+        # A term starts here only if its first two characters (or, for a one-character term, its
+        # character) do: a cheap test that skips most tokens.
+        self._heads = frozenset(t[:2] for t in self._terms)
+        self._singles = frozenset(t for t in self._terms if len(t) == 1)
 
     def find(self, doc: Doc) -> list[KeywordHit]:
         """All keyword hits of ``doc`` (offsets in the normalised text), in text order."""
@@ -46,8 +50,11 @@ class KeywordMatcher:
         clause_starts = [a for a, _ in doc.clauses]
         raw = []  # (start, end, term, is_target, token index, in-token negations, in-token factor)
         covered = 0
-        for ti, (_word, s, _) in enumerate(tokens):
-            if s >= covered and (match := self._match(text, tokens, ti)):
+        heads, singles, prefix_chars = self._heads, self._singles, self._prefix_chars
+        for ti, (word, s, _) in enumerate(tokens):
+            # a term, or a negator/degree word glued onto one, can begin here
+            maybe = text[s : s + 2] in heads or word[0] in singles or word[0] in prefix_chars
+            if maybe and s >= covered and (match := self._match(text, tokens, ti)):
                 raw.append(match)
                 covered = match[1]
         targets = [(s, e, self.lexicon.targets[t]) for s, e, t, is_t, *_ in raw if is_t]
@@ -87,15 +94,14 @@ class KeywordMatcher:
 
     def _longest(self, text: str, tokens, ti: int, p: int) -> str | None:
         """The longest term or target starting at ``p`` and ending on a token boundary."""
-        if text[p] not in self._first_chars:
+        if text[p : p + 2] not in self._heads and text[p] not in self._singles:
             return None
-        best = None
-        for j in range(ti, len(tokens)):
-            end = tokens[j][2]
-            if end - p > self._maxlen:
+        best, terms, limit = None, self._terms, p + self._maxlen
+        for _, _, end in tokens[ti : ti + self._maxlen]:  # a token has at least one character
+            if end > limit:
                 break
-            if text[p:end] in self._terms:
-                best = text[p:end]
+            if (piece := text[p:end]) in terms:
+                best = piece
         return best
 
     def _spots(self, word: str) -> list[tuple[int, int, float]]:

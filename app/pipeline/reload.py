@@ -19,6 +19,7 @@ from app.core.taxonomy import ASPECTS, POLARITIES, SENTIMENT_LABELS
 from app.pipeline import sentiment as S
 from app.pipeline.artifacts import ArtifactError, load_artifact, set_current
 from app.pipeline.aspect_model import load_aspect_model
+from app.pipeline.chat_model import load_chat_model
 from app.pipeline.engine import Pipeline, TextItem, build_pipeline, build_segmenter
 from app.pipeline.findings import Analysis
 from app.pipeline.lexicon import LexiconError, load_lexicon
@@ -67,6 +68,7 @@ def build_candidate(settings: Settings, old: Pipeline | None, wanted: dict[str, 
             sentiment=_sentiment(settings, wanted.get("sentiment")),
             aspects=load_aspect_model(settings.models_dir, lexicon, version=wanted.get("aspects")),
             max_text_chars=settings.max_text_chars,
+            chat=load_chat_model(settings.models_dir, version=wanted.get("chat")),
         )
     except (ArtifactError, LexiconError) as exc:
         raise ModelRejected(f"{exc}; still serving {old and old.versions}") from None

@@ -56,9 +56,13 @@ from scipy.special import expit
 
 from app.core.taxonomy import SENTIMENT_LABELS
 from app.pipeline.artifacts import ArtifactError, check_state, decode_strings, is_configured, load_artifact
+from app.pipeline.features import BIGRAM as _BIGRAM
+from app.pipeline.features import JOIN as _JOIN
+from app.pipeline.features import WORD as _WORD
+from app.pipeline.features import FeatureSpace, counts_by_row
 from app.pipeline.findings import Doc, SentimentFinding
 from app.pipeline.keywords import NEGATION_WINDOW
-from app.pipeline.sparse import sparse_counts
+from app.pipeline.segment import LEGACY_SEGMENTER
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +87,7 @@ _V1_KEYS = (
 
 # Feature prefixes: control characters never survive normalisation, so they cannot collide
 # with text. Char n-grams are the raw substrings and carry no prefix.
-_WORD, _BIGRAM, _JOIN, _HIT, _HIT_TERM = "\x02", "\x03", "\x01", "\x04", "\x05"
+_HIT, _HIT_TERM = "\x04", "\x05"
 _NEG, _NEG_HIT = "\x06", "\x07"
 FEATURE_GROUPS = ("word", "char", "hits", "neg")
 NO_LETTERS = {"positive": 0.0, "neutral": 1.0, "negative": 0.0}
@@ -111,14 +115,19 @@ def doc_features(doc: Doc, use_hits: bool = True, negators: frozenset[str] | Non
     of the normalised text (lower-cased), and, if ``use_hits``, one feature per lexicon hit
     polarity and per (term, polarity) after negation: 不好 reads as a negative hit.
     With ``negators``, also the negation features of :func:`negation_features`.
+
+    Training fits on these names; serving reads the same features as ids (:meth:`LinearSentimentModel.margins`).
+    The n-grams come from the one feature pass (``doc.features``: ``word_keys``, ``bigram_keys``,
+    ``sentiment_chars``), the rest from :func:`evidence_features`.
     """
-    text = doc.text.lower()
-    words = [w.lower() for w, _, _ in doc.tokens if not w.isspace()]
-    feats = [_WORD + w for w in words]
-    feats += [_BIGRAM + a + _JOIN + b for a, b in zip(words, words[1:])]
-    feats += [ch for ch in text if not ch.isspace()]
-    feats += [text[i : i + 2] for i in range(len(text) - 1)]
-    feats += [text[i : i + 3] for i in range(len(text) - 2)]
+    f = doc.features
+    return f.word_keys + f.bigram_keys + f.sentiment_chars + evidence_features(doc, use_hits, negators)
+
+
+def evidence_features(doc: Doc, use_hits: bool = True, negators: frozenset[str] | None = None) -> list[str]:
+    """The part of :func:`doc_features` that reads the lexicon hits and negation scopes rather
+    than the feature pass's n-grams."""
+    feats = []
     if use_hits:
         for h in doc.hits:
             feats.append(_HIT + h.polarity)
@@ -147,7 +156,9 @@ def negation_features(doc: Doc, negators: frozenset[str], window: int = NEGATION
     out = []
     spans = doc.clauses or [(0, len(doc.text))]
     ci, n_spans, left, scope = 0, len(spans), 0, -1
-    for w, s, _ in doc.tokens:
+    # No negator token, no scope (a cheap test on the feature pass's words before the walk).
+    tokens = () if negators.isdisjoint(doc.features.raw_words) else doc.tokens
+    for w, s, _ in tokens:
         while ci < n_spans and s >= spans[ci][1]:
             ci += 1
         if ci == n_spans or s < spans[ci][0]:  # between clauses (punctuation)
@@ -254,7 +265,8 @@ class LinearSentimentModel:
     ``neutral_threshold``; since schema 2 also ``use_neg`` and ``negators`` (uint8 utf-8,
     NUL-joined: the negator list the model was trained with, so serving scopes negation
     exactly as training did even if the lexicon changes). The binary margin of a document with feature values ``v`` is
-    ``z = (v * scale) . coef / ||v * scale|| + intercept``.
+    ``z = (v * scale) . coef / ||v * scale|| + intercept``. Optional ``segmenter`` (a string):
+    the segmenter the model was trained with (absent: Python jieba, ``LEGACY_SEGMENTER``).
     """
 
     _KEYS = (*_V1_KEYS, "use_neg", "negators")
@@ -263,7 +275,8 @@ class LinearSentimentModel:
         self._check(state)
         self._state = state
         self.version = version
-        self.index = {t: i for i, t in enumerate(decode_strings(state["vocab"]))}
+        self.segmenter = str(state.get("segmenter", LEGACY_SEGMENTER))
+        self._bound: tuple[FeatureSpace, np.ndarray] | None = None  # see bind()
         self.value = value_transform(str(state["value"]))
         self.use_hits = bool(state["use_hits"])
         use_neg = state["schema"] >= 2 and bool(state["use_neg"])
@@ -298,14 +311,38 @@ class LinearSentimentModel:
         """The data-only dict the artifact stores."""
         return self._state
 
+    def feature_vocabularies(self) -> list[list[str]]:
+        """The feature names this model reads (one vocabulary), for a shared FeatureSpace."""
+        return [decode_strings(self._state["vocab"])]
+
+    def bind(self, space: FeatureSpace, slot: int) -> None:
+        """Read features through ``space``, where this model's vocabulary is number ``slot``
+        (the pipeline shares one space between its models: see :mod:`app.pipeline.features`)."""
+        self._bound = (space, space.columns(slot))
+
+    def _binding(self) -> tuple[FeatureSpace, np.ndarray]:
+        if self._bound is None:  # used on its own (training, tests): a space of its own
+            self.bind(FeatureSpace(self.feature_vocabularies()), 0)
+        return self._bound
+
     def margins(self, docs: Sequence[Doc]) -> np.ndarray:
         """The binary model's margin per document (> 0 leans positive).
 
-        The whole batch is one sparse matrix-vector product, written as a gather and a
+        Features are :func:`doc_features`, read from the feature pass (``doc.features``) as
+        ids; the whole batch is one sparse matrix-vector product, written as a gather and a
         per-row sum over its (document, feature) entries: no per-document model calls and
         none of scipy's or scikit-learn's per-call validation, which dominates for one text.
         """
-        n, rows, cols, counts = sparse_counts((doc_features(d, self.use_hits, self.negators) for d in docs), self.index)
+        space, columns = self._binding()
+        space.encode([d.features for d in docs])
+        lists = []
+        for d in docs:
+            enc = d.features.encoded(space)
+            ids = enc.words + enc.bigrams + enc.sentiment_chars
+            if extra := evidence_features(d, self.use_hits, self.negators):
+                ids += space.ids(extra)
+            lists.append(ids)
+        n, rows, cols, counts = counts_by_row(lists, columns, len(self._u))
         v = feature_values(counts, self.value)
         norm = np.sqrt(np.bincount(rows, weights=v * v * self._scale2[cols], minlength=n))
         norm[norm == 0] = 1.0

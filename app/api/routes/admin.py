@@ -24,9 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import SettingsDep
 from app.api.schemas import ADMIN_ERRORS
+from app.conversations import load_conversation_rules
 from app.core.errors import Conflict, PingjiaError, Unauthorized
 from app.pipeline.engine import Pipeline
-from app.pipeline.reload import free_unused_memory, reload_candidate
+from app.pipeline.lexicon import LexiconError
+from app.pipeline.reload import ModelRejected, free_unused_memory, reload_candidate
 
 log = logging.getLogger("pingjia.admin")
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -41,6 +43,7 @@ class ReloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sentiment: str | None = Field(None, pattern=_VERSION, examples=["2026-11-22-1"])
     aspects: str | None = Field(None, pattern=_VERSION, examples=["2026-11-22-1"])
+    chat: str | None = Field(None, pattern=_VERSION, examples=["2026-12-05-1"])
 
 
 def require_admin(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> None:
@@ -60,8 +63,13 @@ def reload(request: Request, settings: SettingsDep, body: Annotated[ReloadReques
         started = time.perf_counter()
         old: Pipeline | None = getattr(request.app.state, "pipeline", None)
         wanted = body.model_dump(exclude_none=True) if body else {}
+        try:  # the QA profiles travel with the chat model (its training fits their constants)
+            rules = load_conversation_rules(settings.lexicon_dir)
+        except LexiconError as exc:
+            raise ModelRejected(f"conversation lexicons: {exc}; still serving the old ones") from None
         new = reload_candidate(settings, old, wanted)  # 409 model_rejected: `old` keeps serving
         request.app.state.pipeline = new  # the swap: one assignment; in-flight requests keep `old`
+        request.app.state.conversation_rules = rules
         runner = getattr(request.app.state, "job_runner", None)
         restarted = runner.models_changed() if runner is not None else 0  # batch jobs follow too
         previous = old.versions if old else None
