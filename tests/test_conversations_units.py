@@ -106,7 +106,16 @@ def corrupt(tmp_path: Path, name: str, edit) -> Path:
         ("emotion_cues.csv", lambda s: s + "暴怒,anger,9,\n", "weight"),
         ("escalation_cues.csv", lambda s: s + "！！！,complaint,high,\n", "no letters or digits"),
         ("qa_profiles/promotion.json", lambda s: s.replace('"attitude": 0.25', '"attitude": 0.5'), "add up to 1.0"),
-        ("qa_profiles/promotion.json", lambda s: s.replace('"deductions"', '"deductionz"'), "deductionz"),
+        (
+            "qa_profiles/promotion.json",
+            lambda s: s.replace('"slow_reply_seconds"', '"slow_reply_secondz"'),
+            "slow_reply_secondz",
+        ),
+        (
+            "qa_profiles/promotion.json",
+            lambda s: s.replace('"extends": "default"', '"extends": "nope"'),
+            "extends 'nope'",
+        ),
         ("qa_profiles/promotion.json", lambda s: s.replace("{", "[", 1), "invalid JSON"),
         ("qa_profiles/default.json", lambda s: s.replace('"forbidden_phrase"', '"swearing"'), "deductions"),
     ],

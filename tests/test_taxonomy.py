@@ -100,6 +100,8 @@ def test_taxonomy_endpoint_lists_exactly_the_taxonomy(fake_pipeline, tmp_path):
         "violation_rules": list(T.VIOLATION_RULES),
         "severities": list(T.SEVERITIES),
         "forbidden_categories": list(T.FORBIDDEN_CATEGORIES),
+        "violation_codes": [{"code": c, "name_zh": T.VIOLATION_NAMES_ZH[c]} for c in T.VIOLATION_CODES],
+        "satisfaction": [{"code": c, "name_zh": T.SATISFACTION_ZH[c]} for c in T.SATISFACTION_LEVELS],
         "emotions": [{"code": c, "name_zh": T.EMOTIONS_ZH[c]} for c in T.EMOTIONS],
         "escalation_levels": list(T.ESCALATION_LEVELS),
         "resolution_statuses": list(T.RESOLUTION_STATUSES),

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
 from app.conversations.cues import agent_cues, resolution_cues
@@ -25,7 +26,6 @@ from app.pipeline.chat_model import (
     agent_turn_features,
     conversation_features,
     customer_turn_features,
-    stack,
 )
 from training.chat_data import LabelledChat
 
@@ -95,7 +95,9 @@ def fit_vocabulary(feature_lists: Sequence[Sequence[str]], min_df: int = MIN_DF)
 
 
 def _matrix(vocab: Vocabulary, ex: Examples, rows: Sequence[int]):
-    return stack(vocab.transform([ex.feats[i] for i in rows]), None if ex.dense is None else ex.dense[list(rows)])
+    """[sparse | dense] rows, the layout the served head's coefficients follow."""
+    x = vocab.transform([ex.feats[i] for i in rows])
+    return x if ex.dense is None else sp.hstack([x, sp.csr_matrix(ex.dense[list(rows)])], format="csr")
 
 
 def fit_multilabel(ex: Examples, rows: Sequence[int], codes: Sequence[str], c: float) -> tuple[Vocabulary, LinearHead]:

@@ -13,8 +13,8 @@ from typing import Any
 
 from app.conversations import agent_checks, custom_rules, customer, qa
 from app.conversations.findings import ConversationReport, CustomerReport, Evidence, RootCause, TurnReport
+from app.conversations.learned import escalation_with_mood, one_per_code, turn_emotion
 from app.conversations.learned import findings as model_findings
-from app.conversations.learned import one_per_code, turn_emotion
 from app.conversations.lexicons import ConversationRules
 from app.conversations.model import Conversation, Limits, conversation_id, parse_conversation
 from app.conversations.resolution import resolve
@@ -104,6 +104,8 @@ def inspect(
     resolution = learned.resolution if learned else resolve(turns, texts, rules)
     resolved_at = resolution.evidence[-1].turn if resolution.status == "resolved" else None
     escalation = customer.escalation(turns, texts, rules, resolved_at)
+    if learned:
+        escalation = escalation_with_mood(escalation, learned.moods, resolution)
     emotions = {
         t.index: customer.turn_emotion(t, tt, a, rules)
         for t, tt, a in zip(turns, texts, analyses)

@@ -9,14 +9,14 @@ listed phrase always fires (``forbidden_phrases.csv``), an exception context alw
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.conversations.cues import agent_cues, resolution_cues, suppressed_codes
-from app.conversations.findings import CueHit, Evidence, Resolution, TurnEmotion, Violation
+from app.conversations.findings import CueHit, Escalation, Evidence, Resolution, TurnEmotion, Violation
 from app.conversations.lexicons import ConversationRules
 from app.conversations.model import Turn
 from app.conversations.text import TurnText
-from app.core.taxonomy import SERVICE_CODE_SEVERITY
+from app.core.taxonomy import ESCALATION_LEVELS, SERVICE_CODE_SEVERITY
 from app.pipeline.chat_model import ChatModel, TurnMood, TurnView
 from app.pipeline.findings import Analysis
 
@@ -83,3 +83,19 @@ def one_per_code(violations: Sequence[Violation]) -> list[Violation]:
             seen.add(key)
         out.append(v)
     return out
+
+
+def escalation_with_mood(esc: Escalation, moods: dict[int, TurnMood], resolution: Resolution) -> Escalation:
+    """The cue-based escalation risk, raised by how the customer ends (the chat model): an
+    angry ending of an unresolved chat is at least medium, a dissatisfied one at least low."""
+    if not moods:
+        return esc
+    last = moods[max(moods)]
+    floor, why = "none", ""
+    if last.emotion == "anger" and resolution.status != "resolved":
+        floor, why = "medium", "the customer ends angry and unresolved (chat model)"
+    elif last.satisfaction == "dissatisfied":
+        floor, why = "low", "the customer ends dissatisfied (chat model)"
+    if ESCALATION_LEVELS.index(floor) <= ESCALATION_LEVELS.index(esc.risk):
+        return esc
+    return replace(esc, risk=floor, reasons=(*esc.reasons, f"{why}: at least {floor}"))

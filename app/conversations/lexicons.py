@@ -130,24 +130,43 @@ def read_entries(path: Path, model: type[_Row]) -> list[Entry]:
 
 
 def load_profiles(directory: Path) -> dict[str, QAProfile]:
-    """Every ``*.json`` profile in ``directory``, keyed by file stem; ``default`` is required."""
-    profiles = {}
+    """Every ``*.json`` profile in ``directory``, keyed by file stem; ``default`` is required.
+    A profile with ``"extends": "NAME"`` starts from that profile's values (its fitted point
+    values) and overrides what it lists (weights, threshold ...)."""
+    raw: dict[str, tuple[Path, dict]] = {}
     for path in sorted(directory.glob("*.json")):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise LexiconError(f"{path}: a profile must be a JSON object")
-            if data.get("name", path.stem) != path.stem:
-                raise LexiconError(f"{path}: name {data['name']!r} differs from the file name")
-            profiles[path.stem] = QAProfile.model_validate({**data, "name": path.stem})
         except json.JSONDecodeError as exc:
             raise LexiconError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+        if not isinstance(data, dict):
+            raise LexiconError(f"{path}: a profile must be a JSON object")
+        if data.get("name", path.stem) != path.stem:
+            raise LexiconError(f"{path}: name {data['name']!r} differs from the file name")
+        raw[path.stem] = (path, data)
+    if "default" not in raw:
+        raise LexiconError(f"{directory}: no default.json QA profile")
+    profiles = {}
+    for name, (path, data) in raw.items():
+        base = data.pop("extends", None)
+        if base is not None:
+            if base not in raw or "extends" in raw[base][1] or base == name:
+                raise LexiconError(f"{path}: extends {base!r}, which is not a profile without 'extends'")
+            inherited = {k: v for k, v in raw[base][1].items() if k not in ("version", "description", "fitted")}
+            data = _merge(inherited, data)
+        try:
+            profiles[name] = QAProfile.model_validate({**data, "name": name})
         except ValidationError as exc:
             err = exc.errors()[0]
             raise LexiconError(f"{path}: {'.'.join(map(str, err['loc'])) or 'profile'}: {err['msg']}") from None
-    if "default" not in profiles:
-        raise LexiconError(f"{directory}: no default.json QA profile")
     return profiles
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 class _Strict(BaseModel):

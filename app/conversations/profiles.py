@@ -94,6 +94,7 @@ class Caps(_Strict):
     severe_codes: tuple[str, ...] = ("rude", "off_platform", "pii_leak")
     severe_max: float = Field(79, ge=0, le=100, description="one severe violation: at most 合格")
     left_waiting_max: float = Field(89, ge=0, le=100, description="the agent's last word was 请稍等: never 优秀")
+    unattended_max: float = Field(59, ge=0, le=100, description="a customer spoke and no agent answered: 待改进")
 
 
 class QAProfile(_Strict):

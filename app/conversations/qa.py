@@ -220,6 +220,8 @@ def _caps(x: QAInput, profile: QAProfile) -> list[tuple[float, str]]:
     severe = sorted({v.code for v in x.violations if v.code in caps.severe_codes})
     if severe:
         out.append((caps.severe_max, "severe violation " + ", ".join(severe)))
+    if any(t.role == "customer" for t in x.turns) and not any(t.role == "agent" for t in x.turns):
+        out.append((caps.unattended_max, "no agent answered the customer"))
     if left_waiting(x):
         out.append((caps.left_waiting_max, "the agent's last word asked the customer to wait and never came back"))
     return out

@@ -121,7 +121,8 @@ FORBIDDEN_CATEGORIES: tuple[str, ...] = tuple(SERVICE_CODE_NAMES_ZH)
 ``forbidden_phrase`` violation's ``category``); the QA profiles choose which ones cost
 attitude and which competence points."""
 
-VIOLATION_CODES: tuple[str, ...] = (*FORBIDDEN_CATEGORIES, "pii_leak")
+VIOLATION_NAMES_ZH: dict[str, str] = {**SERVICE_CODE_NAMES_ZH, "pii_leak": "泄露隐私"}
+VIOLATION_CODES: tuple[str, ...] = tuple(VIOLATION_NAMES_ZH)
 """The codes an inspector labels on an agent turn (the chat model's classes plus the PII rule)."""
 
 AGENT_CUE_KINDS: tuple[str, ...] = (*FORBIDDEN_CATEGORIES, "action", "reason", "alternative", "empathy")

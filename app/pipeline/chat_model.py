@@ -68,7 +68,8 @@ class Vocabulary:
         x = (1 + np.log(counts)) * self.idf[cols]
         norms = np.sqrt(np.bincount(rows, weights=x * x, minlength=n))[rows]
         x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-        return sp.csr_matrix((x, (rows, cols)), shape=(n, len(self.index)))
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
+        return sp.csr_matrix((x, cols, indptr), shape=(n, len(self.index)))  # rows come sorted
 
     def state(self, prefix: str) -> dict:
         return {f"{prefix}vocab": encode_strings(list(self.index)), f"{prefix}idf": np.asarray(self.idf)}
@@ -90,11 +91,16 @@ class LinearHead:
     multilabel: bool
     thresholds: np.ndarray | None = None
 
-    def raw(self, x) -> np.ndarray:
-        return np.asarray(x @ self.coef.T) + self.intercept
+    def raw(self, x: sp.csr_matrix, dense: np.ndarray | None = None) -> np.ndarray:
+        """Scores of [x | dense]: the sparse and dense blocks multiplied apart (no hstack)."""
+        width = x.shape[1]
+        z = np.asarray(x @ self.coef[:, :width].T) + self.intercept
+        if dense is not None and dense.shape[1]:
+            z += dense @ self.coef[:, width:].T
+        return z
 
-    def proba(self, x) -> np.ndarray:
-        z = self.raw(x)
+    def proba(self, x: sp.csr_matrix, dense: np.ndarray | None = None) -> np.ndarray:
+        z = self.raw(x, dense)
         return expit(z) if self.multilabel else softmax(z, axis=1)
 
     def state(self, prefix: str) -> dict:
@@ -118,12 +124,6 @@ class LinearHead:
             bool(state[f"{prefix}multilabel"]),
             None if th is None else np.asarray(th, dtype=np.float64),
         )
-
-
-def stack(sparse: sp.csr_matrix, dense: np.ndarray | None) -> sp.csr_matrix:
-    if dense is None or dense.shape[1] == 0:
-        return sparse.tocsr()
-    return sp.hstack([sparse, sp.csr_matrix(dense)], format="csr")
 
 
 # --- what each model reads ----------------------------------------------------------------
@@ -308,13 +308,14 @@ class ChatModel:
                 code = head.classes[k]
                 if code in cleared.get(i, ()):
                     continue
-                start, end = self._evidence(views[i], x[row], head.coef[k], cues[i])
+                lo, hi = x.indptr[row], x.indptr[row + 1]
+                start, end = self._evidence(views[i], x.indices[lo:hi], x.data[lo:hi], head.coef[k], cues[i])
                 found.append(CodeFinding(code, round(float(probs[row, k]), 4), start, end))
             if found:
                 out[i] = found
         return out
 
-    def _evidence(self, view: TurnView, xrow, weights: np.ndarray, cues) -> tuple[int, int]:
+    def _evidence(self, view: TurnView, cols_in_row, values_in_row, weights: np.ndarray, cues) -> tuple[int, int]:
         """The clause whose features pushed the code most (original offsets): the linear score
         split by where each feature sits, from the one featurisation already done."""
         doc = view.doc
@@ -323,20 +324,22 @@ class ChatModel:
             return doc.norm.to_original(*clauses[0])
         feats, pos = positioned_features(doc)
         index = self.vocab["violations"].index
-        value = dict(zip(xrow.indices, xrow.data))
         cols = np.fromiter((index.get(f, -1) for f in feats), dtype=np.int64, count=len(feats))
-        counts = np.bincount(cols[cols >= 0], minlength=len(index)) if len(cols) else np.zeros(0)
+        known = cols >= 0
+        cols, pos = cols[known], pos[known]
+        counts = np.bincount(cols, minlength=len(index))[cols]
+        values = values_in_row[np.searchsorted(cols_in_row, cols)]  # the row's columns are sorted
         starts = np.array([a for a, _ in clauses])
-        score = np.zeros(len(clauses))
-        for col, p in zip(cols, pos):
-            if col >= 0:
-                score[np.searchsorted(starts, p, side="right") - 1] += weights[col] * value.get(col, 0.0) / counts[col]
+        where = np.searchsorted(starts, pos, side="right") - 1
+        score = np.bincount(where, weights=weights[cols] * values / counts, minlength=len(clauses))
         orig = [doc.norm.to_original(a, b) for a, b in clauses]
         ostarts = np.array([a for a, _ in orig])
         for feature, at in cues:
             col = index.get(CUE + feature, -1)
             if col >= 0:
-                score[max(np.searchsorted(ostarts, at, side="right") - 1, 0)] += weights[col] * value.get(col, 0.0)
+                k = np.searchsorted(cols_in_row, col)
+                if k < len(cols_in_row) and cols_in_row[k] == col:
+                    score[max(np.searchsorted(ostarts, at, side="right") - 1, 0)] += weights[col] * values_in_row[k]
         return orig[int(np.argmax(score))]
 
     # customer turns -------------------------------------------------------------------------
@@ -349,8 +352,7 @@ class ChatModel:
         out = {}
         probs = {}
         for h in ("satisfaction", "emotion"):
-            x = stack(self.vocab[h].transform([f for f, _ in rows]), dense)
-            probs[h] = self.head[h].proba(x)
+            probs[h] = self.head[h].proba(self.vocab[h].transform([f for f, _ in rows]), dense)
         for r, i in enumerate(customer):
             sat = _labelled(self.head["satisfaction"].classes, probs["satisfaction"][r])
             emo = _labelled(self.head["emotion"].classes, probs["emotion"][r])
@@ -361,18 +363,19 @@ class ChatModel:
     def resolution(self, views: Sequence[TurnView], cues: Sequence[tuple[int, str, str]]) -> ResolutionCall:
         feats, dense = conversation_features(views, cues)
         vocab, head = self.vocab["resolution"], self.head["resolution"]
-        x = stack(vocab.transform([feats]), np.array([dense], dtype=np.float64))
-        p = head.proba(x)[0]
+        x, d = vocab.transform([feats]), np.array([dense], dtype=np.float64)
+        p = head.proba(x, d)[0]
         k = int(np.argmax(p))
-        return ResolutionCall(head.classes[k], _labelled(head.classes, p), self._deciding(views, cues, x, k))
+        return ResolutionCall(head.classes[k], _labelled(head.classes, p), self._deciding(views, cues, x, d, k))
 
-    def _deciding(self, views, cues, x, k: int) -> tuple[int, ...]:
+    def _deciding(self, views, cues, x, dense, k: int) -> tuple[int, ...]:
         """Turns whose blocks pushed the decision most: the last customer turns (their words and
         the end-of-chat facts), the last agent turn, and turns with a resolution cue."""
         head, index = self.head["resolution"], self.vocab["resolution"].index
         w = head.coef[k] - head.coef.mean(axis=0)
-        row = x.tocsr()[0]
-        contrib = dict(zip(row.indices, row.data * w[row.indices]))
+        contrib = dict(zip(x.indices, x.data * w[x.indices]))
+        width = x.shape[1]
+        contrib |= {width + j: v * w[width + j] for j, v in enumerate(dense[0])}
         customers = [v.index for v in views if v.role == "customer"]
         agents = [v.index for v in views if v.role == "agent"]
         turn_of_prefix = {

@@ -12,6 +12,10 @@ import sys
 from collections import Counter
 from datetime import datetime
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
+from app.conversations.profiles import Caps  # noqa: E402
+from app.core import taxonomy as T  # noqa: E402 - the one taxonomy, from the repository root
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = "/work/shared/data/chat"
 # batches: (letter, utterance target, clean target, first-code targets, conversation target, timed target)
@@ -19,19 +23,7 @@ BATCHES = {
     "x": dict(
         n_utt=640,
         n_clean=280,
-        first={
-            c: 45
-            for c in (
-                "blame_shifting",
-                "dismissive",
-                "impatient",
-                "challenging",
-                "rude",
-                "over_promise",
-                "off_platform",
-                "pii_leak",
-            )
-        },
+        first={c: 45 for c in T.VIOLATION_CODES},
         n_conv=30,
         n_timed=20,
     ),
@@ -54,25 +46,16 @@ BATCHES = {
 }
 
 CHANNELS = {"taobao", "jd", "pdd", "meituan", "eleme", "ctrip", "telecom", "bank", "other"}
-CODES = ["blame_shifting", "dismissive", "impatient", "challenging", "rude", "over_promise", "off_platform", "pii_leak"]
-CAPPING = {"rude", "off_platform", "pii_leak"}
+CODES = list(T.VIOLATION_CODES)
+CAPPING = set(Caps().severe_codes)  # the QA profiles' default: one of these caps the grade at pass
 ROLES = {"customer", "agent", "bot", "system"}
-SAT = {"dissatisfied", "neutral", "satisfied"}
-EMO = {"anger", "anxiety", "disappointment", "satisfaction", "neutral"}
-RES = {"resolved", "unresolved", "unknown"}
-RISK = {"high", "medium", "low", "none"}
-CAUSES = {
-    "logistics",
-    "quality",
-    "description",
-    "attitude",
-    "responsiveness",
-    "competence",
-    "after_sales",
-    "price",
-    "other",
-}
-GRADE_BAND = {"excellent": (90, 100), "good": (80, 89), "pass": (60, 79), "needs_improvement": (0, 59)}
+SAT = set(T.SATISFACTION_LEVELS)
+EMO = set(T.EMOTIONS)
+RES = set(T.RESOLUTION_STATUSES)
+RISK = set(T.ESCALATION_LEVELS)
+CAUSES = set(T.ASPECTS)
+_FLOORS = [floor for floor, _, _ in T.GRADES]
+GRADE_BAND = {code: (floor, 100 if i == 0 else _FLOORS[i - 1] - 1) for i, (floor, code, _) in enumerate(T.GRADES)}
 GRADE_ORDER = ["needs_improvement", "pass", "good", "excellent"]
 PLACEHOLDER = re.compile(r"^(\[[^\[\]]{1,6}\])+$")  # [图片] / [视频]: not writing, exempt from dup check
 PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
@@ -340,7 +323,7 @@ for i in range(len(srt)):
             err(f"near-duplicate within own files: {ki} {si!r} ~ {kj} {sj!r}")
 
 # ---------------------------------------------------------------- counts (per batch)
-for B, T in BATCHES.items():
+for B, target in BATCHES.items():
     utts, convs = ALL_UTTS[B], ALL_CONVS[B]
     primary = Counter(d["violations"][0] for d in utts if d["violations"])
     anyc = Counter(c for d in utts for c in d["violations"])
@@ -348,18 +331,18 @@ for B, T in BATCHES.items():
     two = sum(1 for d in utts if len(d["violations"]) > 1)
     trad = sum(1 for d in utts if sum(ch in TRAD for ch in d["text"]) >= 2)
     emoji = sum(1 for d in utts if any(ord(ch) >= 0x1F000 for ch in d["text"] + d["context"]))
-    if len(utts) != T["n_utt"]:
-        err(f"batch {B}: expected {T['n_utt']} utterances, got {len(utts)}")
-    if len(convs) != T["n_conv"]:
-        err(f"batch {B}: expected {T['n_conv']} conversations, got {len(convs)}")
-    for c, n in T["first"].items():
+    if len(utts) != target["n_utt"]:
+        err(f"batch {B}: expected {target['n_utt']} utterances, got {len(utts)}")
+    if len(convs) != target["n_conv"]:
+        err(f"batch {B}: expected {target['n_conv']} conversations, got {len(convs)}")
+    for c, n in target["first"].items():
         if primary[c] != n:
             err(f"batch {B}: code {c}: {primary[c]} replies with it as first code (want {n})")
-    if clean != T["n_clean"]:
-        err(f"batch {B}: expected {T['n_clean']} clean replies, got {clean}")
+    if clean != target["n_clean"]:
+        err(f"batch {B}: expected {target['n_clean']} clean replies, got {clean}")
     timed_convs = sum(1 for d in convs if "time" in d["turns"][0])
-    if timed_convs != T["n_timed"]:
-        err(f"batch {B}: expected {T['n_timed']} timed conversations, got {timed_convs}")
+    if timed_convs != target["n_timed"]:
+        err(f"batch {B}: expected {target['n_timed']} timed conversations, got {timed_convs}")
     print(
         f"[batch {B}] utterances: {len(utts)}  clean: {clean}  two-code: {two}  traditional: {trad}  with emoji: {emoji}"  # noqa: E501
     )
