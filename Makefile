@@ -32,6 +32,7 @@ lint: install  ## ruff lint + format check (`$(BIN)/ruff format .` fixes the for
 train: install  ## retrain the models from $(DATA) into models/ (new versions, pointer updated)
 	$(BIN)/python training/train_sentiment.py --data $(DATA) --out models
 	$(BIN)/python training/train_aspects.py --data $(DATA) --out models
+	$(BIN)/python training/train_chat.py --data $(DATA) --out models
 
 eval: install  ## per-class figures of the served models on a labelled file (EVAL=path)
 	$(BIN)/pingjia eval --data $(or $(EVAL),$(DATA)/aspects_train.jsonl)

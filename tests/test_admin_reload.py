@@ -238,3 +238,24 @@ def test_repeated_reloads_do_not_grow_memory(tmp_path, models_copy):
             assert client.post("/v1/admin/reload", headers=AUTH).status_code == 200
         grown = rss_mb() - start
     assert grown < 40, f"RSS grew {grown:.0f} MB over 4 reloads"
+
+
+def test_a_chat_model_version_reloads_and_a_corrupt_one_is_refused(env):
+    app, client, models = env
+    current = pointer(models).get("chat")
+    if current is None:
+        pytest.skip("no chat model in models/")
+    dst = models / "chat" / "2099-01-01-3"
+    shutil.copytree(models / "chat" / current, dst)
+    r = client.post("/v1/admin/reload", headers=AUTH, json={"chat": "2099-01-01-3"})
+    assert r.status_code == 200, r.text
+    assert r.json()["model"]["chat"] == "2099-01-01-3" and pointer(models)["chat"] == "2099-01-01-3"
+    served = app.state.pipeline
+    turns = [{"role": "customer", "text": "发错货了"}, {"role": "agent", "text": "这个你得去问快递"}]
+    body = client.post("/v1/conversations/analyze", json={"turns": turns}).json()
+    assert body["model"]["chat"] == "2099-01-01-3"
+    bad = models / "chat" / "2099-01-01-4"
+    shutil.copytree(dst, bad)
+    (bad / "model.skops").write_bytes(b"PK\x03\x04 this is not a model")
+    _rejected(client.post("/v1/admin/reload", headers=AUTH, json={"chat": "2099-01-01-4"}), "corrupt")
+    assert app.state.pipeline is served and pointer(models)["chat"] == "2099-01-01-3"
