@@ -203,3 +203,22 @@ def test_the_artifact_records_its_segmenter_and_a_wrong_schema_is_refused(served
 def test_versions_name_the_chat_model(served, rules):
     _, body = chat(served, rules, ("customer", "你好"), ("agent", "您好，请问有什么可以帮您"))
     assert body["model"]["chat"] == json.loads((ROOT / "models" / "current.json").read_text())["chat"]
+
+
+@pytest.mark.parametrize(
+    "text", ["发货太慢了，客服也不耐烦", "你好 世界 abc", "😀 好 吗？", "退款 退款  退款", "這個不歸我管！"]
+)
+def test_feature_positions_line_up_with_the_feature_pass(served, text):
+    """Clause evidence splits the score by where each feature starts: every char n-gram must sit
+    at its offset, and every word at its token's start."""
+    from app.pipeline.chat_model import positioned_features
+
+    doc = served.make_doc(text)
+    feats, pos = positioned_features(doc)
+    assert len(feats) == len(pos)
+    words = {s: w.lower() for w, s, _ in doc.tokens}
+    for f, p in zip(feats, pos):
+        if f[0] >= "\x08":  # a char n-gram
+            assert doc.text.lower()[p : p + len(f)] == f
+        elif f[0] == "\x02":  # a word
+            assert words[p] == f[1:]
