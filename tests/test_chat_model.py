@@ -222,3 +222,17 @@ def test_feature_positions_line_up_with_the_feature_pass(served, text):
             assert doc.text.lower()[p : p + len(f)] == f
         elif f[0] == "\x02":  # a word
             assert words[p] == f[1:]
+
+
+def test_a_resolution_without_deciding_turns_does_not_crash(served, rules, monkeypatch):
+    from app.pipeline.chat_model import ResolutionCall
+
+    call = ResolutionCall("resolved", {"resolved": 0.9, "unresolved": 0.05, "unknown": 0.05}, ())
+    monkeypatch.setattr(type(served.chat), "resolution", lambda self, views, cues: call)
+    report, body = chat(served, rules, ("customer", "发错货了"), ("agent", "已为您补发"), ("customer", "好的"))
+    assert body["resolution"] == {
+        "status": "resolved",
+        "source": "model",
+        "evidence": [],
+        "probabilities": call.probabilities,
+    }

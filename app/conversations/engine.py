@@ -102,7 +102,8 @@ def inspect(
         key=lambda v: (v.turn, v.start, v.rule),
     )
     resolution = learned.resolution if learned else resolve(turns, texts, rules)
-    resolved_at = resolution.evidence[-1].turn if resolution.status == "resolved" else None
+    resolved = resolution.status == "resolved"
+    resolved_at = max((e.turn for e in resolution.evidence), default=None) if resolved else None
     escalation = customer.escalation(turns, texts, rules, resolved_at)
     if learned:
         escalation = escalation_with_mood(escalation, learned.moods, resolution)
