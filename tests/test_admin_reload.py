@@ -259,3 +259,22 @@ def test_a_chat_model_version_reloads_and_a_corrupt_one_is_refused(env):
     (bad / "model.skops").write_bytes(b"PK\x03\x04 this is not a model")
     _rejected(client.post("/v1/admin/reload", headers=AUTH, json={"chat": "2099-01-01-4"}), "corrupt")
     assert app.state.pipeline is served and pointer(models)["chat"] == "2099-01-01-3"
+
+
+def test_reload_takes_new_qa_profiles_and_refuses_broken_ones(tmp_path, models_copy, base_pipeline):
+    lexicons = tmp_path / "lexicons"
+    shutil.copytree(ROOT / "lexicons", lexicons)
+    settings = Settings(models_dir=models_copy, lexicon_dir=lexicons, data_dir=tmp_path / "var", admin_token=TOKEN)
+    app = create_app(settings, pipeline=base_pipeline)
+    with TestClient(app) as client:
+        before = app.state.conversation_rules
+        profile = lexicons / "qa_profiles" / "default.json"
+        data = json.loads(profile.read_text(encoding="utf-8"))
+        data["version"] = "2099-01-01.test"
+        profile.write_text(json.dumps(data), encoding="utf-8")
+        assert client.post("/v1/admin/reload", headers=AUTH).status_code == 200
+        taken = app.state.conversation_rules
+        assert taken is not before and taken.profiles["default"].version == "2099-01-01.test"
+        profile.write_text("{not json", encoding="utf-8")
+        _rejected(client.post("/v1/admin/reload", headers=AUTH), "default.json")
+        assert app.state.conversation_rules is taken
