@@ -9,7 +9,6 @@ leave-one-file-out together (training/chat_run.py prints both); the same value w
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ from app.pipeline.chat_model import (
     conversation_features,
     customer_turn_features,
 )
+from app.pipeline.sparse import idf_vocabulary
 from training.chat_data import LabelledChat
 
 MIN_DF = 2
@@ -53,7 +53,8 @@ def violation_examples(chats: Sequence[LabelledChat], rules) -> Examples:
     for ci, chat in enumerate(chats):
         for a in chat.labels.get("agent_turns", []):
             i = a["turn"]
-            cues = [c for c, _ in agent_cues(rules, chat.texts[i])]
+            phrases = [(m.entry.row.category, m.start) for m in rules.forbidden.find(chat.texts[i])]
+            cues = [c for c, _ in agent_cues(rules, chat.texts[i], phrases)]
             feats.append(agent_turn_features(chat.views, i, cues))
             labels.append(set(a["violations"]))
             owners.append((ci, i))
@@ -87,11 +88,8 @@ def resolution_examples(chats: Sequence[LabelledChat], rules) -> Examples:
 
 
 def fit_vocabulary(feature_lists: Sequence[Sequence[str]], min_df: int = MIN_DF) -> Vocabulary:
-    df = Counter(f for feats in feature_lists for f in set(feats))
-    keep = sorted(f for f, n in df.items() if n >= min_df)
-    n = len(feature_lists)
-    idf = np.array([np.log((1 + n) / (1 + df[f])) + 1 for f in keep], dtype=np.float64)
-    return Vocabulary({f: i for i, f in enumerate(keep)}, idf)
+    vocab, idf = idf_vocabulary(feature_lists, min_df)
+    return Vocabulary({f: i for i, f in enumerate(vocab)}, idf)
 
 
 def _matrix(vocab: Vocabulary, ex: Examples, rows: Sequence[int]):

@@ -4,17 +4,17 @@ context clears. Lexicons are conversation data, so they are read here, not in th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from app.conversations.lexicons import ConversationRules
 from app.conversations.text import TurnText
 
 
-def agent_cues(rules: ConversationRules, tt: TurnText) -> list[tuple[str, int]]:
-    """(cue feature, original offset) of the phrase-list and agent-cue hits in an agent turn."""
-    out = []
-    for m in rules.forbidden.find(tt):
-        out.append(("phrase:" + m.entry.row.category, m.start))
+def agent_cues(rules: ConversationRules, tt: TurnText, phrases: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+    """(cue feature, original offset) of an agent turn's lexicon hits: its phrase-list hits
+    (``phrases``: (category, start), as the forbidden-phrase check already found them) and its
+    agent cues."""
+    out = [("phrase:" + category, start) for category, start in phrases]
     for m in rules.agent_cues.find(tt):
         out.append(("cue:" + m.entry.row.cue, m.start))
         out.append((m.entry.row.cue + ":" + m.entry.key, m.start))

@@ -38,10 +38,13 @@ def findings(
     analyses: Sequence[Analysis],
     texts: Sequence[TurnText],
     rules: ConversationRules,
+    phrases: Sequence[Violation],
 ) -> ModelFindings:
+    """The model's findings; ``phrases`` are the turns' forbidden-phrase hits (model features)."""
     views = views_of(turns, analyses)
     agent = [i for i, t in enumerate(turns) if t.role == "agent"]
-    cues = {i: agent_cues(rules, texts[i]) for i in agent}
+    listed = {i: [(v.code, v.start) for v in phrases if v.turn == i] for i in agent}
+    cues = {i: agent_cues(rules, texts[i], listed[i]) for i in agent}
     cleared = {i: suppressed_codes(rules, texts[i]) for i in agent}
     found = chat.violations(views, cues, cleared)
     violations = [

@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +52,7 @@ from app.pipeline.aspects import AspectScorer, LexiconAspectScorer, clause_evide
 from app.pipeline.features import WORD, FeatureSpace, add_product, counts_by_row
 from app.pipeline.findings import AspectFinding, Doc, KeywordHit
 from app.pipeline.segment import LEGACY_SEGMENTER
-from app.pipeline.sparse import sparse_counts
+from app.pipeline.sparse import idf_vocabulary, sparse_counts, tfidf_values
 from app.pipeline.word_vectors import STATE_KEYS as CORPUS_KEYS
 from app.pipeline.word_vectors import CorpusWords
 
@@ -263,12 +262,7 @@ class Featurizer:
         corpus: CorpusWords | None = None,
         corpus_scale: float = 1.0,
     ) -> Featurizer:
-        df: Counter[str] = Counter()
-        for v in views:
-            df.update(set(text_features(v)))
-        vocab = sorted(f for f, n in df.items() if n >= min_df)
-        n = len(views)
-        idf = np.array([math.log((1 + n) / (1 + df[f])) + 1 for f in vocab])
+        vocab, idf = idf_vocabulary(map(text_features, views), min_df)
         return cls(vocab, idf, targets, lex_scale, corpus, corpus_scale)
 
     def transform(self, views: Sequence[View]) -> sp.csr_matrix:
@@ -279,10 +273,7 @@ class Featurizer:
         """
         n, width = len(views), len(self.vocab)
         _, rows, cols, counts = sparse_counts(map(text_features, views), self.index)
-        x = (1 + np.log(counts)) * self.idf[cols]
-        group = rows * 2 + self.is_word[cols]
-        norms = np.sqrt(np.bincount(group, weights=x * x, minlength=2 * n))[group]
-        x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+        x = tfidf_values(rows, cols, counts, self.idf, rows * 2 + self.is_word[cols])
         # float32 like the weights: a float64 matrix would make scipy upcast all the weights
         # on every product (~0.4 ms, more than the rest of a one-text request).
         blocks = [sp.csr_matrix((x.astype(np.float32), (rows, cols)), shape=(n, width))]
@@ -438,10 +429,7 @@ class AspectModel:
         _, ngram_cols, corpus_cols = self._binding()
         width = self._n_vocab
         _, rows, cols, counts = counts_by_row([p.ids for p in parts], ngram_cols, width)
-        x = (1 + np.log(counts)) * self._idf[cols]
-        group = rows * 2 + self._is_word[cols]
-        norms = np.sqrt(np.bincount(group, weights=x * x, minlength=2 * n))[group]
-        x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0).astype(np.float32)
+        x = tfidf_values(rows, cols, counts, self._idf, rows * 2 + self._is_word[cols]).astype(np.float32)
         lin = np.zeros((n, N_LINEAR), dtype=np.float32)
         add_product(lin, rows, cols, x, self._w[:width])
         lex = (lex_matrix(parts, self._target_cols) * self.lex_scale).astype(np.float32)
@@ -458,9 +446,7 @@ class AspectModel:
         """:meth:`CorpusWords.transform` from word ids of the feature pass."""
         c = self.corpus
         n, rows, cols, counts = counts_by_row(word_ids, columns, len(c.vocab))
-        x = (1 + np.log(counts)) * c.idf[cols]
-        norms = np.sqrt(np.bincount(rows, weights=x * x, minlength=n))[rows]
-        x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0).astype(np.float32)
+        x = tfidf_values(rows, cols, counts, c.idf).astype(np.float32)
         z = np.zeros(n, dtype=np.float32)
         add_product(z, rows, cols, x, c.polarity)
         z = np.tanh(z + c.intercept)

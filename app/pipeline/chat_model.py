@@ -27,7 +27,7 @@ from scipy.special import expit, softmax
 from app.pipeline.artifacts import check_state, decode_strings, encode_strings, is_configured, load_artifact
 from app.pipeline.findings import Analysis, Doc
 from app.pipeline.sentiment import doc_features
-from app.pipeline.sparse import sparse_counts
+from app.pipeline.sparse import sparse_counts, tfidf_values
 
 # Feature prefixes: one namespace per context block, so 退款 said by the agent and 退款 said
 # by the customer are different features.
@@ -65,9 +65,7 @@ class Vocabulary:
 
     def transform(self, feature_lists: Sequence[Sequence[str]]) -> sp.csr_matrix:
         n, rows, cols, counts = sparse_counts((list(f) for f in feature_lists), self.index)
-        x = (1 + np.log(counts)) * self.idf[cols]
-        norms = np.sqrt(np.bincount(rows, weights=x * x, minlength=n))[rows]
-        x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+        x = tfidf_values(rows, cols, counts, self.idf)
         indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
         return sp.csr_matrix((x, cols, indptr), shape=(n, len(self.index)))  # rows come sorted
 

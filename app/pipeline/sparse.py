@@ -3,6 +3,7 @@ and the corpus block, written once."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from itertools import repeat
 
@@ -30,3 +31,27 @@ def sparse_counts(
     width = max(len(index), 1)
     keys, counts = np.unique(rows[known] * width + cols[known], return_counts=True)
     return len(lengths), keys // width, keys % width, counts
+
+
+def tfidf_values(
+    rows: np.ndarray, cols: np.ndarray, counts: np.ndarray, idf: np.ndarray, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Sublinear tf x idf of each (row, col) entry, L2-normalised per row — or per ``groups``
+    id when a row holds several blocks normalised apart (words and chars). The weighting every
+    trained model and the corpus block use, written once."""
+    x = (1 + np.log(counts)) * idf[cols]
+    g = rows if groups is None else groups
+    norms = np.sqrt(np.bincount(g, weights=x * x))[g]
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def idf_vocabulary(feature_lists: Iterable[Iterable[str]], min_df: int) -> tuple[list[str], np.ndarray]:
+    """The features seen in at least ``min_df`` documents (sorted) and their smoothed idf,
+    ``log((1 + n) / (1 + df)) + 1`` — what training fits for :func:`tfidf_values`."""
+    df: Counter[str] = Counter()
+    n = 0
+    for feats in feature_lists:
+        df.update(set(feats))
+        n += 1
+    vocab = sorted(f for f, k in df.items() if k >= min_df)
+    return vocab, np.array([np.log((1 + n) / (1 + df[f])) + 1 for f in vocab], dtype=np.float64)

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from app.pipeline.artifacts import decode_strings, encode_strings
-from app.pipeline.sparse import sparse_counts
+from app.pipeline.sparse import sparse_counts, tfidf_values
 
 
 class CorpusWords:
@@ -45,9 +45,7 @@ class CorpusWords:
     def weights(self, token_lists: Sequence[Sequence[str]]) -> sp.csr_matrix:
         """(n, V) sublinear tf x idf of each text's known words, rows L2-normalised."""
         n, rows, cols, counts = sparse_counts(([w.lower() for w in toks] for toks in token_lists), self.index)
-        x = (1 + np.log(counts)) * self.idf[cols]
-        norms = np.sqrt(np.bincount(rows, weights=x * x, minlength=n))[rows]
-        x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+        x = tfidf_values(rows, cols, counts, self.idf)
         return sp.csr_matrix((x.astype(np.float32), (rows, cols)), shape=(n, len(self.vocab)))
 
     def transform(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
