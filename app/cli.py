@@ -115,7 +115,7 @@ def cmd_train(args) -> int:
             elif model == "chat":
                 train_chat(ChatConfig(data=data, out=out, lexicons=get_settings().lexicon_dir))
             else:
-                train_aspects(AspectsConfig(data=data, out=out, corpus=args.corpus))
+                train_aspects(AspectsConfig(data=data, out=out, corpus=args.corpus, full=args.full))
         except TrainingError as exc:
             print(f"pingjia train: {model}: {exc}", file=sys.stderr)
             return 2
@@ -131,6 +131,7 @@ def cmd_eval(args) -> int:
         data=Path(args.data),
         out=Path(args.out) if args.out else None,
         models=Path(args.models) if args.models else None,
+        by_domain=args.by_domain,
     )
     try:
         evaluate(config)
@@ -175,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train", help="retrain the sentiment and aspect models (training library) and point models/current.json at them"
     )
-    p.add_argument("--data", help="folder with reviews_train.csv and aspects_train.jsonl (default: ../shared/data)")
+    p.add_argument("--data", help="folder with reviews_train.csv and aspects_train*.jsonl (default: ../shared/data)")
     p.add_argument("--out", help="models folder (default: the service's, PINGJIA_MODELS_DIR)")
     p.add_argument("--only", action="append", choices=["sentiment", "aspects", "chat"], help="train just this model")
     p.add_argument(
@@ -183,12 +184,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="aspects: CSV of pos/neg-labelled reviews for the word vectors (default: "
         "reviews_train.csv beside the data; 'none' to train without)",
     )
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="aspects: also the learning curve, the previous data on the same folds and leave-one-domain-out",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="per-class figures of the served models on any labelled file")
-    p.add_argument("--data", required=True, help="annotation .jsonl, or .csv with text,label")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="annotation .jsonl, or .csv with text,label; a folder: every aspects_train*.jsonl in it",
+    )
     p.add_argument("--out", help="also write the figures as JSON into this folder")
     p.add_argument("--models", help="models folder (default: the service's)")
+    p.add_argument(
+        "--by-domain",
+        action="store_true",
+        help="annotation rows: also each domain's root-cause table, micro/macro F1 and sentiment macro-F1",
+    )
     p.set_defaults(func=cmd_eval)
     return parser
 

@@ -18,8 +18,9 @@ from app.pipeline.engine import Pipeline
 from tests.conftest import FakeSentiment, assert_spans
 from training import aspects as AT
 from training.aspects_run import AspectsConfig, AspectsTraining
-from training.data import LabelledDataError, read_annotations, read_binary_csv
+from training.data import LabelledDataError, annotation_files, read_annotations, read_binary_csv
 from training.metrics import label_matrix, pair_metrics
+from training.splits import near_duplicate_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -80,6 +81,35 @@ def test_praise_is_a_positive_aspect_not_a_root_cause(pipe):
     result = _analyse(pipe, "客服很耐心")
     assert ("attitude", "positive") in {(a["aspect"], a["polarity"]) for a in result["aspects"]}
     assert "attitude" not in {c["cause"] for c in result["root_causes"]}
+
+
+@needs_aspects
+@pytest.mark.parametrize(
+    "text, aspect",
+    [
+        ("客服回复很及时", "responsiveness"),  # the slip issue 12 names: was responsiveness/negative 0.80
+        ("客服回复很及时，态度也好", "responsiveness"),
+        ("快递很快，第二天就到了", "logistics"),
+    ],
+)
+def test_praised_service_is_never_its_root_cause(pipe, text, aspect):
+    result = _analyse(pipe, text)
+    assert aspect not in {c["cause"] for c in result["root_causes"]}, result["aspects"]
+
+
+def test_a_finding_takes_the_polarity_of_its_clause(lexicon, segmenter):
+    """Fallback evidence decides: the aspect's own hits there flip the polarity; only other
+    dimensions' hits, all of the other polarity, drop the finding; no hits leave it alone."""
+    p = Pipeline(lexicon=lexicon, segmenter=segmenter, sentiment=FakeSentiment(), aspects=LexiconAspectScorer("x"))
+    resp_neg, resp_pos = AM.PAIRS.index(("responsiveness", "negative")), AM.PAIRS.index(("responsiveness", "positive"))
+    att_neg = AM.PAIRS.index(("attitude", "negative"))
+    praise, complaint = p.make_doc("客服回复很及时"), p.make_doc("客服回复太慢了")
+    assert AM._polarity_of_clauses(praise, resp_neg, [0]) == resp_pos
+    assert AM._polarity_of_clauses(complaint, resp_neg, [0]) == resp_neg
+    assert AM._polarity_of_clauses(praise, att_neg, [0]) is None  # a root cause on a praising clause
+    assert AM._polarity_of_clauses(complaint, att_neg, [0]) == att_neg
+    bare = p.make_doc("我买了一个杯子")
+    assert not bare.hits and AM._polarity_of_clauses(bare, att_neg, [0]) == att_neg
 
 
 @needs_aspects
@@ -172,15 +202,16 @@ def test_threshold_search():
 
 @pytest.fixture(scope="module")
 def heldout(lexicon, segmenter):
-    """Train on 80% of the shared data (inner 3-fold, with the corpus block learnt from
-    reviews_train.csv), score the other 20%: model and lexicon."""
-    rows = read_annotations(SHARED_DATA / "aspects_train.jsonl")
+    """Train on 80% of the shared labelled texts (both rounds; a text and its near-duplicates on
+    one side; inner 3-fold, with the corpus block learnt from reviews_train.csv), score the other
+    20%: model and lexicon."""
+    rows = [r for f in annotation_files(SHARED_DATA) for r in read_annotations(f)]
     p = Pipeline(
         lexicon=lexicon, segmenter=segmenter, sentiment=FakeSentiment(), aspects=LexiconAspectScorer(lexicon.version)
     )
     docs = [p.make_doc(r.text) for r in rows]
     y = label_matrix(r.pairs for r in rows)
-    test = np.array([i % 5 == 0 for i in range(len(rows))])
+    test = near_duplicate_groups([r.text for r in rows]) % 5 == 0
     train_idx, test_idx = np.flatnonzero(~test), np.flatnonzero(test)
     corpus, _ = AT.corpus_block(read_binary_csv(SHARED_DATA / "reviews_train.csv"), segmenter, {d.text for d in docs})
     state, _ = AT.fit_state([docs[i] for i in train_idx], y[train_idx], lexicon.targets, inner_folds=3, corpus=corpus)
@@ -195,41 +226,44 @@ def heldout(lexicon, segmenter):
 @needs_data
 def test_heldout_model_beats_lexicon_and_holds_its_level(heldout):
     model, lexicon = heldout
-    # Floors a little under this split's figures (0.769 / 0.758 / 0.690; 5-fold CV 0.761 / 0.740 /
-    # 0.621): catches regressions, e.g. a corpus block that stopped contributing.
-    assert model["aspect_polarity"]["micro_f1"] >= 0.74
-    assert model["root_causes"]["micro_f1"] >= 0.72
-    assert model["root_causes"]["macro_f1"] >= 0.58
+    # Floors a little under this split's figures (HELDOUT_FIGURES; 5-fold grouped CV over all 3,499
+    # texts 0.779 / 0.762 / 0.646): catches regressions, e.g. a corpus block that stopped contributing.
+    assert model["aspect_polarity"]["micro_f1"] >= 0.75
+    assert model["root_causes"]["micro_f1"] >= 0.73
+    assert model["root_causes"]["macro_f1"] >= 0.60
     assert model["root_causes"]["micro_f1"] >= lexicon["root_causes"]["micro_f1"] + 0.2
 
 
 @pytest.mark.slow
 @needs_data
+@pytest.mark.xfail(
+    strict=False,
+    reason="known shortfall: aspect-polarity 5-fold CV micro-F1 0.779 (target 0.85); see docs/models.md",
+)
 def test_target_aspect_polarity_micro(heldout):
-    assert heldout[0]["aspect_polarity"]["micro_f1"] >= 0.75
+    assert heldout[0]["aspect_polarity"]["micro_f1"] >= 0.85
 
 
 @pytest.mark.slow
 @needs_data
 @pytest.mark.xfail(
     strict=False,
-    reason="known shortfall: root-cause 5-fold CV micro-F1 0.740 (target 0.80); "
-    "quality/description/responsiveness are confused; see docs/models.md",
+    reason="known shortfall: root-cause 5-fold CV micro-F1 0.762 (target 0.85): attitude, "
+    "responsiveness and after_sales are confused with each other; see docs/models.md",
 )
 def test_target_root_cause_micro(heldout):
-    assert heldout[0]["root_causes"]["micro_f1"] >= 0.80
+    assert heldout[0]["root_causes"]["micro_f1"] >= 0.85
 
 
 @pytest.mark.slow
 @needs_data
 @pytest.mark.xfail(
     strict=False,
-    reason="known shortfall: root-cause 5-fold CV macro-F1 0.621 (target 0.65; this "
-    "one 20% split reaches it by chance); competence (29) and other (40) are "
-    "too thin; see docs/models.md",
+    reason="known shortfall: root-cause 5-fold CV macro-F1 0.646 (target 0.75); competence (66) "
+    "and other (65) stay under 0.4; see docs/models.md",
 )
 def test_target_root_cause_macro(heldout):
-    assert heldout[0]["root_causes"]["macro_f1"] >= 0.65
+    assert heldout[0]["root_causes"]["macro_f1"] >= 0.75
 
 
 @pytest.mark.slow

@@ -139,7 +139,8 @@ def test_asking_to_wait_and_never_coming_back_is_not_excellent(served, rules):
     assert qa.left_waiting(waiting)
     best = replace(waiting, resolution=Resolution("resolved", "model", ()), violations=(), polite=waiting.polite)
     capped = qa.score(best, rules.profiles["default"])
-    assert capped.score <= 89 and any("wait" in n for n in capped.notes)
+    # capped at 89 (良好): with a note whenever the uncapped score was higher
+    assert capped.score <= 89 and (capped.weighted_score <= 89 or any("wait" in n for n in capped.notes))
     followed, _ = chat(
         served,
         rules,

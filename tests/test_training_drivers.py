@@ -167,3 +167,106 @@ def test_pingjia_train_stops_on_a_bad_row_before_writing(tmp_path, capsys):
 def test_pingjia_eval_names_a_missing_file(tmp_path, capsys):
     assert main(["eval", "--data", str(tmp_path / "nowhere.jsonl")]) == 2
     assert "nowhere.jsonl: file not found" in capsys.readouterr().err
+
+
+# --- pingjia eval over a folder, --by-domain, and the "trained on" note (fake pipeline: fast) -------
+EVAL_ROWS = {
+    "aspects_train.jsonl": [
+        ("shopping", "neg", "质量很差，做工粗糙", [("quality", "neg")]),
+        ("shopping", "neg", "东西很好，就是物流太慢了", [("quality", "pos"), ("logistics", "neg")]),
+        ("waimai", "neg", "送餐太慢了，饭都凉了", [("logistics", "neg"), ("quality", "neg")]),
+    ],
+    "aspects_train_2.jsonl": [
+        ("shopping", "neg", "客服态度很差", [("attitude", "neg")]),
+        ("waimai", "pos", "味道不错，价格实惠", [("quality", "pos"), ("price", "pos")]),
+        ("waimai", None, "还没吃", []),
+    ],
+}
+
+
+def write_eval_data(folder: Path) -> Path:
+    folder.mkdir()
+    for name, rows in EVAL_ROWS.items():
+        lines = [
+            json.dumps(
+                {"domain": dom, "text": text, "aspects": [{"aspect": a, "polarity": p} for a, p in aspects]}
+                | ({"sentiment": sentiment} if sentiment else {}),
+                ensure_ascii=False,
+            )
+            for dom, sentiment, text, aspects in rows
+        ]
+        (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "notes.jsonl").write_text("not an annotation file\n", encoding="utf-8")  # not aspects_train*
+    return folder
+
+
+@pytest.fixture
+def served_fake(fake_pipeline, tmp_path, monkeypatch):
+    """``pingjia eval`` on the fake pipeline; returns the models folder its note reads."""
+    from training import evaluation
+
+    models = tmp_path / "models"
+    monkeypatch.setattr(evaluation, "served_pipeline", lambda config: (fake_pipeline, models))
+    return models
+
+
+def test_pingjia_eval_by_domain_reads_every_aspects_file_of_a_folder(served_fake, tmp_path, capsys):
+    data = write_eval_data(tmp_path / "labels")
+    assert main(["eval", "--data", str(data), "--by-domain", "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "read aspects_train.jsonl (3 rows), aspects_train_2.jsonl (3 rows): 6 rows" in printed
+    assert "root cause (negative)" in printed  # the overall per-cause table
+    assert "domain shopping (3 rows)" in printed and "domain waimai (3 rows)" in printed
+
+    report = json.loads((tmp_path / "out" / "eval-labels.json").read_text(encoding="utf-8"))
+    assert [f["rows"] for f in report["files"]] == [3, 3] and report["rows"] == 6
+    assert [Path(f["file"]).name for f in report["files"]] == ["aspects_train.jsonl", "aspects_train_2.jsonl"]
+    by_domain = report["by_domain"]
+    assert set(by_domain) == {"shopping", "waimai"}
+    for dom, fig in by_domain.items():
+        rows = [r for rs in EVAL_ROWS.values() for r in rs if r[0] == dom]
+        assert fig["rows"] == len(rows)
+        for pair, v in fig["aspects"]["pairs"].items():
+            aspect, polarity = pair.split(":")
+            assert v["support"] == sum((aspect, polarity[:3]) in r[3] for r in rows), (dom, pair)
+        assert fig["sentiment"]["n"] == sum(r[1] is not None for r in rows)
+        assert {"micro_f1", "macro_f1"} <= set(fig["aspects"]["root_causes"]) & set(fig["aspects"]["aspect_polarity"])
+    assert by_domain["shopping"]["aspects"]["pairs"]["quality:negative"]["support"] == 1
+    assert by_domain["waimai"]["aspects"]["pairs"]["logistics:negative"]["support"] == 1
+    assert report["aspects"]["pairs"]["quality:negative"]["support"] == 2  # overall: both domains
+
+
+def test_pingjia_eval_without_by_domain_has_no_domain_section(served_fake, tmp_path, capsys):
+    data = write_eval_data(tmp_path / "labels")
+    assert main(["eval", "--data", str(data / "aspects_train.jsonl"), "--out", str(tmp_path)]) == 0
+    assert "domain shopping" not in capsys.readouterr().out
+    report = json.loads((tmp_path / "eval-aspects_train.jsonl.json").read_text(encoding="utf-8"))
+    assert "by_domain" not in report and report["rows"] == 3 and report["file"].endswith("aspects_train.jsonl")
+
+
+@pytest.mark.parametrize("recorded", ["sha256", "files"])
+def test_pingjia_eval_notes_the_files_the_aspects_model_was_trained_on(
+    served_fake, fake_pipeline, tmp_path, capsys, recorded
+):
+    import hashlib
+
+    from app.pipeline.artifacts import METRICS_FILE
+
+    data = write_eval_data(tmp_path / "labels")
+    sha = hashlib.sha256((data / "aspects_train_2.jsonl").read_bytes()).hexdigest()
+    record = {"sha256": sha} if recorded == "sha256" else {"files": [{"file": "aspects_train_2.jsonl", "sha256": sha}]}
+    version = served_fake / "aspects" / fake_pipeline.versions["aspects"]
+    version.mkdir(parents=True)
+    (version / METRICS_FILE).write_text(json.dumps({"format": 1, "kind": "aspects", "data": record}), encoding="utf-8")
+
+    assert main(["eval", "--data", str(data)]) == 0
+    assert "note: the aspects model was trained on aspects_train_2.jsonl;" in capsys.readouterr().out
+    assert main(["eval", "--data", str(data / "aspects_train_2.jsonl")]) == 0
+    assert "note: this is the file the aspects model was trained on" in capsys.readouterr().out
+    assert main(["eval", "--data", str(data / "aspects_train.jsonl")]) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
+def test_pingjia_eval_names_a_folder_without_aspects_files(tmp_path, capsys):
+    assert main(["eval", "--data", str(tmp_path)]) == 2
+    assert "no aspects_train*.jsonl in this folder" in capsys.readouterr().err

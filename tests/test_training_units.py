@@ -10,9 +10,10 @@ from sklearn.metrics import f1_score
 from app.core.taxonomy import SENTIMENT_LABELS
 from app.pipeline import sentiment as S
 from training.calibration import CalibrationData, decide
+from training.data import LabelledDataError, annotation_files
 from training.metrics import binary_report, fast_macro_f1, label_matrix, pair_metrics, prf_table
 from training.sentiment_fit import count_matrix, fit_linear, make_state, matrix_margins
-from training.splits import review_split, strat_keys
+from training.splits import grouped_folds, near_duplicate_groups, review_split, strat_keys
 
 POS = ["质量很好，物流很快", "非常满意，下次还买", "味道不错，分量足", "客服很耐心，态度好", "包装完好，好评"]
 NEG = ["质量太差了，再也不买了", "送餐太慢，饭都凉了", "客服态度很差", "没有想象中那么好用", "不新鲜，难吃"]
@@ -104,3 +105,38 @@ def test_strat_keys_pool_rare_pairs():
     y[10:, 5] = 1  # only 2 rows: pooled for 5 folds
     keys = strat_keys(y, 5)
     assert set(keys[:10]) == {0} and set(keys[10:]) == {-2}
+
+
+def test_near_duplicate_groups_join_copies_and_containment_transitively():
+    texts = [
+        "物流太慢了，等了一个星期才到",
+        "物流太慢了!!等了一个星期才到。",  # punctuation variant
+        "质量很好，穿着舒服",
+        "物流太慢了，等了一个星期才到，客服也不理人",  # contains the first
+        "好",  # too short for trigrams: only equal texts join it
+        "好！",
+    ]
+    g = near_duplicate_groups(texts)
+    assert g[0] == g[1] == g[3]
+    assert g[2] != g[0] and g[4] == g[5] and g[4] not in (g[0], g[2])
+
+
+def test_grouped_folds_keep_each_group_in_one_test_fold():
+    rng = np.random.default_rng(0)
+    y = (rng.random((60, 18)) < 0.2).astype(np.int8)
+    groups = np.arange(60) // 3  # 20 groups of 3
+    folds = grouped_folds(y, groups, 5)
+    tested = np.concatenate([te for _, te in folds])
+    assert sorted(tested.tolist()) == list(range(60))
+    for tr, te in folds:
+        assert not set(groups[tr]) & set(groups[te])
+
+
+def test_annotation_files_of_a_folder_are_every_round_sorted(tmp_path):
+    for name in ("aspects_train_2.jsonl", "aspects_train.jsonl", "notes.jsonl"):
+        (tmp_path / name).write_text('{"text": "好", "aspects": []}\n', encoding="utf-8")
+    assert [p.name for p in annotation_files(tmp_path)] == ["aspects_train.jsonl", "aspects_train_2.jsonl"]
+    assert annotation_files(tmp_path / "notes.jsonl") == [tmp_path / "notes.jsonl"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LabelledDataError, match="no aspects_train"):
+        annotation_files(tmp_path / "empty")

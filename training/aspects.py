@@ -177,7 +177,10 @@ def fit_state(
     x = feat.transform(views)
     oof = np.zeros((len(docs), AM.N_LINEAR))
     keys = strat_keys(y, inner_folds)
-    for tr, te in StratifiedKFold(inner_folds, shuffle=True, random_state=seed).split(x, keys):
+    with warnings.catch_warnings():  # a learning-curve fold may hold a pooled key only 3 times: fine
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        inner = list(StratifiedKFold(inner_folds, shuffle=True, random_state=seed).split(x, keys))
+    for tr, te in inner:
         coef, b = _fit_linear(x[tr], y[tr], c)
         oof[te] = x[te] @ coef.T + b
     raw = combine(oof)
@@ -208,28 +211,36 @@ def fit_state(
     return state, probs
 
 
+def fit_and_decide(
+    docs: Sequence[Doc], y: np.ndarray, targets: dict[str, str], train: np.ndarray, test: np.ndarray, **kw
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train :func:`fit_state` on the ``train`` rows and score the ``test`` rows as the service
+    would: (probabilities, decisions) of the test rows, decisions after the evidence steps of
+    :meth:`AspectModel.score`."""
+    state, _ = fit_state([docs[i] for i in train], y[train], targets, **kw)
+    model = AspectModel(state, "cv")
+    test_docs = [docs[i] for i in test]
+    probs = model.probabilities([doc_view(d) for d in test_docs])
+    decided = label_matrix([(f.aspect, f.polarity) for f in found] for found in model.score(test_docs))
+    return probs, decided
+
+
 def cross_validate(
     docs: Sequence[Doc],
     y: np.ndarray,
     targets: dict[str, str],
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
     *,
-    folds: int = 5,
-    inner_folds: int = 5,
-    seed: int = 0,
     progress=None,
     **kw,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Outer K-fold: each fold trains :func:`fit_state` (its own inner CV for calibration and
-    thresholds) on the rest and predicts the held-out part. Returns (probabilities, decisions)."""
+    """Each (train, test) split trains :func:`fit_state` (its own inner CV for calibration and
+    thresholds) on its train rows and predicts its test rows. Returns (probabilities, decisions)
+    over all rows (rows in no test part stay zero)."""
     probs = np.zeros(y.shape)
     decided = np.zeros(y.shape, dtype=bool)
-    splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), strat_keys(y, folds))
     for k, (tr, te) in enumerate(splits):
-        state, _ = fit_state([docs[i] for i in tr], y[tr], targets, inner_folds=inner_folds, seed=seed, **kw)
-        model = AspectModel(state, f"cv-{k}")
-        test_docs = [docs[i] for i in te]
-        probs[te] = model.probabilities([doc_view(d) for d in test_docs])
-        decided[te] = label_matrix([(f.aspect, f.polarity) for f in found] for found in model.score(test_docs))
+        probs[te], decided[te] = fit_and_decide(docs, y, targets, tr, te, **kw)
         if progress:
-            progress(k + 1, folds)
+            progress(k + 1, len(splits))
     return probs, decided

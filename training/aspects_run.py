@@ -16,26 +16,30 @@ from app.core.taxonomy import ASPECTS, PAIR_CODES, PAIRS
 from app.pipeline import aspect_model as AM
 from app.pipeline.artifacts import save_artifact
 from training import DEFAULT_DATA, DEFAULT_LEXICONS, DEFAULT_MODELS
-from training.aspects import OWN_THRESHOLD_BELOW, corpus_block, cross_validate, fit_state
+from training.aspects import OWN_THRESHOLD_BELOW, corpus_block, cross_validate, fit_and_decide, fit_state
 from training.cards import aspects_card, package_versions
 from training.console import Stages
-from training.data import annotated_docs, document_pipeline, read_annotations, read_binary_csv
+from training.data import annotated_docs, annotation_files, document_pipeline, read_annotations, read_binary_csv
 from training.figures import confusion_png, pairs_png
 from training.metrics import label_matrix, pair_metrics
+from training.splits import grouped_folds, near_duplicate_groups
 
 SEED = 0
-TARGETS = {"root_causes.micro_f1": 0.80, "root_causes.macro_f1": 0.65, "aspect_polarity.micro_f1": 0.75}
+TARGETS = {"root_causes.micro_f1": 0.85, "root_causes.macro_f1": 0.75, "aspect_polarity.micro_f1": 0.85}
+LEARNING_CURVE = (0.25, 0.5)  # fractions of each training fold (1.0 is the CV itself)
+MIN_LEFT_OUT_ROWS = 150  # a domain or category with fewer labelled rows is not left out on its own
 
 
 @dataclass(frozen=True)
 class AspectsConfig:
-    data: Path = DEFAULT_DATA  # folder with aspects_train.jsonl, or a .jsonl in the annotation format
+    data: Path = DEFAULT_DATA  # folder with aspects_train*.jsonl (all are read), or one .jsonl in that format
     corpus: str | None = None  # CSV of pos/neg reviews; None: <data>/reviews_train.csv if present; "none": without
     out: Path = DEFAULT_MODELS
     lexicons: Path = DEFAULT_LEXICONS
     folds: int = 5  # outer cross-validation folds (0: skip CV)
     inner_folds: int = 5  # folds for calibration and thresholds
     dry_run: bool = False
+    full: bool = False  # also the learning curve, the previous data on the same folds, leave-one-domain-out
 
 
 def comparison_table(name_a: str, ma: dict, name_b: str, mb: dict) -> str:
@@ -54,6 +58,16 @@ def comparison_table(name_a: str, ma: dict, name_b: str, mb: dict) -> str:
     return "\n".join(lines)
 
 
+def headline(m: dict) -> dict:
+    """The summary figures of :func:`pair_metrics`, flat."""
+    return {
+        "root_causes_micro_f1": m["root_causes"]["micro_f1"],
+        "root_causes_macro_f1": m["root_causes"]["macro_f1"],
+        "aspect_polarity_micro_f1": m["aspect_polarity"]["micro_f1"],
+        "aspect_polarity_macro_f1": m["aspect_polarity"]["macro_f1"],
+    }
+
+
 def targets_met(m: dict | None) -> dict:
     if m is None:
         return {}
@@ -69,12 +83,11 @@ class AspectsTraining:
     def __init__(self, config: AspectsConfig = AspectsConfig()):
         self.config = config
         self.stage = Stages()
-        data = Path(config.data)
-        self.data_file = data / "aspects_train.jsonl" if data.is_dir() else data
         self.path: Path | None = None
+        self.report: dict = {}
 
     def run(self) -> AspectsTraining:
-        for step in (self.load, self.corpus_block, self.cross_validate, self.fit, self.write):
+        for step in (self.load, self.corpus_block, self.cross_validate, self.full_report, self.fit, self.write):
             step()
         return self
 
@@ -82,20 +95,33 @@ class AspectsTraining:
         """1. Validate every row and build documents with the service's own pipeline code."""
         self.stage("loading data")
         cfg = self.config
-        self.rows = read_annotations(self.data_file)
+        self.data_files = annotation_files(cfg.data)
+        per_file = [read_annotations(f) for f in self.data_files]
+        self.rows = [r for rows in per_file for r in rows]
         self.pipeline = document_pipeline(cfg.lexicons)
         self.corpus_file, self.corpus_rows = None, None
         if cfg.corpus != "none":
-            corpus_file = Path(cfg.corpus) if cfg.corpus else self.data_file.parent / "reviews_train.csv"
+            corpus_file = Path(cfg.corpus) if cfg.corpus else self.data_files[0].parent / "reviews_train.csv"
             if not cfg.corpus and not corpus_file.is_file():
                 print(f"  note: no {corpus_file}: training without the corpus block (pass --corpus FILE)", flush=True)
             else:
                 self.corpus_file, self.corpus_rows = corpus_file, read_binary_csv(corpus_file)
-        self.docs = annotated_docs(self.pipeline, self.rows, self.data_file)
+        self.docs = [d for f, rows in zip(self.data_files, per_file) for d in annotated_docs(self.pipeline, rows, f)]
         self.y = label_matrix(r.pairs for r in self.rows)
-        self.data_sha = hashlib.sha256(self.data_file.read_bytes()).hexdigest()
+        self.file_of = np.repeat(np.arange(len(per_file)), [len(rows) for rows in per_file])
+        self.files_record = [
+            {
+                "file": f.name,
+                "sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
+                "rows": int((self.file_of == k).sum()),
+            }
+            for k, f in enumerate(self.data_files)
+        ]
+        self.groups = near_duplicate_groups([r.text for r in self.rows])
+        for f in self.files_record:
+            print(f"  {f['rows']} rows from {f['file']} (sha256 {f['sha256'][:12]}…)")
         print(
-            f"  {len(self.rows)} rows from {self.data_file} (sha256 {self.data_sha[:12]}…), "
+            f"  {len(self.rows)} rows in {len(set(self.groups.tolist()))} near-duplicate groups; "
             f"lexicon {self.pipeline.lexicon.version}"
         )
         print("  labels per pair: " + ", ".join(f"{a}:{p[:3]}={n}" for (a, p), n in zip(PAIRS, self.y.sum(0))))
@@ -131,34 +157,104 @@ class AspectsTraining:
         self.cv_metrics, self.cv_seconds = None, 0.0
         if cfg.folds < 2:
             return
-        self.stage(f"{cfg.folds}-fold cross-validation (inner {cfg.inner_folds}-fold calibration)")
+        self.stage(
+            f"{cfg.folds}-fold cross-validation, grouped by near-duplicates (inner {cfg.inner_folds}-fold calibration)"
+        )
         t = time.perf_counter()
-        _, cv_pred = cross_validate(
+        self.splits = grouped_folds(self.y, self.groups, cfg.folds, SEED)
+        _, self.cv_pred = cross_validate(
             self.docs,
             self.y,
             self.pipeline.lexicon.targets,
-            folds=cfg.folds,
-            inner_folds=cfg.inner_folds,
-            seed=SEED,
-            corpus=self.corpus,
+            self.splits,
             progress=lambda k, n: print(f"  fold {k}/{n} done ({time.perf_counter() - t:.0f}s)", flush=True),
+            **self._fit_kw(),
         )
         self.cv_seconds = time.perf_counter() - t
-        self.cv_metrics = pair_metrics(self.y, cv_pred)
+        self.cv_metrics = pair_metrics(self.y, self.cv_pred)
         print(comparison_table("model (CV)", self.cv_metrics, "lexicon", self.lexicon_metrics))
+        self.report["cv_by_domain"] = {
+            d: headline(pair_metrics(self.y[m], self.cv_pred[m])) | {"rows": int(m.sum())}
+            for d, m in self.domain_masks().items()
+        }
+
+    def _fit_kw(self, corpus=None) -> dict:
+        return {"inner_folds": self.config.inner_folds, "seed": SEED, "corpus": corpus or self.corpus}
+
+    def domain_masks(self) -> dict[str, np.ndarray]:
+        """Row masks of each domain with enough labelled rows to be left out on its own."""
+        dom = np.array([r.domain for r in self.rows])
+        return {d: dom == d for d in sorted(set(dom.tolist())) if (dom == d).sum() >= MIN_LEFT_OUT_ROWS}
+
+    def category_masks(self) -> dict[str, np.ndarray]:
+        """Row masks of the shopping categories (looked up in the review corpus the labelled
+        texts were drawn from) with enough rows to be left out on their own."""
+        if not self.corpus_rows:
+            return {}
+        category = {r.text: r.category for r in self.corpus_rows if r.domain == "shopping"}
+        cat = np.array([category.get(r.text, "") if r.domain == "shopping" else "" for r in self.rows])
+        return {c: cat == c for c in sorted(set(cat.tolist()) - {""}) if (cat == c).sum() >= MIN_LEFT_OUT_ROWS}
+
+    def full_report(self) -> None:
+        """2b (``--full``). The learning curve; the previous model's data on the same folds; and
+        unseen domains: each domain and shopping category left out of training (and out of the
+        corpus block) and tested on, beside the in-domain CV figures of the same rows."""
+        if not self.config.full or self.cv_metrics is None:
+            return
+        targets, rng = self.pipeline.lexicon.targets, np.random.default_rng(SEED)
+        self.stage("learning curve (share of each training fold)")
+        curve = {"1.0": headline(self.cv_metrics)}
+        for frac in LEARNING_CURVE:
+            pred = np.zeros_like(self.cv_pred)
+            for tr, te in self.splits:
+                sub = np.sort(rng.choice(tr, size=int(len(tr) * frac), replace=False))
+                pred[te] = fit_and_decide(self.docs, self.y, targets, sub, te, **self._fit_kw())[1]
+            curve[str(frac)] = headline(pair_metrics(self.y, pred))
+            print(f"  {frac:.0%} of each training fold: {curve[str(frac)]}", flush=True)
+        self.report["learning_curve"] = curve
+        if len(self.data_files) > 1:
+            first = self.data_files[0].name
+            self.stage(f"the previous model's data ({first} only) on the same folds")
+            pred = np.zeros_like(self.cv_pred)
+            for tr, te in self.splits:
+                pred[te] = fit_and_decide(self.docs, self.y, targets, tr[self.file_of[tr] == 0], te, **self._fit_kw())[
+                    1
+                ]
+            self.report["previous_data"] = {"train_file": first, **headline(pair_metrics(self.y, pred))}
+            print(f"  trained on {first} rows only: {self.report['previous_data']}", flush=True)
+        self.stage("leave one domain / shopping category out (also out of the corpus block)")
+        left_out = {}
+        units = [("domain", d, m) for d, m in self.domain_masks().items()]
+        units += [("category", c, m) for c, m in self.category_masks().items()]
+        for kind, name, mask in units:
+            corpus = self._corpus_without(kind, name)
+            tr, te = np.flatnonzero(~mask), np.flatnonzero(mask)
+            pred = fit_and_decide(self.docs, self.y, targets, tr, te, **self._fit_kw(corpus))[1]
+            left_out[f"{kind}:{name}"] = {
+                "rows": len(te),
+                "left_out": headline(pair_metrics(self.y[te], pred)),
+                "in_domain_cv": headline(pair_metrics(self.y[te], self.cv_pred[te])),
+            }
+            r = left_out[f"{kind}:{name}"]
+            print(
+                f"  {kind} {name} ({len(te)} rows): root causes micro {r['left_out']['root_causes_micro_f1']:.3f} "
+                f"(in-domain CV {r['in_domain_cv']['root_causes_micro_f1']:.3f})",
+                flush=True,
+            )
+        self.report["leave_one_out"] = left_out
+
+    def _corpus_without(self, kind: str, name: str):
+        """The corpus block learnt without the reviews of one domain or category."""
+        if self.corpus is None:
+            return None
+        keep = [r for r in self.corpus_rows if (r.domain if kind == "domain" else r.category) != name]
+        return corpus_block(keep, self.pipeline.segmenter, {d.text for d in self.docs}, seed=SEED)[0]
 
     def fit(self) -> None:
         """3a. The served model on all rows."""
         self.stage("training the served model on all rows")
         t = time.perf_counter()
-        self.state, _ = fit_state(
-            self.docs,
-            self.y,
-            self.pipeline.lexicon.targets,
-            inner_folds=self.config.inner_folds,
-            seed=SEED,
-            corpus=self.corpus,
-        )
+        self.state, _ = fit_state(self.docs, self.y, self.pipeline.lexicon.targets, **self._fit_kw())
         self.train_seconds = time.perf_counter() - t
         self.state["segmenter"] = self.pipeline.segmenter.name  # serving warns on another one
         self.model = AM.AspectModel(self.state, "candidate")
@@ -193,7 +289,7 @@ class AspectsTraining:
             size = (self.path / "model.skops").stat().st_size
             print(f'  wrote {self.path} ({size / 1e6:.1f} MB); {out / "current.json"} points "aspects" at it')
             served = AM.load_aspect_model(out, self.pipeline.lexicon)
-            for text in ("发货太慢了，客服也不耐烦", "客服很耐心"):
+            for text in ("发货太慢了，客服也不耐烦", "客服很耐心", "客服回复很及时"):
                 found = served.score([self.pipeline.make_doc(text)])[0]
                 print(f"  check: {text} -> " + ", ".join(f"{f.aspect}/{f.polarity} {f.score:.2f}" for f in found))
         self.stage(f"done in {self.stage.elapsed():.0f}s")
@@ -205,9 +301,9 @@ class AspectsTraining:
             "model": f"aspect_model.AspectModel (linear SVMs: {len(PAIRS)} direct + {len(ASPECTS)} presence + "
             f"{len(ASPECTS)} polarity; Platt; thresholds: shared, own below {OWN_THRESHOLD_BELOW} positives)",
             "data": {
-                "file": self.data_file.name,
-                "sha256": self.data_sha,
+                "files": self.files_record,
                 "rows": len(self.rows),
+                "near_duplicate_groups": len(set(self.groups.tolist())),
                 "labels_per_pair": {k: int(n) for k, n in zip(PAIR_CODES, y.sum(0))},
                 "domains": {d: sum(r.domain == d for r in self.rows) for d in sorted({r.domain for r in self.rows})},
             },
@@ -218,17 +314,21 @@ class AspectsTraining:
                 "folds": cfg.folds,
                 "inner_folds": cfg.inner_folds,
                 "seed": SEED,
+                "grouping": "StratifiedGroupKFold; a text and its near-duplicates (overlap coefficient of "
+                "char 3-gram sets >= 0.7, transitively) share a fold (training.splits.near_duplicate_groups)",
                 "model": self.cv_metrics,
                 "lexicon_baseline": self.lexicon_metrics,
                 "seconds": round(self.cv_seconds, 1),
             },
             "targets": targets_met(self.cv_metrics),
+            **self.report,
             "thresholds": {k: round(float(th), 4) for k, th in zip(PAIR_CODES, self.state["threshold"])},
             "never_asserted": self.never,
             "lexicon_only_pairs": self.lexicon_only,
             "model_or_lexicon_pairs": self.with_lexicon,
             "n_features": int(self.model.featurizer.n_features),
             "training_seconds": round(self.train_seconds, 1),
+            "stage_started_at_seconds": self.stage.offsets(),
             "packages": {
                 "python": platform.python_version(),
                 **package_versions(("scikit-learn", "numpy", "scipy", "skops", "rjieba", "jieba", "OpenCC")),

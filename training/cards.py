@@ -126,6 +126,47 @@ examples only.
 """
 
 
+def _headline_row(name: str, h: dict) -> str:
+    return (
+        f"| {name} | {_p3(h['root_causes_micro_f1'])} / {_p3(h['root_causes_macro_f1'])} | "
+        f"{_p3(h['aspect_polarity_micro_f1'])} / {_p3(h['aspect_polarity_macro_f1'])} |"
+    )
+
+
+def aspects_extra_sections(m: dict) -> str:
+    """The card's sections for the figures a ``--full`` run adds (empty without them)."""
+    out = []
+    head = "| | root causes micro / macro F1 | aspect-polarity micro / macro F1 |\n|---|---|---|\n"
+    if m.get("cv_by_domain"):
+        rows = "\n".join(_headline_row(f"{d} ({h['rows']} rows)", h) for d, h in m["cv_by_domain"].items())
+        out.append(f"## Cross-validated, per domain\n{head}{rows}\n")
+    if m.get("learning_curve"):
+        rows = "\n".join(
+            _headline_row(f"{float(k):.0%} of each training fold", h) for k, h in m["learning_curve"].items()
+        )
+        out.append(f"## Learning curve (same folds)\n{head}{rows}\n")
+    if m.get("previous_data"):
+        prev = m["previous_data"]
+        out.append(
+            f"## The previous model's data on the same folds\nThe same design trained on the rows of "
+            f"`{prev['train_file']}` only in each training fold, tested on the same test folds:\n{head}"
+            f"{_headline_row('previous data', prev)}\n{_headline_row('all data (this model)', m['learning_curve']['1.0'])}\n"
+        )
+    if m.get("leave_one_out"):
+        rows = "\n".join(
+            f"| {k} | {v['rows']} | {_p3(v['left_out']['root_causes_micro_f1'])} / {_p3(v['left_out']['root_causes_macro_f1'])} | "
+            f"{_p3(v['in_domain_cv']['root_causes_micro_f1'])} / {_p3(v['in_domain_cv']['root_causes_macro_f1'])} | "
+            f"{_p3(v['left_out']['aspect_polarity_micro_f1'])} | {_p3(v['in_domain_cv']['aspect_polarity_micro_f1'])} |"
+            for k, v in m["leave_one_out"].items()
+        )
+        out.append(
+            "## Unseen domains: left out of training (and of the corpus block), beside in-domain CV on the same rows\n"
+            "| left out | rows | root causes micro / macro (left out) | (in-domain CV) | aspect-polarity micro (left out) "
+            f"| (in-domain CV) |\n|---|---|---|---|---|---|\n{rows}\n"
+        )
+    return "\n".join(out)
+
+
 def aspects_card(m: dict, *, train_seconds: float, cv_seconds: float) -> str:
     """The aspect model card, from the run's metrics (and its unrounded timings)."""
     cv, corpus, data = m["cv"], m["corpus"], m["data"]
@@ -150,6 +191,7 @@ def aspects_card(m: dict, *, train_seconds: float, cv_seconds: float) -> str:
     )
     never, lexicon_only, with_lexicon = m["never_asserted"], m["lexicon_only_pairs"], m["model_or_lexicon_pairs"]
     per_pair = data["labels_per_pair"]
+    files = ", ".join(f"`{f['file']}` ({f['rows']} rows, sha256 {f['sha256'][:12]}…)" for f in data["files"])
     return f"""# Aspect-polarity model (aspects and root causes)
 
 Multi-label classifier over the {len(PAIRS)} (aspect, polarity) pairs of ANNOTATION.md; root causes are
@@ -161,13 +203,15 @@ learnt from {corpus.get("rows_used", 0)} pos/neg-labelled reviews (`{corpus.get(
 `raw = direct + min(presence, ±polarity)`; Platt scaling and the thresholds (one shared by the
 pairs with ≥ {OWN_THRESHOLD_BELOW} examples, an own one for thinner pairs) are fitted on
 {cv["inner_folds"]}-fold out-of-fold scores. Evidence: clauses with lexicon hits of the pair, else
-the clause scoring highest for it alone.
+the clause scoring highest for it alone; when that clause holds lexicon hits of the same aspect
+with only the other polarity (客服回复很及时 under a responsiveness/negative decision), the
+finding takes the polarity of its clause.
 
 ## Data
-`{data["file"]}`: {data["rows"]} hand-labelled texts (sha256 {data["sha256"][:12]}…), lexicon {m["lexicon_version"]}.
-Trained in {train_seconds:.1f}s on {platform.machine()} ({cv["folds"]}-fold CV: {cv_seconds:.0f}s).
+{data["rows"]} hand-labelled texts from {files}, in {data["near_duplicate_groups"]} near-duplicate groups;
+lexicon {m["lexicon_version"]}. Trained in {train_seconds:.1f}s on {platform.machine()} ({cv["folds"]}-fold CV: {cv_seconds:.0f}s).
 
-## Cross-validated results ({cv["folds"]}-fold; lexicon scorer on the same texts)
+## Cross-validated results ({cv["folds"]}-fold, grouped so near-duplicates share a fold; lexicon scorer on the same texts)
 | group | model micro / macro F1 | lexicon micro / macro F1 |
 |---|---|---|
 {summary}
@@ -181,6 +225,7 @@ Pairs with fewer than {MIN_PAIR_POSITIVES} examples, or whose best CV F1 stayed 
 Asserted by lexicon hits only (the lexicon did better in CV): {", ".join(lexicon_only) or "none"}.
 Asserted by the model or a lexicon hit: {", ".join(with_lexicon) or "none"}.
 
+{aspects_extra_sections(m)}
 Figures: `pairs.png` (per-pair CV precision / recall / F1 against the lexicon), `confusion.png`
 (per-pair CV confusion, gold rows).
 
@@ -189,10 +234,10 @@ Figures: `pairs.png` (per-pair CV precision / recall / F1 against the lexicon), 
   threshold below {OWN_THRESHOLD_BELOW} positives) and the lexicon cues added for `other` and
   responsiveness were chosen while looking at 5-fold CV figures and error lists on these same
   texts, so the CV figures are somewhat optimistic.
-- 1,699 texts: competence ({per_pair["competence:negative"]} neg /
-  {per_pair["competence:positive"]} pos), other, responsiveness/positive
-  and after_sales/positive are too thin to learn well; quality/negative partly absorbs bare
-  negative verdicts. More labelled service texts (chats, complaints about staff) would help most.
+- {data["rows"]} texts: competence ({per_pair["competence:negative"]} neg /
+  {per_pair["competence:positive"]} pos), other ({per_pair["other:negative"]} neg), responsiveness/positive
+  ({per_pair["responsiveness:positive"]}) and after_sales/positive ({per_pair["after_sales:positive"]}) are too thin
+  to learn well; quality/negative partly absorbs bare negative verdicts.
 - Shopping and take-out reviews (plus a few hotel reviews); other domains are out of sample.
 - Features depend on the lexicon: retrain after substantial lexicon edits.
 """

@@ -50,6 +50,23 @@ class Annotated:
     pairs: frozenset[tuple[str, str]]  # (aspect, positive|negative)
 
 
+ANNOTATION_GLOB = "aspects_train*.jsonl"
+
+
+def annotation_files(data: Path) -> list[Path]:
+    """The labelled files a ``--data`` argument names: the file itself, or every
+    ``aspects_train*.jsonl`` of a folder, sorted (the shared data has more than one round)."""
+    data = Path(data)
+    if data.is_dir():
+        files = sorted(p for p in data.glob(ANNOTATION_GLOB) if p.is_file())
+        if not files:
+            raise LabelledDataError(f"{data}: no {ANNOTATION_GLOB} in this folder")
+        return files
+    if not data.is_file():
+        raise LabelledDataError(f"{data}: file not found")
+    return [data]
+
+
 def read_annotations(path: Path) -> list[Annotated]:
     """Read and validate a JSONL file in the annotation format; the first bad row raises
     LabelledDataError naming its line, so a run stops before it writes anything.

@@ -23,9 +23,11 @@
 #   `positive`/`negative`): binary sentiment (positive when P(positive) ≥ P(negative)), overall
 #   and per `domain` when that column exists.
 #
-# `--data` defaults to the shared data beside the repository (`../shared/data`, its
-# `aspects_train.jsonl`), whatever the working directory. A malformed row stops the run with its
-# line number. `--out DIR` also writes the figures as `DIR/eval-<file name>.json`.
+# `--data` defaults to the shared data beside the repository (`../shared/data`: every
+# `aspects_train*.jsonl` in it, sorted, rows concatenated), whatever the working directory. A
+# malformed row stops the run with its file and line number. `--by-domain` adds, for annotation
+# rows, each domain's root-cause table, micro/macro F1 and three-class sentiment macro-F1. `--out
+# DIR` also writes the figures as `DIR/eval-<file or folder name>.json` (`by_domain` in it).
 
 # %%
 from __future__ import annotations
@@ -47,17 +49,27 @@ parser.add_argument(
     "--data",
     type=Path,
     default=DEFAULT_DATA,
-    help="annotation .jsonl, or .csv with text,label (a folder: its aspects_train.jsonl)",
+    help="annotation .jsonl, or .csv with text,label (a folder: every aspects_train*.jsonl in it)",
 )
 parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON into this folder")
 parser.add_argument("--models", type=Path, default=None, help="models folder (default: the service's)")
 parser.add_argument("--lexicons", type=Path, default=None, help="lexicon folder (default: the service's)")
 parser.add_argument("--batch", type=int, default=256)
+parser.add_argument(
+    "--by-domain", action="store_true", help="annotation rows: also the figures of each domain (JSON: by_domain)"
+)
 args, _unknown = parser.parse_known_args()  # tolerate a notebook kernel's own arguments
 
 from training import evaluation as E  # noqa: E402 - after --help, which needs none of it
 
-config = E.EvalConfig(data=args.data, out=args.out, models=args.models, lexicons=args.lexicons, batch=args.batch)
+config = E.EvalConfig(
+    data=args.data,
+    out=args.out,
+    models=args.models,
+    lexicons=args.lexicons,
+    batch=args.batch,
+    by_domain=args.by_domain,
+)
 
 # %% [markdown]
 # ## Score the file with the served pipeline, in batches (the API's code path), and print the tables

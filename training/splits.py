@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.csgraph  # noqa: F401 - sp.csgraph
 
 
 def heldout_mask(
@@ -81,3 +83,37 @@ def strat_keys(y: np.ndarray, folds: int) -> np.ndarray:
     keys = np.array([int(np.flatnonzero(r)[np.argmin(freq[np.flatnonzero(r)])]) if r.any() else -1 for r in y])
     counts = Counter(keys.tolist())
     return np.array([k if counts[k] >= folds else -2 for k in keys])
+
+
+def near_duplicate_groups(texts: Sequence[str], threshold: float = 0.7) -> np.ndarray:
+    """A group id per text: texts equal or nearly equal (by :func:`training.corpora.near_duplicates`'
+    measure, the overlap coefficient of char 3-gram sets) share a group, transitively, so
+    grouped folds never put a text in training and its near-copy in the test fold."""
+    from training.corpora import dedupe_key  # corpora imports the service's normaliser
+
+    keys = [dedupe_key(t) for t in texts]
+    index: dict[str, int] = {}
+    rows, cols, sizes = [], [], []
+    for i, k in enumerate(keys):
+        grams = {index.setdefault(k[j : j + 3], len(index)) for j in range(len(k) - 2)} or {
+            index.setdefault("\x00" + k, len(index))
+        }
+        rows += [i] * len(grams)
+        cols += grams
+        sizes.append(len(grams))
+    m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(keys), len(index)))
+    size = np.array(sizes)
+    inter = (m @ m.T).tocoo()
+    smaller = np.minimum(size[inter.row], size[inter.col])
+    near = (inter.row < inter.col) & (inter.data >= threshold * smaller)
+    graph = sp.csr_matrix((np.ones(near.sum()), (inter.row[near], inter.col[near])), shape=(len(keys),) * 2)
+    return sp.csgraph.connected_components(graph, directed=False)[1]
+
+
+def grouped_folds(y: np.ndarray, groups: np.ndarray, folds: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index arrays of ``folds`` folds stratified by :func:`strat_keys` with every
+    group inside one fold."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    cv = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+    return list(cv.split(np.zeros(len(y)), strat_keys(y, folds), groups))

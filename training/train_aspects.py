@@ -16,8 +16,9 @@
 #     .venv/bin/python training/train_aspects.py --data ../shared/data --out models
 #     .venv/bin/pingjia train --only aspects            # the same run, from the installed package
 #
-# `--data` is a folder holding `aspects_train.jsonl` or a `.jsonl` file in the annotation format
-# (one JSON object per line, see `docs/models.md`):
+# `--data` is a folder (every `aspects_train*.jsonl` in it is read: the shared data has two
+# labelling rounds, 3,499 texts) or one `.jsonl` file in the annotation format (one JSON object
+# per line, see `docs/models.md`):
 #
 #     {"id": "r1", "domain": "shopping", "text": "发货太慢了，客服也不耐烦", "sentiment": "neg",
 #      "aspects": [{"aspect": "logistics", "polarity": "neg"}, {"aspect": "attitude", "polarity": "neg"}]}
@@ -33,7 +34,8 @@
 # 1b. learns the corpus block from the review corpus (texts also in the labelled file are left
 #    out): word vectors (PPMI + SVD) and a word-polarity model, used as features beside the
 #    n-grams (`training/word_vectors.py` fits, `app/pipeline/word_vectors.py` serves);
-# 2. 5-fold cross-validation of the whole training procedure (each fold runs its own inner CV
+# 2. 5-fold cross-validation of the whole training procedure, grouped so that a text and its
+#    near-duplicates share a fold (each fold runs its own inner CV
 #    for Platt calibration and the per-pair thresholds), beside the lexicon scorer on the same
 #    texts: per-pair precision/recall/F1, micro/macro F1 over the 18 aspect-polarity pairs and
 #    over the 9 negative pairs (root causes);
@@ -61,7 +63,7 @@ parser.add_argument(
     "--data",
     type=Path,
     default=DEFAULT_DATA,
-    help="folder with aspects_train.jsonl, or a .jsonl file in the annotation format",
+    help="folder with aspects_train*.jsonl (every one is read), or one .jsonl file in the annotation format",
 )
 parser.add_argument(
     "--corpus",
@@ -74,6 +76,11 @@ parser.add_argument("--lexicons", type=Path, default=DEFAULT_LEXICONS)
 parser.add_argument("--folds", type=int, default=5, help="outer cross-validation folds (0: skip CV)")
 parser.add_argument("--inner-folds", type=int, default=5, help="folds for calibration and thresholds")
 parser.add_argument("--dry-run", action="store_true", help="train and report, but write no artifact")
+parser.add_argument(
+    "--full",
+    action="store_true",
+    help="also the learning curve, the previous model's data on the same folds and leave-one-domain-out (~8 min)",
+)
 args, _unknown = parser.parse_known_args()  # tolerate a notebook kernel's own arguments
 
 from training.aspects_run import AspectsConfig, AspectsTraining  # noqa: E402 - after --help, which needs none of it
@@ -87,6 +94,7 @@ run = AspectsTraining(
         folds=args.folds,
         inner_folds=args.inner_folds,
         dry_run=args.dry_run,
+        full=args.full,
     )
 )
 
@@ -113,6 +121,18 @@ run.corpus_block()
 
 # %%
 run.cross_validate()
+
+# %% [markdown]
+# ## 2b. With `--full`: learning curve, the previous model's data on the same folds, unseen domains
+#
+# Learning curve: 25 % and 50 % of each training fold, same test folds. Previous data: the same
+# design trained only on the first file's rows of each training fold (what the previous model
+# had). Unseen domains: each domain, and each shopping category with at least 150 labelled rows
+# (categories looked up in the review corpus), left out of training and of the corpus block,
+# tested on, beside the in-domain CV figures of the same rows.
+
+# %%
+run.full_report()
 
 # %% [markdown]
 # ## 3. Train on all rows and write the artifact

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
-from app.api.schemas import AspectOut, BatchItemError, KeywordOut, Out, example
+from app.api.schemas import MIXED_DESCRIPTION, AspectOut, BatchItemError, KeywordOut, Out, example
 from app.core.taxonomy import (
     EMOTIONS,
     ESCALATION_LEVELS,
@@ -219,6 +219,7 @@ class QAOut(Out):
 class TurnSentimentOut(Out):
     label: Literal[*SENTIMENT_LABELS]  # type: ignore[valid-type]
     probabilities: dict[str, float]
+    mixed: bool = Field(description=MIXED_DESCRIPTION + " (within this turn)")
 
 
 class SatisfactionOut(Out):

@@ -223,6 +223,9 @@ class JobSummary(BaseModel):
     complete: bool
     totals: dict[str, int]
     sentiment: dict[str, Any]
+    mixed: dict[str, float] | None = Field(
+        None, description="review jobs only: count and share of texts whose sentiment is mixed (sentiment.mixed)"
+    )
     root_causes: list[dict[str, Any]]
     aspects: list[dict[str, Any]]
     complaint_terms: dict[str, Any]

@@ -88,9 +88,16 @@ class SpanOut(Out):
     end: int
 
 
+MIXED_DESCRIPTION = (
+    "true when the text both praises and blames: its aspects include a positive and a negative finding whose "
+    "evidence spans do not overlap (a typical 中评: 东西不错，就是物流太慢了); independent of the label"
+)
+
+
 class SentimentOut(Out):
     label: Literal[*SENTIMENT_LABELS]
     probabilities: dict[str, float]
+    mixed: bool = Field(description=MIXED_DESCRIPTION)
 
 
 class KeywordOut(Out):

@@ -144,7 +144,7 @@ def report(r: ConversationReport) -> dict:
             {
                 "index": x.index,
                 "role": x.role,
-                "sentiment": {"label": x.analysis.sentiment.label, "probabilities": x.analysis.sentiment.probabilities},
+                "sentiment": review.sentiment(x.analysis),
                 "keywords": [review.keyword(h) for h in x.analysis.keywords],
                 "aspects": [review.aspect(a) for a in x.analysis.aspects],
                 "emotion": x.emotion.emotion if x.emotion else None,

@@ -14,9 +14,10 @@ command when a spreadsheet opens it.
 * A user's id is text even when it looks like a number: ``-12`` is written as
   ``'-12``, as OWASP recommends (a spreadsheet shows the quote; that is the price of
   not guessing which "numbers" are harmless).
-* Figures the service computes (``row``, ``p_*``, ``qa_score``) are Python numbers, not
-  text: they cannot carry a formula, none is negative, and they are written unchanged
-  so a spreadsheet can still sum and filter them.
+* Figures the service computes (``row``, ``p_*``, ``mixed``, ``qa_score``) are Python
+  numbers (``mixed`` a bool, written ``True``/``False``), not text: they cannot carry a
+  formula, none is negative, and they are written unchanged so a spreadsheet can still
+  sum and filter them.
 * Text cells are always wrapped in double quotes (embedded quotes doubled), numbers
   are bare, so a payload cannot leave its cell (also a bare carriage return, which the
   ``csv`` module would not otherwise quote with a ``\n`` line terminator).
@@ -40,6 +41,7 @@ CSV_FIELDS = [
     "p_positive",
     "p_neutral",
     "p_negative",
+    "mixed",
     "root_causes",
     "aspects",
     "keywords",
@@ -94,6 +96,7 @@ def _flat_row(result: dict) -> dict:
         "p_positive": probs.get("positive"),
         "p_neutral": probs.get("neutral"),
         "p_negative": probs.get("negative"),
+        "mixed": result["sentiment"].get("mixed", ""),  # absent in rows stored before sentiment.mixed
         "root_causes": "|".join(c["cause"] for c in result["root_causes"]),
         "aspects": "|".join(f"{a['aspect']}:{a['polarity']}" for a in result["aspects"]),
         "keywords": "|".join(f"{k['term']}:{k['polarity']}" for k in result["keywords"]),

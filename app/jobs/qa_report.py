@@ -54,6 +54,7 @@ def build_chat_report(source: ReportSource, plan: Mapping, *, config: ReportConf
     """A chat job's report: the review report over the customers' sentiment, plus ``qa``."""
     scopes = read_scopes(source)
     report = build_report(source, plan, config=config, scopes=scopes)
+    del report["mixed"]  # a review figure: a conversation has no one sentiment finding to be mixed
     report["qa"] = qa_report(scopes, source.iter_examples(), plan, config)
     return report
 

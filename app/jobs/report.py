@@ -135,6 +135,7 @@ class RowFacts:
     aspects: tuple[tuple[str, str], ...]
     terms: frozenset[str] = frozenset()
     qa: QAFacts | None = None  # conversations only
+    mixed: bool = False  # reviews only: praise and blame on different evidence (sentiment.mixed)
 
 
 def first_response_bucket(seconds: float) -> int:
@@ -205,6 +206,8 @@ class Accumulator:
                 continue
             c[(*scope, "analysed")] += 1
             c[(*scope, f"sent:{facts.label}")] += 1
+            if facts.mixed:
+                c[(*scope, "mixed")] += 1
             for cause in facts.causes:
                 c[(*scope, f"cause:{cause}")] += 1
             for aspect, polarity in facts.aspects:
@@ -338,6 +341,7 @@ def build_report(
     report = {
         "totals": {"rows": overall["rows"], "analysed": overall["analysed"], "errors": overall["errors"]},
         **_breakdown(overall),
+        "mixed": {"count": overall["mixed"], "share": _share(overall["mixed"], overall["analysed"])},
         "errors": {
             "by_code": {m[4:]: n for m, n in sorted(overall.items()) if m.startswith("err:")},
             "examples": source.error_examples(5),

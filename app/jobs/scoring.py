@@ -63,7 +63,7 @@ class ReviewScorer:
         items = [TextItem(r.payload, r.id) for r in rows if r.error is None]
         analysed = iter(self.pipeline.analyze_batch(items, with_words=True))
         versions = self.versions
-        return _collect(start_row, rows, plan, versions, lambda: next(analysed), self._body, self._facts)
+        return _collect(start_row, rows, plan, versions, lambda: next(analysed), self._body, self.facts)
 
     @staticmethod
     def _body(result: Analysis, versions: dict) -> dict:
@@ -72,13 +72,15 @@ class ReviewScorer:
         return body
 
     @staticmethod
-    def _facts(a: Analysis) -> RowFacts:
+    def facts(a: Analysis) -> RowFacts:
+        """What the report counts of one analysed review (also read by the Spark integration)."""
         terms = set(a.words) | {k.term for k in a.keywords}
         return RowFacts(
             a.sentiment.label,
             tuple(c.aspect for c in a.root_causes),
             tuple({(x.aspect, x.polarity) for x in a.aspects}),
             frozenset(terms),
+            mixed=a.mixed,
         )
 
 
@@ -100,7 +102,7 @@ class ConversationScorer:
     def score(self, start_row: int, rows: Sequence[WorkRow], plan: Mapping[str, Any]) -> ChunkOutput:
         convs = [{**r.payload, "id": r.id} for r in rows if r.error is None]
         analysed = iter(analyze_conversations(convs, self.pipeline, self.rules, self.limits))
-        return _collect(start_row, rows, plan, self.versions, lambda: next(analysed), self._body, self._facts, qa=True)
+        return _collect(start_row, rows, plan, self.versions, lambda: next(analysed), self._body, self.facts, qa=True)
 
     def _body(self, result, versions: dict) -> dict:
         body = conversation_present.report(result)
@@ -108,7 +110,8 @@ class ConversationScorer:
         return body
 
     @staticmethod
-    def _facts(r) -> RowFacts:
+    def facts(r) -> RowFacts:
+        """What the report counts of one analysed conversation (also read by the Spark integration)."""
         customer = [t for t in r.turns if t.role == "customer"]
         aspects = {(x.aspect, x.polarity) for t in customer for x in t.analysis.aspects}
         terms = {k.term for t in customer for k in t.analysis.keywords}
@@ -117,11 +120,11 @@ class ConversationScorer:
             tuple(c.cause for c in r.root_causes),
             tuple(aspects),
             frozenset(terms),
-            ConversationScorer._qa_facts(r),
+            ConversationScorer.qa_facts(r),
         )
 
     @staticmethod
-    def _qa_facts(r) -> QAFacts:
+    def qa_facts(r) -> QAFacts:
         """Score, grade, resolution, first response and each violation's code, turn and text,
         with every PII leak of that turn masked (a missing_closing's text is the whole turn:
         the report never repeats a leaked number)."""

@@ -482,10 +482,14 @@ class AspectModel:
             for j, clauses in hit_clauses[i].items():
                 if not clauses and doc.clauses:
                     clauses = [int(np.argmax(fallback[i][:, j]))] if i in fallback else [0]
+                    j, asserted = _polarity_of_clauses(doc, j, clauses), j
+                    if j is None:  # its clause says the opposite of it: not what the text says
+                        continue
+                else:
+                    asserted = j
                 aspect, polarity = PAIRS[j]
-                findings.append(
-                    AspectFinding(aspect, polarity, round(float(probs[i, j]), 4), clause_evidence(doc, clauses))
-                )
+                score = max(probs[i, j], probs[i, asserted])  # a flipped pair keeps the model's confidence
+                findings.append(AspectFinding(aspect, polarity, round(float(score), 4), clause_evidence(doc, clauses)))
             out.append(_one_polarity_per_evidence(findings))
         return out
 
@@ -500,6 +504,28 @@ class AspectModel:
             out.append(raw[k : k + len(d.clauses)])
             k += len(d.clauses)
         return out
+
+
+def _polarity_of_clauses(doc: Doc, j: int, clauses: Sequence[int]) -> int | None:
+    """What the evidence clauses say of decided pair ``j`` (lexicon hits, negation resolved):
+    the same aspect's other pair when its hits there all have the other polarity; None (drop
+    the finding) when the clauses hold no hit of the aspect but hits of other dimensions, all of
+    the other polarity; else ``j``.
+
+    Why: the text-level model learns that 客服 and 回复 mostly come with complaints, so it
+    asserted responsiveness/negative and competence/negative on 客服回复很及时, whose one clause
+    plainly praises. The clause carrying a finding decides its polarity. Measured on the grouped
+    CV: root-cause micro-F1 0.762 -> 0.759 (fold noise), while a root cause on a praising clause
+    is the slip a reader sees first. Reading the aspect's hits elsewhere in the text as well
+    cost more (0.753)."""
+    aspect, polarity = PAIRS[j]
+    inside = [h for h in doc.hits if h.clause in clauses]
+    own = [h.polarity for h in inside if h.dimension == aspect]
+    if own:
+        return j if polarity in own else (j + 1 if polarity == "positive" else j - 1)  # PAIRS: pos, neg
+    if inside and all(h.polarity != polarity for h in inside):
+        return None
+    return j
 
 
 def _one_polarity_per_evidence(findings: list[AspectFinding]) -> tuple[AspectFinding, ...]:

@@ -8,6 +8,7 @@ The codes the findings carry (aspects, polarities, sentiment labels) are in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from app.pipeline.features import DocFeatures
@@ -79,6 +80,37 @@ class Analysis:
         """The negative aspects asserted, best first (the API's ``root_causes``)."""
         neg = [a for a in self.aspects if a.polarity == "negative"]
         return tuple(sorted(neg, key=lambda a: -a.score))
+
+    @property
+    def mixed(self) -> bool:
+        """Praise and blame on different evidence (the API's ``sentiment.mixed``): :func:`is_mixed`."""
+        return is_mixed(self.aspects)
+
+
+def is_mixed(aspects: Iterable[AspectFinding]) -> bool:
+    """True when the text both praises and blames, each on its own evidence: some positive and
+    some negative aspect whose evidence spans do not overlap (a typical 中评:
+    东西不错，就是物流太慢了).
+
+    Why: one sentiment label cannot say "good goods, slow courier"; the flag finds such texts
+    whatever their label (it is independent of it). Both polarities on the very same evidence
+    are one clause read two ways, not praise *and* blame, so they do not count.
+
+    >>> good = AspectFinding("quality", "positive", 0.9, (Span("东西不错", 0, 4),))
+    >>> slow = AspectFinding("logistics", "negative", 0.9, (Span("就是物流太慢了", 5, 12),))
+    >>> same = AspectFinding("quality", "negative", 0.5, good.evidence)
+    >>> is_mixed([good, slow]), is_mixed([slow]), is_mixed([good, same])
+    (True, False, False)
+    """
+    found = [a for a in aspects if a.evidence]
+    pos = [a.evidence for a in found if a.polarity == "positive"]
+    neg = [a.evidence for a in found if a.polarity == "negative"]
+    return any(not _overlap(p, n) for p in pos for n in neg)
+
+
+def _overlap(a: tuple[Span, ...], b: tuple[Span, ...]) -> bool:
+    """Whether any span of ``a`` shares a character with any span of ``b``."""
+    return any(x.start < y.end and y.start < x.end for x in a for y in b)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,11 +35,16 @@ def root_cause(a: AspectFinding) -> dict:
     return {"cause": a.aspect, "score": a.score, "evidence": [span(s) for s in a.evidence]}
 
 
+def sentiment(a: Analysis) -> dict:
+    """The label, its probabilities and ``mixed`` (praise and blame on different evidence)."""
+    return {"label": a.sentiment.label, "probabilities": a.sentiment.probabilities, "mixed": a.mixed}
+
+
 def analysis(a: Analysis, versions: dict[str, str], *, with_terms: bool = False) -> dict:
     """One text's response body; ``top_terms`` only when asked for."""
     out = {
         "id": a.id,
-        "sentiment": {"label": a.sentiment.label, "probabilities": a.sentiment.probabilities},
+        "sentiment": sentiment(a),
         "keywords": [keyword(h) for h in a.keywords],
         "aspects": [aspect(x) for x in a.aspects],
         "root_causes": [root_cause(x) for x in a.root_causes],

@@ -9,8 +9,9 @@ from app.pipeline.findings import Analysis, ItemError
 
 
 def summarize(results: Iterable[Analysis | ItemError]) -> dict:
-    """Totals, errors, and counts by sentiment, root cause and aspect/polarity."""
-    total = errors = 0
+    """Totals, errors, and counts by sentiment (plus how many texts are ``mixed``), root cause
+    and aspect/polarity."""
+    total = errors = mixed = 0
     sentiment: Counter[str] = Counter()
     causes: Counter[str] = Counter()
     aspects: Counter[str] = Counter()
@@ -20,6 +21,7 @@ def summarize(results: Iterable[Analysis | ItemError]) -> dict:
             errors += 1
             continue
         sentiment[r.sentiment.label] += 1
+        mixed += r.mixed
         causes.update({a.aspect for a in r.root_causes})
         aspects.update({f"{a.aspect}:{a.polarity}" for a in r.aspects})
     analysed = total - errors
@@ -28,6 +30,7 @@ def summarize(results: Iterable[Analysis | ItemError]) -> dict:
         "analysed": analysed,
         "errors": errors,
         "sentiment": dict(sentiment),
+        "mixed": mixed,
         "root_causes": [{"cause": c, "count": n, "share": round(n / analysed, 4)} for c, n in causes.most_common()]
         if analysed
         else [],
