@@ -111,7 +111,7 @@ def cmd_train(args) -> int:
         print(f"pingjia train: {model} from {data} into {out}", file=sys.stderr, flush=True)
         try:
             if model == "sentiment":
-                train_sentiment(SentimentConfig(data=data, out=out))
+                train_sentiment(SentimentConfig(data=data, out=out, full=args.full))
             elif model == "chat":
                 train_chat(ChatConfig(data=data, out=out, lexicons=get_settings().lexicon_dir))
             else:
@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--full",
         action="store_true",
-        help="aspects: also the learning curve, the previous data on the same folds and leave-one-domain-out",
+        help="also every comparison the cards report: sentiment design comparison and corpus experiments; "
+        "aspects learning curve, previous data on the same folds and leave-one-domain-out",
     )
     p.set_defaults(func=cmd_train)
 

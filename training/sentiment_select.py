@@ -74,6 +74,13 @@ class DesignChoice:
         return FEATURE_SETS[self.table[self.best]["features"]]
 
 
+def incumbent_choice() -> DesignChoice:
+    """The incumbent design without a comparison (a training run without ``--full``)."""
+    clf, features = INCUMBENT.split(" / ")
+    table = {INCUMBENT: {"classifier": clf, "features": features}}
+    return DesignChoice(table, {}, [], INCUMBENT, INCUMBENT)
+
+
 def _mean(r: dict) -> float:
     return float(np.mean(list(r.values())))
 
