@@ -147,3 +147,29 @@ def test_corpus_file_errors_stop_training_before_writing(tmp_path):
     with pytest.raises(LabelledDataError, match="corpus.csv:3: label must be"):
         AspectsTraining(AspectsConfig(data=data, corpus=str(corpus), out=out, folds=0)).run()
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_full_run_reads_every_round_and_reports_curve_previous_data_and_left_out_domains(tmp_path, monkeypatch):
+    from training import aspects_run
+
+    data, corpus = _tiny_training_files(tmp_path)
+    rows = data.read_text(encoding="utf-8").splitlines()
+    folder = tmp_path / "rounds"
+    folder.mkdir()
+    for k, name in enumerate(("aspects_train.jsonl", "aspects_train_2.jsonl")):
+        lines = [json.dumps({**json.loads(r), "domain": ("shopping", "waimai")[i % 2]}) for i, r in enumerate(rows)]
+        (folder / name).write_text("\n".join(lines[k::2]) + "\n", encoding="utf-8")
+    monkeypatch.setattr(aspects_run, "MIN_LEFT_OUT_ROWS", 5)
+    config = AspectsConfig(data=folder, corpus=str(corpus), out=tmp_path / "models", folds=2, inner_folds=2, full=True)
+    run = AspectsTraining(config).run()
+    m = run.metrics
+    assert [f["file"] for f in m["data"]["files"]] == ["aspects_train.jsonl", "aspects_train_2.jsonl"]
+    assert m["data"]["rows"] == len(rows) and m["data"]["near_duplicate_groups"] == 6  # "！" variants share one
+    assert set(m["learning_curve"]) == {"0.25", "0.5", "1.0"}
+    assert m["previous_data"]["train_file"] == "aspects_train.jsonl"
+    assert set(m["leave_one_out"]) == {"domain:shopping", "domain:waimai"}
+    assert sum(v["rows"] for v in m["leave_one_out"].values()) == len(rows)
+    assert set(m["cv_by_domain"]) == {"shopping", "waimai"}
+    card = (run.path / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "Learning curve" in card and "Unseen domains" in card and "previous model's data" in card

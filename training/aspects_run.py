@@ -201,47 +201,55 @@ class AspectsTraining:
         corpus block) and tested on, beside the in-domain CV figures of the same rows."""
         if not self.config.full or self.cv_metrics is None:
             return
-        targets, rng = self.pipeline.lexicon.targets, np.random.default_rng(SEED)
         self.stage("learning curve (share of each training fold)")
-        curve = {"1.0": headline(self.cv_metrics)}
+        self.report["learning_curve"] = self._learning_curve()
+        if len(self.data_files) > 1:
+            self.stage(f"the previous model's data ({self.data_files[0].name} only) on the same folds")
+            self.report["previous_data"] = self._previous_data()
+        self.stage("leave one domain / shopping category out (also out of the corpus block)")
+        self.report["leave_one_out"] = self._leave_one_out()
+
+    def _decide(self, train: np.ndarray, test: np.ndarray, corpus=None) -> np.ndarray:
+        """Decisions on ``test`` of the model trained on ``train``."""
+        return fit_and_decide(self.docs, self.y, self.pipeline.lexicon.targets, train, test, **self._fit_kw(corpus))[1]
+
+    def _learning_curve(self) -> dict:
+        rng, curve = np.random.default_rng(SEED), {"1.0": headline(self.cv_metrics)}
         for frac in LEARNING_CURVE:
             pred = np.zeros_like(self.cv_pred)
             for tr, te in self.splits:
-                sub = np.sort(rng.choice(tr, size=int(len(tr) * frac), replace=False))
-                pred[te] = fit_and_decide(self.docs, self.y, targets, sub, te, **self._fit_kw())[1]
+                pred[te] = self._decide(np.sort(rng.choice(tr, size=int(len(tr) * frac), replace=False)), te)
             curve[str(frac)] = headline(pair_metrics(self.y, pred))
             print(f"  {frac:.0%} of each training fold: {curve[str(frac)]}", flush=True)
-        self.report["learning_curve"] = curve
-        if len(self.data_files) > 1:
-            first = self.data_files[0].name
-            self.stage(f"the previous model's data ({first} only) on the same folds")
-            pred = np.zeros_like(self.cv_pred)
-            for tr, te in self.splits:
-                pred[te] = fit_and_decide(self.docs, self.y, targets, tr[self.file_of[tr] == 0], te, **self._fit_kw())[
-                    1
-                ]
-            self.report["previous_data"] = {"train_file": first, **headline(pair_metrics(self.y, pred))}
-            print(f"  trained on {first} rows only: {self.report['previous_data']}", flush=True)
-        self.stage("leave one domain / shopping category out (also out of the corpus block)")
-        left_out = {}
+        return curve
+
+    def _previous_data(self) -> dict:
+        """The same design trained on the first file's rows of each training fold only."""
+        pred = np.zeros_like(self.cv_pred)
+        for tr, te in self.splits:
+            pred[te] = self._decide(tr[self.file_of[tr] == 0], te)
+        out = {"train_file": self.data_files[0].name, **headline(pair_metrics(self.y, pred))}
+        print(f"  {out}", flush=True)
+        return out
+
+    def _leave_one_out(self) -> dict:
         units = [("domain", d, m) for d, m in self.domain_masks().items()]
         units += [("category", c, m) for c, m in self.category_masks().items()]
+        out = {}
         for kind, name, mask in units:
-            corpus = self._corpus_without(kind, name)
             tr, te = np.flatnonzero(~mask), np.flatnonzero(mask)
-            pred = fit_and_decide(self.docs, self.y, targets, tr, te, **self._fit_kw(corpus))[1]
-            left_out[f"{kind}:{name}"] = {
+            pred = self._decide(tr, te, self._corpus_without(kind, name))
+            r = out[f"{kind}:{name}"] = {
                 "rows": len(te),
                 "left_out": headline(pair_metrics(self.y[te], pred)),
                 "in_domain_cv": headline(pair_metrics(self.y[te], self.cv_pred[te])),
             }
-            r = left_out[f"{kind}:{name}"]
             print(
                 f"  {kind} {name} ({len(te)} rows): root causes micro {r['left_out']['root_causes_micro_f1']:.3f} "
                 f"(in-domain CV {r['in_domain_cv']['root_causes_micro_f1']:.3f})",
                 flush=True,
             )
-        self.report["leave_one_out"] = left_out
+        return out
 
     def _corpus_without(self, kind: str, name: str):
         """The corpus block learnt without the reviews of one domain or category."""
