@@ -11,7 +11,7 @@ DATA   ?= ../shared/data
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	$(BIN)/python -m pip install -q -e '.[dev,train,spark]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -19,10 +19,10 @@ install: $(VENV)/.installed
 run: install  ## serve the API on $(HOST):$(PORT) with the shipped models
 	$(BIN)/pingjia serve --host $(HOST) --port $(PORT)
 
-test: install lint  ## lint + every test (data tests skip with a reason when $(DATA) is absent)
+test: install lint  ## lint + every test (data tests skip with a reason when $(DATA) is absent, Spark tests without Java)
 	$(BIN)/python -m pytest
 
-test-fast: install  ## the inner loop: everything not marked slow (~45 s)
+test-fast: install  ## the inner loop: everything not marked slow (~1.5 min, ~55 s of it the Spark tests)
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: install  ## ruff lint + format check (`$(BIN)/ruff format .` fixes the format)

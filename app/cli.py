@@ -1,4 +1,4 @@
-"""``pingjia``: analyse a text, score a file, or serve the API."""
+"""``pingjia``: analyse a text, score a file (here or on Spark), or serve the API."""
 
 from __future__ import annotations
 
@@ -85,6 +85,47 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_spark_score(args) -> int:
+    """Score a CSV, JSONL or Parquet input on Apache Spark into Parquet (``app.integrations.spark``);
+    ``--summary`` writes the same 差评报表 JSON as ``pingjia score --summary``."""
+    try:
+        from app.integrations.spark_io import SparkScoreOptions, spark_score  # lazy: pyspark is an extra
+    except ModuleNotFoundError as exc:
+        print(f"pingjia spark-score: {exc}; install the spark extra: pip install 'pingjia[spark]'", file=sys.stderr)
+        return 2
+    groups = (
+        None if args.group_columns is None else tuple(g.strip() for g in args.group_columns.split(",") if g.strip())
+    )
+    opts = SparkScoreOptions(
+        input=args.input,
+        output=args.output,
+        summary=args.summary,
+        master=args.master,
+        fmt=args.format,
+        kind=args.kind,
+        text_column=args.text_column,
+        id_column=args.id_column,
+        encoding=args.encoding,
+        date_column=args.date_column,
+        group_columns=groups,
+        assets=args.assets,
+        partitions=args.partitions,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+    )
+    try:
+        done = spark_score(opts)
+    except (PingjiaError, ValueError) as exc:
+        print(f"pingjia spark-score: {args.input}: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(
+            f"pingjia spark-score: {done['rows']} rows ({done['errors']} errors), {done['rows_per_second']} rows/s",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def cmd_serve(args) -> int:
     from app.serve import serve  # lazy: see above
 
@@ -166,6 +207,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", help="where the temporary job store goes (default: the system temp dir)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser(
+        "spark-score", help="score CSV, JSONL or Parquet on Apache Spark into Parquet (spark extra, Java 17)"
+    )
+    p.add_argument("input", help="input file or folder: .csv, .jsonl or Parquet (local path or a Hadoop URI)")
+    p.add_argument("output", help="output Parquet folder")
+    p.add_argument("--summary", metavar="FILE", help="also write the report (差评报表) as JSON to FILE")
+    p.add_argument("--master", help="Spark master, e.g. local[2] (default: spark-submit's, else local[*])")
+    p.add_argument("--format", choices=["csv", "jsonl", "parquet"], help="default: from the input's name")
+    p.add_argument("--text-column", help="default: text (conversations in Parquet: turns; in JSONL: each line)")
+    p.add_argument("--id-column", default=None, help="default: 'id' when present, else the row number")
+    p.add_argument("--kind", choices=["reviews", "conversations"], default="reviews")
+    p.add_argument("--encoding", default="utf-8", help="CSV encoding (utf-8, gb18030 ...)")
+    p.add_argument("--date-column", help="column giving each row's date (default: detected)")
+    p.add_argument("--group-columns", help="comma-separated columns to group by (default: detected)")
+    p.add_argument(
+        "--assets",
+        help="models and lexicons for the executors: a folder with models/ and lexicons/ every executor can "
+        "read, a .tar.gz to ship, or the name given with spark-submit --archives FILE#name "
+        "(default: local mode reads this install's, other masters get them shipped)",
+    )
+    p.add_argument("--partitions", type=int, help="tasks to score in (default: twice the cores for a small input)")
+    p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_spark_score)
 
     p = sub.add_parser("serve", help="run the HTTP API")
     p.add_argument("--host")

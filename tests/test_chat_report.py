@@ -185,12 +185,12 @@ def test_a_column_with_too_many_values_or_absent_has_no_table():
 
 
 def test_channel_comes_from_the_conversation_or_its_meta():
-    from app.jobs.ingest import _conversation_extras
+    from app.jobs.ingest import conversation_extras
 
     turns = [{"role": "agent", "text": "您好", "agent_id": 7}]
-    assert _conversation_extras({"channel": "app", "turns": turns}) == {"channel": "app", "agent_id": 7}
-    assert _conversation_extras({"meta": {"channel": "web"}, "turns": "x"}) == {"channel": "web"}
-    assert _conversation_extras({"channel": {"x": 1}, "turns": None}) == {}
+    assert conversation_extras({"channel": "app", "turns": turns}) == {"channel": "app", "agent_id": 7}
+    assert conversation_extras({"meta": {"channel": "web"}, "turns": "x"}) == {"channel": "web"}
+    assert conversation_extras({"channel": {"x": 1}, "turns": None}) == {}
 
 
 def test_reviews_rows_add_no_qa_counters():

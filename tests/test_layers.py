@@ -4,12 +4,18 @@ layers below it, never one above — not even inside a function, where an import
 a cycle hides the cycle instead of removing it. The serving code never imports ``training``;
 only the command line does, for ``pingjia train`` and ``pingjia eval``.
 
+``integrations`` (engines such as Spark that call the pipeline from outside) may use the jobs'
+report and scoring code and the conversation engine, and only the command line imports it;
+``pyspark`` is imported there and nowhere else, so the service runs without the spark extra.
+
 The check reads the source with ``ast`` (nothing is imported), so it also catches imports
-that only run on some code path."""
+that only run on some code path; one more test imports the service in a fresh interpreter."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,8 +35,11 @@ LAYERS = {
     "serve": 4,
 }
 # Peers of one rank stay apart, except these (importer, imported): batch jobs score
-# conversations; ``pingjia serve`` runs the server.
-PEER_EDGES = {("jobs", "conversations"), ("cli", "serve")}
+# conversations; integrations reuse the jobs' report and the conversation engine;
+# ``pingjia serve`` runs the server.
+PEER_EDGES = {("jobs", "conversations"), ("integrations", "jobs"), ("integrations", "conversations"), ("cli", "serve")}
+INTEGRATION_CALLERS = {"cli", "integrations"}  # ``pingjia spark-score``; nothing else imports them
+SPARK_ROOTS = {"pyspark", "py4j"}  # the spark extra: imported by integrations only
 FORBIDDEN_ROOTS = {"training"}  # the training library and notebooks: never imported by the service,
 TRAINING_CALLERS = {"app.cli"}  # only by `pingjia train` / `pingjia eval` (nothing imports app.cli)
 # The web framework stays at the edge: these layers take plain settings and values, never a
@@ -104,7 +113,13 @@ def violations(source: str, module: str, is_package: bool = False) -> list[str]:
         if root in WEB_ROOTS and here in WEB_FREE:
             problems.append(f"{module}:{line} imports {target}: {here} knows nothing of the web framework")
             continue
+        if root in SPARK_ROOTS and here != "integrations":
+            problems.append(f"{module}:{line} imports {target}: only app.integrations imports Spark (an extra)")
+            continue
         there = layer_of(target)
+        if there == "integrations" and here is not None and here not in INTEGRATION_CALLERS:
+            problems.append(f"{module}:{line} imports {target}: only the command line imports integrations")
+            continue
         if root != "app" or here is None or there is None or there == here:
             continue
         if there not in LAYERS:
@@ -152,6 +167,11 @@ def test_no_module_of_app_imports_a_higher_layer_or_training():
         ("app.serve", "from app.cli import cmd_train\n", "peers serve and cli"),
         ("app.widgets.x", "import os\n", "no rank"),
         ("app.jobs.worker", "from fastapi import FastAPI\n", "knows nothing of the web framework"),
+        ("app.api.routes.jobs", "from app.integrations.spark import score\n", "only the command line imports"),
+        ("app.main", "def f():\n    import app.integrations.spark\n", "only the command line imports"),
+        ("app.jobs.report", "import pyspark.sql\n", "only app.integrations imports Spark"),
+        ("app.pipeline.engine", "from py4j.java_gateway import JavaGateway\n", "only app.integrations imports Spark"),
+        ("app.integrations.spark", "from app.api import schemas\n", "integrations (rank 2) may not import api"),
     ],
 )
 def test_the_checker_catches(module, source, expected):
@@ -167,7 +187,24 @@ def test_the_checker_catches(module, source, expected):
         ("app.api.routes.admin", "from .. import deps\nfrom app.pipeline.reload import reload_candidate\n"),
         ("app.pipeline.engine", "from app.core.errors import EmptyText\nimport numpy\n"),
         ("app.cli", "def cmd_train(args):\n    from training.sentiment_run import train_sentiment\n"),
+        ("app.cli", "def cmd_spark_score(args):\n    from app.integrations.spark_io import spark_score\n"),
+        ("app.integrations.spark", "import pyspark\nfrom app.jobs.service import summary_of\n"),
+        ("app.integrations.spark_rows", "from app.conversations import analyze_conversations\n"),
     ],
 )
 def test_the_checker_allows(module, source):
     assert violations(source, module) == []
+
+
+def test_the_service_and_the_command_line_start_without_spark():
+    """Importing the app, the CLI and the jobs (in a fresh interpreter) loads no pyspark: the
+    service runs where the spark extra is not installed, and ``pingjia --help`` stays quick."""
+    code = (
+        "import sys, app.main, app.cli, app.jobs.local, app.jobs.worker, app.pipeline.engine\n"
+        "app.main.create_app()\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in {'pyspark', 'py4j'})\n"
+        "print(loaded)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=APP.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout

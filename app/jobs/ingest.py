@@ -122,7 +122,7 @@ class _RowMaker:
             payload = rec
             if not isinstance(rec.get("turns"), list):
                 bad = ("invalid_conversation", "a conversation needs a 'turns' list")
-            rec = {**_conversation_extras(rec), **rec}
+            rec = {**conversation_extras(rec), **rec}
         else:
             payload = rec.get(spec.text_column)
             self.text_seen = self.text_seen or spec.text_column in rec
@@ -136,7 +136,7 @@ class _RowMaker:
         return WorkRow(rid, payload, extras, bad)
 
 
-def _conversation_extras(conv: dict) -> dict:
+def conversation_extras(conv: dict) -> dict:
     """agent_id (of the first agent turn that names one), channel (the conversation's
     top-level field, else ``meta.channel``) and the first turn's time, so conversations group
     by agent, channel and day and the report's QA section has its per-agent/channel tables."""

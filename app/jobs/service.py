@@ -23,7 +23,7 @@ from app.core.errors import InsufficientStorage
 from app.jobs.ingest import Ingested, InputSpec, ingest_file, ingest_items
 from app.jobs.qa_report import build_chat_report
 from app.jobs.readers import guess_format
-from app.jobs.report import build_report
+from app.jobs.report import ReportSource, build_report
 from app.jobs.store import JobRecord, JobStore, NewJob, open_store
 from app.jobs.upload import open_private
 from app.jobs.workfile import read_chunk
@@ -208,7 +208,7 @@ class StoreSource:
                 continue
             start, offset = found
             work_row = read_chunk(self.rec.work_path, offset, row - start + 1)[-1]
-            out[row] = (work_row.id, _text_of(work_row.payload))
+            out[row] = (work_row.id, example_text(work_row.payload))
         return out
 
     def iter_examples(self):
@@ -222,11 +222,31 @@ class StoreSource:
         return out
 
 
-def _text_of(payload: Any) -> str:
+def example_text(payload: Any) -> str:
+    """The text a report example shows: a review's text; a conversation's customer turns."""
     if isinstance(payload, dict):  # a conversation: what the customer said
         turns = payload.get("turns") or []
         return " / ".join(str(t.get("text", "")) for t in turns if isinstance(t, dict) and t.get("role") == "customer")
     return str(payload)
+
+
+def summary_of(
+    source: ReportSource, plan: dict, kind: str, model: dict | None, status: str = "done", job_id: str | None = None
+) -> dict:
+    """The summary body from a report source: the job's (``summary``) or any other whose counters
+    were summed elsewhere (the Spark integration's)."""
+    return {
+        "job_id": job_id,
+        "kind": kind,
+        "status": status,
+        "complete": status == "done",
+        "generated_at": iso(time.time()),
+        "model": model,
+        "sentiment_source": "customer's sentiment at the end of the conversation"
+        if kind == "conversations"
+        else "the review's sentiment",
+        **(build_chat_report if kind == "conversations" else build_report)(source, plan),
+    }
 
 
 def summary(store: JobStore, rec: JobRecord) -> dict:
@@ -236,20 +256,8 @@ def summary(store: JobStore, rec: JobRecord) -> dict:
         cached = store.get_summary(rec.jid)
         if cached:
             return json.loads(cached)
-    report = {
-        "job_id": rec.job_id,
-        "kind": rec.kind,
-        "status": rec.status,
-        "complete": rec.status == "done",
-        "generated_at": iso(time.time()),
-        "model": rec.model,
-        "sentiment_source": "customer's sentiment at the end of the conversation"
-        if rec.kind == "conversations"
-        else "the review's sentiment",
-        **(build_chat_report if rec.kind == "conversations" else build_report)(
-            StoreSource(store, rec), rec.params.get("plan", {})
-        ),
-    }
+    plan = rec.params.get("plan", {})
+    report = summary_of(StoreSource(store, rec), plan, rec.kind, rec.model, rec.status, rec.job_id)
     if rec.status == "done":
         store.put_summary(rec.jid, json.dumps(report, ensure_ascii=False))
     return report
