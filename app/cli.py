@@ -182,6 +182,15 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def add_report_options(p: argparse.ArgumentParser) -> None:
+    """The options ``score`` and ``spark-score`` share: which rows, and how the report groups them."""
+    p.add_argument("--id-column", default=None, help="default: 'id' when present, else the row number")
+    p.add_argument("--kind", choices=["reviews", "conversations"], default="reviews")
+    p.add_argument("--encoding", default="utf-8", help="input encoding (utf-8, gb18030 ...; Spark: CSV only)")
+    p.add_argument("--date-column", help="column giving each row's date (default: detected)")
+    p.add_argument("--group-columns", help="comma-separated columns to group by (default: detected)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pingjia", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,11 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output .jsonl or .csv (- for JSONL on stdout)")
     p.add_argument("--summary", metavar="FILE", help="also write the report (差评报表) as JSON to FILE")
     p.add_argument("--text-column", default="text")
-    p.add_argument("--id-column", default=None, help="default: 'id' when present, else the row number")
-    p.add_argument("--kind", choices=["reviews", "conversations"], default="reviews")
-    p.add_argument("--encoding", default="utf-8", help="input encoding (utf-8, gb18030 ...)")
-    p.add_argument("--date-column", help="column giving each row's date (default: detected)")
-    p.add_argument("--group-columns", help="comma-separated columns to group by (default: detected)")
+    add_report_options(p)
     p.add_argument(
         "--workers", type=int, default=0, help="processes (default: one for a small input, all cores for a large one)"
     )
@@ -217,11 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--master", help="Spark master, e.g. local[2] (default: spark-submit's, else local[*])")
     p.add_argument("--format", choices=["csv", "jsonl", "parquet"], help="default: from the input's name")
     p.add_argument("--text-column", help="default: text (conversations in Parquet: turns; in JSONL: each line)")
-    p.add_argument("--id-column", default=None, help="default: 'id' when present, else the row number")
-    p.add_argument("--kind", choices=["reviews", "conversations"], default="reviews")
-    p.add_argument("--encoding", default="utf-8", help="CSV encoding (utf-8, gb18030 ...)")
-    p.add_argument("--date-column", help="column giving each row's date (default: detected)")
-    p.add_argument("--group-columns", help="comma-separated columns to group by (default: detected)")
+    add_report_options(p)
     p.add_argument(
         "--assets",
         help="models and lexicons for the executors: a folder with models/ and lexicons/ every executor can "
