@@ -35,7 +35,7 @@ train: install  ## retrain the models from $(DATA) into models/ (new versions, p
 	$(BIN)/python training/train_chat.py --data $(DATA) --out models
 
 eval: install  ## per-class figures of the served models on a labelled file (EVAL=path)
-	$(BIN)/pingjia eval --data $(or $(EVAL),$(DATA)/aspects_train.jsonl)
+	$(BIN)/pingjia eval --data $(or $(EVAL),$(DATA))
 
 bench: install  ## throughput/latency/memory/start-up against Python jieba and SnowNLP; rjieba vs jieba agreement
 	$(BIN)/python bench/bench_pipeline.py --data $(DATA)

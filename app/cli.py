@@ -37,14 +37,16 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def group_columns(value: str | None) -> tuple[str, ...] | None:
+    """``--group-columns a,b`` as a tuple; None (not given) lets the report detect them."""
+    return None if value is None else tuple(g.strip() for g in value.split(",") if g.strip())
+
+
 def cmd_score(args) -> int:
     """Score a file on the jobs engine (same ingest, chunks, worker loop and report as
     ``POST /v1/jobs``), with a progress bar; ``--summary`` writes the 差评报表 JSON."""
     from app.jobs.local import ScoreOptions, score_file  # lazy: see above
 
-    groups = (
-        None if args.group_columns is None else tuple(g.strip() for g in args.group_columns.split(",") if g.strip())
-    )
     spec = InputSpec(
         kind=args.kind,
         fmt="jsonl" if args.input == "-" else None,
@@ -52,7 +54,7 @@ def cmd_score(args) -> int:
         id_column=args.id_column,
         encoding=args.encoding,
         date_column=args.date_column,
-        group_columns=groups,
+        group_columns=group_columns(args.group_columns),
     )
     opts = ScoreOptions(
         input=args.input,
@@ -93,9 +95,6 @@ def cmd_spark_score(args) -> int:
     except ModuleNotFoundError as exc:
         print(f"pingjia spark-score: {exc}; install the spark extra: pip install 'pingjia[spark]'", file=sys.stderr)
         return 2
-    groups = (
-        None if args.group_columns is None else tuple(g.strip() for g in args.group_columns.split(",") if g.strip())
-    )
     opts = SparkScoreOptions(
         input=args.input,
         output=args.output,
@@ -107,7 +106,7 @@ def cmd_spark_score(args) -> int:
         id_column=args.id_column,
         encoding=args.encoding,
         date_column=args.date_column,
-        group_columns=groups,
+        group_columns=group_columns(args.group_columns),
         assets=args.assets,
         partitions=args.partitions,
         overwrite=args.overwrite,
