@@ -41,8 +41,11 @@ bench: install  ## throughput/latency/memory/start-up against Python jieba and S
 	$(BIN)/python bench/bench_pipeline.py --data $(DATA)
 	$(BIN)/python bench/bench_segmenter.py --data $(DATA)
 
-docker:
+# docker's default image format keeps the HEALTHCHECK; the OCI format drops it, so with podman or
+# buildah (OCI by default) build with `--format docker`.
+docker:  ## build the image (size: README "Security and operations"); only the served model versions go in
 	docker build -t pingjia .
+	docker image ls pingjia
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

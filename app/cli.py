@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 
 from app.core.config import get_settings
@@ -37,6 +39,41 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def version_text() -> str:
+    """``pingjia --version``: the package's version and the model and lexicon versions this
+    install serves (read from models/current.json and the lexicon files, no model loaded)."""
+    try:
+        lines = [f"pingjia {package_version('pingjia')}"]
+    except PackageNotFoundError:
+        lines = ["pingjia (not installed as a package)"]
+    s = get_settings()
+    try:
+        from app.pipeline.artifacts import pointer  # lazy: see above
+
+        models = pointer(Path(s.models_dir))
+        lines.append("models: " + ", ".join(f"{k} {v}" for k, v in sorted(models.items())))
+    except (PingjiaError, OSError) as exc:
+        lines.append(f"models: none served ({exc})")
+    try:
+        from app.pipeline.lexicon import load_lexicon  # lazy: see above
+
+        lines.append(f"lexicon: {load_lexicon(Path(s.lexicon_dir)).version}")
+    except (PingjiaError, OSError) as exc:
+        lines.append(f"lexicon: unreadable ({exc})")
+    return "\n".join(lines)
+
+
+class VersionAction(argparse.Action):
+    """``--version`` that reads the versions only when asked (argparse's own takes a fixed string)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
 def group_columns(value: str | None) -> tuple[str, ...] | None:
     """``--group-columns a,b`` as a tuple; None (not given) lets the report detect them."""
     return None if value is None else tuple(g.strip() for g in value.split(",") if g.strip())
@@ -64,9 +101,11 @@ def cmd_score(args) -> int:
         workers=max(0, args.workers),
         quiet=args.quiet,
         work_dir=args.work_dir,
+        bom=args.bom,
+        columns=args.columns,
     )
     try:
-        status = score_file(opts, get_settings())
+        done = score_file(opts, get_settings())
     except PingjiaError as exc:
         print(f"pingjia score: {args.input}: {exc.message}", file=sys.stderr)
         return 2
@@ -76,14 +115,18 @@ def cmd_score(args) -> int:
     except RuntimeError as exc:
         print(f"pingjia score: {exc}", file=sys.stderr)
         return 1
+    status = done.status
     if status["status"] != "done":
         print(f"pingjia score: job {status['status']}: {status['error']}", file=sys.stderr)
         return 1
-    if not args.quiet:
+    if not args.quiet:  # the table goes where the results do not; the status line (bench/ reads it) to stderr
+        from app.jobs.summary_table import summary_table  # lazy: see above
+
         print(
             f"pingjia score: {status['done']} rows ({status['errors']} errors), {status['rows_per_second']} rows/s",
             file=sys.stderr,
         )
+        print(summary_table(done.report, status), file=sys.stderr if args.output == "-" else sys.stdout)
     return 0
 
 
@@ -183,8 +226,15 @@ def cmd_eval(args) -> int:
 
 def add_report_options(p: argparse.ArgumentParser) -> None:
     """The options ``score`` and ``spark-score`` share: which rows, and how the report groups them."""
-    p.add_argument("--id-column", default=None, help="default: 'id' when present, else the row number")
-    p.add_argument("--kind", choices=["reviews", "conversations"], default="reviews")
+    p.add_argument(
+        "--id-column", default=None, help="column of each row's id (default: 'id' when present, else the row number)"
+    )
+    p.add_argument(
+        "--kind",
+        choices=["reviews", "conversations"],
+        default="reviews",
+        help="reviews (default) or conversations (help-desk transcripts, JSONL: one {turns: [...]} per line)",
+    )
     p.add_argument("--encoding", default="utf-8", help="input encoding (utf-8, gb18030 ...; Spark: CSV only)")
     p.add_argument("--date-column", help="column giving each row's date (default: detected)")
     p.add_argument("--group-columns", help="comma-separated columns to group by (default: detected)")
@@ -192,24 +242,51 @@ def add_report_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pingjia", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--version", action=VersionAction, help="print the package version and the model and lexicon versions served"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
 
     p = sub.add_parser("analyze", help="analyse one text and print the JSON finding")
     p.add_argument("text", help="the text, or - to read stdin")
-    p.add_argument("--top-terms", type=int, default=0)
+    p.add_argument("--top-terms", type=int, default=0, help="also list this many TF-IDF terms of the text")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("score", help="score a CSV or JSONL file on the jobs engine, with a progress bar")
     p.add_argument("input", help="input .csv or .jsonl (- for JSONL on stdin)")
-    p.add_argument("-o", "--output", required=True, help="output .jsonl or .csv (- for JSONL on stdout)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output .jsonl or .csv (- for JSONL on stdout); a .csv keeps every input column, then the "
+        "findings under Chinese headers (情感, 根因, 证据 ...)",
+    )
     p.add_argument("--summary", metavar="FILE", help="also write the report (差评报表) as JSON to FILE")
-    p.add_argument("--text-column", default="text")
+    p.add_argument("--text-column", default="text", help="column holding the text to analyse (default: text)")
     add_report_options(p)
     p.add_argument(
         "--workers", type=int, default=0, help="processes (default: one for a small input, all cores for a large one)"
     )
     p.add_argument("--work-dir", help="where the temporary job store goes (default: the system temp dir)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--bom",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="CSV output: start with a UTF-8 BOM so Excel reads the Chinese (default: on; --no-bom for none)",
+    )
+    p.add_argument(
+        "--columns",
+        choices=["readable", "codes"],
+        default="readable",
+        help="CSV output: readable (default: input columns + findings in Chinese) or codes (English headers "
+        "and codes, as GET /v1/jobs/{id}/results?format=csv&columns=codes)",
+    )
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar and no summary table (results are still written, errors still shown)",
+    )
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser(
@@ -234,9 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_spark_score)
 
     p = sub.add_parser("serve", help="run the HTTP API")
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--host", help="address to listen on (default: PINGJIA_HOST)")
+    p.add_argument("--port", type=int, help="port to listen on (default: PINGJIA_PORT)")
+    p.add_argument("--workers", type=int, default=1, help="HTTP worker processes (default: 1)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(

@@ -10,15 +10,19 @@ from contextlib import asynccontextmanager, contextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 
-from app.api.routes import admin, analyze, conversations, health, jobs
+from app.api import metrics
+from app.api.routes import admin, analyze, conversations, health, jobs, ui
 from app.api.schemas import first_error
+from app.api.security import ApiGuard, build_guard_parts, document_keys
 from app.api.work import AnalysisPool
 from app.conversations import load_conversation_rules
 from app.core.config import Settings, get_settings
 from app.core.errors import PingjiaError, status_of
-from app.core.middleware import BodySizeLimit, BodyTimeout, RequestId, request_id_of
+from app.core.middleware import AccessLog, BodySizeLimit, BodyTimeout, RequestId, request_id_of
 from app.jobs.ingest_pool import IngestPool
 from app.jobs.worker import start_jobs, unavailable_message
 from app.pipeline.engine import build_pipeline
@@ -28,6 +32,7 @@ jobs_log = logging.getLogger("pingjia.jobs")
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The error envelope every refusal is answered in."""
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
@@ -80,6 +85,10 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
             log.info("pingjia ready: %s", app.state.pipeline.versions)
         if getattr(app.state, "conversation_rules", None) is None:
             app.state.conversation_rules = load_conversation_rules(settings.lexicon_dir)
+        if guard_parts[0] is None:
+            log.warning("PINGJIA_API_KEYS is not set: /v1 is open to anyone who can reach this service")
+        elif guard_parts[0].weak:
+            log.warning("API keys shorter than 16 characters are easy to guess: %s", ", ".join(guard_parts[0].weak))
         if not hasattr(app.state, "ingest_pool"):  # uploads are read in their own process (None: here)
             app.state.ingest_pool = IngestPool(settings.job_ingest_processes)
         try:
@@ -93,13 +102,33 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
         version="1.0",
         description="Chinese customer-text analysis: sentiment, service keywords, aspects and root causes.",
         lifespan=lifespan,
+        docs_url=None,  # /docs is served from vendored files (ui.router), not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.pipeline = pipeline
     app.state.analysis_pool = AnalysisPool(settings.analysis_threads, settings.analysis_queue)
-    # Added innermost first: RequestId wraps everything, so every answer carries the id.
+    # Added innermost first: RequestId wraps everything, so every answer carries the id; the
+    # access log (and metrics) sees every answer, CORS headers go on refusals too, and keys
+    # and rate limits are checked before a body is read. Parts that are off are not added.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, exempt_prefixes=("/v1/jobs",))
     app.add_middleware(BodyTimeout, idle_seconds=settings.body_idle_seconds)
+    guard_parts = build_guard_parts(settings)  # refuses to start on bad PINGJIA_API_KEYS
+    if any(part is not None for part in guard_parts):
+        app.add_middleware(ApiGuard, keys=guard_parts[0], rate=guard_parts[1], upload=guard_parts[2])
+    if guard_parts[0] is not None:
+        document_keys(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
+    app.state.metrics = metrics.Metrics(app.state) if settings.metrics_enabled else None
+    app.add_middleware(AccessLog, observe=app.state.metrics.observe if app.state.metrics else None)
     app.add_middleware(RequestId)
 
     @app.exception_handler(PingjiaError)
@@ -119,8 +148,9 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
             400: "bad_request",
             408: "request_timeout",
             413: "body_too_large",
+            429: "rate_limited",
         }
-        return error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+        return error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
@@ -152,6 +182,10 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
     app.include_router(conversations.router)
     app.include_router(jobs.router)
     app.include_router(admin.router)
+    if settings.metrics_enabled:
+        app.include_router(metrics.router)  # GET /metrics (PINGJIA_METRICS_TOKEN guards it when set)
+    app.include_router(ui.router)  # /ui/ (the report page) and the offline /docs
+    app.mount(ui.STATIC_URL, StaticFiles(directory=ui.STATIC_DIR), name="static")
     return app
 
 

@@ -17,6 +17,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.core.config import get_settings
+from app.core.logs import logging_config
 
 KEEP_ALIVE_SECONDS = 5  # idle keep-alive connections are closed after this (uvicorn's timer)
 _408_BODY = b'{"error":{"code":"request_timeout","message":"request headers were not complete in time"}}'
@@ -74,12 +75,18 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
 
 def serve(host: str, port: int, workers: int | None = None) -> None:
+    """uvicorn with the header timeout, and the service's logging (``PINGJIA_LOG_FORMAT``:
+    JSON lines by default, PII masked; uvicorn applies it in every worker process). Our
+    ``pingjia.access`` line replaces uvicorn's access log, which would print raw paths."""
+    settings = get_settings()
     uvicorn.run(
         "app.main:app",
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
+        log_config=logging_config(settings.log_format, settings.log_level),
+        log_level=settings.log_level,
+        access_log=False,
         http=HeaderTimeoutProtocol,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )

@@ -233,6 +233,7 @@ def test_a_resolution_without_deciding_turns_does_not_crash(served, rules, monke
     report, body = chat(served, rules, ("customer", "发错货了"), ("agent", "已为您补发"), ("customer", "好的"))
     assert body["resolution"] == {
         "status": "resolved",
+        "status_zh": "已解决",
         "source": "model",
         "evidence": [],
         "probabilities": call.probabilities,

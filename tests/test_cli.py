@@ -73,8 +73,10 @@ def test_score_to_csv(tmp_path):
         "-q",
     )
     assert r.returncode == 0, r.stderr
-    rows = list(csv.DictReader(out.open(encoding="utf-8")))
-    assert [x["id"] for x in rows] == ["r1", "r2", "r3", "r4", "r5"] and rows[2]["error"] == "empty_text"
+    assert out.read_bytes().startswith(b"\xef\xbb\xbf")  # for Excel
+    rows = list(csv.DictReader(out.open(encoding="utf-8-sig", newline="")))
+    assert [x["review_id"] for x in rows] == ["r1", "r2", "r3", "r4", "r5"]
+    assert rows[2]["错误"].startswith("empty_text") and rows[1]["情感"] == "好评"
 
 
 def test_score_missing_column_fails_clearly(tmp_path):

@@ -67,6 +67,7 @@ def test_contract_shape(client):
     assert {"sentiment_start", "sentiment_end", "escalation_risk", "escalation_evidence"} <= set(body["customer"])
     assert body["resolution"] == {
         "status": "resolved",
+        "status_zh": "已解决",
         "source": "customer",
         "evidence": [{"turn": 3, "text": "好的解决了", "start": 0, "end": 5}],
     }

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from app.api.work import AnalysisPool, Busy
 from app.core.config import Settings
+from app.core.memory import release_memory
 from app.main import create_app
 from tests.conftest import ROOT, clean_env, needs_models
 from tests.test_jobs_crash import free_port
@@ -183,12 +184,15 @@ def test_one_maximum_batch_gives_its_memory_back(tmp_path):
     items = [{"id": str(i), "text": (LONG * 2)[i % 7 : i % 7 + per_item]} for i in range(settings.max_batch_items)]
     with make(tmp_path, pipeline) as client:
         client.post("/v1/analyze/batch", json={"items": items[:50]})  # warm caches first
+        release_memory()  # a baseline after a release, whether or not the warm-up's answer was big enough for one
         before = rss_mb(os.getpid())
         r = client.post("/v1/analyze/batch", json={"items": items})
         assert r.status_code == 200 and len(r.json()["results"]) == settings.max_batch_items
         del r
-        after = rss_mb(os.getpid())
-    assert after - before < 100, (before, after)
+        after = rss_mb(os.getpid())  # no release here: the service must have given it back itself
+    # The client's own 22 MB answer and the allocator's slack make up most of what is left;
+    # the failure this guards against was ~700 MB.
+    assert after - before < 150, (before, after)
 
 
 def rss_mb(pid: int | None = None) -> float:

@@ -90,7 +90,8 @@ def submit_csv(client, data=None, **form):
 
 
 def results(client, job_id, fmt="jsonl"):
-    r = client.get(f"/v1/jobs/{job_id}/results", params={"format": fmt})
+    params = {"format": fmt, "columns": "codes", "bom": "false"} if fmt == "csv" else {"format": fmt}
+    r = client.get(f"/v1/jobs/{job_id}/results", params=params)  # the readable CSV: tests/test_export_csv.py
     assert r.status_code == 200, r.text
     if fmt == "csv":
         return list(csv.DictReader(io.StringIO(r.text)))
@@ -184,7 +185,7 @@ def test_results_as_csv(client):
     rows = results(client, job_id, "csv")
     assert [x["id"] for x in rows] == [f"r{i}" for i in range(100)]
     assert rows[0]["sentiment"] == "negative" and "logistics" in rows[0]["root_causes"]
-    bom = client.get(f"/v1/jobs/{job_id}/results", params={"format": "csv", "bom": "true"})
+    bom = client.get(f"/v1/jobs/{job_id}/results", params={"format": "csv", "columns": "codes"})  # BOM by default
     assert bom.content.startswith("\ufeffrow,id".encode())
     assert error_code(client.get(f"/v1/jobs/{job_id}/results", params={"format": "xml"}), 422)
 

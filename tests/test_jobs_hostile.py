@@ -222,7 +222,8 @@ def test_job_folders_are_0700_and_their_files_0600_whatever_the_umask(make_clien
     try:
         job_id = c.post("/v1/jobs", files={"file": ("x.csv", b"id,text\n1,x\n")}).json()["job_id"]
         assert seen == {job_id: 0o700, "upload.raw": 0o600, "work.jsonl": 0o600}
-        assert modes() == {job_id: 0o700, "work.jsonl": 0o600}  # the upload is gone once rewritten
+        # the upload is kept, private, for the readable CSV export's original rows
+        assert modes() == {job_id: 0o700, "upload.raw": 0o600, "work.jsonl": 0o600}
         service.discard(tmp_path / "jobs" / job_id)
         seen.clear()
         job_id = c.post("/v1/jobs", json={"items": [{"text": "x"}]}).json()["job_id"]

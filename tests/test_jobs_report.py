@@ -39,8 +39,10 @@ def group(report, value, column=0):
 def test_counts_and_shares_by_sentiment_cause_and_aspect():
     r = report_of(rows_for({"a": (10, 4)}) + [(None, {})], {})
     assert r["totals"] == {"rows": 11, "analysed": 10, "errors": 1}
-    assert r["sentiment"]["negative"] == {"count": 4, "share": 0.4}
-    assert r["root_causes"] == [{"cause": "logistics", "name_zh": "物流配送", "count": 4, "share": 0.4}]
+    assert r["sentiment"]["negative"] == {"count": 4, "share": 0.4, "label_zh": "差评"}
+    assert r["root_causes"] == [
+        {"cause": "logistics", "cause_zh": "物流配送", "name_zh": "物流配送", "count": 4, "share": 0.4}
+    ]
     assert {a["aspect"]: (a["positive"], a["negative"]) for a in r["aspects"]} == {
         "logistics": (0, 4),
         "quality": (6, 0),

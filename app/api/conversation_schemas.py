@@ -87,8 +87,11 @@ class TurnSpanOut(Out):
 
 class ViolationOut(TurnSpanOut):
     rule: Literal[*VIOLATION_RULES]  # type: ignore[valid-type]
+    rule_zh: str = Field(description="服务禁语, 泄露隐私, 缺少问候语, 缺少结束语 or 回复超时")
     severity: Literal[*SEVERITIES]  # type: ignore[valid-type]
+    severity_zh: str = Field(description="低, 中 or 高")
     category: str | None = Field(None, description="forbidden_phrase: blame_shifting, dismissive, rude ...")
+    category_zh: str | None = Field(None, description="forbidden_phrase: the category's name, e.g. 推诿")
     phrase: str | None = Field(None, description="forbidden_phrase: the lexicon phrase that matched (simplified)")
     source: str | None = Field(
         None,
@@ -111,6 +114,7 @@ class ViolationOut(TurnSpanOut):
         None, description="missing_greeting / missing_closing: what the turn lacked"
     )
     pii_type: Literal[*PII_TYPES] | None = None  # type: ignore[valid-type]
+    pii_type_zh: str | None = Field(None, description="pii_leak: 手机号, 身份证号, 银行卡号 or 地址")
     masked: str | None = Field(None, description="pii_leak: the matched text masked, e.g. 138****5678")
     masked_text: str | None = Field(None, description="pii_leak: the whole turn with its PII masked")
     echoes_customer: bool | None = Field(None, description="pii_leak: the customer had given this value earlier")
@@ -122,8 +126,10 @@ class ViolationOut(TurnSpanOut):
 class RuleHitOut(TurnSpanOut):
     rule_id: str = Field(description="the id of the lexicons/qa_rules.json rule")
     code: str = Field(description="the rule's code: an analyst's flag (the file's flags), or a 服务禁语 code")
+    code_zh: str = Field(description="a 服务禁语 code's Chinese name; an analyst's own code as itself")
     role: Literal["agent", "customer"] = Field(description="whose turn the rule reads")
     severity: Literal[*SEVERITIES]  # type: ignore[valid-type]
+    severity_zh: str
     similarity: float | None = Field(
         ge=0, le=1, description="similarity of text to example (0-1, 3 places); null for a keyword-only rule"
     )
@@ -132,6 +138,7 @@ class RuleHitOut(TurnSpanOut):
 
 class PoliteOut(TurnSpanOut):
     kind: Literal[*POLITE_KINDS]  # type: ignore[valid-type]
+    kind_zh: str
     phrase: str
 
 
@@ -164,8 +171,11 @@ class PiiSharedOut(Out):
 
 class CustomerOut(Out):
     sentiment_start: Literal[*SENTIMENT_LABELS] | None  # type: ignore[valid-type]
+    sentiment_start_zh: str | None = Field(description="正面, 中性 or 负面")
     sentiment_end: Literal[*SENTIMENT_LABELS] | None  # type: ignore[valid-type]
+    sentiment_end_zh: str | None
     escalation_risk: Literal[*ESCALATION_LEVELS]  # type: ignore[valid-type]
+    escalation_risk_zh: str = Field(description="无, 低, 中 or 高")
     escalation_evidence: list[CueOut]
     escalation_reasons: list[str]
     emotions: list[EmotionOut]
@@ -174,6 +184,7 @@ class CustomerOut(Out):
 
 class ResolutionOut(Out):
     status: Literal[*RESOLUTION_STATUSES]  # type: ignore[valid-type]
+    status_zh: str = Field(description="已解决, 未解决 or 未知")
     source: Literal["model", "customer", "agent"] | None = Field(
         description="model: the chat model decided (evidence: its deciding turns); without one, the "
         "speaker of the deciding resolution cue"
@@ -184,6 +195,7 @@ class ResolutionOut(Out):
 
 class ConversationRootCauseOut(Out):
     cause: str
+    cause_zh: str
     score: float
     evidence: list[TurnSpanOut]
 
@@ -197,7 +209,9 @@ class ExplanationOut(Out):
 
 class DeductionOut(Out):
     rule: str
+    rule_zh: str
     severity: str
+    severity_zh: str
     turn: int
     points: float
 
@@ -208,6 +222,7 @@ class QAOut(Out):
     grade_zh: Literal[*GRADE_NAMES_ZH]  # type: ignore[valid-type]
     profile: str
     dimensions: dict[str, float]
+    dimensions_zh: dict[str, str] = Field(description="each dimension's Chinese name, e.g. responsiveness: 响应速度")
     explanations: dict[str, list[ExplanationOut]]
     weights: dict[str, float]
     weighted_score: float
@@ -218,6 +233,7 @@ class QAOut(Out):
 
 class TurnSentimentOut(Out):
     label: Literal[*SENTIMENT_LABELS]  # type: ignore[valid-type]
+    label_zh: str = Field(description="正面, 中性 or 负面")
     probabilities: dict[str, float]
     mixed: bool = Field(description=MIXED_DESCRIPTION + " (within this turn)")
 
@@ -231,10 +247,12 @@ class SatisfactionOut(Out):
 class TurnOut(Out):
     index: int
     role: str
+    role_zh: str = Field(description="客户, 客服, 机器人 or 系统")
     sentiment: TurnSentimentOut
     keywords: list[KeywordOut]
     aspects: list[AspectOut]
     emotion: str | None = Field(description="customer turns only")
+    emotion_zh: str | None = Field(description="customer turns only: 愤怒, 焦虑, 失望, 满意 or 中性")
     satisfaction: SatisfactionOut | None = Field(
         None, description="customer turns, when a chat model serves: satisfaction at that point"
     )

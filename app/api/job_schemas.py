@@ -75,12 +75,12 @@ class JobItemsRequest(BaseModel):
 
 def ingest_json_body(folder: Path, chunk_rows: int) -> tuple[InputSpec, Ingested]:
     """A JSON job's spooled body validated, then rewritten as its work file: run in the
-    ingest process, as parsing is per-item work too. A ``ValidationError`` is raised as is."""
+    ingest process, as parsing is per-item work too. A ``ValidationError`` is raised as is.
+    The body is kept (private, pruned with the job) for the readable CSV export's original rows."""
     body = folder / service.BODY_FILE
     req = JobItemsRequest.model_validate_json(body.read_bytes())
     spec = req.spec()
     ingested = service.ingest_json_items(folder, spec, req.items, chunk_rows)
-    body.unlink()
     return spec, ingested
 
 
@@ -114,9 +114,32 @@ class JobStatus(Out):
     links: dict[str, str]
 
 
+class JobListItemOut(Out):
+    job_id: str
+    kind: Literal["reviews", "conversations"]
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    total: int
+    done: int
+    errors: int
+    progress: float
+    created_at: str
+    finished_at: str | None
+    links: dict[str, str] = Field(description="the same links as GET /v1/jobs/{job_id}")
+
+
+class JobListResponse(Out):
+    """``GET /v1/jobs``: the caller's jobs, newest first (only its own key's when keys are on)."""
+
+    jobs: list[JobListItemOut]
+    total: int = Field(description="all jobs visible to the caller")
+    limit: int
+    offset: int
+
+
 class QAGradeOut(Out):
     grade: Literal[*GRADE_CODES]
-    name_zh: str
+    grade_zh: str = Field(description="优秀, 良好, 合格 or 待改进")
+    name_zh: str = Field(description="the same as grade_zh (the older name)")
     count: int
     share: float
 
@@ -130,6 +153,7 @@ class QAExampleOut(Out):
 
 class QAViolationOut(Out):
     code: str = Field(description="Violation.code: a 服务禁语 category, or pii_leak, missing_greeting, ...")
+    code_zh: str = Field(description="the code's Chinese name, e.g. 推诿, 泄露隐私, 缺少问候语")
     service: bool = Field(description="counted in violation_rate (all codes but missing_greeting/closing, slow_reply)")
     count: int = Field(description="occurrences")
     conversations: int = Field(description="conversations with at least one")

@@ -96,6 +96,7 @@ MIXED_DESCRIPTION = (
 
 class SentimentOut(Out):
     label: Literal[*SENTIMENT_LABELS]
+    label_zh: str = Field(description="好评, 中评 or 差评 (a chat turn: 正面, 中性 or 负面)")
     probabilities: dict[str, float]
     mixed: bool = Field(description=MIXED_DESCRIPTION)
 
@@ -104,7 +105,9 @@ class KeywordOut(Out):
     term: str = Field(description="lexicon entry (simplified)")
     text: str = Field(description="the caller's text at [start, end)")
     dimension: str
+    dimension_zh: str = Field(description="the dimension's Chinese name (general: 通用)")
     polarity: Literal[*POLARITIES]
+    polarity_zh: str = Field(description="正面 or 负面")
     negated: bool
     weight: float
     start: int
@@ -113,13 +116,16 @@ class KeywordOut(Out):
 
 class AspectOut(Out):
     aspect: str
+    aspect_zh: str = Field(description="the aspect's Chinese name (GET /v1/taxonomy), e.g. 物流配送")
     polarity: Literal[*POLARITIES]
+    polarity_zh: str = Field(description="正面 or 负面")
     score: float
     evidence: list[SpanOut]
 
 
 class RootCauseOut(Out):
     cause: str
+    cause_zh: str = Field(description="the cause's Chinese name (GET /v1/taxonomy), e.g. 物流配送")
     score: float
     evidence: list[SpanOut]
 

@@ -19,10 +19,8 @@ from datetime import date
 
 from app.conversations.findings import PiiFinding
 from app.conversations.text import TurnText
+from app.core.pii_patterns import CARD, ID_CARD, PHONE  # shared with the log filter
 
-PHONE = re.compile(r"(?<![\d])(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d){8}(?!\d)")
-ID_CARD = re.compile(r"(?<![\dA-Za-z])\d{6}[\s-]?\d{8}[\s-]?\d{3}[\dXx](?![\dA-Za-z])")
-CARD = re.compile(r"(?<![\dA-Za-z])[3-6](?:[\s-]?\d){15,18}(?![\dA-Za-z])")
 STREET = re.compile(
     r"(?:路|街|大道|大街|巷|弄|胡同)\s?[\d一二三四五六七八九十百零]+(?:-\d+)?\s?号"
     r"(?:\s?[\dA-Za-z]+(?:号楼|栋|幢|座|单元|楼|层|室|号))*(?:\d{3,4}(?!\d))?"

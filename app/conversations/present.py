@@ -2,6 +2,7 @@
 
 Kept apart from the findings so internal fields stay inside; turn-level keyword and aspect
 shapes are the review endpoint's own (``app.pipeline.present``), so both endpoints agree.
+Every code a person reads has its Chinese name beside it (``rule_zh``, ``status_zh`` ...).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from app.conversations.findings import (
     TurnEmotion,
     Violation,
 )
-from app.core.taxonomy import EMOTIONS_ZH, SATISFACTION_ZH
+from app.core.taxonomy import EMOTIONS_ZH, QA_DIMENSION_NAMES_ZH, SATISFACTION_ZH, zh
 from app.pipeline import present as review
 from app.pipeline.findings import ItemError
 
@@ -28,34 +29,51 @@ def evidence(e: Evidence | CueHit) -> dict:
 
 
 def violation(v: Violation) -> dict:
-    return {
+    out = {
         "turn": v.turn,
         "rule": v.rule,
+        "rule_zh": zh("rule", v.rule),
         "text": v.text,
         "start": v.start,
         "end": v.end,
         "severity": v.severity,
+        "severity_zh": zh("severity", v.severity),
         **v.detail,
     }
+    if v.detail.get("category") is not None:
+        out["category_zh"] = zh("violation", v.detail["category"])
+    if v.detail.get("pii_type") is not None:
+        out["pii_type_zh"] = zh("pii", v.detail["pii_type"])
+    return out
 
 
 def rule_hit(h: RuleHit) -> dict:
     return {
         "rule_id": h.rule_id,
         "code": h.code,
+        "code_zh": zh("violation", h.code),
         "role": h.role,
         "turn": h.turn,
         "text": h.text,
         "start": h.start,
         "end": h.end,
         "severity": h.severity,
+        "severity_zh": zh("severity", h.severity),
         "similarity": h.similarity,
         "example": h.example,
     }
 
 
 def polite(p: PoliteHit) -> dict:
-    return {"turn": p.turn, "text": p.text, "start": p.start, "end": p.end, "kind": p.kind, "phrase": p.phrase}
+    return {
+        "turn": p.turn,
+        "text": p.text,
+        "start": p.start,
+        "end": p.end,
+        "kind": p.kind,
+        "kind_zh": zh("polite", p.kind),
+        "phrase": p.phrase,
+    }
 
 
 def cue(h: CueHit, value_name: str) -> dict:
@@ -103,8 +121,11 @@ def report(r: ConversationReport) -> dict:
         "rule_hits": [rule_hit(h) for h in r.rule_hits],
         "customer": {
             "sentiment_start": c.sentiment_start,
+            "sentiment_start_zh": zh("sentiment", c.sentiment_start),
             "sentiment_end": c.sentiment_end,
+            "sentiment_end_zh": zh("sentiment", c.sentiment_end),
             "escalation_risk": c.escalation.risk,
+            "escalation_risk_zh": zh("escalation", c.escalation.risk),
             "escalation_evidence": [cue(h, "level") for h in c.escalation.evidence],
             "escalation_reasons": list(c.escalation.reasons),
             "emotions": [emotion(e) for e in c.emotions],
@@ -112,12 +133,19 @@ def report(r: ConversationReport) -> dict:
         },
         "resolution": {
             "status": r.resolution.status,
+            "status_zh": zh("resolution", r.resolution.status),
             "source": r.resolution.source,
             "evidence": [evidence(e) for e in r.resolution.evidence],
             **({"probabilities": r.resolution.probabilities} if r.resolution.probabilities else {}),
         },
         "root_causes": [
-            {"cause": x.cause, "score": x.score, "evidence": [evidence(e) for e in x.evidence]} for x in r.root_causes
+            {
+                "cause": x.cause,
+                "cause_zh": zh("cause", x.cause),
+                "score": x.score,
+                "evidence": [evidence(e) for e in x.evidence],
+            }
+            for x in r.root_causes
         ],
         "qa": {
             "score": q.score,
@@ -125,6 +153,7 @@ def report(r: ConversationReport) -> dict:
             "grade_zh": q.grade_zh,
             "profile": q.profile,
             "dimensions": {d.name: d.score for d in q.dimensions},
+            "dimensions_zh": {d.name: QA_DIMENSION_NAMES_ZH.get(d.name, d.name) for d in q.dimensions},
             "explanations": {
                 d.name: [
                     {"effect": x.effect, "reason": x.reason, "finding": x.finding, "turn": x.turn}
@@ -135,7 +164,15 @@ def report(r: ConversationReport) -> dict:
             "weights": q.weights,
             "weighted_score": q.weighted_score,
             "deductions": [
-                {"rule": d.rule, "severity": d.severity, "turn": d.turn, "points": d.points} for d in q.deductions
+                {
+                    "rule": d.rule,
+                    "rule_zh": zh("violation", d.rule),
+                    "severity": d.severity,
+                    "severity_zh": zh("severity", d.severity),
+                    "turn": d.turn,
+                    "points": d.points,
+                }
+                for d in q.deductions
             ],
             "applicable": q.applicable,
             "notes": list(q.notes),
@@ -144,10 +181,12 @@ def report(r: ConversationReport) -> dict:
             {
                 "index": x.index,
                 "role": x.role,
-                "sentiment": review.sentiment(x.analysis),
+                "role_zh": zh("role", x.role),
+                "sentiment": review.sentiment(x.analysis, "sentiment"),
                 "keywords": [review.keyword(h) for h in x.analysis.keywords],
                 "aspects": [review.aspect(a) for a in x.analysis.aspects],
                 "emotion": x.emotion.emotion if x.emotion else None,
+                "emotion_zh": zh("emotion", x.emotion.emotion) if x.emotion else None,
                 **({"satisfaction": satisfaction(*x.satisfaction)} if x.satisfaction else {}),
             }
             for x in r.turns

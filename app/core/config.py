@@ -61,6 +61,33 @@ class Settings(BaseSettings):
 
     admin_token: str | None = Field(None, description="bearer token for /v1/admin; admin disabled when unset")
 
+    # Security and operations (docs/operations.md, "Keys, limits, metrics, logs").
+    api_keys: str | None = Field(
+        None,
+        repr=False,
+        description="API keys for /v1/*: a file (one key, name:key or [name:]sha256:<hex> a line) or a "
+        "comma-separated list; unset: /v1 is open (a warning is logged at start)",
+    )
+    rate_per_second: float | None = Field(
+        None, gt=0, description="requests per second per key (per client IP without keys); unset: no rate limit"
+    )
+    rate_burst: int = Field(20, ge=1, description="requests a key may send at once above its rate (token bucket size)")
+    upload_bytes_per_hour: int | None = Field(
+        None, ge=1, description="request-body bytes per key per hour on /v1 (uploads, batches); unset: no limit"
+    )
+    max_queued_jobs_per_key: int = Field(
+        100, ge=0, description="queued + running jobs per key (all jobs without keys); more: 429; 0: no limit"
+    )
+    cors_origins: str | None = Field(
+        None, description="comma-separated origins browsers may call the API from (* for any); unset: no CORS"
+    )
+    metrics_enabled: bool = Field(True, description="GET /metrics and the request instruments; false: neither")
+    metrics_token: str | None = Field(
+        None, repr=False, description="bearer token GET /metrics requires; unset: /metrics is open"
+    )
+    log_format: Literal["json", "text"] = Field("json", description="pingjia serve's log lines: JSON or plain text")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="pingjia serve's log level")
+
     max_upload_bytes: int = Field(2 * 1024**3, ge=1024, description="largest job upload")
     job_workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,

@@ -85,7 +85,11 @@ CATALOGUE: dict[str, ErrorCode] = {
         # service state and admin
         ErrorCode("not_ready", 503, "models are still loading; retry"),
         ErrorCode("busy", 503, "more analyses are waiting than PINGJIA_ANALYSIS_QUEUE; retry after Retry-After"),
-        ErrorCode("unauthorized", 401, "a missing or wrong admin token"),
+        ErrorCode("unauthorized", 401, "a missing or wrong API key (PINGJIA_API_KEYS), admin or metrics token"),
+        ErrorCode("rate_limited", 429, "over the key's request rate or hourly upload bytes; retry after Retry-After"),
+        ErrorCode(
+            "too_many_jobs", 429, "the key has PINGJIA_MAX_QUEUED_JOBS_PER_KEY jobs queued or running; retry later"
+        ),
         ErrorCode("admin_disabled", 403, "admin is disabled (no PINGJIA_ADMIN_TOKEN)"),
         ErrorCode("reload_in_progress", 409, "another reload is running"),
         ErrorCode(
@@ -157,6 +161,16 @@ class NotFound(PingjiaError):
 
 class Unauthorized(PingjiaError):
     code = "unauthorized"
+
+
+class TooManyJobs(PingjiaError):
+    """A key already has its maximum of queued and running jobs; ``retry_after`` seconds."""
+
+    code = "too_many_jobs"
+
+    def __init__(self, message: str, retry_after: int = 10, *, code: str | None = None):
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 class Conflict(PingjiaError):

@@ -47,11 +47,22 @@ gives it the aspect of a target nearby, else it stays general (sentiment only)."
 KEYWORD_DIMENSIONS: tuple[str, ...] = (*ASPECTS, GENERAL)
 """What a row of ``service_keywords.csv`` may name as its dimension."""
 
+DIMENSION_NAMES_ZH: dict[str, str] = {**ASPECT_NAMES_ZH, GENERAL: "通用"}
+"""A keyword's dimension: an aspect, or general (an opinion word with no aspect of its own)."""
+
 POLARITIES: tuple[str, ...] = ("positive", "negative")
 """Polarity of a keyword hit or an aspect finding."""
 
+POLARITY_NAMES_ZH: dict[str, str] = {"positive": "正面", "negative": "负面"}
+
 SENTIMENT_LABELS: tuple[str, ...] = ("positive", "neutral", "negative")
 """Sentiment labels, in the column order of the sentiment model's probabilities."""
+
+REVIEW_SENTIMENT_NAMES_ZH: dict[str, str] = {"positive": "好评", "neutral": "中评", "negative": "差评"}
+"""A review's sentiment as a shop names it (the 差评报表's words)."""
+
+SENTIMENT_NAMES_ZH: dict[str, str] = {"positive": "正面", "neutral": "中性", "negative": "负面"}
+"""A chat turn's or customer's sentiment: not a review, so no 好评/差评."""
 
 PAIRS: tuple[tuple[str, str], ...] = tuple((a, p) for a in ASPECTS for p in POLARITIES)
 """The aspect model's outputs in its output order: aspect-major, positive before negative.
@@ -122,17 +133,38 @@ FORBIDDEN_CATEGORIES: tuple[str, ...] = tuple(SERVICE_CODE_NAMES_ZH)
 attitude and which competence points."""
 
 VIOLATION_NAMES_ZH: dict[str, str] = {**SERVICE_CODE_NAMES_ZH, "pii_leak": "泄露隐私"}
+
+RULE_NAMES_ZH: dict[str, str] = {
+    "forbidden_phrase": "服务禁语",
+    "pii_leak": "泄露隐私",
+    "missing_greeting": "缺少问候语",
+    "missing_closing": "缺少结束语",
+    "slow_reply": "回复超时",
+}
+"""A violation's ``rule`` (``VIOLATION_RULES``)."""
+
+SEVERITY_NAMES_ZH: dict[str, str] = {"low": "低", "medium": "中", "high": "高"}
 VIOLATION_CODES: tuple[str, ...] = tuple(VIOLATION_NAMES_ZH)
 """The codes an inspector labels on an agent turn (the chat model's classes plus the PII rule)."""
 
 AGENT_CUE_KINDS: tuple[str, ...] = (*FORBIDDEN_CATEGORIES, "action", "reason", "alternative", "empathy")
 """Kinds of ``agent_cues.csv``: a lean towards a 服务禁语 code, or towards an acceptable reply."""
-"""The codes an inspector labels on an agent turn (the chat model's classes plus the PII rule)."""
 
 PII_TYPES: tuple[str, ...] = ("phone", "id_card", "bank_card", "address")
+PII_NAMES_ZH: dict[str, str] = {"phone": "手机号", "id_card": "身份证号", "bank_card": "银行卡号", "address": "地址"}
 
 POLITE_KINDS: tuple[str, ...] = ("greeting", "closing", "apology", "empathy", "thanks", "waiting", "help")
 """Kinds of ``polite_phrases.csv``; greeting and closing are also checked for absence."""
+
+POLITE_NAMES_ZH: dict[str, str] = {
+    "greeting": "问候",
+    "closing": "结束语",
+    "apology": "致歉",
+    "empathy": "共情",
+    "thanks": "致谢",
+    "waiting": "请稍候",
+    "help": "主动帮助",
+}
 
 THREAT_KINDS: tuple[str, ...] = ("complaint", "regulator", "media", "review_threat", "legal")
 """Escalation cue kinds that threaten (投诉, 12315, 曝光, 差评, 起诉): two kinds raise the risk a level."""
@@ -145,6 +177,8 @@ ESCALATION_KINDS: tuple[str, ...] = (*THREAT_KINDS, *PRESSING_KINDS)
 
 ESCALATION_LEVELS: tuple[str, ...] = ("none", "low", "medium", "high")
 """Escalation risk, lowest first (a cue's level and the conversation's risk)."""
+
+ESCALATION_NAMES_ZH: dict[str, str] = {"none": "无", **SEVERITY_NAMES_ZH}
 
 CUE_EMOTIONS: tuple[str, ...] = ("anger", "anxiety", "disappointment", "satisfaction")
 """Emotions ``emotion_cues.csv`` can name, in tie-break order (equal cue weights: the earlier wins)."""
@@ -170,5 +204,48 @@ CUE_RESOLUTION_STATUSES: tuple[str, ...] = ("resolved", "unresolved")
 RESOLUTION_STATUSES: tuple[str, ...] = (*CUE_RESOLUTION_STATUSES, "unknown")
 """A conversation's resolution status: a cue's, or unknown when no cue decides."""
 
+RESOLUTION_NAMES_ZH: dict[str, str] = {"resolved": "已解决", "unresolved": "未解决", "unknown": "未知"}
+
 ROLES: tuple[str, ...] = ("customer", "agent", "bot", "system")
 """Who speaks a turn; only customer and agent turns are judged."""
+
+ROLE_NAMES_ZH: dict[str, str] = {"customer": "客户", "agent": "客服", "bot": "机器人", "system": "系统"}
+
+# ---------------------------------------------------------------- names, by kind
+
+GRADE_NAMES_ZH_BY_CODE: dict[str, str] = {code: name for _, code, name in GRADES}
+
+NAMES_ZH: dict[str, dict[str, str]] = {
+    "aspect": ASPECT_NAMES_ZH,
+    "cause": ASPECT_NAMES_ZH,
+    "dimension": DIMENSION_NAMES_ZH,
+    "polarity": POLARITY_NAMES_ZH,
+    "review_sentiment": REVIEW_SENTIMENT_NAMES_ZH,
+    "sentiment": SENTIMENT_NAMES_ZH,
+    "qa_dimension": QA_DIMENSION_NAMES_ZH,
+    "grade": GRADE_NAMES_ZH_BY_CODE,
+    "rule": RULE_NAMES_ZH,
+    "violation": {**RULE_NAMES_ZH, **VIOLATION_NAMES_ZH},
+    "category": SERVICE_CODE_NAMES_ZH,
+    "severity": SEVERITY_NAMES_ZH,
+    "escalation": ESCALATION_NAMES_ZH,
+    "emotion": EMOTIONS_ZH,
+    "satisfaction": SATISFACTION_ZH,
+    "resolution": RESOLUTION_NAMES_ZH,
+    "role": ROLE_NAMES_ZH,
+    "pii": PII_NAMES_ZH,
+    "polite": POLITE_NAMES_ZH,
+}
+"""Every code a person reads, by kind: what :func:`zh` looks up. ``violation`` covers a QA
+report's violation codes (a 服务禁语 category, or a rule such as pii_leak or slow_reply)."""
+
+
+def zh(kind: str, code: str | None) -> str | None:
+    """The Chinese name of ``code``; a code the taxonomy does not know (an analyst's own rule
+    code) is shown as itself, and None stays None. An unknown ``kind`` is a bug: KeyError.
+
+    >>> zh("cause", "logistics"), zh("grade", "good"), zh("violation", "my_flag"), zh("rule", None)
+    ('物流配送', '良好', 'my_flag', None)
+    """
+    names = NAMES_ZH[kind]
+    return None if code is None else names.get(code, code)

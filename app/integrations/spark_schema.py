@@ -14,12 +14,15 @@ from app.core.taxonomy import SENTIMENT_LABELS
 SPAN = "STRUCT<`text`: STRING, `start`: INT, `end`: INT>"
 TURN_SPAN = "STRUCT<`turn`: INT, `text`: STRING, `start`: INT, `end`: INT>"
 KEYWORD = (
-    "STRUCT<`term`: STRING, `text`: STRING, `dimension`: STRING, `polarity`: STRING, `negated`: BOOLEAN, "
-    "`weight`: DOUBLE, `start`: INT, `end`: INT>"
+    "STRUCT<`term`: STRING, `text`: STRING, `dimension`: STRING, `dimension_zh`: STRING, `polarity`: STRING, "
+    "`polarity_zh`: STRING, `negated`: BOOLEAN, `weight`: DOUBLE, `start`: INT, `end`: INT>"
 )
-ASPECT = f"STRUCT<`aspect`: STRING, `polarity`: STRING, `score`: DOUBLE, `evidence`: ARRAY<{SPAN}>>"
-ROOT_CAUSE = f"STRUCT<`cause`: STRING, `score`: DOUBLE, `evidence`: ARRAY<{SPAN}>>"
-CHAT_ROOT_CAUSE = f"STRUCT<`cause`: STRING, `score`: DOUBLE, `evidence`: ARRAY<{TURN_SPAN}>>"
+ASPECT = (
+    "STRUCT<`aspect`: STRING, `aspect_zh`: STRING, `polarity`: STRING, `polarity_zh`: STRING, `score`: DOUBLE, "
+    f"`evidence`: ARRAY<{SPAN}>>"
+)
+ROOT_CAUSE = f"STRUCT<`cause`: STRING, `cause_zh`: STRING, `score`: DOUBLE, `evidence`: ARRAY<{SPAN}>>"
+CHAT_ROOT_CAUSE = f"STRUCT<`cause`: STRING, `cause_zh`: STRING, `score`: DOUBLE, `evidence`: ARRAY<{TURN_SPAN}>>"
 VIOLATION = (
     "STRUCT<`turn`: INT, `rule`: STRING, `code`: STRING, `text`: STRING, `start`: INT, `end`: INT, `severity`: STRING>"
 )

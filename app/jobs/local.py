@@ -16,13 +16,14 @@ saves), above it every core works.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from app.jobs import export, service
 from app.jobs.ingest import InputSpec
 from app.jobs.scoring import ConversationScorer, Scorers
 from app.jobs.store import open_store
+from app.jobs.upload import open_private
 from app.jobs.worker import JobRunner
 from app.jobs.workfile import read_chunk
 from app.pipeline.engine import build_pipeline
@@ -47,10 +49,22 @@ class ScoreOptions:
     quiet: bool = False
     work_dir: str | None = None
     keep_work_dir: bool = False
+    bom: bool = True  # CSV output: a UTF-8 BOM, so Excel reads the Chinese
+    columns: str = "readable"  # CSV output: readable (the input's columns + findings in Chinese) or codes
 
 
-def score_file(opts: ScoreOptions, settings) -> dict:
-    """Score ``opts.input`` into ``opts.output`` (+ the report); returns the job status."""
+@dataclass
+class ScoreResult:
+    """What a local run returns: the job's status and its report (the 差评报表)."""
+
+    status: dict
+    report: dict
+
+
+def score_file(opts: ScoreOptions, settings) -> ScoreResult:
+    """Score ``opts.input`` into ``opts.output`` (+ the report file); returns the job status and
+    the report. Standard input is copied into the job folder first: the readable CSV re-reads
+    the input's rows."""
     tmp = Path(tempfile.mkdtemp(prefix="pingjia-score-", dir=opts.work_dir))
     # Workers at normal priority: here no API needs the CPU first (the service runs them nicer).
     local = settings.model_copy(
@@ -59,17 +73,20 @@ def score_file(opts: ScoreOptions, settings) -> dict:
     store = open_store(service.db_url(local))
     try:
         job_id, folder = service.new_job_dir(local)
-        src = sys.stdin.buffer if opts.input == "-" else open(opts.input, "rb")
-        with src if opts.input != "-" else nullcontext(src):
-            name = "stdin.jsonl" if opts.input == "-" else Path(opts.input).name
+        source = Path(opts.input) if opts.input != "-" else folder / service.UPLOAD_FILE
+        if opts.input == "-":
+            with open_private(source) as copy:
+                shutil.copyfileobj(sys.stdin.buffer, copy)
+        with open(source, "rb") as src:
+            name = "stdin.jsonl" if opts.input == "-" else source.name
             rec = service.submit_stream(store, local, job_id, folder, opts.spec, src, name)
         _run(store, local, rec, opts)
         rec = store.get_job(job_id)
-        _write_output(store, rec, opts.output)
+        _write_output(store, rec, opts, source)
+        report = {**service.summary(store, rec), "job_id": None, "input": opts.input}
         if opts.summary:
-            report = {**service.summary(store, rec), "job_id": None, "input": opts.input}
             Path(opts.summary).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-        return service.status_view(store, rec)
+        return ScoreResult(service.status_view(store, rec), report)
     finally:
         store.close()
         if not opts.keep_work_dir:
@@ -103,15 +120,52 @@ def _run(store, settings, rec, opts: ScoreOptions) -> None:
     tqdm_module.tqdm.monitor_interval = 0
     workers = choose_workers(rec.total, opts.workers)
     bar = tqdm(total=rec.total, unit=" rows", disable=opts.quiet, file=sys.stderr, desc="loading models")
+    worker_log = Path(settings.data_dir) / "workers.log"
     try:
-        scorers = _load(settings, bar)
-        bar.set_description_str(f"scoring, {workers} worker{'s' if workers > 1 else ''}")
-        if workers <= 1:
-            _run_here(store, scorers, bar)
-        else:
-            _run_processes(store, settings, rec, workers, bar, scorers)
+        with logs_around_the_bar(worker_log):
+            scorers = _load(settings, bar)
+            bar.set_description_str(f"scoring, {workers} worker{'s' if workers > 1 else ''}")
+            if workers <= 1:
+                _run_here(store, scorers, bar)
+            else:
+                _run_processes(store, settings, rec, workers, bar, scorers)
     finally:
         bar.close()
+        _replay(worker_log)
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@contextmanager
+def logs_around_the_bar(worker_log: Path) -> Iterator[None]:
+    """Log lines never tear the progress bar: this process's are written above it
+    (``tqdm.write``); the forked workers' (which share stderr but not the bar) go to
+    ``worker_log``, replayed once the bar is closed (``_replay``)."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    root, here = logging.getLogger(), os.getpid()
+    to_file = logging.FileHandler(worker_log, encoding="utf-8", delay=True)
+    to_file.setFormatter(logging.Formatter(LOG_FORMAT))
+    to_file.setLevel(logging.WARNING)
+    to_file.addFilter(lambda r: r.process != here)
+    before = set(root.handlers)
+    with logging_redirect_tqdm():
+        for h in root.handlers:
+            if h not in before:  # the tqdm handler: this process's lines only
+                h.addFilter(lambda r: r.process == here)
+        root.addHandler(to_file)
+        try:
+            yield
+        finally:
+            root.removeHandler(to_file)
+            to_file.close()
+
+
+def _replay(worker_log: Path) -> None:
+    """The workers' warnings and errors (all ``worker_log`` holds), on stderr after the bar."""
+    if worker_log.is_file():
+        sys.stderr.write(worker_log.read_text(encoding="utf-8", errors="replace"))
 
 
 _on_stage: ContextVar[Callable[[str], None] | None] = ContextVar("pingjia_score_on_stage", default=None)
@@ -170,10 +224,17 @@ def _run_processes(store, settings, rec, workers: int, bar, scorers) -> None:
         runner.stop()
 
 
-def _write_output(store, rec, output: str) -> None:
+def _write_output(store, rec, opts: ScoreOptions, source: Path) -> None:
+    """Results in input order: JSONL, or CSV (readable: each input row with its findings)."""
+    output = opts.output
     rows = store.iter_results(rec.jid)
-    fmt = "csv" if output.lower().endswith((".csv", ".tsv")) else "jsonl"
-    chunks = export.csv_stream(rows, rec.kind) if fmt == "csv" else export.jsonl_stream(rows)
+    if not output.lower().endswith((".csv", ".tsv")):
+        chunks = export.jsonl_stream(rows)
+    elif opts.columns == "codes":
+        chunks = export.csv_stream(rows, rec.kind, bom=opts.bom)
+    else:
+        originals = export.OriginalRows.from_upload(source, rec.params.get("input", {}))
+        chunks = export.readable_csv_stream(rows, originals, rec.kind, bom=opts.bom)
     dst = sys.stdout.buffer if output == "-" else open(output, "wb")
     try:
         for chunk in chunks:

@@ -24,7 +24,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 
-from app.core.taxonomy import GRADES, RESOLUTION_STATUSES
+from app.core.taxonomy import GRADES, RESOLUTION_STATUSES, zh
 from app.jobs.report import (
     DEFAULT_CONFIG,
     FIRST_RESPONSE_EDGES,
@@ -53,7 +53,7 @@ def qa_columns(plan: Mapping) -> list[str]:
 def build_chat_report(source: ReportSource, plan: Mapping, *, config: ReportConfig = DEFAULT_CONFIG) -> dict:
     """A chat job's report: the review report over the customers' sentiment, plus ``qa``."""
     scopes = read_scopes(source)
-    report = build_report(source, plan, config=config, scopes=scopes)
+    report = build_report(source, plan, config=config, scopes=scopes, sentiment_names="sentiment")
     del report["mixed"]  # a review figure: a conversation has no one sentiment finding to be mixed
     report["qa"] = qa_report(scopes, source.iter_examples(), plan, config)
     return report
@@ -98,12 +98,19 @@ def qa_stats(c: Counter, examples: Mapping[str, dict]) -> dict:
         "unattended": c["unattended"],
         "qa_score_mean": round(c["score_centi"] / 100 / n, 2) if n else None,
         "grades": [
-            {"grade": code, "name_zh": zh, "count": c[f"grade:{code}"], "share": _share(c[f"grade:{code}"], n)}
-            for _, code, zh in GRADES
+            {
+                "grade": code,
+                "grade_zh": name,
+                "name_zh": name,
+                "count": c[f"grade:{code}"],
+                "share": _share(c[f"grade:{code}"], n),
+            }
+            for _, code, name in GRADES
         ],
         "violations": [
             {
                 "code": code,
+                "code_zh": zh("violation", code),
                 "service": code not in NON_SERVICE_CODES,
                 "count": c[f"viol:{code}"],
                 "conversations": c[f"vconv:{code}"],

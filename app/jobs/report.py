@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Protocol
 
-from app.core.taxonomy import ASPECT_NAMES_ZH, SENTIMENT_LABELS
+from app.core.taxonomy import SENTIMENT_LABELS, zh
 
 EPOCH_TZ = timezone(timedelta(hours=8))  # epoch timestamps are read as China Standard Time
 DATE_HINT = re.compile(r"date|time|day|created|updated|_at$|^ts$|日期|时间|日|时", re.I)
@@ -333,21 +333,23 @@ def build_report(
     *,
     config: ReportConfig = DEFAULT_CONFIG,
     scopes: Mapping[tuple[str, str], Counter] | None = None,
+    sentiment_names: str = "review_sentiment",
 ) -> dict:
-    """The whole report from summed counters; ``plan`` names group and date columns."""
+    """The whole report from summed counters; ``plan`` names group and date columns;
+    ``sentiment_names`` the taxonomy's names of the labels (a chat's: 正面/中性/负面)."""
     if scopes is None:
         scopes = read_scopes(source)
     overall = scopes.get(("all", ""), Counter())
     report = {
         "totals": {"rows": overall["rows"], "analysed": overall["analysed"], "errors": overall["errors"]},
-        **_breakdown(overall),
+        **_breakdown(overall, sentiment_names),
         "mixed": {"count": overall["mixed"], "share": _share(overall["mixed"], overall["analysed"])},
         "errors": {
             "by_code": {m[4:]: n for m, n in sorted(overall.items()) if m.startswith("err:")},
             "examples": source.error_examples(5),
         },
         "complaint_terms": complaint_terms(source, config),
-        "groups": groups_report(scopes, plan.get("group_columns", []), config),
+        "groups": groups_report(scopes, plan.get("group_columns", []), config, sentiment_names),
         "daily": daily_report(scopes, plan.get("date_column"), config),
         "columns": plan.get("columns", {}),
         "column_selection": plan.get("rule"),
@@ -360,8 +362,10 @@ def _share(n: int, d: int) -> float:
     return round(n / d, 4) if d else 0.0
 
 
-def _breakdown(c: Counter) -> dict:
-    """Sentiment, root-cause and aspect-polarity counts with shares of analysed rows."""
+def _breakdown(c: Counter, sentiment_names: str = "review_sentiment") -> dict:
+    """Sentiment, root-cause and aspect-polarity counts with shares of analysed rows, each
+    code with its Chinese name (``name_zh`` is kept for the clients that read it before
+    ``cause_zh``/``aspect_zh``)."""
     analysed = c["analysed"]
     causes = sorted(((m[6:], n) for m, n in c.items() if m.startswith("cause:")), key=lambda x: (-x[1], x[0]))
     aspects: dict[str, dict[str, int]] = defaultdict(lambda: {"positive": 0, "negative": 0})
@@ -371,18 +375,29 @@ def _breakdown(c: Counter) -> dict:
             aspects[aspect][polarity] += n
     return {
         "sentiment": {
-            label: {"count": c[f"sent:{label}"], "share": _share(c[f"sent:{label}"], analysed)}
+            label: {
+                "count": c[f"sent:{label}"],
+                "share": _share(c[f"sent:{label}"], analysed),
+                "label_zh": zh(sentiment_names, label),
+            }
             for label in SENTIMENT_LABELS
         },
         "negative_rate": _share(c["sent:negative"], analysed),
         "root_causes": [
-            {"cause": k, "name_zh": ASPECT_NAMES_ZH.get(k, k), "count": n, "share": _share(n, analysed)}
+            {
+                "cause": k,
+                "cause_zh": zh("cause", k),
+                "name_zh": zh("cause", k),
+                "count": n,
+                "share": _share(n, analysed),
+            }
             for k, n in causes
         ],
         "aspects": [
             {
                 "aspect": k,
-                "name_zh": ASPECT_NAMES_ZH.get(k, k),
+                "aspect_zh": zh("aspect", k),
+                "name_zh": zh("aspect", k),
                 "positive": v["positive"],
                 "negative": v["negative"],
                 "positive_share": _share(v["positive"], analysed),
@@ -513,7 +528,12 @@ def group_test_rule(cfg: ReportConfig) -> str:
     )
 
 
-def groups_report(scopes: Mapping[tuple[str, str], Counter], columns: Iterable[str], cfg: ReportConfig) -> dict:
+def groups_report(
+    scopes: Mapping[tuple[str, str], Counter],
+    columns: Iterable[str],
+    cfg: ReportConfig,
+    sentiment_names: str = "review_sentiment",
+) -> dict:
     """Per group column: counts per group, and groups whose negative rate stands out."""
     out = {"test": group_test_rule(cfg), "columns": []}
     for col in columns:
@@ -528,7 +548,7 @@ def groups_report(scopes: Mapping[tuple[str, str], Counter], columns: Iterable[s
                     "rows": c["rows"],
                     "analysed": c["analysed"],
                     "errors": c["errors"],
-                    **_breakdown(c),
+                    **_breakdown(c, sentiment_names),
                     "rest_negative_rate": t["rest_rate"],
                     "z": t["z"],
                     "p_value": t["p_value"],
@@ -565,7 +585,7 @@ def daily_report(scopes: Mapping[tuple[str, str], Counter], column: str | None, 
                 "negative": c["sent:negative"],
                 "negative_rate": _share(c["sent:negative"], c["analysed"]),
                 "top_cause": top[0] if top else None,
-                "top_cause_zh": ASPECT_NAMES_ZH.get(top[0], top[0]) if top else None,
+                "top_cause_zh": zh("cause", top[0]) if top else None,
                 "top_cause_share": _share(top[1], c["analysed"]) if top else 0.0,
             }
         )
@@ -632,11 +652,12 @@ def spike_alerts(days: Mapping[str, Counter], cfg: ReportConfig) -> Iterator[dic
                 cfg.spike_min_cause_rows,
             )
             if alert:
-                name = ASPECT_NAMES_ZH.get(cause, cause)
+                name = zh("cause", cause)
                 yield {
                     "date": key,
                     "metric": "cause_share",
                     "cause": cause,
+                    "cause_zh": name,
                     **alert,
                     "message_zh": f"{key} {name}投诉骤升：占比 {alert['value']:.1%}，"
                     f"前{cfg.spike_window_days}天为 {alert['baseline']:.1%}",

@@ -73,13 +73,13 @@ def discard(path: Path) -> None:
 
 
 def ingest_upload(folder: Path, spec: InputSpec, filename: str | None, chunk_rows: int) -> tuple[Ingested, dict]:
-    """The spooled upload validated and rewritten as the work file (then removed); returns
-    what ``create_job`` needs, with the input's description."""
+    """The spooled upload validated and rewritten as the work file; returns what ``create_job``
+    needs, with the input's description. The upload is kept (private, pruned with the job): the
+    readable CSV export re-reads its rows to give them back with every original column."""
     raw = folder / UPLOAD_FILE
     size = raw.stat().st_size
     with open(raw, "rb") as f:
         ingested = ingest_stream(folder, spec, f, filename, chunk_rows)
-    raw.unlink()
     return ingested, {"filename": filename, "bytes": size}
 
 
@@ -127,8 +127,16 @@ def _durable(out: IO[bytes], folder: Path) -> None:
         os.close(fd)
 
 
-def create_job(store: JobStore, job_id: str, folder: Path, spec: InputSpec, ing: Ingested, extra: dict) -> JobRecord:
-    """Record an ingested job (queued)."""
+def create_job(
+    store: JobStore,
+    job_id: str,
+    folder: Path,
+    spec: InputSpec,
+    ing: Ingested,
+    extra: dict,
+    owner: str | None = None,
+) -> JobRecord:
+    """Record an ingested job (queued), owned by the submitting API key's id (None: keys off)."""
     params = {
         "input": {
             "format": ing.fmt,
@@ -140,11 +148,45 @@ def create_job(store: JobStore, job_id: str, folder: Path, spec: InputSpec, ing:
         },
         "plan": ing.plan,
     }
-    return store.create_job(NewJob(job_id, spec.kind, ing.total, params, str(folder / WORK_FILE), ing.chunks))
+    return store.create_job(
+        NewJob(job_id, spec.kind, ing.total, params, str(folder / WORK_FILE), ing.chunks, owner=owner)
+    )
 
 
 def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def visible(rec: JobRecord | None, owner: str | None) -> JobRecord | None:
+    """``rec`` when the caller may see it: every job with keys off (``owner`` None), else only
+    the key's own — another key's job is answered like an unknown one."""
+    return rec if rec is not None and (owner is None or rec.owner == owner) else None
+
+
+def links(rec: JobRecord) -> dict[str, str]:
+    base = f"/v1/jobs/{rec.job_id}"
+    return {"self": base, "results": f"{base}/results", "summary": f"{base}/summary"}
+
+
+def list_view(store: JobStore, owner: str | None, limit: int, offset: int) -> dict:
+    """What ``GET /v1/jobs`` answers: a page of the caller's jobs, newest first, with the total."""
+    records, total = store.list_jobs(owner, limit, offset)
+    jobs = [
+        {
+            "job_id": r.job_id,
+            "kind": r.kind,
+            "status": r.status,
+            "total": r.total,
+            "done": r.done,
+            "errors": r.errors,
+            "progress": round(r.done / r.total, 4) if r.total else 1.0,
+            "created_at": iso(r.created_at),
+            "finished_at": iso(r.finished_at),
+            "links": links(r),
+        }
+        for r in records
+    ]
+    return {"jobs": jobs, "total": total, "limit": limit, "offset": offset}
 
 
 def status_view(store: JobStore, rec: JobRecord) -> dict:
@@ -163,7 +205,6 @@ def status_view(store: JobStore, rec: JobRecord) -> dict:
     eta = None
     if rec.status in ("queued", "running") and rate:
         eta = round((rec.total - rec.done) / rate, 1)
-    base = f"/v1/jobs/{rec.job_id}"
     return {
         "job_id": rec.job_id,
         "kind": rec.kind,
@@ -181,7 +222,7 @@ def status_view(store: JobStore, rec: JobRecord) -> dict:
         "input": rec.params.get("input", {}),
         "report_plan": {k: rec.params.get("plan", {}).get(k) for k in ("group_columns", "date_column")},
         "model": rec.model,
-        "links": {"self": base, "results": f"{base}/results", "summary": f"{base}/summary"},
+        "links": links(rec),
     }
 
 

@@ -1,6 +1,6 @@
 """Job state behind a small interface; SQLite (WAL) is the one implementation today.
 
-Tables (schema v2, created/migrated on open; ``schema_version`` records the version):
+Tables (schema v3, created/migrated on open; ``schema_version`` records the version):
 
 - ``jobs``: one row per job: status, done/total/errors, chunk counts, input params (JSON),
   the work-file path, timings and the cached summary.
@@ -11,6 +11,10 @@ Tables (schema v2, created/migrated on open; ``schema_version`` records the vers
 - ``report_examples`` (v2): one example per ``(dim, key, metric)`` (a chat report's violation
   code per agent/channel), the one with the lowest row index kept. A v1 file gains the empty
   table on open; jobs scored before simply have no examples.
+- v3: ``jobs.owner``, the id of the API key that submitted the job (NULL without keys), and
+  the index ``jobs_owner (owner, jid)`` the job list reads newest first (and
+  ``chunks_committed`` for the rows-per-second metric). An older file gains them on open;
+  its jobs have no owner (listed and readable only while keys are off).
 
 Exactly once: ``commit_chunk`` writes a chunk's results, its counters and the job's
 progress in ONE transaction, and only if the chunk is still leased to the committing
@@ -57,6 +61,7 @@ class NewJob:
     params: dict[str, Any]
     work_path: str
     chunks: list[tuple[int, int, int]]  # (start_row, n_rows, byte_offset)
+    owner: str | None = None  # the submitting API key's id
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,7 @@ class JobRecord:
     finished_at: float | None
     run_started_at: float | None
     run_done_start: int
+    owner: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -122,6 +128,10 @@ class JobStore(Protocol):
 
     def create_job(self, job: NewJob) -> JobRecord: ...
     def get_job(self, job_id: str) -> JobRecord | None: ...
+    def list_jobs(self, owner: str | None, limit: int, offset: int) -> tuple[list[JobRecord], int]: ...
+    def active_jobs(self, owner: str | None) -> int: ...
+    def job_counts(self) -> dict[str, int]: ...
+    def rows_scored(self, window: float = 60.0) -> int: ...
     def claim_chunk(self, owner: str) -> Claim | None: ...
     def commit_chunk(self, claim: Claim, out: ChunkOutput) -> bool: ...
     def has_pending_work(self) -> bool: ...
@@ -214,13 +224,21 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             PRIMARY KEY (jid, dim, key, metric)) WITHOUT ROWID""",
         ],
     ),
+    (
+        3,
+        [
+            "ALTER TABLE jobs ADD COLUMN owner TEXT",
+            "CREATE INDEX jobs_owner ON jobs(owner, jid)",
+            "CREATE INDEX chunks_committed ON chunks(committed_at) WHERE state = 'done'",  # /metrics rows/s
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 _JOB_COLUMNS = (
     "jid, job_id, kind, status, total, done, errors, n_chunks, chunks_done, params, "
     "work_path, model, error_code, error_message, created_at, started_at, finished_at, "
-    "run_started_at, run_done_start"
+    "run_started_at, run_done_start, owner"
 )
 
 
@@ -394,8 +412,8 @@ class SQLiteJobStore:
         now = time.time()
         with self._tx() as c:
             cur = c.execute(
-                "INSERT INTO jobs (job_id, kind, status, total, n_chunks, params, work_path, created_at)"
-                " VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (job_id, kind, status, total, n_chunks, params, work_path, created_at, owner)"
+                " VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
                 (
                     job.job_id,
                     job.kind,
@@ -404,6 +422,7 @@ class SQLiteJobStore:
                     json.dumps(job.params, ensure_ascii=False),
                     job.work_path,
                     now,
+                    job.owner,
                 ),
             )
             jid = cur.lastrowid
@@ -416,6 +435,40 @@ class SQLiteJobStore:
     def get_job(self, job_id: str) -> JobRecord | None:
         row = self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         return _record(row) if row else None
+
+    def list_jobs(self, owner: str | None, limit: int, offset: int) -> tuple[list[JobRecord], int]:
+        """A page of jobs, newest first, and how many there are in all: ``owner``'s alone, or
+        every job when ``owner`` is None (keys off). One snapshot, so the page and the count agree."""
+        where, args = ("WHERE owner = ?", (owner,)) if owner is not None else ("", ())
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            total = conn.execute(f"SELECT count(*) FROM jobs {where}", args).fetchone()[0]
+            rows = conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs {where} ORDER BY jid DESC LIMIT ? OFFSET ?", (*args, limit, offset)
+            ).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        return [_record(r) for r in rows], total
+
+    def active_jobs(self, owner: str | None) -> int:
+        """Queued + running jobs of ``owner`` (of everyone when None)."""
+        where, args = ("AND owner = ?", (owner,)) if owner is not None else ("", ())
+        return self._conn.execute(
+            f"SELECT count(*) FROM jobs WHERE status IN (?, ?) {where}", (*ACTIVE, *args)
+        ).fetchone()[0]
+
+    def job_counts(self) -> dict[str, int]:
+        """Jobs by status (for /metrics)."""
+        return dict(self._conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall())
+
+    def rows_scored(self, window: float = 60.0) -> int:
+        """Rows committed, over every job, in the last ``window`` seconds (for /metrics)."""
+        row = self._conn.execute(
+            "SELECT sum(n_rows) FROM chunks INDEXED BY chunks_committed WHERE state = 'done' AND committed_at >= ?",
+            (time.time() - window,),
+        ).fetchone()
+        return int(row[0] or 0)
 
     def cancel_job(self, job_id: str) -> JobRecord | None:
         with self._tx() as c:

@@ -2,11 +2,13 @@
 
 Beside the finding types rather than in ``app.api`` because every caller presents them the
 same way: the routes, batch jobs (``app.jobs.scoring``), conversation reports and the CLI.
-Internal fields (clause ids, words) stay inside.
+Internal fields (clause ids, words) stay inside. Every code a person reads has its Chinese
+name beside it (``aspect_zh``, ``cause_zh`` ...), from the one taxonomy.
 """
 
 from __future__ import annotations
 
+from app.core.taxonomy import zh
 from app.pipeline.findings import Analysis, AspectFinding, ItemError, KeywordHit, Span
 
 
@@ -19,7 +21,9 @@ def keyword(h: KeywordHit) -> dict:
         "term": h.term,
         "text": h.text,
         "dimension": h.dimension,
+        "dimension_zh": zh("dimension", h.dimension),
         "polarity": h.polarity,
+        "polarity_zh": zh("polarity", h.polarity),
         "negated": h.negated,
         "weight": h.weight,
         "start": h.start,
@@ -28,16 +32,34 @@ def keyword(h: KeywordHit) -> dict:
 
 
 def aspect(a: AspectFinding) -> dict:
-    return {"aspect": a.aspect, "polarity": a.polarity, "score": a.score, "evidence": [span(s) for s in a.evidence]}
+    return {
+        "aspect": a.aspect,
+        "aspect_zh": zh("aspect", a.aspect),
+        "polarity": a.polarity,
+        "polarity_zh": zh("polarity", a.polarity),
+        "score": a.score,
+        "evidence": [span(s) for s in a.evidence],
+    }
 
 
 def root_cause(a: AspectFinding) -> dict:
-    return {"cause": a.aspect, "score": a.score, "evidence": [span(s) for s in a.evidence]}
+    return {
+        "cause": a.aspect,
+        "cause_zh": zh("cause", a.aspect),
+        "score": a.score,
+        "evidence": [span(s) for s in a.evidence],
+    }
 
 
-def sentiment(a: Analysis) -> dict:
-    """The label, its probabilities and ``mixed`` (praise and blame on different evidence)."""
-    return {"label": a.sentiment.label, "probabilities": a.sentiment.probabilities, "mixed": a.mixed}
+def sentiment(a: Analysis, names: str = "review_sentiment") -> dict:
+    """The label, its probabilities and ``mixed`` (praise and blame on different evidence);
+    ``label_zh`` is a review's 好评/中评/差评, or with ``names="sentiment"`` (a chat turn) 正面/中性/负面."""
+    return {
+        "label": a.sentiment.label,
+        "label_zh": zh(names, a.sentiment.label),
+        "probabilities": a.sentiment.probabilities,
+        "mixed": a.mixed,
+    }
 
 
 def analysis(a: Analysis, versions: dict[str, str], *, with_terms: bool = False) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
+from app.core.taxonomy import zh
 from app.pipeline.findings import Analysis, ItemError
 
 
@@ -31,7 +32,10 @@ def summarize(results: Iterable[Analysis | ItemError]) -> dict:
         "errors": errors,
         "sentiment": dict(sentiment),
         "mixed": mixed,
-        "root_causes": [{"cause": c, "count": n, "share": round(n / analysed, 4)} for c, n in causes.most_common()]
+        "root_causes": [
+            {"cause": c, "cause_zh": zh("cause", c), "count": n, "share": round(n / analysed, 4)}
+            for c, n in causes.most_common()
+        ]
         if analysed
         else [],
         "aspects": dict(aspects.most_common()),

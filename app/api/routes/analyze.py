@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
 from app.api.deps import PipelineDep, PoolDep, SettingsDep
+from app.api.metrics import texts_analysed
 from app.api.schemas import (
     ERRORS,
     AnalyzeRequest,
@@ -42,12 +43,15 @@ def analyze_one(pipeline: Pipeline, req: AnalyzeRequest, top_terms: int) -> dict
 
 
 @router.post("/analyze", response_model=AnalyzeResponse, responses=ERRORS)
-async def analyze(req: AnalyzeRequest, pipeline: PipelineDep, settings: SettingsDep, pool: PoolDep):
+async def analyze(req: AnalyzeRequest, pipeline: PipelineDep, settings: SettingsDep, pool: PoolDep, request: Request):
     k = settings.top_terms if req.top_terms is None else req.top_terms
     if len(req.text) <= settings.inline_max_chars:
         # ~1-2 ms of CPU: inline is cheaper than a thread hop and cannot stall the loop.
-        return json_response(to_json(analyze_one(pipeline, req, k)))
-    return json_response(await pool.run_json(analyze_one, pipeline, req, k))
+        body = to_json(analyze_one(pipeline, req, k))
+    else:
+        body = await pool.run_json(analyze_one, pipeline, req, k)
+    texts_analysed(request, "review")
+    return json_response(body)
 
 
 def parse_item(raw: Any) -> ReviewItem | ItemError:
@@ -110,8 +114,12 @@ def check_batch_size(n_items: int, n_chars: int, settings, what: str = "items") 
 
 
 @router.post("/analyze/batch", response_model=BatchResponse, responses=ERRORS)
-async def analyze_batch(req: BatchRequest, pipeline: PipelineDep, settings: SettingsDep, pool: PoolDep):
+async def analyze_batch(
+    req: BatchRequest, pipeline: PipelineDep, settings: SettingsDep, pool: PoolDep, request: Request
+):
     chars = sum(len(r["text"]) for r in req.items if isinstance(r, dict) and isinstance(r.get("text"), str))
     check_batch_size(len(req.items), chars, settings)
     k = settings.top_terms if req.top_terms is None else req.top_terms
-    return json_response(await pool.run_json(batch_body, pipeline, req.items, k))
+    body = await pool.run_json(batch_body, pipeline, req.items, k)
+    texts_analysed(request, "review", len(req.items))
+    return json_response(body)

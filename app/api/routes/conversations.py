@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.api.conversation_schemas import (
     ConversationBatchRequest,
@@ -14,6 +14,7 @@ from app.api.conversation_schemas import (
     ConversationResponse,
 )
 from app.api.deps import PipelineDep, PoolDep, RulesDep, SettingsDep
+from app.api.metrics import texts_analysed
 from app.api.routes.analyze import check_batch_size, json_response
 from app.api.schemas import ERRORS
 from app.conversations import (
@@ -46,16 +47,28 @@ def _chars(conv: Any) -> int:
 
 @router.post("/analyze", response_model=ConversationResponse, responses=ERRORS)
 async def analyze(
-    req: ConversationRequest, pipeline: PipelineDep, rules: RulesDep, settings: SettingsDep, pool: PoolDep
+    req: ConversationRequest,
+    pipeline: PipelineDep,
+    rules: RulesDep,
+    settings: SettingsDep,
+    pool: PoolDep,
+    request: Request,
 ):
-    return json_response(
-        await pool.run_json(_report, req.model_dump(), pipeline, rules, Limits.from_settings(settings))
-    )
+    body = await pool.run_json(_report, req.model_dump(), pipeline, rules, Limits.from_settings(settings))
+    texts_analysed(request, "conversation")
+    return json_response(body)
 
 
 @router.post("/analyze/batch", response_model=ConversationBatchResponse, responses=ERRORS)
 async def analyze_batch(
-    req: ConversationBatchRequest, pipeline: PipelineDep, rules: RulesDep, settings: SettingsDep, pool: PoolDep
+    req: ConversationBatchRequest,
+    pipeline: PipelineDep,
+    rules: RulesDep,
+    settings: SettingsDep,
+    pool: PoolDep,
+    request: Request,
 ):
     check_batch_size(len(req.items), sum(_chars(c) for c in req.items), settings, what="conversations")
-    return json_response(await pool.run_json(_batch, req.items, pipeline, rules, Limits.from_settings(settings)))
+    body = await pool.run_json(_batch, req.items, pipeline, rules, Limits.from_settings(settings))
+    texts_analysed(request, "conversation", len(req.items))
+    return json_response(body)
