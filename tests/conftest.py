@@ -99,6 +99,50 @@ def fake_pipeline(lexicon, segmenter):
     )
 
 
+@pytest.fixture(scope="session")
+def conversation_rules():
+    from app.conversations import load_conversation_rules
+
+    return load_conversation_rules(ROOT / "lexicons")
+
+
+@pytest.fixture
+def make_job_client(tmp_path, fake_pipeline, conversation_rules):
+    """``make(workers=2, inline=False, chunk_rows=16, **settings)``: a TestClient of the whole app
+    (fake sentiment) with in-thread job workers on a fresh data dir; ``workers=0`` leaves jobs
+    queued (for cancel/409). Uploads are ingested in the app's ingest process; ``inline=True``:
+    in the app's threads, so that a test can monkeypatch ingest."""
+    from fastapi.testclient import TestClient
+
+    from app.conversations import Limits
+    from app.core.config import Settings
+    from app.jobs import service
+    from app.jobs.scoring import ConversationScorer, Scorers
+    from app.jobs.store import open_store
+    from app.jobs.worker import ThreadRunner
+    from app.main import create_app
+
+    rules, clients = conversation_rules, []
+
+    def make(workers=2, inline=False, **overrides):
+        settings = Settings(data_dir=tmp_path, job_chunk_rows=overrides.pop("chunk_rows", 16), **overrides)
+        app = create_app(settings, pipeline=fake_pipeline)
+        app.state.conversation_rules = rules
+        if inline:
+            app.state.ingest_pool = None
+        store = app.state.job_store = open_store(service.db_url(settings))
+        scorers = Scorers(fake_pipeline, lambda: ConversationScorer(fake_pipeline, rules, Limits()))
+        app.state.job_runner = ThreadRunner(store, scorers, workers=workers)
+        client = TestClient(app)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
 def assert_spans(original: str, result: dict) -> None:
     """The contract's invariant: every span indexes the caller's original text exactly."""
     for k in result.get("keywords", []):

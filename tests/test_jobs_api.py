@@ -9,49 +9,22 @@ import json
 import time
 
 import pytest
-from fastapi.testclient import TestClient
 
-from app.conversations import Limits, load_conversation_rules
 from app.core.config import Settings
 from app.jobs import service
-from app.jobs.scoring import ConversationScorer, Scorers
-from app.jobs.store import open_store
-from app.jobs.worker import ThreadRunner
-from app.main import create_app
-from tests.conftest import ROOT
 
 NEG_TEXT, POS_TEXT = "发货太慢了，客服态度很差", "质量很好，物流很快"
 
 
-@pytest.fixture(scope="module")
-def rules():
-    return load_conversation_rules(ROOT / "lexicons")
+@pytest.fixture
+def rules(conversation_rules):
+    return conversation_rules
 
 
 @pytest.fixture
-def make_client(tmp_path, fake_pipeline, rules):
-    """A client on a fresh data dir; ``workers=0`` leaves jobs queued (for cancel/409). Uploads
-    are ingested in the app's ingest process; ``inline=True``: in the app's threads, so that a
-    test can monkeypatch ingest."""
-    clients = []
-
-    def make(workers=2, inline=False, **overrides):
-        settings = Settings(data_dir=tmp_path, job_chunk_rows=overrides.pop("chunk_rows", 16), **overrides)
-        app = create_app(settings, pipeline=fake_pipeline)
-        app.state.conversation_rules = rules
-        if inline:
-            app.state.ingest_pool = None
-        store = app.state.job_store = open_store(service.db_url(settings))
-        scorers = Scorers(fake_pipeline, lambda: ConversationScorer(fake_pipeline, rules, Limits()))
-        app.state.job_runner = ThreadRunner(store, scorers, workers=workers)
-        client = TestClient(app)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+def make_client(make_job_client):
+    """tests/conftest.py's ``make_job_client`` (also imported by test_jobs_hostile)."""
+    return make_job_client
 
 
 @pytest.fixture

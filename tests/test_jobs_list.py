@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from functools import partial
 
 import pytest
-from fastapi.testclient import TestClient
 
 from app.api.job_schemas import JobListResponse
-from app.conversations import Limits, load_conversation_rules
-from app.core.config import Settings
-from app.jobs import service
-from app.jobs.scoring import ConversationScorer, Scorers
 from app.jobs.store import MIGRATIONS, SCHEMA_VERSION, NewJob, open_store
-from app.jobs.worker import ThreadRunner
-from app.main import create_app
-from tests.conftest import ROOT
 
 ALICE, BOB = "alice-key-0123456789abcdef", "bob-key-0123456789abcdef"
 KEYS = f"alice:{ALICE},bob:{BOB}"
@@ -28,26 +21,8 @@ def bearer(key):
 
 
 @pytest.fixture
-def make_client(tmp_path, fake_pipeline):
-    rules = load_conversation_rules(ROOT / "lexicons")
-    clients = []
-
-    def make(workers=0, **overrides):
-        settings = Settings(data_dir=tmp_path, job_chunk_rows=16, **overrides)
-        app = create_app(settings, pipeline=fake_pipeline)
-        app.state.conversation_rules = rules
-        app.state.ingest_pool = None
-        store = app.state.job_store = open_store(service.db_url(settings))
-        scorers = Scorers(fake_pipeline, lambda: ConversationScorer(fake_pipeline, rules, Limits()))
-        app.state.job_runner = ThreadRunner(store, scorers, workers=workers)
-        client = TestClient(app)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+def make_client(make_job_client):
+    return partial(make_job_client, workers=0, inline=True, chunk_rows=16)
 
 
 def submit(client, n=3, key=None, kind="reviews"):

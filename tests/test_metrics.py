@@ -4,42 +4,15 @@ as labels, texts by kind, jobs and rows/s read from the store at scrape time, mo
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import pytest
-from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-
-from app.conversations import Limits, load_conversation_rules
-from app.core.config import Settings
-from app.jobs import service
-from app.jobs.scoring import ConversationScorer, Scorers
-from app.jobs.store import open_store
-from app.jobs.worker import ThreadRunner
-from app.main import create_app
-from tests.conftest import ROOT
 
 
 @pytest.fixture
-def make_client(tmp_path, fake_pipeline):
-    rules = load_conversation_rules(ROOT / "lexicons")
-    clients = []
-
-    def make(workers=0, **overrides):
-        settings = Settings(data_dir=tmp_path, job_chunk_rows=4, **overrides)
-        app = create_app(settings, pipeline=fake_pipeline)
-        app.state.conversation_rules = rules
-        app.state.ingest_pool = None
-        store = app.state.job_store = open_store(service.db_url(settings))
-        scorers = Scorers(fake_pipeline, lambda: ConversationScorer(fake_pipeline, rules, Limits()))
-        app.state.job_runner = ThreadRunner(store, scorers, workers=workers)
-        client = TestClient(app)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+def make_client(make_job_client):
+    return partial(make_job_client, workers=0, inline=True, chunk_rows=4)
 
 
 def scrape(client, **headers) -> dict[str, list]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from functools import partial
 
 import pytest
 from fastapi.testclient import TestClient
@@ -23,19 +24,8 @@ def sha(key: str) -> str:
 
 
 @pytest.fixture
-def make_client(tmp_path, fake_pipeline):
-    clients = []
-
-    def make(**overrides):
-        app = create_app(Settings(data_dir=tmp_path / "data", **overrides), pipeline=fake_pipeline)
-        client = TestClient(app)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+def make_client(make_job_client):
+    return partial(make_job_client, workers=0)
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -7,16 +7,8 @@ import json
 import time
 
 import pytest
-from fastapi.testclient import TestClient
 
-from app.conversations import Limits, load_conversation_rules
 from app.core import taxonomy as T
-from app.core.config import Settings
-from app.jobs import service
-from app.jobs.scoring import ConversationScorer, Scorers
-from app.jobs.store import open_store
-from app.jobs.worker import ThreadRunner
-from app.main import create_app
 from tests.conftest import ROOT
 
 CONVERSATIONS = sorted((ROOT / "tests" / "fixtures" / "conversations").glob("*.json"))
@@ -29,16 +21,8 @@ REVIEWS = [
 
 
 @pytest.fixture
-def client(tmp_path, fake_pipeline):
-    rules = load_conversation_rules(ROOT / "lexicons")
-    settings = Settings(data_dir=tmp_path, job_chunk_rows=4)
-    app = create_app(settings, pipeline=fake_pipeline)
-    app.state.conversation_rules = rules
-    store = app.state.job_store = open_store(service.db_url(settings))
-    scorers = Scorers(fake_pipeline, lambda: ConversationScorer(fake_pipeline, rules, Limits()))
-    app.state.job_runner = ThreadRunner(store, scorers, workers=1)
-    with TestClient(app) as c:
-        yield c
+def client(make_job_client):
+    return make_job_client(workers=1, chunk_rows=4)
 
 
 def conversation(path) -> dict:

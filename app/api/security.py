@@ -186,17 +186,9 @@ class ApiGuard:
             client = scope.get("client")
             who = client[0] if client else "-"
         if self.rate is not None:
-            wait = self.rate.take(who)
-            if wait:
-                scope["route"] = REFUSED_ROUTE
-                return await refuse(
-                    send,
-                    429,
-                    "rate_limited",
-                    f"more than {self.rate.rate:g} requests per second (burst {self.rate.capacity:g}); "
-                    f"retry after {retry_after(wait)} s",
-                    {b"retry-after": retry_after(wait).encode()},
-                )
+            if wait := self.rate.take(who):
+                why = f"more than {self.rate.rate:g} requests per second (burst {self.rate.capacity:g})"
+                return await rate_limited(scope, send, why, wait)
         if self.upload is not None and scope["method"] in ("POST", "PUT", "PATCH"):
             return await self._metered(scope, receive, send, who, headers.get(b"content-length"))
         await self.app(scope, receive, send)
@@ -215,17 +207,9 @@ class ApiGuard:
                     "body_too_large",
                     f"a {size}-byte body is more than PINGJIA_UPLOAD_BYTES_PER_HOUR ({budget.capacity:g})",
                 )
-            wait = budget.take(who, size)
-            if wait:
-                scope["route"] = REFUSED_ROUTE
-                return await refuse(
-                    send,
-                    429,
-                    "rate_limited",
-                    f"this body would exceed the {budget.capacity:g} bytes per hour allowed; "
-                    f"retry after {retry_after(wait)} s",
-                    {b"retry-after": retry_after(wait).encode()},
-                )
+            if wait := budget.take(who, size):
+                why = f"this body would exceed the {budget.capacity:g} bytes per hour allowed"
+                return await rate_limited(scope, send, why, wait)
             return await self.app(scope, receive, send)
 
         async def counting_receive():
@@ -258,6 +242,13 @@ async def refuse(send, status: int, code: str, message: str, headers: dict[bytes
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": head + list((headers or {}).items())})
     await send({"type": "http.response.body", "body": body})
+
+
+async def rate_limited(scope, send, why: str, wait: float) -> None:
+    """429 ``rate_limited`` with the seconds to wait, in the message and in ``Retry-After``."""
+    scope["route"] = REFUSED_ROUTE
+    after = retry_after(wait)
+    await refuse(send, 429, "rate_limited", f"{why}; retry after {after} s", {b"retry-after": after.encode()})
 
 
 def build_guard_parts(settings) -> tuple[KeyRing | None, TokenBucket | None, TokenBucket | None]:
