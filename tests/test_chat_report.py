@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.job_schemas import JobSummary
-from app.conversations import Limits, load_conversation_rules
+from app.conversations import Limits, analyze_conversations, load_conversation_rules
 from app.core.config import Settings
 from app.jobs import local, service
 from app.jobs.ingest import InputSpec
@@ -43,8 +43,9 @@ def rules():
     return load_conversation_rules(ROOT / "lexicons")
 
 
-def facts(grade="good", score=85.0, resolution="resolved", frt=20.0, violations=(), applicable=True):
-    return RowFacts("neutral", (), (), frozenset(), QAFacts(score, grade, resolution, frt, violations, applicable))
+def facts(grade="good", score=85.0, resolution="resolved", frt=20.0, violations=(), applicable=True, dims=None):
+    qa = QAFacts(score, grade, resolution, frt, violations, applicable, tuple((dims or {}).items()))
+    return RowFacts("neutral", (), (), frozenset(), qa)
 
 
 def qa_of(rows, plan=PLAN):
@@ -97,6 +98,61 @@ def test_overall_and_per_agent_counts_scores_grades_resolution():
 
 def _head():
     return {"job_id": "j", "status": "done", "complete": True}
+
+
+def dims(responsiveness, attitude, resolution, competence):
+    return {"responsiveness": responsiveness, "attitude": attitude, "resolution": resolution, "competence": competence}
+
+
+DIM_ROWS = [
+    (facts(dims=dims(100, 95, 80, 90.5)), {"agent_id": "a1", "channel": "app"}),
+    (facts(dims=dims(70, 60.5, 40, 80)), {"agent_id": "a1", "channel": "web"}),
+    (facts(dims=dims(90, 85, 100, 100)), {"agent_id": "a2", "channel": "web"}),
+    # unattended: no agent turn, its dimension scores are set by rule, not earned: left out
+    (facts(applicable=False, dims=dims(0, 80, 20, 80)), {"agent_id": "", "channel": "phone"}),
+    (None, {"agent_id": "a2", "channel": "app"}),
+]
+
+
+def test_dimension_means_per_agent_channel_and_overall_over_judged_conversations():
+    qa, _ = qa_of(DIM_ROWS, {"columns": {"agent_id": {"distinct": 2}, "channel": {"distinct": 3}}})
+    judged = [f.qa for f, _ in DIM_ROWS if f and f.qa.applicable]
+
+    def mean(qas, code):
+        values = [dict(q.dimensions)[code] for q in qas]
+        return round(sum(values) / len(values), 2)
+
+    codes = ["responsiveness", "attitude", "resolution", "competence"]  # the taxonomy's order
+    assert list(qa["overall"]["dimensions_mean"]) == codes
+    assert qa["overall"]["dimensions_mean"] == {c: mean(judged, c) for c in codes}
+    assert agent(qa, "a1")["dimensions_mean"] == {c: mean(judged[:2], c) for c in codes}
+    assert agent(qa, "a1")["dimensions_mean"]["attitude"] == 77.75  # (95 + 60.5) / 2
+    assert agent(qa, "a2")["dimensions_mean"] == dims(90.0, 85.0, 100.0, 100.0)
+    assert agent(qa, "web", "channels")["dimensions_mean"]["resolution"] == 70.0
+    # a channel whose only conversation QA did not judge has no means (and its score still counts)
+    phone = agent(qa, "phone", "channels")
+    assert phone["dimensions_mean"] == dict.fromkeys(codes) and phone["qa_score_mean"] == 85.0
+    assert qa["dimensions_zh"] == {
+        "responsiveness": "响应速度",
+        "attitude": "服务态度",
+        "resolution": "问题解决",
+        "competence": "专业能力",
+    }
+    JobSummary.model_validate({**build_chat_report(MemorySource(qa_of(DIM_ROWS)[1]), PLAN), **_head()})
+
+
+def test_dimension_counters_add_up_across_chunks():
+    """Two chunks summed (as the store, the worker processes and Spark sum them) give the
+    counters, and so the means, of one chunk holding both."""
+    one, first, second = Accumulator(), Accumulator(), Accumulator()
+    for i, (f, g) in enumerate(DIM_ROWS):
+        one.add(i, f, error=None if f else "invalid_conversation", qa_groups=g)
+        (first if i < 2 else second).add(i, f, error=None if f else "invalid_conversation", qa_groups=g)
+    first.merge(second)
+    assert first.counts == one.counts
+    assert one.counts[("qa", "", "dim_n:attitude")] == 3
+    assert one.counts[("qa:agent_id", "a1", "dim_centi:attitude")] == 15550  # (95 + 60.5) x 100
+    assert build_chat_report(MemorySource(first), PLAN)["qa"] == build_chat_report(MemorySource(one), PLAN)["qa"]
 
 
 def test_violations_per_code_with_one_example_and_the_service_rate():
@@ -227,6 +283,12 @@ def test_the_conversation_scorer_reports_codes_turns_and_masks_pii(fake_pipeline
     assert c[("qa", "", "conversations")] == 1 and c[("qa", "", "errors")] == 1
     assert c[("qa:agent_id", "a17", "viol:pii_leak")] == 1 and c[("qa:channel", "app", "res:unresolved")] == 1
     assert c[("qa", "", "service_violation")] == 1 and c[("qa", "", f"frt:{first_response_bucket(20)}")] == 1
+    # each QA dimension's score, as the conversation's own QA result has it, per scope
+    (result,) = analyze_conversations([{**CONV, "id": "k1"}], fake_pipeline, rules, Limits())
+    assert len(result.qa.dimensions) == 4 and result.qa.applicable
+    for d in result.qa.dimensions:
+        for scope in (("qa", ""), ("qa:agent_id", "a17"), ("qa:channel", "app")):
+            assert (c[(*scope, f"dim_centi:{d.name}")], c[(*scope, f"dim_n:{d.name}")]) == (round(d.score * 100), 1)
     row, data = out.examples[("qa:agent_id", "a17", "pii_leak")]
     ex = json.loads(data)
     assert row == 0 and (ex["id"], ex["turn"]) == ("k1", 1)

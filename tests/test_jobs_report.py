@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
+from app.api.job_schemas import JobSummary
 from app.jobs.report import DEFAULT_CONFIG, Accumulator, MemorySource, RowFacts, build_report, parse_day
 
 NEG = RowFacts("negative", ("logistics",), (("logistics", "negative"),), frozenset({"慢", "物流"}))
@@ -97,6 +100,48 @@ def test_daily_series_and_a_spike_day_is_flagged():
     assert alerts == {("2026-11-08", "negative_rate"), ("2026-11-08", "cause_share")}
     rate = next(a for a in daily["alerts"] if a["metric"] == "negative_rate")
     assert rate["baseline"] == 0.1 and "投诉率骤升" in rate["message_zh"]
+
+
+BOTH = RowFacts("negative", ("logistics", "attitude"), (("logistics", "negative"),), frozenset({"慢"}))
+PRICE = RowFacts("negative", ("price",), (), frozenset({"贵"}))
+
+
+def trend_rows():
+    """Per day: some rows blaming logistics, some logistics and attitude, some price; and an
+    undated logistics row (counted overall, in no day)."""
+    rows = []
+    for d, (n_log, n_both, n_price) in enumerate([(3, 1, 0), (0, 2, 5), (1, 0, 1)], start=1):
+        day = f"2026-11-{d:02d}"
+        rows += [(NEG, {}, day)] * n_log + [(BOTH, {}, day)] * n_both + [(PRICE, {}, day)] * n_price + [(POS, {}, day)]
+    return rows + [(NEG, {}, None)]
+
+
+def test_daily_series_carries_every_causes_count_per_day():
+    rows = trend_rows()
+    daily = report_of(rows, {"date_column": "date"})["daily"]
+    for point in daily["series"]:
+        expected = Counter(c for f, _, day in rows if day == point["date"] for c in f.causes)
+        assert point["causes"] == dict(expected)
+        assert list(point["causes"].values()) == sorted(point["causes"].values(), reverse=True)
+        assert point["top_cause"] == next(iter(point["causes"]))
+    assert daily["series"][1]["causes"] == {"price": 5, "attitude": 2, "logistics": 2}
+    # ranked over the dated days (the undated row is not in the trend), with the Chinese names
+    assert [(c["cause"], c["count"]) for c in daily["causes"]] == [("logistics", 7), ("price", 6), ("attitude", 3)]
+    assert daily["causes"][0]["cause_zh"] == "物流配送"
+    head = {"job_id": "j", "status": "done", "complete": True}
+    JobSummary.model_validate({**report_of(rows, {"date_column": "date"}), **head})  # the contract has the fields
+
+
+def test_per_day_cause_counts_add_up_across_chunks():
+    rows = trend_rows()
+    one, first, second = Accumulator(), Accumulator(), Accumulator()
+    for i, (f, groups, day) in enumerate(rows):
+        one.add(i, f, groups=groups, day=day, dated=True)
+        (first if i % 3 else second).add(i, f, groups=groups, day=day, dated=True)
+    first.merge(second)
+    assert first.counts == one.counts
+    plan = {"date_column": "date"}
+    assert build_report(MemorySource(first), plan)["daily"] == build_report(MemorySource(one), plan)["daily"]
 
 
 def test_no_spike_without_enough_history_or_jump():

@@ -124,3 +124,57 @@ def test_pages_stay_open_when_keys_guard_v1():
 def test_unknown_static_file_is_404(client):
     assert client.get("/static/ui/nope.js").status_code == 404
     assert client.get("/static/../app/main.py").status_code == 404
+
+
+# --- the statistical rules in the page's two languages ------------------------------------------
+RULE = re.compile(r"^\s*(rule_\w+): \[\"([^\"]*)\",\s*\"([^\"]*)\"\],", re.M)
+
+
+def rule_templates() -> dict[str, tuple[str, str]]:
+    source = (UI / "i18n.js").read_text(encoding="utf-8")
+    return {key: (zh, en) for key, zh, en in RULE.findall(source)}
+
+
+def fill(template: str, thresholds: dict) -> str:
+    """What the page's ``ruleText`` does: ``{name}`` is the threshold, ``{name_pt}`` the same
+    in percentage points, both printed like Python's ``:g``."""
+    values = {}
+    for k, v in thresholds.items():
+        if isinstance(v, int | float):
+            values[k], values[f"{k}_pt"] = f"{v:g}", f"{v * 100:g}"
+    return re.sub(r"\{(\w+)\}", lambda m: values[m[1]], template)
+
+
+def test_rule_templates_use_only_the_reports_thresholds_in_both_languages():
+    from dataclasses import asdict
+
+    from app.jobs.report import DEFAULT_CONFIG
+
+    templates = rule_templates()
+    assert set(templates) == {"rule_spikes", "rule_groups", "rule_qa_rates", "rule_terms"}
+    thresholds = asdict(DEFAULT_CONFIG)
+    for key, (zh, en) in templates.items():
+        names = sorted(re.findall(r"\{(\w+)\}", zh))
+        assert names == sorted(re.findall(r"\{(\w+)\}", en)) and (names or key == "rule_qa_rates"), key
+        assert all(name.removesuffix("_pt") in thresholds for name in names), (key, names)
+        prose = re.sub(r"Bonferroni|Dirichlet|Monroe, Colaresi & Quinn", "", fill(zh, thresholds))
+        assert not re.search(r"[A-Za-z]{4,}", prose), key  # Chinese, but for the names of methods
+        assert not re.search(r"[\u4e00-\u9fff]", en), key
+
+
+@pytest.mark.parametrize("spike_alpha, group_min_rows", [(0.01, 30), (0.001, 50)])
+def test_english_rule_templates_say_what_the_report_says(spike_alpha, group_min_rows):
+    """Filled with the report's thresholds, the English templates are the report's own sentences:
+    the page's Chinese and English say the rule the service applied, not a copy that drifted."""
+    from dataclasses import asdict
+
+    from app.jobs.qa_report import build_chat_report
+    from app.jobs.report import Accumulator, MemorySource, ReportConfig
+
+    cfg = ReportConfig(spike_alpha=spike_alpha, group_min_rows=group_min_rows)
+    report = build_chat_report(MemorySource(Accumulator()), {"date_column": "date"}, config=cfg)
+    assert report["thresholds"] == asdict(cfg)
+    templates = {k: en for k, (_, en) in rule_templates().items()}
+    assert fill(templates["rule_spikes"], report["thresholds"]) == report["daily"]["rule"]
+    assert fill(templates["rule_groups"], report["thresholds"]) == report["groups"]["test"]
+    assert fill(templates["rule_groups"] + templates["rule_qa_rates"], report["thresholds"]) == report["qa"]["test"]

@@ -333,19 +333,14 @@ def test_chat_report_shows_the_qa_view(served, tmp_path):
     assert [g["value"] for g in qa["agents"]["groups"]] and all(
         g["value"] in facts["text"] for g in qa["agents"]["groups"]
     )
-    if any("dimensions_mean" in g or "dimensions" in g for g in qa["agents"]["groups"]):
-        assert "pj-radar-missing" not in browser.js("document.body.innerHTML")
-        radars = browser.js(
-            "[...document.querySelectorAll('.chart')].map(c => echarts.getInstanceByDom(c).getOption().radar)"
-            ".filter(Boolean).map(r => r[0].indicator.map(i => i.name))"
-        )
-        assert radars and sorted(radars[0]) == sorted(["响应速度", "服务态度", "专业能力", "问题解决"])
+    assert "pj-radar-missing" not in browser.js("document.body.innerHTML")
+    assert "至少有 1 次服务违规的对话数" in facts["text"] and "violation_rate =" not in facts["text"]
     browser.screenshot(tmp_path / "chats.png")
 
 
-def test_radar_of_qa_dimensions_per_agent(served):
-    """The summary has no per-agent dimension means yet (docs/ui.md): computed here from the
-    job's own results and the fixture's agents, given to the page, drawn as a radar."""
+def test_radar_of_qa_dimensions_per_agent_comes_from_the_summary(served):
+    """The page draws the summary's own per-agent means (``qa.agents.groups[].dimensions_mean``),
+    which equal the means of the job's results per agent, computed here from the rows."""
     svc, browser, jobs = served
     agents = {}
     for line in (FIXTURES / "ui_chats.jsonl").read_text(encoding="utf-8").splitlines():
@@ -354,23 +349,54 @@ def test_radar_of_qa_dimensions_per_agent(served):
     sums: dict[str, dict[str, list[float]]] = {}
     results = httpx.get(f"{svc.base}/v1/jobs/{jobs['chats']}/results").text.splitlines()
     for row in map(json.loads, results):
-        for dim, value in row["qa"]["dimensions"].items():
-            sums.setdefault(agents[row["id"]], {}).setdefault(dim, []).append(value)
-    summary = httpx.get(f"{svc.base}/v1/jobs/{jobs['chats']}/summary").json()
-    for g in summary["qa"]["agents"]["groups"]:
-        g["dimensions_mean"] = {d: round(sum(v) / len(v), 1) for d, v in sums[g["value"]].items()}
+        if row["qa"]["applicable"]:
+            for dim, value in row["qa"]["dimensions"].items():
+                sums.setdefault(agents[row["id"]], {}).setdefault(dim, []).append(value)
+    groups = httpx.get(f"{svc.base}/v1/jobs/{jobs['chats']}/summary").json()["qa"]["agents"]["groups"]
+    codes = ["responsiveness", "attitude", "resolution", "competence"]  # the taxonomy's order
+    assert sorted(g["value"] for g in groups) == sorted(sums)
+    for g in groups:  # rounded to 2 decimals from exact sums: within half a cent of the float mean
+        mean = {c: sum(sums[g["value"]][c]) / len(sums[g["value"]][c]) for c in codes}
+        assert list(g["dimensions_mean"]) == codes
+        assert all(abs(g["dimensions_mean"][c] - mean[c]) <= 0.0051 for c in codes), (g["dimensions_mean"], mean)
     browser.load(f"{svc.base}/ui/jobs/{jobs['chats']}")
-    browser.js(f"pjRenderReport({json.dumps(summary)})", wait=True)
     radar = browser.js(
         "[...document.querySelectorAll('.chart')].map(c => echarts.getInstanceByDom(c).getOption())"
         ".filter(o => o.radar).map(o => [o.radar[0].indicator.map(i => i.name), o.series[0].data])[0]"
     )
     names, data = radar
-    assert sorted(names) == sorted(["响应速度", "服务态度", "专业能力", "问题解决"])
-    codes = ["responsiveness", "attitude", "resolution", "competence"]  # the taxonomy's order
-    expected = {g["value"]: [g["dimensions_mean"][c] for c in codes] for g in summary["qa"]["agents"]["groups"]}
-    assert {d["name"]: d["value"] for d in data} == expected
+    assert names == ["响应速度", "服务态度", "问题解决", "专业能力"]
+    drawn = {d["name"]: d["value"] for d in data}
+    assert drawn.pop("全部对话")  # the dashed reference: all conversations
+    expected = {g["value"]: [g["dimensions_mean"][c] for c in codes] for g in groups}
+    assert drawn == expected
     assert expected["a3"][1] < expected["a1"][1]  # the rude agent's 服务态度 is lower
+    assert browser.errors() == []
+
+
+def test_cause_trend_has_a_line_per_top_cause_from_the_daily_counts(served):
+    svc, browser, jobs = served
+    daily = httpx.get(f"{svc.base}/v1/jobs/{jobs['reviews']}/summary").json()["daily"]
+    browser.load(f"{svc.base}/ui/jobs/{jobs['reviews']}")
+    trend = browser.js(
+        "[...document.querySelectorAll('.chart')].map(c => echarts.getInstanceByDom(c).getOption())"
+        ".filter(o => o.series.some(x => x.type === 'line') && o.series.some(x => x.type === 'scatter'))"
+        ".map(o => o.series.map(x => [x.type, x.name, x.data]))[0]"
+    )
+    lines = [(name, data) for kind, name, data in trend if kind == "line"]
+    assert len(lines) > 1
+    top = [c["cause_zh"] for c in daily["causes"][:6]]
+    assert [name for name, _ in lines] == top + (["其他"] if len(daily["causes"]) > 6 else [])
+    for i, point in enumerate(daily["series"]):  # the share of the day's rows, from the day's counts
+        codes = [[c["cause"]] for c in daily["causes"][:6]] + [[c["cause"] for c in daily["causes"][6:]]]
+        for (_, data), group in zip(lines, codes):  # each top cause, then 其他: the rest summed
+            count = sum(point["causes"].get(code, 0) for code in group)
+            assert data[i]["count"] == count and abs(data[i]["value"] - count / point["analysed"]) < 1e-9
+    pins = next(data for kind, _, data in trend if kind == "scatter")
+    spikes = [a for a in daily["alerts"] if a["metric"] == "cause_share"]
+    assert spikes and [p["value"] for p in pins] == [[a["date"], a["value"]] for a in spikes]
+    text = browser.facts()["text"]
+    assert "个自然日比较" in text and "calendar days" not in text  # the rule in Chinese
     assert browser.errors() == []
 
 
@@ -380,6 +406,7 @@ def test_english_toggle(served):
     facts = browser.facts()
     try:
         assert "Daily volume and negative rate" in facts["text"] and "每日评价量与差评率" not in facts["text"]
+        assert "calendar days before it" in facts["text"] and "自然日" not in facts["text"]
         assert browser.errors() == []
     finally:
         browser.js("localStorage.setItem('pj-lang', 'zh')")

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.schemas import Out
-from app.core.taxonomy import GRADE_CODES
+from app.core.taxonomy import GRADE_CODES, QA_DIMENSIONS
 from app.jobs import service
 from app.jobs.ingest import Ingested, InputSpec
 
@@ -180,6 +180,11 @@ class QAStatsOut(Out):
     errors: int = Field(description="rows of this scope that could not be analysed")
     unattended: int = Field(description="conversations without an agent turn")
     qa_score_mean: float | None
+    dimensions_mean: dict[Literal[*QA_DIMENSIONS], float | None] | None = Field(
+        None,
+        description="each QA dimension's mean score (0-100, 2 decimals) over the conversations QA judged "
+        "(not the unattended ones); null when there were none (absent from reports made before it)",
+    )
     grades: list[QAGradeOut]
     violations: list[QAViolationOut]
     conversations_with_service_violation: int
@@ -230,12 +235,60 @@ class QATableOut(Out):
 class QAReportOut(Out):
     conversations: int
     overall: QAStatsOut
+    dimensions_zh: dict[Literal[*QA_DIMENSIONS], str] | None = Field(
+        None, description="the QA dimensions' Chinese names (响应速度, 服务态度, 问题解决, 专业能力), in order"
+    )
     agents: QATableOut
     channels: QATableOut
     test: str
     service_violations: str
     first_response_buckets_seconds: list[int]
     percentiles: str
+
+
+class DailyCauseOut(Out):
+    cause: str
+    cause_zh: str | None
+    count: int = Field(description="rows with this root cause over the dated days")
+
+
+class DailyPointOut(Out):
+    date: str = Field(description="YYYY-MM-DD")
+    rows: int
+    analysed: int
+    negative: int
+    negative_rate: float
+    top_cause: str | None
+    top_cause_zh: str | None
+    top_cause_share: float = Field(description="the top cause's rows / analysed rows of the day")
+    causes: dict[str, int] | None = Field(
+        None, description="rows of the day per root cause (a row may have several), most first"
+    )
+
+
+class DailyAlertOut(Out):
+    date: str
+    metric: Literal["negative_rate", "cause_share"]
+    cause: str | None = Field(None, description="cause_share alerts only")
+    cause_zh: str | None = None
+    value: float = Field(description="the day's rate or share")
+    baseline: float = Field(description="the same over the trailing window")
+    jump: float
+    z: float
+    p_value: float
+    rows: int = Field(description="analysed rows of the day")
+    message_zh: str
+
+
+class DailyOut(Out):
+    column: str
+    undated_rows: int
+    causes: list[DailyCauseOut] | None = Field(
+        None, description="every root cause seen on a dated day, by rows over those days (most first)"
+    )
+    series: list[DailyPointOut]
+    alerts: list[DailyAlertOut]
+    rule: str = Field(description="the spike rule in English; its parameters are in thresholds.spike_*")
 
 
 class JobSummary(BaseModel):
@@ -254,7 +307,7 @@ class JobSummary(BaseModel):
     aspects: list[dict[str, Any]]
     complaint_terms: dict[str, Any]
     groups: dict[str, Any]
-    daily: dict[str, Any] | None
+    daily: DailyOut | None
     thresholds: dict[str, Any]
     qa: QAReportOut | None = Field(
         None, description="chat jobs only: QA per agent, per channel and overall (docs/jobs.md, QA section)"

@@ -58,6 +58,7 @@ def facts_row(f: RowFacts) -> dict:
             "first_response_seconds": qa.first_response_seconds,
             "applicable": qa.applicable,
             "violations": [{"code": c, "turn": t, "text": x} for c, t, x in qa.violations],
+            "dimensions": [{"code": c, "score": v} for c, v in qa.dimensions],
         },
     }
 

@@ -29,7 +29,8 @@ VIOLATION = (
 PROBABILITIES = "STRUCT<" + ", ".join(f"`{label}`: DOUBLE" for label in SENTIMENT_LABELS) + ">"
 QA_FACTS = (
     "STRUCT<`score`: DOUBLE, `grade`: STRING, `resolution`: STRING, `first_response_seconds`: DOUBLE, "
-    "`applicable`: BOOLEAN, `violations`: ARRAY<STRUCT<`code`: STRING, `turn`: INT, `text`: STRING>>>"
+    "`applicable`: BOOLEAN, `violations`: ARRAY<STRUCT<`code`: STRING, `turn`: INT, `text`: STRING>>, "
+    "`dimensions`: ARRAY<STRUCT<`code`: STRING, `score`: DOUBLE>>>"
 )
 REPORT_FACTS = (
     "STRUCT<`label`: STRING, `causes`: ARRAY<STRING>, `aspects`: ARRAY<STRUCT<`aspect`: STRING, "

@@ -297,6 +297,7 @@ def row_facts(d: dict):
             _plain(qa["first_response_seconds"]),
             tuple((v["code"], v["turn"], v["text"]) for v in _plain(qa["violations"]) or ()),
             bool(qa["applicable"]),
+            tuple((x["code"], x["score"]) for x in _plain(qa["dimensions"]) or ()),
         ),
         mixed=bool(d.get("mixed")),
     )

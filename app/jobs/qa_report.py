@@ -6,6 +6,9 @@ each agent_id and channel value:
 
 - ``rows``, ``errors``, ``conversations`` (analysed), ``unattended`` (no agent turn);
 - ``score_centi``: the sum of QA scores x 100 (the mean is exact to 0.01 points);
+- ``dim_centi:<dimension>`` / ``dim_n:<dimension>``: the sum of one QA dimension's scores x 100
+  and the number of conversations summed, over the conversations QA judged (an unattended one,
+  ``applicable`` false, is left out), for ``dimensions_mean``;
 - ``grade:<code>``, ``res:<status>``, ``viol:<code>`` (occurrences), ``vconv:<code>``
   (conversations with the code), ``service_violation`` (conversations with >= 1 code
   outside ``NON_SERVICE_CODES``);
@@ -24,7 +27,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 
-from app.core.taxonomy import GRADES, RESOLUTION_STATUSES, zh
+from app.core.taxonomy import GRADES, QA_DIMENSIONS, RESOLUTION_STATUSES, zh
 from app.jobs.report import (
     DEFAULT_CONFIG,
     FIRST_RESPONSE_EDGES,
@@ -74,6 +77,7 @@ def qa_report(
     return {
         "conversations": overall["conversations"],
         "overall": qa_stats(overall, ex.get(("qa", ""), {})),
+        "dimensions_zh": {code: zh("qa_dimension", code) for code in QA_DIMENSIONS},
         **{TABLES[col]: _table(col, col in usable, scopes, ex, overall, plan, cfg) for col in QA_COLUMNS},
         "test": group_test_rule(cfg) + "; violation_rate = conversations with >= 1 service violation / conversations; "
         "unresolved_rate = unresolved / (resolved + unresolved)",
@@ -97,6 +101,7 @@ def qa_stats(c: Counter, examples: Mapping[str, dict]) -> dict:
         "errors": c["errors"],
         "unattended": c["unattended"],
         "qa_score_mean": round(c["score_centi"] / 100 / n, 2) if n else None,
+        "dimensions_mean": dimensions_mean(c),
         "grades": [
             {
                 "grade": code,
@@ -131,6 +136,19 @@ def qa_stats(c: Counter, examples: Mapping[str, dict]) -> dict:
             "p50_seconds": bucket_percentile(buckets, 0.5),
             "p90_seconds": bucket_percentile(buckets, 0.9),
         },
+    }
+
+
+def dimensions_mean(c: Counter) -> dict[str, float | None]:
+    """Each QA dimension's mean score (0-100) over the conversations of the scope that QA judged
+    (not the unattended ones), in the taxonomy's order; None when there were none.
+
+    >>> dimensions_mean(Counter({"dim_centi:attitude": 17050, "dim_n:attitude": 2}))["attitude"]
+    85.25
+    """
+    return {
+        code: round(c[f"dim_centi:{code}"] / 100 / c[f"dim_n:{code}"], 2) if c[f"dim_n:{code}"] else None
+        for code in QA_DIMENSIONS
     }
 
 

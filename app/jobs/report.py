@@ -124,6 +124,7 @@ class QAFacts:
     first_response_seconds: float | None
     violations: tuple[tuple[str, int, str], ...] = ()  # (code, turn, example text), in turn order
     applicable: bool = True  # False: no agent turn (QA judged an unattended conversation)
+    dimensions: tuple[tuple[str, float], ...] = ()  # (QA dimension code, 0-100 score), the score's order
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,10 +255,16 @@ class Accumulator:
         for code, turn, text in qa.violations:
             firsts.setdefault(code, (turn, text[: DEFAULT_CONFIG.example_chars]))
         score = round(qa.score * 100)
+        # a dimension's mean is over the conversations it judged: an unattended one (no agent
+        # turn) has its dimension scores set by rule, not earned by an agent, so it is left out
+        dims = [(code, round(value * 100)) for code, value in qa.dimensions] if qa.applicable else []
         for scope in scopes:
             for m in metrics:
                 c[(*scope, m)] += 1
             c[(*scope, "score_centi")] += score
+            for code, centi in dims:
+                c[(*scope, f"dim_centi:{code}")] += centi
+                c[(*scope, f"dim_n:{code}")] += 1
             for code, n in codes.items():
                 c[(*scope, f"viol:{code}")] += n
                 c[(*scope, f"vconv:{code}")] += 1
@@ -520,9 +527,12 @@ def rate_tests(rates: Mapping[str, tuple[int, int]], cfg: ReportConfig) -> tuple
 
 
 def group_test_rule(cfg: ReportConfig) -> str:
+    """The group test in English. The report page says it in Chinese too, from the i18n.js
+    template ``rule_groups`` filled with ``thresholds`` (its English one is this sentence:
+    tests/test_ui.py), so the rule's prose is not written twice in Python."""
     return (
         "two-proportion z-test, one-sided (group rate > rest of the column), "
-        f"alpha {cfg.group_alpha} Bonferroni-corrected over the groups tested in the column; "
+        f"alpha {cfg.group_alpha:g} Bonferroni-corrected over the groups tested in the column; "
         f"groups and rests under {cfg.group_min_rows} analysed rows are not tested; "
         f"a flagged group is also >= {cfg.group_min_difference * 100:g} percentage points above the rest"
     )
@@ -568,14 +578,17 @@ def groups_report(
 
 
 def daily_report(scopes: Mapping[tuple[str, str], Counter], column: str | None, cfg: ReportConfig) -> dict | None:
-    """Volume, negative rate and top cause per day, and 投诉率骤升 alerts."""
+    """Volume, negative rate, every root cause's count and the top cause per day, and 投诉率骤升
+    alerts; ``causes`` ranks the causes by their rows over the dated days (the trend's legend)."""
     if not column:
         return None
     days = sorted((key, c) for (dim, key), c in scopes.items() if dim == "day" and key)
     undated = scopes.get(("day", ""), Counter())["rows"]
     series = []
+    totals: Counter = Counter()
     for key, c in days:
         causes = sorted(((m[6:], n) for m, n in c.items() if m.startswith("cause:")), key=lambda x: (-x[1], x[0]))
+        totals.update(dict(causes))
         top = causes[0] if causes else None
         series.append(
             {
@@ -587,19 +600,25 @@ def daily_report(scopes: Mapping[tuple[str, str], Counter], column: str | None, 
                 "top_cause": top[0] if top else None,
                 "top_cause_zh": zh("cause", top[0]) if top else None,
                 "top_cause_share": _share(top[1], c["analysed"]) if top else 0.0,
+                "causes": dict(causes),
             }
         )
     return {
         "column": column,
         "undated_rows": undated,
+        "causes": [
+            {"cause": k, "cause_zh": zh("cause", k), "count": n}
+            for k, n in sorted(totals.items(), key=lambda x: (-x[1], x[0]))
+        ],
         "series": series,
         "alerts": list(spike_alerts(dict(days), cfg)),
+        # the page's i18n.js ``rule_spikes`` template says the same from ``thresholds`` (test_ui.py)
         "rule": f"a day with >= {cfg.spike_min_rows} analysed rows is compared with the "
         f"{cfg.spike_window_days} calendar days before it (>= {cfg.spike_min_trailing_days} of them "
         f"with data): negative rate up >= {cfg.spike_rate_jump * 100:g} percentage points and >= "
-        f"{cfg.spike_rate_ratio}x; or a cause's share of rows up >= {cfg.spike_share_jump * 100:g} points and "
-        f">= {cfg.spike_share_ratio}x with >= {cfg.spike_min_cause_rows} rows; both also need a "
-        f"one-sided two-proportion p < {cfg.spike_alpha}",
+        f"{cfg.spike_rate_ratio:g}x; or a cause's share of rows up >= {cfg.spike_share_jump * 100:g} points and "
+        f">= {cfg.spike_share_ratio:g}x with >= {cfg.spike_min_cause_rows} rows; both also need a "
+        f"one-sided two-proportion p < {cfg.spike_alpha:g}",
     }
 
 

@@ -125,9 +125,9 @@ class ConversationScorer:
 
     @staticmethod
     def qa_facts(r) -> QAFacts:
-        """Score, grade, resolution, first response and each violation's code, turn and text,
-        with every PII leak of that turn masked (a missing_closing's text is the whole turn:
-        the report never repeats a leaked number)."""
+        """Score, grade, resolution, first response, the four dimension scores and each
+        violation's code, turn and text, with every PII leak of that turn masked (a
+        missing_closing's text is the whole turn: the report never repeats a leaked number)."""
         leaks: dict[int, list[tuple[str, str]]] = {}
         for v in r.violations:
             if v.rule == "pii_leak" and v.detail.get("masked"):
@@ -147,6 +147,7 @@ class ConversationScorer:
             r.timing.first_response_seconds,
             violations,
             r.qa.applicable,
+            tuple((d.name, d.score) for d in r.qa.dimensions),
         )
 
 

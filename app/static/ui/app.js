@@ -42,6 +42,9 @@
     if (Array.isArray(child)) child.forEach(function (c) { append(node, c); });
     else node.appendChild(typeof child === "object" ? child : document.createTextNode(String(child)));
   }
+  function esc(x) {
+    return String(x == null ? "" : x).replace(/[&<>"']/g, function (ch) { return "&#" + ch.charCodeAt(0) + ";"; });
+  }
   function pct(x) { return x == null ? "–" : (x * 100).toFixed(1) + "%"; }
   function num(x) { return x == null ? "–" : Number(x).toLocaleString(LANG === "en" ? "en-US" : "zh-CN"); }
   function $(id) { return document.getElementById(id); }
@@ -49,6 +52,20 @@
     var n = $("pj-notice");
     n.textContent = msg || "";
     n.hidden = !msg;
+  }
+  // A statistical rule in the page's language: an i18n.js template filled with the report's own
+  // thresholds ({name}: thresholds.name; {name_pt}: the same in percentage points). A report
+  // without thresholds shows the service's English text.
+  function ruleText(key, s, fallback) {
+    if (!s.thresholds) return fallback || "";
+    var vars = {};
+    Object.keys(s.thresholds).forEach(function (k) {
+      var v = s.thresholds[k];
+      if (typeof v !== "number") return;
+      vars[k] = String(Number(v.toPrecision(6)));
+      vars[k + "_pt"] = String(Number((v * 100).toPrecision(6)));
+    });
+    return t(key, vars);
   }
   function translatePage() {
     document.documentElement.lang = LANG === "en" ? "en" : "zh-CN";
@@ -229,7 +246,7 @@
     if (s.mixed) items.push(["kpi_mixed", pct(s.mixed.share)]);
     items.push(["kpi_errors", num(s.totals.errors)]);
     overview.appendChild(kpis(items));
-    if (chats && s.qa) renderQA(s.qa);
+    if (chats && s.qa) renderQA(s);
     renderDaily(s);
     renderCauses(s);
     renderGroups(s);
@@ -268,7 +285,7 @@
       append(alerts, el("p", { class: "alert" }, el("strong", { text: what }), " ", msg,
         el("span", { class: "muted", text: " (z " + a.z + ", p " + a.p_value + ", n " + a.rows + ")" })));
     });
-    append(alerts, el("p", { class: "muted small", text: t("rule") + ": " + d.rule }));
+    append(alerts, el("p", { class: "muted small", id: "pj-rule-spikes", text: t("rule") + ruleText("rule_spikes", s, d.rule) }));
     c.appendChild(alerts);
   }
 
@@ -284,30 +301,64 @@
       series: [{ type: "bar", name: t("count"), data: causes.map(function (x) { return x.count; }), itemStyle: { color: "#e07b39" },
         label: { show: true, position: "right", formatter: function (p) { return num(p.value) + " · " + pct(causes[p.dataIndex].share); } } }],
     }, Math.max(160, 36 * causes.length + 40));
-    var d = s.daily;
+    renderCauseTrend(s.daily);
+  }
+
+  // One line per root cause: its share of each day's analysed rows (daily.series[].causes), the
+  // TREND_TOP causes of daily.causes by name and the rest summed as 其他; cause spikes pinned.
+  var TREND_TOP = 6;
+  function renderCauseTrend(d) {
     if (!d || !d.series || !d.series.length) return;
-    var t2 = card("cause_trend_title");
-    var dates = d.series.map(function (x) { return x.date; });
-    var tops = [];
-    d.series.forEach(function (x) { if (x.top_cause && tops.indexOf(x.top_cause) < 0) tops.push(x.top_cause); });
-    var zh = {};
-    d.series.forEach(function (x) { if (x.top_cause) zh[x.top_cause] = x.top_cause_zh; });
-    var causeSpikes = (d.alerts || []).filter(function (a) { return a.metric === "cause_share"; });
-    var series = tops.map(function (code) {
-      return { name: name(code, zh[code]), type: "bar", stack: "top",
-        data: d.series.map(function (x) { return x.top_cause === code ? x.top_cause_share : null; }) };
+    var c = card("cause_trend_title");
+    var days = d.series.map(function (x) {  // a report made before per-day counts: the top cause only
+      if (x.causes) return x.causes;
+      var one = {};
+      if (x.top_cause) one[x.top_cause] = Math.round(x.top_cause_share * x.analysed);
+      return one;
     });
-    series.push({ name: t("cause_spike"), type: "scatter", symbol: "pin", symbolSize: 40, itemStyle: { color: "#c9302c" },
-      label: { show: true, formatter: function (p) { return p.data.label; }, fontSize: 10 },
+    var ranked = d.causes, zh = {};
+    if (!ranked) {
+      var totals = {};
+      days.forEach(function (day) { Object.keys(day).forEach(function (k) { totals[k] = (totals[k] || 0) + day[k]; }); });
+      ranked = Object.keys(totals).sort(function (a, b) { return totals[b] - totals[a] || (a < b ? -1 : 1); })
+        .map(function (k) { return { cause: k, count: totals[k] }; });
+    }
+    d.series.forEach(function (x) { if (x.top_cause) zh[x.top_cause] = x.top_cause_zh; });
+    ranked.forEach(function (x) { if (x.cause_zh) zh[x.cause] = x.cause_zh; });
+    if (!ranked.length) { append(c, el("p", { class: "muted", text: t("causes_none") })); return; }
+    var top = ranked.slice(0, TREND_TOP).map(function (x) { return x.cause; });
+    var lines = top.map(function (code) {
+      return { name: name(code, zh[code]), codes: [code] };
+    });
+    var rest = ranked.slice(TREND_TOP).map(function (x) { return x.cause; });
+    if (rest.length) lines.push({ name: t("other"), codes: rest });
+    var series = lines.map(function (line) {
+      return { name: line.name, type: "line", smooth: false, symbolSize: 5, connectNulls: false,
+        data: d.series.map(function (x, i) {
+          var n = line.codes.reduce(function (sum, code) { return sum + (days[i][code] || 0); }, 0);
+          return { value: x.analysed ? n / x.analysed : null, count: n };
+        }) };
+    });
+    var causeSpikes = (d.alerts || []).filter(function (a) { return a.metric === "cause_share"; });
+    series.push({ name: t("cause_spike"), type: "scatter", symbol: "pin", symbolSize: 40, itemStyle: { color: "#c9302c" }, z: 5,
+      label: { show: true, position: "top", color: "#c9302c", formatter: function (p) { return p.data.label; }, fontSize: 11 },
       data: causeSpikes.map(function (a) { return { value: [a.date, a.value], label: name(a.cause, a.cause_zh) }; }) });
-    chart(t2, {
-      tooltip: { trigger: "item", formatter: function (p) { return p.seriesName + " " + (Array.isArray(p.value) ? p.value[0] + " " + pct(p.value[1]) : pct(p.value)); } },
+    chart(c, {
+      tooltip: { trigger: "axis", formatter: function (ps) {
+        var out = ps.length ? esc(ps[0].axisValue) : "";  // ECharts shows a formatter's string as HTML
+        ps.forEach(function (p) {
+          if (p.seriesType === "line" && p.data && p.data.value != null) out += "<br>" + p.marker + esc(p.seriesName) + " " + pct(p.data.value) + " (" + num(p.data.count) + ")";
+          else if (p.seriesType === "scatter") out += "<br>" + p.marker + esc(t("cause_spike") + " · " + p.data.label);
+        });
+        return out;
+      } },
       legend: { type: "scroll", top: 0 },
-      grid: { left: 56, right: 24, top: 48, bottom: 40 },
-      xAxis: { type: "category", data: dates },
+      grid: { left: 56, right: 24, top: 80, bottom: 40 },
+      xAxis: { type: "category", data: d.series.map(function (x) { return x.date; }) },
       yAxis: { type: "value", name: t("share"), axisLabel: { formatter: function (v) { return Math.round(v * 100) + "%"; } } },
       series: series,
     });
+    append(c, el("p", { class: "muted small", text: t("cause_trend_note", { n: TREND_TOP }) }));
   }
 
   function renderTerms(s) {
@@ -322,14 +373,14 @@
       } }, highlighted(ex.text.slice(0, 60), termSpans(ex.text.slice(0, 60), it.term, "blame"))) : "–";
       return [el("strong", { text: it.term }), num(it.negative_texts), num(it.positive_texts), String(it.z), cell];
     })));
-    append(c, el("p", { class: "muted small", text: s.complaint_terms.method + "; " + s.complaint_terms.rank }));
+    append(c, el("p", { class: "muted small", id: "pj-rule-terms", text: ruleText("rule_terms", s, s.complaint_terms.method + "; " + s.complaint_terms.rank) }));
   }
 
   function renderGroups(s) {
     var cols = (s.groups && s.groups.columns) || [];
     var c = card("groups_title");
     if (!cols.length) { append(c, el("p", { class: "muted", text: t("groups_none") })); return; }
-    append(c, el("p", { class: "muted small", text: t("test_line") + s.groups.test }));
+    append(c, el("p", { class: "muted small", id: "pj-rule-groups", text: t("test_line") + ruleText("rule_groups", s, s.groups.test) }));
     cols.forEach(function (col) {
       append(c, el("h3", { text: col.column }));
       var groups = col.groups || [];
@@ -355,8 +406,8 @@
     });
   }
 
-  function renderQA(qa) {
-    var o = qa.overall;
+  function renderQA(s) {
+    var qa = s.qa, o = qa.overall;
     var c = card("qa_title");
     c.appendChild(kpis([["kpi_conversations", num(qa.conversations)], ["kpi_qa_mean", o.qa_score_mean == null ? "–" : o.qa_score_mean.toFixed(1)],
       ["kpi_violation_rate", pct(o.violation_rate)], ["kpi_resolution_rate", pct(o.resolution.resolution_rate)],
@@ -383,9 +434,9 @@
       series: [{ type: "bar", name: t("count"), label: { show: true, position: "right" },
         data: viol.map(function (v) { return { value: v.count, itemStyle: { color: v.service ? "#c9302c" : "#f0ad4e" } }; }) }],
     }, Math.max(160, 30 * viol.length + 40));
-    append(c, el("p", { class: "muted small", text: t("test_line") + qa.test }));
-    renderQATable("agents_title", "col_agent", qa.agents, true);
-    renderQATable("channels_title", "col_channel", qa.channels, false);
+    append(c, el("p", { class: "muted small", id: "pj-rule-qa", text: t("test_line") + (s.thresholds ? ruleText("rule_groups", s) + t("rule_qa_rates") : qa.test) }));
+    renderQATable("agents_title", "col_agent", qa.agents, qa);
+    renderQATable("channels_title", "col_channel", qa.channels, null);
   }
 
   function testCell(rate, test) {
@@ -406,7 +457,7 @@
       } }, label);
     }));
   }
-  function renderQATable(titleKey, colKey, tbl, radar) {
+  function renderQATable(titleKey, colKey, tbl, qa) {
     var c = card(titleKey);
     if (!tbl || !tbl.available) { append(c, el("p", { class: "muted", text: t("table_unavailable") + ((tbl && tbl.note) || "") })); return; }
     var groups = tbl.groups || [];
@@ -417,26 +468,32 @@
           testCell(g.resolution.unresolved_rate, g.tests && g.tests.unresolved_rate), violationLinks(g)];
       })));
     if (tbl.without_value) append(c, el("p", { class: "muted small", text: t("without_value", { n: tbl.without_value }) }));
-    if (radar) renderRadar(c, groups);
+    if (qa) renderRadar(c, groups, qa);
   }
-  function dimsOf(g) { return g.dimensions_mean || g.dimensions || null; }
   function dimensionCodes() {
-    return TAX.__dimensions && TAX.__dimensions.length ? TAX.__dimensions : ["responsiveness", "attitude", "competence", "resolution"];
+    return TAX.__dimensions && TAX.__dimensions.length ? TAX.__dimensions : ["responsiveness", "attitude", "resolution", "competence"];
   }
-  function renderRadar(parent, groups) {
+  // qa.agents.groups[].dimensions_mean: {code: mean 0-100, or null when QA judged none of the
+  // agent's conversations}; an agent is drawn when it has every dimension's mean.
+  function renderRadar(parent, groups, qa) {
     append(parent, el("h3", { text: t("radar_title") }));
-    var withDims = groups.filter(dimsOf).slice(0, 12);
-    if (!withDims.length) { append(parent, el("p", { class: "muted", id: "pj-radar-missing", text: t("radar_missing") })); return; }
     var codes = dimensionCodes();
+    function complete(d) { return d && codes.every(function (code) { return d[code] != null; }); }
+    var withDims = groups.filter(function (g) { return complete(g.dimensions_mean); }).slice(0, 12);
+    if (!withDims.length) { append(parent, el("p", { class: "muted", id: "pj-radar-missing", text: t("radar_missing") })); return; }
+    var zh = qa.dimensions_zh || {};
+    var data = withDims.map(function (g) {
+      return { name: g.value, value: codes.map(function (code) { return g.dimensions_mean[code]; }) };
+    });
+    if (complete(qa.overall && qa.overall.dimensions_mean)) data.push({ name: t("radar_overall"), value: codes.map(function (code) { return qa.overall.dimensions_mean[code]; }),
+      lineStyle: { type: "dashed", color: "#555" }, itemStyle: { color: "#555" }, symbol: "none" });
     chart(parent, {
       tooltip: {},
       legend: { type: "scroll", bottom: 0 },
-      radar: { indicator: codes.map(function (code) { return { name: name(code), max: 100 }; }), radius: "62%" },
-      series: [{ type: "radar", data: withDims.map(function (g) {
-        var d = dimsOf(g);
-        return { name: g.value, value: codes.map(function (code) { return d[code]; }) };
-      }) }],
+      radar: { indicator: codes.map(function (code) { return { name: name(code, zh[code]), max: 100 }; }), radius: "62%" },
+      series: [{ type: "radar", data: data }],
     }, 360);
+    append(parent, el("p", { class: "muted small", text: t("radar_note") }));
   }
 
   function renderErrors(s) {
@@ -647,8 +704,6 @@
     var m = /^\/ui\/jobs\/([^/]+)\/?$/.exec(location.pathname);
     return m ? showJob(decodeURIComponent(m[1])) : showHome();
   }
-  // For the browser test: draw a given summary (e.g. one with per-agent dimension means).
-  window.pjRenderReport = function (summary) { renderReport(summary); return whenDrawn(); };
 
   async function start() {
     translatePage();
