@@ -422,6 +422,34 @@ def test_home_lists_jobs_and_links_to_them(served):
     assert "上传文件生成报表" in facts["text"] and "分析一条文本" in facts["text"]
 
 
+def test_upload_through_the_page_then_its_report(served, tmp_path):
+    """The manager's path: pick a file in the page's form, submit, watch it run, read the report."""
+    svc, browser, _ = served
+    src = tmp_path / "上传.csv"
+    texts = ["物流太慢了，等了一周", "质量很好，客服很耐心", "衣服有色差，和描述不符", "包装破损，差评"]
+    rows = [f"u{i},{texts[i % 4]},a{i % 3},{'app' if i % 2 else 'web'},2026-11-{1 + i % 9:02d}" for i in range(48)]
+    src.write_text("id,text,agent,channel,date\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    browser.load(f"{svc.base}/ui/")
+    root = browser.call("DOM.getDocument", session=True)["root"]["nodeId"]
+    node = browser.call("DOM.querySelector", {"nodeId": root, "selector": "#pj-upload input[name=file]"}, session=True)
+    browser.call("DOM.setFileInputFiles", {"nodeId": node["nodeId"], "files": [str(src)]}, session=True)
+    browser.js("document.getElementById('pj-upload').requestSubmit()")
+    deadline, state = time.monotonic() + 120, None
+    while time.monotonic() < deadline:
+        state = browser.js(
+            "[location.pathname, document.body.dataset.state || null, document.body.dataset.kind || null]"
+        )
+        if state[0].startswith("/ui/jobs/") and state[1] in ("report", "error"):
+            break
+        time.sleep(0.1)
+    assert state[1] == "report" and state[2] == "reviews", state
+    job_id = urllib.parse.unquote(state[0].rsplit("/", 1)[1])
+    status = httpx.get(f"{svc.base}/v1/jobs/{job_id}").json()
+    assert status["status"] == "done" and status["total"] == 48, status
+    assert browser.errors() == []
+    assert "差评原因" in browser.facts()["text"]
+
+
 def test_one_review_with_evidence_highlighted(served):
     svc, browser, _ = served
     text = "发货太慢了，客服也不耐烦，不过东西质量还不错"
