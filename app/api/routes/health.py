@@ -54,5 +54,6 @@ def taxonomy(request: Request):
         "emotions": [{"code": c, "name_zh": T.EMOTIONS_ZH[c]} for c in T.EMOTIONS],
         "escalation_levels": list(T.ESCALATION_LEVELS),
         "resolution_statuses": list(T.RESOLUTION_STATUSES),
+        "names_zh": T.NAMES_ZH,  # every kind's code -> Chinese name: what the *_zh fields say
         "model": pipeline.versions if pipeline else None,
     }
