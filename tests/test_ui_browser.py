@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -26,7 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import clean_env, needs_models
+from tests.conftest import needs_models
+from tests.test_jobs_crash import Service as JobsService
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -188,46 +188,19 @@ class Browser:
 
 
 # --- a real service with finished jobs -------------------------------------------------------
-class Service:
-    """``uvicorn app.main:app`` on a free loopback port with a temporary data dir."""
+class Service(JobsService):
+    """``uvicorn app.main:app`` on a free loopback port with a temporary data dir and one forked
+    job worker (tests/test_jobs_crash.py's service), ready when constructed."""
 
     def __init__(self, data_dir: Path, **env: str):
-        from tests.test_jobs_crash import free_port
-
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir / "service.log"
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=clean_env(PINGJIA_DATA_DIR=str(data_dir), PINGJIA_JOB_WORKERS="1", **env),
-            stdout=open(self.log, "wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            try:
-                if httpx.get(self.base + "/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise TimeoutError("service not ready after 120 s")
+        super().__init__(data_dir, "app.main:app", workers=1, chunk_rows=500, start="fork", extra_env=env)
+        self.base = f"http://127.0.0.1:{self.port}"
+        try:
+            self.wait_ready(120)
+        except BaseException:
+            self.stop()
+            raise
 
     def submit(self, path: Path, headers: dict | None = None, **form: str) -> str:
         with open(path, "rb") as f:
@@ -245,15 +218,6 @@ class Service:
                 return st
             time.sleep(0.25)
         raise TimeoutError(f"job {job_id} not finished after {timeout} s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait()
 
 
 @pytest.fixture(scope="module")
