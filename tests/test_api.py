@@ -190,7 +190,6 @@ def test_health_ready_taxonomy_docs(client):
     tax = client.get("/v1/taxonomy").json()
     assert [a["code"] for a in tax["aspects"]][:2] == ["logistics", "quality"]
     assert tax["model"]["lexicon"]
-    assert tax["names_zh"]["cause"]["logistics"] == "物流配送" and tax["names_zh"]["grade"]["excellent"] == "优秀"
     assert client.get("/openapi.json").status_code == 200
     assert client.get("/docs").status_code == 200
 

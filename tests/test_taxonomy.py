@@ -105,8 +105,10 @@ def test_taxonomy_endpoint_lists_exactly_the_taxonomy(fake_pipeline, tmp_path):
         "emotions": [{"code": c, "name_zh": T.EMOTIONS_ZH[c]} for c in T.EMOTIONS],
         "escalation_levels": list(T.ESCALATION_LEVELS),
         "resolution_statuses": list(T.RESOLUTION_STATUSES),
+        "names_zh": T.NAMES_ZH,
         "model": fake_pipeline.versions,
     }
+    assert body["names_zh"]["cause"]["logistics"] == "物流配送" and body["names_zh"]["grade"]["excellent"] == "优秀"
     # the fields clients had before the taxonomy module, unchanged
     assert body["grades"][0] == {"code": "excellent", "name_zh": "优秀", "min_score": 90}
     assert [a["code"] for a in body["aspects"]] == [
