@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from app.api import security
 from app.api.security import KeyConfigError, TokenBucket, load_keys
 from app.core.config import Settings
+from app.core.middleware import route_path
 from app.main import create_app
 
 ALICE, BOB = "alice-key-0123456789abcdef", "bob-key-0123456789abcdef"
@@ -256,6 +257,16 @@ def test_the_guard_sees_through_a_proxy_root_path(tmp_path, fake_pipeline):
         envelope(c.get("/api/v1/taxonomy"), 401, "unauthorized")
         assert c.get("/api/v1/taxonomy", headers=bearer(ALICE)).status_code == 200
         assert c.get("/api/healthz").status_code == 200
-    assert security.route_path({"path": "/api/v1/jobs", "root_path": "/api"}) == "/v1/jobs"
-    assert security.route_path({"path": "/apiv1/jobs", "root_path": "/api"}) == "/apiv1/jobs"
-    assert security.route_path({"path": "/v1/jobs", "root_path": "/api"}) == "/v1/jobs"
+    assert route_path({"path": "/apiv1/jobs", "root_path": "/api"}) == "/apiv1/jobs"
+    assert route_path({"path": "/v1/jobs", "root_path": "/api"}) == "/v1/jobs"
+
+
+def test_behind_a_root_path_job_uploads_keep_their_own_size_limit(tmp_path, fake_pipeline):
+    """The JSON body limit exempts /v1/jobs (uploads have PINGJIA_MAX_UPLOAD_BYTES) under a proxy
+    prefix too, and a refused body is counted under the ``<refused>`` route, not ``<unmatched>``."""
+    app = create_app(Settings(data_dir=tmp_path / "data", max_body_bytes=1024), pipeline=fake_pipeline)
+    big = "x" * 5000
+    with TestClient(app, root_path="/api") as c:
+        assert c.post("/api/v1/jobs", files={"file": ("a.csv", f"text\n{big}\n")}).status_code == 202
+        envelope(c.post("/api/v1/analyze", json={"text": big}), 413, "body_too_large")
+        assert 'route="<refused>",status="413"' in c.get("/api/metrics").text

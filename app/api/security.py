@@ -12,22 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import math
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from app.core.middleware import route_path, send_error
+
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MIN_KEY_CHARS = 16
-# The route a request refused here is logged and counted under (it never reached the router).
-REFUSED_ROUTE = SimpleNamespace(path="/v1/*")
 
 
 class KeyConfigError(ValueError):
@@ -171,11 +169,10 @@ class ApiGuard:
             scheme, _, given = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
             key_id = self.keys.identify(given.strip()) if scheme.lower() == "bearer" and given.strip() else None
             if key_id is None:
-                scope["route"] = REFUSED_ROUTE
                 wrong = ', error="invalid_token"' if given else ""
-                return await refuse(
+                return await send_error(
+                    scope,
                     send,
-                    401,
                     "unauthorized",
                     "send Authorization: Bearer <API key>" + (" (this key is not known)" if given else ""),
                     {b"www-authenticate": f"Bearer{wrong}".encode()},
@@ -200,13 +197,8 @@ class ApiGuard:
         if declared is not None and declared.isdigit():
             size = int(declared)
             if size > budget.capacity:
-                scope["route"] = REFUSED_ROUTE
-                return await refuse(
-                    send,
-                    413,
-                    "body_too_large",
-                    f"a {size}-byte body is more than PINGJIA_UPLOAD_BYTES_PER_HOUR ({budget.capacity:g})",
-                )
+                why = f"a {size}-byte body is more than PINGJIA_UPLOAD_BYTES_PER_HOUR ({budget.capacity:g})"
+                return await send_error(scope, send, "body_too_large", why)
             if wait := budget.take(who, size):
                 why = f"this body would exceed the {budget.capacity:g} bytes per hour allowed"
                 return await rate_limited(scope, send, why, wait)
@@ -227,28 +219,10 @@ class ApiGuard:
         await self.app(scope, counting_receive, send)
 
 
-def route_path(scope) -> str:
-    """The path the router matches: without a proxy's ``root_path`` when the path carries it
-    (as Starlette's router does), so ``--root-path /api`` cannot move /v1 out of the guard."""
-    path, root = scope.get("path", ""), scope.get("root_path", "")
-    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
-        return path[len(root) :]
-    return path
-
-
-async def refuse(send, status: int, code: str, message: str, headers: dict[bytes, bytes] | None = None) -> None:
-    """The error envelope, sent from middleware (before any route runs)."""
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": head + list((headers or {}).items())})
-    await send({"type": "http.response.body", "body": body})
-
-
 async def rate_limited(scope, send, why: str, wait: float) -> None:
     """429 ``rate_limited`` with the seconds to wait, in the message and in ``Retry-After``."""
-    scope["route"] = REFUSED_ROUTE
     after = retry_after(wait)
-    await refuse(send, 429, "rate_limited", f"{why}; retry after {after} s", {b"retry-after": after.encode()})
+    await send_error(scope, send, "rate_limited", f"{why}; retry after {after} s", {b"retry-after": after.encode()})
 
 
 def build_guard_parts(settings) -> tuple[KeyRing | None, TokenBucket | None, TokenBucket | None]:

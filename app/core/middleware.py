@@ -12,8 +12,11 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from types import SimpleNamespace
 
 from fastapi import HTTPException
+
+from app.core.errors import status_of
 
 REQUEST_ID_HEADER = b"x-request-id"
 _CLIENT_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
@@ -27,6 +30,32 @@ def request_id_of(scope) -> str | None:
 
 
 UNMATCHED = "<unmatched>"  # the route label of a path no route serves (never the raw path)
+REFUSED = SimpleNamespace(path="<refused>")  # the route of a request middleware answered before routing
+
+
+def route_path(scope) -> str:
+    """The path the router matches: without a proxy's ``root_path`` when the path carries it
+    (as Starlette's router does), so ``--root-path /api`` moves no path in or out of a rule.
+
+    >>> route_path({"path": "/api/v1/jobs", "root_path": "/api"}), route_path({"path": "/apiv1", "root_path": "/api"})
+    ('/v1/jobs', '/apiv1')
+    """
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path
+
+
+async def send_error(scope, send, code: str, message: str, headers: dict[bytes, bytes] | None = None) -> None:
+    """The error envelope (status from the catalogue), answered by middleware before any route
+    runs; logged and counted under the ``<refused>`` route."""
+    scope["route"] = REFUSED
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send(
+        {"type": "http.response.start", "status": status_of(code), "headers": head + list((headers or {}).items())}
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def route_template(scope) -> str:
@@ -126,19 +155,11 @@ class BodySizeLimit:
         self.app, self.max_bytes, self.exempt = app, max_bytes, exempt_prefixes
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
+        if scope["type"] != "http" or route_path(scope).startswith(self.exempt):
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or ()).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            body = json.dumps({"error": {"code": "body_too_large", "message": self._message}}).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-                }
-            )
-            return await send({"type": "http.response.body", "body": body})
+            return await send_error(scope, send, "body_too_large", self._message)
         seen = 0
 
         async def counting_receive():
