@@ -43,7 +43,7 @@ bench: install  ## throughput/latency/memory/start-up against Python jieba and S
 
 # docker's default image format keeps the HEALTHCHECK; the OCI format drops it, so with podman or
 # buildah (OCI by default) build with `--format docker`.
-docker:  ## build the image (size: README "Security and operations"); only the served model versions go in
+docker:  ## build the image (size: README "Docker"); only the served model versions go in
 	docker build -t pingjia .
 	docker image ls pingjia
 

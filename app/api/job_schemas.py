@@ -12,6 +12,7 @@ from app.api.schemas import Out
 from app.core.taxonomy import GRADE_CODES, QA_DIMENSIONS
 from app.jobs import service
 from app.jobs.ingest import Ingested, InputSpec
+from app.jobs.store import ACTIVE, FINISHED
 
 ColumnName = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -94,7 +95,7 @@ class JobAccepted(Out):
 class JobStatus(Out):
     job_id: str
     kind: str
-    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    status: Literal[*ACTIVE, *FINISHED]
     done: int
     total: int
     errors: int
@@ -117,7 +118,7 @@ class JobStatus(Out):
 class JobListItemOut(Out):
     job_id: str
     kind: Literal["reviews", "conversations"]
-    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    status: Literal[*ACTIVE, *FINISHED]
     total: int
     done: int
     errors: int

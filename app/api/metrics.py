@@ -13,7 +13,6 @@ analysis queue, the model versions served — is read by a collector when scrape
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Annotated
 
@@ -23,7 +22,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
+from app.api.security import token_matches
 from app.core.errors import Unauthorized
+from app.jobs.store import ACTIVE, FINISHED
 
 log = logging.getLogger("pingjia.metrics")
 router = APIRouter(tags=["health"])
@@ -91,10 +92,10 @@ class StateCollector(Collector):
             yield info
         pool = getattr(self.state, "analysis_pool", None)
         if pool is not None:
-            in_flight = getattr(pool, "_in_flight", 0)
-            yield GaugeMetricFamily("pingjia_analysis_in_flight", "analyses running or waiting", value=in_flight)
+            n = pool.in_flight
+            yield GaugeMetricFamily("pingjia_analysis_in_flight", "analyses running or waiting", value=n)
             yield GaugeMetricFamily(
-                "pingjia_analysis_queue_depth", "analyses waiting for a thread", value=max(0, in_flight - pool.threads)
+                "pingjia_analysis_queue_depth", "analyses waiting for a thread", value=max(0, n - pool.threads)
             )
         yield from self._jobs()
 
@@ -108,10 +109,10 @@ class StateCollector(Collector):
             log.warning("metrics: job store not readable: %s", exc)
             return
         jobs = GaugeMetricFamily("pingjia_jobs", "jobs in the store by status", labels=("status",))
-        for status in ("queued", "running", "done", "failed", "cancelled"):
+        for status in ACTIVE + FINISHED:
             jobs.add_metric([status], counts.get(status, 0))
         yield jobs
-        active = counts.get("queued", 0) + counts.get("running", 0)
+        active = sum(counts.get(status, 0) for status in ACTIVE)
         yield GaugeMetricFamily("pingjia_job_queue_depth", "jobs queued or running", value=active)
         yield GaugeMetricFamily(
             "pingjia_job_rows_per_second",
@@ -135,8 +136,6 @@ def texts_analysed(request: Request, kind: str, n: int = 1) -> None:
 def metrics(request: Request, authorization: Annotated[str | None, Header()] = None):
     """Prometheus metrics; needs ``Bearer <PINGJIA_METRICS_TOKEN>`` when that is set."""
     token = request.app.state.settings.metrics_token
-    if token:
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise Unauthorized("send Authorization: Bearer <PINGJIA_METRICS_TOKEN>")
+    if token and not token_matches(authorization, token):
+        raise Unauthorized("send Authorization: Bearer <PINGJIA_METRICS_TOKEN>")
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

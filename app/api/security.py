@@ -118,32 +118,52 @@ class TokenBucket:
 
     def take(self, key: str, cost: float = 1.0, now: float | None = None) -> float:
         """Take ``cost`` tokens: 0.0 when granted, else the seconds until they would be."""
+        bucket = self._refilled(key, now)
+        if bucket[0] >= cost:
+            bucket[0] -= cost
+            return 0.0
+        return (cost - bucket[0]) / self.rate
+
+    def spend(self, key: str, cost: float, now: float | None = None) -> float:
+        """Take ``cost`` tokens whatever is left (bytes already received); returns the balance."""
+        bucket = self._refilled(key, now)
+        bucket[0] -= cost
+        return bucket[0]
+
+    def _refilled(self, key: str, now: float | None) -> list[float]:
+        """``key``'s bucket ``[tokens, last]`` topped up to ``now`` (a new one starts full; idle
+        ones are pruned first when the table is full)."""
         now = time.monotonic() if now is None else now
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self.max_keys:
                 self._prune(now)
             bucket = self._buckets[key] = [self.capacity, now]
-        tokens = min(self.capacity, bucket[0] + (now - bucket[1]) * self.rate)
-        bucket[1] = now
-        if tokens >= cost:
-            bucket[0] = tokens - cost
-            return 0.0
-        bucket[0] = tokens
-        return (cost - tokens) / self.rate
-
-    def spend(self, key: str, cost: float, now: float | None = None) -> float:
-        """Take ``cost`` tokens whatever is left (bytes already received); returns the balance."""
-        now = time.monotonic() if now is None else now
-        bucket = self._buckets.setdefault(key, [self.capacity, now])
-        bucket[0] = min(self.capacity, bucket[0] + (now - bucket[1]) * self.rate) - cost
-        bucket[1] = now
-        return bucket[0]
+        bucket[0], bucket[1] = min(self.capacity, bucket[0] + (now - bucket[1]) * self.rate), now
+        return bucket
 
     def _prune(self, now: float) -> None:
         full = [k for k, (t, last) in self._buckets.items() if t + (now - last) * self.rate >= self.capacity]
         for k in full:
             del self._buckets[k]
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (None when there is none).
+
+    >>> bearer_token("Bearer  abc "), bearer_token("Basic abc"), bearer_token(None)
+    ('abc', None, None)
+    """
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def token_matches(authorization: str | None, expected: str) -> bool:
+    """Whether the header carries ``expected`` as its bearer token (compared in constant time)."""
+    given = bearer_token(authorization)
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
 def retry_after(seconds: float) -> str:
@@ -166,8 +186,8 @@ class ApiGuard:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or ())
         if self.keys is not None:
-            scheme, _, given = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-            key_id = self.keys.identify(given.strip()) if scheme.lower() == "bearer" and given.strip() else None
+            given = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
+            key_id = self.keys.identify(given) if given else None
             if key_id is None:
                 wrong = ', error="invalid_token"' if given else ""
                 return await send_error(

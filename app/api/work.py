@@ -61,6 +61,11 @@ class AnalysisPool:
         future.add_done_callback(lambda _: self._release_from_thread(loop))
         return await asyncio.wrap_future(future)
 
+    @property
+    def in_flight(self) -> int:
+        """Analyses running or waiting (for the metrics)."""
+        return self._in_flight
+
     def _release_from_thread(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             loop.call_soon_threadsafe(self._release)

@@ -19,7 +19,7 @@ from datetime import date
 
 from app.conversations.findings import PiiFinding
 from app.conversations.text import TurnText
-from app.core.pii_patterns import CARD, ID_CARD, PHONE  # shared with the log filter
+from app.core.pii_patterns import CARD, ID_CARD, PHONE, mask  # shared with the log filter
 
 STREET = re.compile(
     r"(?:路|街|大道|大街|巷|弄|胡同)\s?[\d一二三四五六七八九十百零]+(?:-\d+)?\s?号"
@@ -117,17 +117,6 @@ def luhn_ok(number: str) -> bool:
             d = d * 2 - 9 if d > 4 else d * 2
         total += d
     return total % 10 == 0
-
-
-def mask(text: str, head: int, tail: int) -> str:
-    """Star the significant characters (digits, X) of ``text`` except ``head`` first and ``tail`` last.
-
-    >>> mask("138 1234 5678", 3, 4)
-    '138 **** 5678'
-    """
-    sig = [i for i, ch in enumerate(text) if ch.isdigit() or ch in "Xx"]
-    hide = set(sig[head : len(sig) - tail] if tail else sig[head:])
-    return "".join("*" if i in hide else ch for i, ch in enumerate(text))
 
 
 def _digits(s: str) -> str:

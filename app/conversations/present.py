@@ -19,7 +19,7 @@ from app.conversations.findings import (
     TurnEmotion,
     Violation,
 )
-from app.core.taxonomy import EMOTIONS_ZH, QA_DIMENSION_NAMES_ZH, SATISFACTION_ZH, zh
+from app.core.taxonomy import EMOTIONS_ZH, SATISFACTION_ZH, zh
 from app.pipeline import present as review
 from app.pipeline.findings import ItemError
 
@@ -41,7 +41,7 @@ def violation(v: Violation) -> dict:
         **v.detail,
     }
     if v.detail.get("category") is not None:
-        out["category_zh"] = zh("violation", v.detail["category"])
+        out["category_zh"] = zh("category", v.detail["category"])
     if v.detail.get("pii_type") is not None:
         out["pii_type_zh"] = zh("pii", v.detail["pii_type"])
     return out
@@ -153,7 +153,7 @@ def report(r: ConversationReport) -> dict:
             "grade_zh": q.grade_zh,
             "profile": q.profile,
             "dimensions": {d.name: d.score for d in q.dimensions},
-            "dimensions_zh": {d.name: QA_DIMENSION_NAMES_ZH.get(d.name, d.name) for d in q.dimensions},
+            "dimensions_zh": {d.name: zh("qa_dimension", d.name) for d in q.dimensions},
             "explanations": {
                 d.name: [
                     {"effect": x.effect, "reason": x.reason, "finding": x.finding, "turn": x.turn}

@@ -164,13 +164,10 @@ class Unauthorized(PingjiaError):
 
 
 class TooManyJobs(PingjiaError):
-    """A key already has its maximum of queued and running jobs; ``retry_after`` seconds."""
+    """A key already has its maximum of queued and running jobs."""
 
     code = "too_many_jobs"
-
-    def __init__(self, message: str, retry_after: int = 10, *, code: str | None = None):
-        super().__init__(message, code=code)
-        self.retry_after = retry_after
+    retry_after = 10
 
 
 class Conflict(PingjiaError):

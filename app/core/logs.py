@@ -18,25 +18,16 @@ import re
 import time
 from typing import Any
 
-from app.core.pii_patterns import CARD, ID_CARD, PHONE
+from app.core.pii_patterns import CARD, ID_CARD, PHONE, mask
 
 ACCESS_LOGGER = "pingjia.access"
-# Fields of a request's log line (``extra``), in the order the text format prints them.
+# The fields of a request's log line (its ``extra``), as ``middleware.AccessLog`` writes them.
 ACCESS_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "key_id", "client")
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}  # uvicorn's ANSI copy
 
 
 def _mask(match) -> str:
-    digits = match.group(0)
-    keep_head, keep_tail = 3, 4
-    out, seen, total = [], 0, sum(c.isalnum() for c in digits)  # digits, and an ID number's X
-    for c in digits:
-        if c.isalnum():
-            seen += 1
-            out.append(c if seen <= keep_head or seen > total - keep_tail else "*")
-        else:
-            out.append(c)
-    return "".join(out)
+    return mask(match.group(0), 3, 4)
 
 
 # Every pattern needs 11 digits in a row (spaces or hyphens between them allowed): one scan

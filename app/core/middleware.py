@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from fastapi import HTTPException
 
 from app.core.errors import status_of
+from app.core.logs import ACCESS_LOGGER
 
 REQUEST_ID_HEADER = b"x-request-id"
 _CLIENT_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
@@ -78,8 +79,8 @@ class AccessLog:
     duration, key id, client; never the body or the query — and each request handed to
     ``observe`` (the metrics). Sits inside ``RequestId``, outside everything that can refuse."""
 
-    def __init__(self, app, observe: Observer | None = None, logger: str = "pingjia.access"):
-        self.app, self.observe, self.log = app, observe, logging.getLogger(logger)
+    def __init__(self, app, observe: Observer | None = None):
+        self.app, self.observe, self.log = app, observe, logging.getLogger(ACCESS_LOGGER)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":

@@ -13,7 +13,6 @@ is updated only after success.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
 import time
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import SettingsDep
 from app.api.schemas import ADMIN_ERRORS
+from app.api.security import token_matches
 from app.conversations import load_conversation_rules
 from app.core.errors import Conflict, PingjiaError, Unauthorized
 from app.pipeline.engine import Pipeline
@@ -50,8 +50,7 @@ def require_admin(settings: SettingsDep, authorization: Annotated[str | None, He
     """403 when admin is disabled (no token configured), 401 on a missing or wrong token."""
     if not settings.admin_token:
         raise PingjiaError("admin disabled: set PINGJIA_ADMIN_TOKEN to enable /v1/admin", code="admin_disabled")
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), settings.admin_token.encode()):
+    if not token_matches(authorization, settings.admin_token):
         raise Unauthorized("missing or wrong admin token; send Authorization: Bearer <PINGJIA_ADMIN_TOKEN>")
 
 

@@ -41,13 +41,10 @@ def ui_root() -> RedirectResponse:
 
 
 @router.get("/ui/", response_class=HTMLResponse)
-def ui_page() -> HTMLResponse:
-    return HTMLResponse(page_html(), headers=PAGE_HEADERS)
-
-
 @router.get("/ui/jobs/{job_id}", response_class=HTMLResponse)
-def ui_job_page(job_id: str) -> HTMLResponse:
-    """One job's report, shareable; the page asks ``/v1/jobs/{job_id}`` (404 there, if unknown)."""
+def ui_page() -> HTMLResponse:
+    """The one page; at ``/ui/jobs/{job_id}`` it opens that job's report (a shareable link) and
+    asks ``/v1/jobs/{job_id}`` itself (404 there, if unknown)."""
     return HTMLResponse(page_html(), headers=PAGE_HEADERS)
 
 
