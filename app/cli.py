@@ -79,25 +79,30 @@ def group_columns(value: str | None) -> tuple[str, ...] | None:
     return None if value is None else tuple(g.strip() for g in value.split(",") if g.strip())
 
 
-def cmd_score(args) -> int:
-    """Score a file on the jobs engine (same ingest, chunks, worker loop and report as
-    ``POST /v1/jobs``), with a progress bar; ``--summary`` writes the 差评报表 JSON."""
-    from app.jobs.local import ScoreOptions, score_file  # lazy: see above
-
-    spec = InputSpec(
+def input_spec(args, fmt: str | None) -> InputSpec:
+    """How ``score`` and ``spark-score`` read their input: the text column and the report options
+    (``add_report_options``); a text column not given is the spec's default."""
+    return InputSpec(
         kind=args.kind,
-        fmt="jsonl" if args.input == "-" else None,
-        text_column=args.text_column,
+        fmt=fmt,
+        text_column=InputSpec.text_column if args.text_column is None else args.text_column,
         id_column=args.id_column,
         encoding=args.encoding,
         date_column=args.date_column,
         group_columns=group_columns(args.group_columns),
     )
+
+
+def cmd_score(args) -> int:
+    """Score a file on the jobs engine (same ingest, chunks, worker loop and report as
+    ``POST /v1/jobs``), with a progress bar; ``--summary`` writes the 差评报表 JSON."""
+    from app.jobs.local import ScoreOptions, score_file  # lazy: see above
+
     opts = ScoreOptions(
         input=args.input,
         output=args.output,
         summary=args.summary,
-        spec=spec,
+        spec=input_spec(args, "jsonl" if args.input == "-" else None),
         workers=max(0, args.workers),
         quiet=args.quiet,
         work_dir=args.work_dir,
@@ -143,13 +148,8 @@ def cmd_spark_score(args) -> int:
         output=args.output,
         summary=args.summary,
         master=args.master,
-        fmt=args.format,
-        kind=args.kind,
-        text_column=args.text_column,
-        id_column=args.id_column,
-        encoding=args.encoding,
-        date_column=args.date_column,
-        group_columns=group_columns(args.group_columns),
+        spec=input_spec(args, args.format),
+        text_column_given=args.text_column is not None,
         assets=args.assets,
         partitions=args.partitions,
         overwrite=args.overwrite,

@@ -253,6 +253,8 @@ class Service:
 
 # --- figures ------------------------------------------------------------------------------------
 def pct(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100, nearest rank) of ``values``; NaN when there are none.
+    bench_security and bench_versions use it too."""
     if not values:
         return float("nan")
     s = sorted(values)

@@ -129,16 +129,18 @@ def mem_kb(pid: int) -> tuple[int, int]:
         return 0, 0
 
 
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds of one process (not its children); 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError):
+        return 0.0
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) used so far by the service and its live descendants."""
-    total = 0
-    for p in tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError):
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_of(p) for p in tree(pid))
 
 
 def load_average() -> str:

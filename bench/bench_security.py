@@ -16,13 +16,11 @@ a request without a key is refused, /metrics counted the requests, the log file 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging.config
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +32,10 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # also when uvicorn imports bench.bench_security
+
+from bench_hostile import pct  # noqa: E402
+from bench_pipeline import free_port, load_average, load_reviews  # noqa: E402
 
 KEY = "bench-key-0123456789abcdef0123"
 SAMPLE = [
@@ -82,18 +84,11 @@ def make_app():
 def load_texts(data: Path | None, n: int) -> tuple[list[str], str]:
     path = data / "reviews_train.csv" if data else None
     if path and path.is_file():
-        with open(path, encoding="utf-8") as f:
-            texts = [row["review"][:300] for row in csv.DictReader(f) if row["review"].strip()]
-        random.Random(7).shuffle(texts)
-        return texts[:n], f"{path} (first {n} after a seeded shuffle, cut to 300 characters)"
+        return [
+            t[:300] for t in load_reviews(data, n)
+        ], f"{path} (first {n} after a seeded shuffle, cut to 300 characters)"
     rng = random.Random(7)
     return [f"{rng.choice(SAMPLE)}{i}" for i in range(n)], f"{len(SAMPLE)} built-in sample reviews (no --data)"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(mode: str, tmp: Path) -> tuple[subprocess.Popen, str]:
@@ -121,11 +116,6 @@ def wait_ready(base: str, headers: dict) -> None:
             pass
         time.sleep(0.1)
     raise SystemExit(f"{base} did not become ready in 120 s")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, int(len(ordered) * q) - 1)]
 
 
 def run_round(clients: dict[str, httpx.Client], headers: dict[str, dict], texts: list[str]) -> dict[str, list]:
@@ -158,11 +148,11 @@ def main() -> None:
             clients = {mode: httpx.Client(base_url=base, timeout=30) for mode, (_, base) in servers.items()}
             run_round(clients, headers, texts[:300])  # warm-up: connections, caches, allocator
             print(f"texts: {source}; {args.rounds} rounds x {len(texts)} requests per server, interleaved")
-            print(f"start: {Path('/proc/loadavg').read_text().split()[:3]} (load average)")
+            print(f"start: {load_average()}")
             diffs50, diffs99, aa50, aa99, floor = [], [], [], [], {}
             for r in range(args.rounds):
                 lat = run_round(clients, headers, texts)
-                p = {m: (statistics.median(v), pct(v, 0.99)) for m, v in lat.items()}
+                p = {m: (statistics.median(v), pct(v, 99)) for m, v in lat.items()}
                 diffs50.append(p["on"][0] - p["off"][0])
                 diffs99.append(p["on"][1] - p["off"][1])
                 aa50.append(p["off2"][0] - p["off"][0])
@@ -179,7 +169,7 @@ def main() -> None:
                     c.get("/healthz").raise_for_status()
                     hz.append((time.perf_counter() - t) * 1000)
                 floor[mode] = statistics.median(hz)
-            print(f"end: {Path('/proc/loadavg').read_text().split()[:3]} (load average)")
+            print(f"end: {load_average()}")
             med50, med99 = statistics.median(diffs50), statistics.median(diffs99)
             print(
                 f"overhead of keys + metrics + JSON access log + rate limits on /v1/analyze: "

@@ -36,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_jobs import Sampler, load_average, mem_kb, tree, write_reviews  # noqa: E402
+from bench_jobs import Sampler, cpu_of, load_average, mem_kb, tree, write_reviews  # noqa: E402
 
 PINGJIA = [sys.executable, "-m", "app.cli"]
 
@@ -76,15 +76,6 @@ class Peaks(Sampler):
                 self.cpu[p] = max(self.cpu.get(p, 0.0), cpu_of(p))
                 if r == "python worker" or (r == "worker" and rss > 50_000):
                     self.workers_seen.add(p)
-
-
-def cpu_of(pid: int) -> float:
-    """User + system CPU seconds of one process (not its children)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError):
-        return 0.0
 
 
 def run(name: str, cmd: list[str], rows: int) -> dict:

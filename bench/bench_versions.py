@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_hostile import pct  # noqa: E402
 from bench_pipeline import load_average, load_reviews  # noqa: E402
 
 
@@ -73,8 +74,7 @@ def main() -> None:
             t = time.perf_counter()
             p.analyze(x)
             lat.append((time.perf_counter() - t) * 1000)
-        lat.sort()
-        print(f"  {name:<24} analyze p50 {statistics.median(lat):.3f} ms, p99 {lat[int(len(lat) * 0.99)]:.3f} ms")
+        print(f"  {name:<24} analyze p50 {statistics.median(lat):.3f} ms, p99 {pct(lat, 99):.3f} ms")
 
     a, b = pipes.values()
     found = [

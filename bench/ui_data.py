@@ -2,8 +2,8 @@
 clauses (no corpus needed), with agent / channel / store / date columns, a channel and an
 agent that draw more complaints, and one spike day; and chats with agents of different habits.
 
-Used by bench/bench_ui.py (the README screenshot, the load-time figure's small peer) and to
-write the browser test's fixtures (``python bench/ui_data.py``: tests/fixtures/ui_*)."""
+Used by bench/bench_ui.py (``--screenshot``: the README screenshot) and to write the browser
+test's fixtures (``python bench/ui_data.py``: tests/fixtures/ui_*)."""
 
 from __future__ import annotations
 

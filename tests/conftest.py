@@ -8,7 +8,9 @@ session."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,15 @@ needs_shared = pytest.mark.skipif(
 needs_models = pytest.mark.skipif(
     not (ROOT / "models" / "current.json").is_file(), reason="no trained models in models/ (run `make train`)"
 )
+CONVERSATIONS = sorted((ROOT / "tests" / "fixtures" / "conversations").glob("*.json"))
+"""The conversation fixtures (tests/fixtures/conversations), in name order."""
+
+
+def conversation(path: Path, keys=("id", "turns", "profile", "channel")) -> dict:
+    """A conversation fixture as a request carries it: its ``keys`` present in the file (not the
+    fixture's description and expectations)."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return {k: raw[k] for k in keys if k in raw}
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
@@ -106,33 +117,54 @@ def conversation_rules():
     return load_conversation_rules(ROOT / "lexicons")
 
 
+@pytest.fixture(scope="session")
+def fake_scorers(fake_pipeline, conversation_rules):
+    """``fake_scorers()``: new job-worker scorers over the fake pipeline and the real
+    conversation rules (what ``local.load_scorers`` or a ``ThreadRunner`` is given)."""
+    from app.conversations import Limits
+    from app.jobs.scoring import ConversationScorer, Scorers
+
+    def make():
+        return Scorers(fake_pipeline, lambda: ConversationScorer(fake_pipeline, conversation_rules, Limits()))
+
+    return make
+
+
+def wait(client, job_id, until=("done", "failed", "cancelled"), timeout=30.0) -> dict:
+    """Poll ``GET /v1/jobs/{job_id}`` until its status is one of ``until``; its last status."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = client.get(f"/v1/jobs/{job_id}").json()
+        if st["status"] in until:
+            return st
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} still {st['status']} after {timeout}s")
+
+
 @pytest.fixture
-def make_job_client(tmp_path, fake_pipeline, conversation_rules):
+def make_job_client(tmp_path, fake_pipeline, conversation_rules, fake_scorers):
     """``make(workers=2, inline=False, chunk_rows=16, **settings)``: a TestClient of the whole app
     (fake sentiment) with in-thread job workers on a fresh data dir; ``workers=0`` leaves jobs
     queued (for cancel/409). Uploads are ingested in the app's ingest process; ``inline=True``:
     in the app's threads, so that a test can monkeypatch ingest."""
     from fastapi.testclient import TestClient
 
-    from app.conversations import Limits
     from app.core.config import Settings
     from app.jobs import service
-    from app.jobs.scoring import ConversationScorer, Scorers
     from app.jobs.store import open_store
     from app.jobs.worker import ThreadRunner
     from app.main import create_app
 
-    rules, clients = conversation_rules, []
+    clients = []
 
     def make(workers=2, inline=False, **overrides):
         settings = Settings(data_dir=tmp_path, job_chunk_rows=overrides.pop("chunk_rows", 16), **overrides)
         app = create_app(settings, pipeline=fake_pipeline)
-        app.state.conversation_rules = rules
+        app.state.conversation_rules = conversation_rules
         if inline:
             app.state.ingest_pool = None
         store = app.state.job_store = open_store(service.db_url(settings))
-        scorers = Scorers(fake_pipeline, lambda: ConversationScorer(fake_pipeline, rules, Limits()))
-        app.state.job_runner = ThreadRunner(store, scorers, workers=workers)
+        app.state.job_runner = ThreadRunner(store, fake_scorers(), workers=workers)
         client = TestClient(app)
         client.__enter__()
         clients.append(client)

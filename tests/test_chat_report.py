@@ -26,9 +26,10 @@ from app.jobs.report import (
     QAFacts,
     RowFacts,
     bucket_percentile,
+    build_report,
     first_response_bucket,
 )
-from app.jobs.scoring import ConversationScorer, Scorers
+from app.jobs.scoring import ConversationScorer
 from app.jobs.store import MIGRATIONS, SCHEMA_VERSION, ChunkOutput, NewJob, open_store
 from app.jobs.worker import ThreadRunner
 from app.jobs.workfile import WorkRow
@@ -94,6 +95,14 @@ def test_overall_and_per_agent_counts_scores_grades_resolution():
     assert qa["agents"]["without_value"] == 1 and [g["value"] for g in qa["agents"]["groups"]] == ["a1", "a2"]
     assert qa["channels"]["without_value"] == 1 and agent(qa, "app", "channels")["conversations"] == 3
     JobSummary.model_validate({**build_chat_report(MemorySource(Accumulator()), PLAN), **_head()})
+
+
+def test_a_chat_report_has_no_mixed_review_share():
+    """``mixed`` is a review figure: the shared builder leaves it out of a chat report."""
+    chat = build_chat_report(MemorySource(Accumulator()), PLAN)
+    review = build_report(MemorySource(Accumulator()), PLAN)
+    assert "mixed" not in chat and review["mixed"] == {"count": 0, "share": 0.0}
+    assert [k for k in review if k != "mixed"] == [k for k in chat if k != "qa"]
 
 
 def _head():
@@ -345,16 +354,13 @@ def _comparable(report: dict) -> dict:
     return {k: v for k, v in report.items() if k not in ("job_id", "generated_at", "input", "status")}
 
 
-def test_cli_and_http_reports_agree(tmp_path, fake_pipeline, rules, monkeypatch):
+def test_cli_and_http_reports_agree(tmp_path, fake_pipeline, fake_scorers, rules, monkeypatch):
     lines = [json.dumps(c, ensure_ascii=False) for c in chats()] + ['["not an object"]']
     data = "\n".join(lines) + "\n"
     src = tmp_path / "chats.jsonl"
     src.write_text(data, encoding="utf-8")
 
-    def scorers(_settings):
-        return Scorers(fake_pipeline, lambda: ConversationScorer(fake_pipeline, rules, Limits()))
-
-    monkeypatch.setattr(local, "load_scorers", scorers)
+    monkeypatch.setattr(local, "load_scorers", lambda _settings: fake_scorers())
     settings = Settings(data_dir=tmp_path / "cli", job_chunk_rows=4)
     summary = tmp_path / "report.json"
     opts = local.ScoreOptions(
@@ -367,7 +373,7 @@ def test_cli_and_http_reports_agree(tmp_path, fake_pipeline, rules, monkeypatch)
     app = create_app(http_settings, pipeline=fake_pipeline)
     app.state.conversation_rules = rules
     store = app.state.job_store = open_store(service.db_url(http_settings))
-    app.state.job_runner = ThreadRunner(store, scorers(None), workers=2)
+    app.state.job_runner = ThreadRunner(store, fake_scorers(), workers=2)
     with TestClient(app) as client:
         r = client.post("/v1/jobs", files={"file": ("chats.jsonl", data.encode())}, data={"kind": "conversations"})
         assert r.status_code == 202, r.text

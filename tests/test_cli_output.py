@@ -14,25 +14,18 @@ import os
 import pytest
 
 from app import cli
-from app.conversations import Limits, load_conversation_rules
 from app.core import taxonomy as T
 from app.jobs import local
-from app.jobs.scoring import ConversationScorer, Scorers
 from app.jobs.summary_table import summary_table, width
-from tests.conftest import ROOT
+from tests.conftest import CONVERSATIONS, ROOT, conversation
 
 FIXTURE = ROOT / "tests" / "fixtures" / "reviews_small.csv"
 ARGS = ["--text-column", "content", "--id-column", "review_id", "--workers", "1"]
 
 
 @pytest.fixture
-def fake_models(monkeypatch, fake_pipeline):
-    rules = load_conversation_rules(ROOT / "lexicons")
-    monkeypatch.setattr(
-        local,
-        "load_scorers",
-        lambda _s: Scorers(fake_pipeline, lambda: ConversationScorer(fake_pipeline, rules, Limits())),
-    )
+def fake_models(monkeypatch, fake_scorers):
+    monkeypatch.setattr(local, "load_scorers", lambda _s: fake_scorers())
 
 
 def subparsers(parser: argparse.ArgumentParser):
@@ -114,10 +107,7 @@ def test_the_summary_is_a_chinese_table_matching_the_report(tmp_path, capsys, fa
 
 def test_the_summary_table_of_a_chat_job_has_the_qa_figures(tmp_path, capsys, fake_models):
     src = tmp_path / "chats.jsonl"
-    lines = []
-    for p in sorted((ROOT / "tests" / "fixtures" / "conversations").glob("*.json")):
-        raw = json.loads(p.read_text(encoding="utf-8"))
-        lines.append(json.dumps({k: raw[k] for k in ("id", "turns", "channel") if k in raw}, ensure_ascii=False))
+    lines = [json.dumps(conversation(p, ("id", "turns", "channel")), ensure_ascii=False) for p in CONVERSATIONS]
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
     args = ["score", str(src), "-o", str(tmp_path / "o.csv"), "--kind", "conversations", "--workers", "1"]
     assert cli.main(args) == 0
@@ -180,3 +170,26 @@ def test_the_table_names_flagged_groups_and_agents():
     assert "channel = app" in text and "45.0%" in text and "20.0%" in text
     assert "客服 a17" in text and "违规率" in text and "推诿" in text and "平均分 71.5" in text
     assert "正面" in text and "好评" not in text  # a chat's sentiment names
+
+
+def stdin_of(monkeypatch, data: bytes) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(data)), encoding="utf-8"))
+
+
+def test_stdin_is_copied_only_for_the_readable_csv_and_the_report_only_built_when_used(
+    tmp_path, capsys, monkeypatch, fake_models
+):
+    data = "".join(json.dumps({"id": str(i), "text": t}, ensure_ascii=False) + "\n" for i, t in enumerate(["好", "差"]))
+    copies = []
+    real_open_private = local.open_private
+    monkeypatch.setattr(local, "open_private", lambda p: copies.append(p) or real_open_private(p))
+    monkeypatch.setattr(local.service, "summary", lambda *a: pytest.fail("the report was built for nothing"))
+    for out, extra in (("o.jsonl", []), ("o.csv", ["--columns", "codes"])):
+        stdin_of(monkeypatch, data.encode())
+        assert cli.main(["score", "-", "-o", str(tmp_path / out), "--workers", "1", "-q", *extra]) == 0
+    assert copies == [] and len((tmp_path / "o.jsonl").read_text().splitlines()) == 2
+    stdin_of(monkeypatch, data.encode())
+    assert cli.main(["score", "-", "-o", str(tmp_path / "r.csv"), "--workers", "1", "-q"]) == 0
+    assert len(copies) == 1
+    table = list(csv.reader(io.StringIO((tmp_path / "r.csv").read_text(encoding="utf-8-sig"), newline="")))
+    assert table[0][:3] == ["id", "text", "情感"] and [r[1] for r in table[1:]] == ["好", "差"]

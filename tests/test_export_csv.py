@@ -9,12 +9,11 @@ import csv
 import io
 import json
 import re
-import time
 
 import pytest
 
 from app.jobs import export, service
-from tests.conftest import ROOT
+from tests.conftest import CONVERSATIONS, conversation, wait
 
 HEADER = ["review_id", "content", "agent", "channel", "date", "订单号", "note"]
 ROWS = [
@@ -54,10 +53,7 @@ def client(make_job_client):
 def finished(client, resp) -> str:
     assert resp.status_code == 202, resp.text
     job_id = resp.json()["job_id"]
-    deadline = time.monotonic() + 30
-    while client.get(f"/v1/jobs/{job_id}").json()["status"] not in ("done", "failed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait(client, job_id)
     return job_id
 
 
@@ -127,11 +123,7 @@ def test_a_job_without_its_upload_falls_back_to_the_work_file(client, tmp_path):
 
 
 def test_conversation_csv_has_a_transcript_and_qa_columns(client):
-    paths = sorted((ROOT / "tests" / "fixtures" / "conversations").glob("*.json"))[:4]
-    items = []
-    for p in paths:
-        raw = json.loads(p.read_text(encoding="utf-8"))
-        items.append({k: raw[k] for k in ("id", "turns", "channel") if k in raw})
+    items = [conversation(p, ("id", "turns", "channel")) for p in CONVERSATIONS[:4]]
     job_id = finished(client, client.post("/v1/jobs", json={"kind": "conversations", "items": items}))
     table = parse(client.get(f"/v1/jobs/{job_id}/results", params={"format": "csv"}).content)
     header, body = table[0], table[1:]
@@ -145,10 +137,7 @@ def test_conversation_csv_has_a_transcript_and_qa_columns(client):
 
 
 def test_conversation_csv_names_violations_and_masks_leaked_numbers(client):
-    paths = sorted((ROOT / "tests" / "fixtures" / "conversations").glob("0[6-9]_pii*.json"))
-    items = [
-        {k: v for k, v in json.loads(p.read_text(encoding="utf-8")).items() if k in ("id", "turns")} for p in paths
-    ]
+    items = [conversation(p, ("id", "turns")) for p in CONVERSATIONS if p.match("0[6-9]_pii*.json")]
     job_id = finished(client, client.post("/v1/jobs", json={"kind": "conversations", "items": items}))
     table = parse(client.get(f"/v1/jobs/{job_id}/results", params={"format": "csv"}).content)
     col = {h: i for i, h in enumerate(table[0])}
@@ -177,3 +166,42 @@ def test_results_of_a_cancelled_job_are_paired_with_their_own_rows():
     bodies = [(i, json.dumps({"row": i + 1, "id": f"o{i}", "error": {"code": "c", "message": "m"}})) for i in (0, 1, 4)]
     table = parse(b"".join(export.readable_csv_stream(bodies, rows)))
     assert [r[:2] for r in table[1:]] == [["o0", "t0"], ["o1", "t1"], ["o4", "t4"]]
+
+
+def test_a_transcript_with_odd_turns_is_written_not_crashed():
+    """A role that is not a string (a list crashed the taxonomy lookup), no role, a text that is
+    not a string and a turn that is not an object: each shown as a cell, Chinese kept."""
+    turns = [
+        {"role": ["customer"], "text": "在吗"},
+        {"role": None, "text": {"k": "值"}},
+        {"role": "agent", "text": 3},
+        "客服走开了",
+        {"role": "customer"},
+    ]
+    originals = export.OriginalRows(lambda: iter([{"id": "c1", "turns": turns}]), ["id", "turns"])
+    body = json.dumps({"row": 1, "id": "c1", "error": {"code": "invalid_conversation", "message": "x"}})
+    table = parse(b"".join(export.readable_csv_stream([(0, body)], originals, "conversations")))
+    assert table[1][1].splitlines() == ['["customer"]：在吗', '：{"k":"值"}', "客服：3", "客服走开了", "客户："]
+
+
+def test_the_columns_come_from_ingest_not_from_another_read(client, monkeypatch):
+    """Ingest records the upload's columns: the export reads the upload once, and a CSV whose
+    every row was refused still gives back its header (the rows' own fields are unreadable)."""
+    monkeypatch.setattr(export, "_columns", lambda *a, **k: pytest.fail("the upload was read for its columns"))
+    data = ",".join(HEADER).encode() + b"\nbad,row\nr2,only,three\n"
+    job_id = submit_upload(client, data)
+    table = parse(client.get(f"/v1/jobs/{job_id}/results", params={"format": "csv"}).content)
+    assert table[0] == HEADER + export.REVIEW_HEADERS
+    assert [r[-1].split(":")[0] for r in table[1:]] == ["invalid_row", "invalid_row"]
+    items = [{"id": "x1", "text": "发货太慢了"}, {"id": "x2", "text": "好", "k": "v"}]
+    job_id = finished(client, client.post("/v1/jobs", json={"items": items}))
+    table = parse(client.get(f"/v1/jobs/{job_id}/results", params={"format": "csv"}).content)
+    assert table[0][:3] == ["id", "text", "k"] and table[2][2] == "v"
+
+
+def test_a_job_from_before_the_recorded_columns_still_finds_them(tmp_path):
+    path = tmp_path / "upload.raw"
+    path.write_text('{"id": "1", "text": "好", "a": 1}\n[2]\n{"b": 2, "text": "差"}\n', encoding="utf-8")
+    assert export.OriginalRows.from_upload(path, {"format": "jsonl"}).columns == ["id", "text", "a", "b"]
+    recorded = export.OriginalRows.from_upload(tmp_path / "gone.raw", {"format": "jsonl"}, ["id", "text"])
+    assert recorded.columns == ["id", "text"]  # taken as recorded: nothing read until the rows are

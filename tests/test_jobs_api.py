@@ -12,6 +12,7 @@ import pytest
 
 from app.core.config import Settings
 from app.jobs import service
+from tests.conftest import wait
 
 NEG_TEXT, POS_TEXT = "发货太慢了，客服态度很差", "质量很好，物流很快"
 
@@ -37,16 +38,6 @@ def error_code(resp, status):
     body = resp.json()
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
     return body["error"]
-
-
-def wait(client, job_id, until=("done", "failed", "cancelled"), timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        st = client.get(f"/v1/jobs/{job_id}").json()
-        if st["status"] in until:
-            return st
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} still {st['status']} after {timeout}s")
 
 
 def csv_bytes(n=100):

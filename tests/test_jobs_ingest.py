@@ -269,3 +269,19 @@ def test_an_old_work_file_reads_as_work_rows(tmp_path):
     assert rows[2].payload == {"id": "c1", "shop": "s1"} and rows[2].error[0] == "invalid_conversation"
     assert b"".join(r.encode() for r in rows) == OLD_WORK_FILE
     assert read_chunk(path, OLD_WORK_FILE.index(b"\n") + 1, 2) == rows[1:]
+
+
+def test_the_uploads_own_columns_are_recorded_for_the_readable_csv(monkeypatch):
+    """A CSV's columns are its header, even when every row is bad; a JSONL's the union of its
+    objects' keys, first seen first, up to MAX_ORIGINAL_COLUMNS; conversation extras are not the upload's."""
+    from app.jobs import ingest as ingest_module
+
+    assert ingest(b"id,text,note\n1,x\n2,y,z,w\n")[0].columns == ["id", "text", "note"]
+    data = b'{"id": "a", "text": "x", "b": 1}\n[1]\n{"c": 2, "text": "y", "meta": {"k": 1}}\n'
+    assert ingest(data, "jsonl")[0].columns == ["id", "text", "b", "c", "meta"]
+    monkeypatch.setattr(ingest_module, "MAX_ORIGINAL_COLUMNS", 4)
+    assert ingest(data, "jsonl")[0].columns == ["id", "text", "b", "c"]
+    chat = b'{"id": "c1", "turns": [{"role": "agent", "text": "hi", "agent_id": "a7"}]}\n'
+    assert ingest(chat, "jsonl", kind="conversations")[0].columns == ["id", "turns"]
+    items = ingest_items([{"text": "x", "z": 1}, 5, {"id": "2", "text": "y"}], io.BytesIO(), InputSpec(), chunk_rows=3)
+    assert items.columns == ["text", "z", "id"]

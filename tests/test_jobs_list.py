@@ -4,20 +4,16 @@ on queued jobs per key, and the v3 store migration (an old database still opens)
 from __future__ import annotations
 
 import sqlite3
-import time
 from functools import partial
 
 import pytest
 
 from app.api.job_schemas import JobListResponse
 from app.jobs.store import MIGRATIONS, SCHEMA_VERSION, NewJob, open_store
+from tests.conftest import wait
+from tests.test_security import ALICE, BOB, bearer
 
-ALICE, BOB = "alice-key-0123456789abcdef", "bob-key-0123456789abcdef"
 KEYS = f"alice:{ALICE},bob:{BOB}"
-
-
-def bearer(key):
-    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture
@@ -118,10 +114,7 @@ def test_list_pages_newest_first_with_links(make_client):
 def test_list_shows_finished_jobs_with_their_counts(make_client):
     c = make_client(workers=1)
     job_id = submit(c, n=5)
-    deadline = time.monotonic() + 30
-    while c.get(f"/v1/jobs/{job_id}").json()["status"] != "done":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait(c, job_id)
     (job,) = c.get("/v1/jobs").json()["jobs"]
     assert (job["status"], job["done"], job["total"]) == ("done", 5, 5) and job["finished_at"]
 

@@ -40,14 +40,16 @@ def test_other_text_is_left_alone(text):
     assert mask_pii(text) == text
 
 
-def capture(formatter=None) -> tuple[logging.Logger, io.StringIO]:
+def capture(formatter=None, name: str | None = None) -> tuple[logging.Logger, io.StringIO]:
+    """The logger ``name`` (else a fresh one) writing INFO and up to the stream only, through
+    the PII filter; the caller restores a named logger's handlers."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter or JsonFormatter())
     handler.addFilter(PiiFilter())
-    logger = logging.getLogger(f"test.pingjia.{id(stream)}")
+    logger = logging.getLogger(name or f"test.pingjia.{id(stream)}")
     logger.handlers, logger.propagate = [handler], False
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.INFO)  # setLevel, not .level: it clears the isEnabledFor cache
     return logger, stream
 
 
@@ -84,14 +86,9 @@ def test_json_lines_carry_extras_and_text_lines_too():
 
 @pytest.fixture
 def access_lines():
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(PiiFilter())
     logger = logging.getLogger("pingjia.access")
     old = logger.handlers[:], logger.level, logger.propagate
-    logger.handlers, logger.propagate = [handler], False
-    logger.setLevel(logging.INFO)  # setLevel, not .level: it clears the isEnabledFor cache
+    _, stream = capture(name="pingjia.access")
     yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
     logger.handlers, logger.propagate = old[0], old[2]
     logger.setLevel(old[1])

@@ -3,11 +3,12 @@ as labels, texts by kind, jobs and rows/s read from the store at scrape time, mo
 
 from __future__ import annotations
 
-import time
 from functools import partial
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import wait
 
 
 @pytest.fixture
@@ -83,10 +84,7 @@ def test_jobs_queue_and_models_are_read_at_scrape_time(make_client, fake_pipelin
 def test_rows_per_second_after_a_job_is_scored(make_client):
     c = make_client(workers=1)
     job_id = c.post("/v1/jobs", json={"items": [{"text": f"发货太慢了{i}"} for i in range(30)]}).json()["job_id"]
-    deadline = time.monotonic() + 30
-    while c.get(f"/v1/jobs/{job_id}").json()["status"] != "done":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait(c, job_id)
     m = scrape(c)
     assert value(m["pingjia_jobs"], "pingjia_jobs", status="done") == 1
     assert value(m["pingjia_job_queue_depth"], "pingjia_job_queue_depth") == 0

@@ -1,7 +1,8 @@
 """``sentiment.mixed``: the text praises and blames on different evidence (a typical 中评).
 
 The rule is a pure function of the aspects (``app.pipeline.findings.is_mixed``); end to end,
-every response's flag must equal that rule applied to the aspects the same response returns."""
+every response's flag must equal that rule applied to the aspects the same response returns,
+and the MIXED_TEXTS must come back mixed (else aspects that lost their evidence would pass)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,7 @@ def exercise(client: TestClient) -> None:
         r = client.post("/v1/analyze", json={"text": text})
         assert r.status_code == 200, r.text
         check(r.json())
+        assert r.json()["sentiment"]["mixed"] is True, r.json()
     negative = client.post("/v1/analyze", json={"text": NEGATIVE_ONLY}).json()
     check(negative)
     assert negative["sentiment"]["mixed"] is False
@@ -84,13 +86,15 @@ def exercise(client: TestClient) -> None:
     batch = client.post("/v1/analyze/batch", json={"items": items}).json()
     for row in batch["results"]:
         check(row)
-    assert batch["summary"]["mixed"] == sum(row["sentiment"]["mixed"] for row in batch["results"])
+    assert [row["sentiment"]["mixed"] for row in batch["results"]] == [True] * len(MIXED_TEXTS) + [False]
+    assert batch["summary"]["mixed"] == len(MIXED_TEXTS)
 
     turns = [{"role": "customer", "text": MIXED_TEXTS[0]}, {"role": "agent", "text": "抱歉，我帮您催一下物流"}]
     conversation = client.post("/v1/conversations/analyze", json={"turns": turns})
     assert conversation.status_code == 200, conversation.text
     for turn in conversation.json()["turns"]:
         check(turn)
+    assert conversation.json()["turns"][0]["sentiment"]["mixed"] is True  # the customer's MIXED_TEXTS[0]
 
 
 def test_end_to_end_with_the_fake_pipeline(fake_pipeline, tmp_path):

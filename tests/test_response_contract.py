@@ -16,9 +16,8 @@ from app.api.schemas import AnalyzeResponse, BatchItemError, BatchResponse, Erro
 from app.conversations import load_conversation_rules
 from app.core.config import Settings
 from app.main import create_app
-from tests.conftest import ROOT
+from tests.conftest import CONVERSATIONS, ROOT, conversation
 
-CONVERSATIONS = sorted((ROOT / "tests" / "fixtures" / "conversations").glob("*.json"))
 REVIEWS = [
     "发货太慢了，客服也不耐烦",
     "質量很好，物流很快，非常滿意",
@@ -44,11 +43,6 @@ def conforms(model: type[BaseModel], resp, status: int = 200) -> dict:
     body = resp.json()
     model.model_validate(body)
     return body
-
-
-def conversation(path) -> dict:
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    return {k: raw[k] for k in ("id", "turns", "profile") if k in raw}
 
 
 def test_every_response_model_forbids_undocumented_keys():

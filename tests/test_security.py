@@ -122,8 +122,6 @@ def test_open_paths_stay_open_with_keys(make_client):
     c = make_client(api_keys=ALICE)
     for path in ("/healthz", "/readyz", "/openapi.json", "/metrics"):
         assert c.get(path).status_code == 200, path
-    for path in ("/docs", "/ui/"):  # engineer A's pages: open whatever they answer
-        assert c.get(path).status_code != 401, path
 
 
 def test_admin_keeps_its_own_token(make_client):

@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.core.taxonomy import QA_DIMENSION_NAMES_ZH, QA_DIMENSIONS
 from tests.conftest import needs_models
 from tests.test_jobs_crash import Service as JobsService
 
@@ -222,8 +223,6 @@ class Service(JobsService):
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    if chromium_path() is None:
-        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
     svc = Service(tmp_path_factory.mktemp("ui-service"))
     try:
         reviews = svc.submit(FIXTURES / "ui_reviews.csv")
@@ -317,7 +316,7 @@ def test_radar_of_qa_dimensions_per_agent_comes_from_the_summary(served):
             for dim, value in row["qa"]["dimensions"].items():
                 sums.setdefault(agents[row["id"]], {}).setdefault(dim, []).append(value)
     groups = httpx.get(f"{svc.base}/v1/jobs/{jobs['chats']}/summary").json()["qa"]["agents"]["groups"]
-    codes = ["responsiveness", "attitude", "resolution", "competence"]  # the taxonomy's order
+    codes = list(QA_DIMENSIONS)  # the taxonomy's order
     assert sorted(g["value"] for g in groups) == sorted(sums)
     for g in groups:  # rounded to 2 decimals from exact sums: within half a cent of the float mean
         mean = {c: sum(sums[g["value"]][c]) / len(sums[g["value"]][c]) for c in codes}
@@ -329,12 +328,13 @@ def test_radar_of_qa_dimensions_per_agent_comes_from_the_summary(served):
         ".filter(o => o.radar).map(o => [o.radar[0].indicator.map(i => i.name), o.series[0].data])[0]"
     )
     names, data = radar
-    assert names == ["响应速度", "服务态度", "问题解决", "专业能力"]
+    assert names == [QA_DIMENSION_NAMES_ZH[c] for c in codes]
     drawn = {d["name"]: d["value"] for d in data}
     assert drawn.pop("全部对话")  # the dashed reference: all conversations
     expected = {g["value"]: [g["dimensions_mean"][c] for c in codes] for g in groups}
     assert drawn == expected
-    assert expected["a3"][1] < expected["a1"][1]  # the rude agent's 服务态度 is lower
+    attitude = codes.index("attitude")
+    assert expected["a3"][attitude] < expected["a1"][attitude]  # the rude agent's 服务态度 is lower
     assert browser.errors() == []
 
 

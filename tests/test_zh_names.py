@@ -4,14 +4,12 @@ responses carry ``*_zh`` fields, each equal to the one taxonomy's name of the co
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from app.core import taxonomy as T
-from tests.conftest import ROOT
+from tests.conftest import CONVERSATIONS, conversation, wait
 
-CONVERSATIONS = sorted((ROOT / "tests" / "fixtures" / "conversations").glob("*.json"))
 REVIEWS = [
     "发货太慢了，客服也不耐烦",
     "质量很好，物流很快",
@@ -23,11 +21,6 @@ REVIEWS = [
 @pytest.fixture
 def client(make_job_client):
     return make_job_client(workers=1, chunk_rows=4)
-
-
-def conversation(path) -> dict:
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    return {k: raw[k] for k in ("id", "turns", "profile", "channel") if k in raw}
 
 
 # --- the taxonomy -----------------------------------------------------------------------------
@@ -152,17 +145,10 @@ def test_conversation_response_names_every_code(client):
     assert seen >= {"rule_zh", "severity_zh", "category_zh", "status_zh", "role_zh", "cause_zh", "kind_zh"}
 
 
-def wait_done(client, job_id, timeout=30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while client.get(f"/v1/jobs/{job_id}").json()["status"] not in ("done", "failed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-
-
 def test_review_job_results_and_summary_name_every_code(client):
     items = [{"id": str(i), "text": t, "channel": "app" if i % 2 else "web"} for i, t in enumerate(REVIEWS * 10)]
     job_id = client.post("/v1/jobs", json={"items": items}).json()["job_id"]
-    wait_done(client, job_id)
+    wait(client, job_id)
     rows = [json.loads(line) for line in client.get(f"/v1/jobs/{job_id}/results").text.splitlines()]
     seen: set[str] = set()
     check_names(rows, seen)
@@ -178,7 +164,7 @@ def test_review_job_results_and_summary_name_every_code(client):
 def test_chat_job_summary_names_grades_and_violations(client):
     items = [conversation(p) for p in CONVERSATIONS]
     job_id = client.post("/v1/jobs", json={"kind": "conversations", "items": items}).json()["job_id"]
-    wait_done(client, job_id)
+    wait(client, job_id)
     s = client.get(f"/v1/jobs/{job_id}/summary").json()
     assert {k: v["label_zh"] for k, v in s["sentiment"].items()} == T.SENTIMENT_NAMES_ZH  # a chat is no review
     overall = s["qa"]["overall"]

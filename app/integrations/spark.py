@@ -21,6 +21,7 @@ returns for the same rows. Models and lexicons reach executors as an archive Spa
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -34,6 +35,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, LongType, StringType, StructField, StructType
 
+from app.conversations import Limits
 from app.core.config import get_settings
 from app.integrations.spark_report import report
 from app.integrations.spark_schema import DERIVED_CHAT_COLUMNS, columns, ddl
@@ -153,13 +155,8 @@ def task_count(rows: int, cores: int) -> int:
 
 
 def _limits() -> dict:
-    s = get_settings()
-    return {
-        "max_turns": s.max_turns,
-        "max_text_chars": s.max_text_chars,
-        "max_conversation_chars": s.max_conversation_chars,
-        "slow_reply_seconds": s.slow_reply_seconds,
-    }
+    """The conversation limits from Settings, as the (picklable) dict the workers take."""
+    return dataclasses.asdict(Limits.from_settings(get_settings()))
 
 
 def score(
@@ -173,6 +170,7 @@ def score(
     partitions: int | None = None,
     row_col: str | None = None,
     error_col: str | None = None,
+    rows: int | None = None,
 ) -> DataFrame:
     """Score every row of ``df`` with the served pipeline (lazily: nothing runs until the result
     is written or collected).
@@ -185,7 +183,8 @@ def score(
     ``report()`` to show examples. ``assets``: where executors find models and lexicons (default:
     the service's folders in local mode, else shipped with ``ship_assets``). ``partitions``: how
     many tasks (default: twice the cores when the input has fewer partitions than cores).
-    ``row_col``: a column already numbering the rows from 1 (default: Spark's read order).
+    ``row_col``: a column already numbering the rows from 1 (default: Spark's read order);
+    ``rows``: how many rows it numbers, when known (sizes the tasks of a small input).
     ``error_col``: a struct<code, message> column marking rows already known to be bad (they
     get that error instead of being scored).
 
@@ -207,7 +206,6 @@ def score(
     if clash:
         raise ValueError(f"input columns {clash} are named like output columns: rename them or leave them out of keep")
     derived = derived_names(set(df.columns)) if kind == "conversations" else ()
-    rows = None
     if row_col is None:
         (df, rows), row_col = number_rows(df, "__pingjia_row"), "__pingjia_row"
     row = F.col(f"`{row_col}`").cast("long")

@@ -21,8 +21,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from app.core.errors import InvalidUpload
-from app.integrations.spark import ARCHIVE_NAME, Assets, local_session, number_rows, score, task_count
+from app.integrations.spark import ARCHIVE_NAME, Assets, local_session, number_rows, score
 from app.integrations.spark_report import report
+from app.jobs.ingest import InputSpec
 
 FORMATS = {
     ".csv": "csv",
@@ -44,13 +45,8 @@ class SparkScoreOptions:
     output: str
     summary: str | None = None
     master: str | None = None
-    fmt: str | None = None
-    kind: str = "reviews"
-    text_column: str | None = None  # reviews: "text"; conversations in Parquet: "turns"
-    id_column: str | None = None
-    encoding: str = "utf-8"
-    date_column: str | None = None
-    group_columns: tuple[str, ...] | None = None
+    spec: InputSpec = InputSpec()  # as ``pingjia score`` reads its input; fmt may also be "parquet"
+    text_column_given: bool = False  # False: conversations in Parquet read "turns", not spec's default "text"
     assets: str | None = None
     partitions: int | None = None
     overwrite: bool = False
@@ -89,9 +85,9 @@ def read_input(spark: SparkSession, opts: SparkScoreOptions) -> Input:
     """The input as ``score()`` takes it (raises InvalidUpload for a file that cannot be one)."""
     if not (Path(opts.input).exists() or "://" in opts.input):
         raise InvalidUpload(f"{opts.input}: no such file or directory", code="missing_file")
-    fmt = input_format(opts.input, opts.fmt)
+    fmt = input_format(opts.input, opts.spec.fmt)
     opts = replace(opts, input=spark_path(opts.input))
-    if opts.kind == "conversations" and fmt == "csv":
+    if opts.spec.kind == "conversations" and fmt == "csv":
         raise InvalidUpload("conversations are accepted as JSONL or Parquet only", code="unsupported_format")
     if fmt == "csv":
         inp = _csv(spark, opts)
@@ -105,13 +101,16 @@ def read_input(spark: SparkSession, opts: SparkScoreOptions) -> Input:
 
 
 def _text_col(opts: SparkScoreOptions) -> str:
-    return opts.text_column or ("turns" if opts.kind == "conversations" else "text")
+    """The spec's text column; conversations default to "turns" (in Parquet, the transcript)."""
+    spec = opts.spec
+    default = spec.text_column == InputSpec.text_column and not opts.text_column_given
+    return "turns" if spec.kind == "conversations" and default else spec.text_column
 
 
 def _csv(spark: SparkSession, opts: SparkScoreOptions) -> Input:
     """Strings only (a CSV has no null: an empty field is ""), quoted line breaks allowed, a row
     with the wrong number of fields marked ``invalid_row``."""
-    reader = spark.read.options(multiLine=True, escape='"', encoding=opts.encoding)
+    reader = spark.read.options(multiLine=True, escape='"', encoding=opts.spec.encoding)
     first = reader.csv(opts.input, header=False).first()
     header = [str(h or "").strip() for h in first] if first else []
     if not header:
@@ -120,7 +119,7 @@ def _csv(spark: SparkSession, opts: SparkScoreOptions) -> Input:
     if dupes:
         raise InvalidUpload(f"line 1: duplicate column names {dupes}", code="invalid_csv")
     text = _text_col(opts)
-    for name, what in ((text, "column"), (opts.id_column, "id column")):
+    for name, what in ((text, "column"), (opts.spec.id_column, "id column")):
         if name is not None and name not in header:
             raise InvalidUpload(f"{what} {name!r} not found; the header (line 1) has {header}", code="missing_column")
     schema = StructType([StructField(h, StringType()) for h in header] + [StructField(CORRUPT, StringType())])
@@ -132,7 +131,7 @@ def _csv(spark: SparkSession, opts: SparkScoreOptions) -> Input:
         F.format_string(f"row %d: the number of fields differs from the header's {len(header)}", F.col(ROW)),
     )
     df = df.select(ROW, *[F.coalesce(F.col(f"`{h}`"), F.lit("")).alias(h) for h in header], bad.alias(ERROR))
-    return Input(df, text, opts.id_column or "id", rows)
+    return Input(df, text, opts.spec.id_column or "id", rows)
 
 
 def _error(when: Column, message: Column) -> Column:
@@ -143,7 +142,7 @@ def _jsonl(spark: SparkSession, opts: SparkScoreOptions) -> Input:
     """One JSON object per line (UTF-8), blank lines skipped; a line that is not JSON refuses the
     file, a JSON value that is not an object is a bad row. Scalar fields become text columns in
     the order they first appear, then ``meta``'s; a conversation's line is its transcript."""
-    if opts.encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+    if opts.spec.encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
         raise InvalidUpload("spark-score reads JSONL as UTF-8 only; convert the file", code="bad_encoding")
     lines = number_rows(spark.read.text(opts.input), LINE)[0].where(F.trim("value") != "")
     lines, rows = number_rows(lines, ROW)
@@ -163,18 +162,18 @@ def _jsonl(spark: SparkSession, opts: SparkScoreOptions) -> Input:
     shape = F.schema_of_variant("__v")
     message = F.format_string("line %d: expected a JSON object, got %s", F.col(LINE), _python_type(shape))
     not_object = _error(~shape.startswith("OBJECT"), message)
-    skip = {"meta"} | ({"turns", "profile", _text_col(opts)} if opts.kind == "conversations" else set())
+    skip = {"meta"} | ({"turns", "profile", _text_col(opts)} if opts.spec.kind == "conversations" else set())
     names = [k for k in top if k not in skip]
     cols = [_scalar("__v", k).alias(k) for k in names]
     cols += [_scalar("__v", f"meta.{k}").alias(k) for k in meta if k not in top]
-    if opts.kind == "conversations":
+    if opts.spec.kind == "conversations":
         text, first = CONVERSATION, [F.col("value").alias(CONVERSATION)]
     else:
         text, first = _text_col(opts), []
         if text not in top:
             raise InvalidUpload(f"no row has the field {text!r}; pass --text-column", code="missing_column")
     df = lines.select(ROW, *first, *cols, not_object.alias(ERROR))
-    return Input(df, text, opts.id_column or "id", rows)
+    return Input(df, text, opts.spec.id_column or "id", rows)
 
 
 def _python_type(shape: Column) -> Column:
@@ -211,10 +210,10 @@ def _scalar(variant: str, path: str) -> Column:
 def _parquet(spark: SparkSession, opts: SparkScoreOptions) -> Input:
     df = spark.read.parquet(opts.input)
     text = _text_col(opts)
-    for name, what in ((text, "column"), (opts.id_column, "id column")):
+    for name, what in ((text, "column"), (opts.spec.id_column, "id column")):
         if name is not None and name not in df.columns:
             raise InvalidUpload(f"{what} {name!r} not found; the columns are {df.columns}", code="missing_column")
-    return Input(df, text, opts.id_column or "id")
+    return Input(df, text, opts.spec.id_column or "id")
 
 
 # --- the command ---------------------------------------------------------------------------
@@ -244,15 +243,6 @@ def assets_of(spark: SparkSession, given: str | None) -> Assets | None:
     return Assets(archive=given or ARCHIVE_NAME)
 
 
-def _tasks(spark: SparkSession, inp: Input) -> int | None:
-    """A numbered input with fewer partitions than cores (one CSV or JSONL file) is spread over
-    ``task_count`` tasks; None lets ``score()`` decide."""
-    cores = spark.sparkContext.defaultParallelism
-    if inp.rows is None or inp.df.rdd.getNumPartitions() >= cores:
-        return None
-    return task_count(inp.rows, cores)
-
-
 def _reason(exc: Exception) -> str:
     """The first line of a Spark error (a JVM exception's message, not its stack)."""
     java = getattr(exc, "java_exception", None)
@@ -272,7 +262,8 @@ def spark_score(opts: SparkScoreOptions) -> dict:
     except (PySparkException, Py4JJavaError) as exc:  # unreadable input: Spark's one-line reason
         raise InvalidUpload(f"Spark cannot read it: {_reason(exc)}", code="invalid_upload") from None
     extra = [c for c in inp.df.columns if not c.startswith("__pingjia_") and c not in (inp.text_col, inp.id_col)]
-    for name in [opts.date_column, *(opts.group_columns or ())]:
+    spec = opts.spec
+    for name in [spec.date_column, *(spec.group_columns or ())]:
         if name is not None and name not in extra:  # checked before scoring, as at a job's ingest
             raise InvalidUpload(f"column {name!r} not found; extra columns are {sorted(extra)}", code="missing_column")
     started = time.time()
@@ -280,18 +271,19 @@ def spark_score(opts: SparkScoreOptions) -> dict:
         inp.df,
         text_col=inp.text_col,
         id_col=inp.id_col,
-        kind=opts.kind,
+        kind=spec.kind,
         assets=assets_of(spark, opts.assets),
-        partitions=opts.partitions or _tasks(spark, inp),
+        partitions=opts.partitions,
         row_col=ROW if ROW in inp.df.columns else None,
         error_col=ERROR if ERROR in inp.df.columns else None,
+        rows=inp.rows,
     )
     scored.write.mode("overwrite" if opts.overwrite else "errorifexists").parquet(spark_path(opts.output))
     seconds = time.time() - started
     written = spark.read.parquet(spark_path(opts.output))
     counts = written.agg(F.count("*").alias("rows"), F.count("error_code").alias("errors")).first()
     if opts.summary:
-        summary = report(written, opts.group_columns, opts.date_column, text_col=inp.text_col, kind=opts.kind)
+        summary = report(written, spec.group_columns, spec.date_column, text_col=inp.text_col, kind=spec.kind)
         summary = {**summary, "input": opts.input}
         Path(opts.summary).write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     return {"rows": counts["rows"], "errors": counts["errors"], "rows_per_second": round(counts["rows"] / seconds, 1)}

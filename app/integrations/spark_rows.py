@@ -15,6 +15,7 @@ from typing import Any
 
 from app.conversations import Limits, analyze_conversations
 from app.conversations import present as conversation_present
+from app.integrations.spark_schema import VIOLATION_FIELDS
 from app.jobs.columns import scalar
 from app.jobs.ingest import conversation_extras
 from app.jobs.report import RowFacts
@@ -160,17 +161,9 @@ def conversation_row(r, rid: str, row: int, versions: dict) -> dict:
         "first_response_seconds": t.first_response_seconds,
         "avg_response_seconds": t.avg_response_seconds,
         "slow_replies": t.slow_replies,
-        "violations": [
-            {
-                "turn": v.turn,
-                "rule": v.rule,
-                "code": v.code,
-                "text": v.text,
-                "start": v.start,
-                "end": v.end,
-                "severity": v.severity,
-            }
-            for v in r.violations
+        "violations": [  # the API's violation, with the code, as VIOLATION has them
+            {k: {**shown, "code": v.code}.get(k) for k in VIOLATION_FIELDS}
+            for v, shown in zip(r.violations, body["violations"])
         ],
         "root_causes": body["root_causes"],
         "result_json": json.dumps({"row": row, **body}, ensure_ascii=False, separators=(",", ":")),

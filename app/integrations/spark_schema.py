@@ -24,8 +24,11 @@ ASPECT = (
 ROOT_CAUSE = f"STRUCT<`cause`: STRING, `cause_zh`: STRING, `score`: DOUBLE, `evidence`: ARRAY<{SPAN}>>"
 CHAT_ROOT_CAUSE = f"STRUCT<`cause`: STRING, `cause_zh`: STRING, `score`: DOUBLE, `evidence`: ARRAY<{TURN_SPAN}>>"
 VIOLATION = (
-    "STRUCT<`turn`: INT, `rule`: STRING, `code`: STRING, `text`: STRING, `start`: INT, `end`: INT, `severity`: STRING>"
+    "STRUCT<`turn`: INT, `rule`: STRING, `rule_zh`: STRING, `code`: STRING, `text`: STRING, `start`: INT, "
+    "`end`: INT, `severity`: STRING, `severity_zh`: STRING>"
 )
+VIOLATION_FIELDS = ("turn", "rule", "rule_zh", "code", "text", "start", "end", "severity", "severity_zh")
+"""The fields of ``VIOLATION``: the API's violation (``app.conversations.present``) and the Violation's ``code``."""
 PROBABILITIES = "STRUCT<" + ", ".join(f"`{label}`: DOUBLE" for label in SENTIMENT_LABELS) + ">"
 QA_FACTS = (
     "STRUCT<`score`: DOUBLE, `grade`: STRING, `resolution`: STRING, `first_response_seconds`: DOUBLE, "

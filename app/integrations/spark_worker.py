@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -177,13 +177,13 @@ class ScoreFrames:
     text_col: str
     keep: tuple[str, ...]
     assets: Assets
-    limits: dict[str, Any] = field(default_factory=dict)  # app.conversations.Limits' fields (from Settings)
+    limits: dict[str, Any]  # every field of app.conversations.Limits (from Settings), as a dict
     derived: tuple[str, ...] = ()
     error_col: str | None = None  # struct<code, message>: a row known to be bad before scoring
     slice_rows: int = 500  # Settings.job_chunk_rows: what one job chunk analyses at once
 
     def __call__(self, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        eng = engine(self.assets, self.limits.get("max_text_chars", 5000))
+        eng = engine(self.assets, self.limits["max_text_chars"])
         for pdf in frames:  # each Arrow batch as Spark cuts it (maxRecordsPerBatch) ...
             for start in range(0, len(pdf), self.slice_rows):  # ... in slices: memory stays a job worker's
                 yield self.score_frame(eng, pdf.iloc[start : start + self.slice_rows])

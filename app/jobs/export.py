@@ -46,6 +46,7 @@ from typing import IO, Any
 
 from app.core.taxonomy import zh
 from app.jobs.columns import scalar
+from app.jobs.ingest import MAX_ORIGINAL_COLUMNS
 from app.jobs.readers import iter_records
 from app.jobs.service import BODY_FILE, UPLOAD_FILE
 from app.jobs.workfile import WorkRow
@@ -207,9 +208,6 @@ CONVERSATION_HEADERS = [
     "证据",
     "错误",
 ]
-MAX_ORIGINAL_COLUMNS = 500
-"""Columns of a JSONL/JSON upload kept (the union of the rows' keys, first seen first); a
-CSV upload keeps its header whatever its width."""
 
 
 def sentiment_score(probabilities: dict) -> float | None:
@@ -285,17 +283,26 @@ def cell(value: Any, key: str = "") -> str:
     if text is not None:
         return text
     if key == "turns" and isinstance(value, list):
-        return "\n".join(
-            f"{zh('role', t.get('role'))}：{t.get('text', '')}" if isinstance(t, dict) else json.dumps(t) for t in value
-        )
+        return "\n".join(_turn_line(t) for t in value)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _turn_line(turn: Any) -> str:
+    """``客户：…``: a string role by its Chinese name, any other role and the text as cells; a
+    turn that is not an object as its own cell."""
+    if not isinstance(turn, dict):
+        return cell(turn)
+    role = turn.get("role")
+    return f"{zh('role', role) if isinstance(role, str) else cell(role)}：{cell(turn.get('text', ''))}"
 
 
 class OriginalRows:
     """The upload's rows again, in input order (``None`` for a row the reader refused), read from
     wherever the job kept them: the upload file (CSV/JSONL, re-read with the job's own reader
     settings), a JSON body's items, or, for a job that kept neither, its work file (id, text and
-    the report's columns only)."""
+    the report's columns only). ``columns`` are those ingest recorded (``Ingested.columns``);
+    for a job created before it recorded them (None), and for the work file, the rows are read
+    once more for them."""
 
     def __init__(self, open_rows, columns: list[str]):
         self._open, self.columns = open_rows, columns
@@ -304,7 +311,7 @@ class OriginalRows:
         return self._open()
 
     @classmethod
-    def from_upload(cls, path: Path, input_params: dict) -> OriginalRows:
+    def from_upload(cls, path: Path, input_params: dict, columns: list[str] | None = None) -> OriginalRows:
         """An upload file read exactly as ingest read it (format, encoding, text/id column)."""
         fmt = "jsonl" if input_params.get("format") in ("jsonl", "json") else "csv"
 
@@ -312,17 +319,17 @@ class OriginalRows:
             with open(path, "rb") as raw:
                 yield from _records(raw, fmt, input_params)
 
-        return cls(rows, _columns(rows(), first_only=fmt == "csv"))
+        return cls(rows, columns if columns is not None else _columns(rows(), first_only=fmt == "csv"))
 
     @classmethod
-    def from_body(cls, path: Path) -> OriginalRows:
+    def from_body(cls, path: Path, columns: list[str] | None = None) -> OriginalRows:
         """A JSON job's spooled body ``{"items": [...]}`` (at most ``max_body_bytes``)."""
 
         def rows() -> Iterator[dict | None]:
             items = json.loads(path.read_bytes()).get("items") or []
             return (item if isinstance(item, dict) else None for item in items)
 
-        return cls(rows, _columns(rows()))
+        return cls(rows, columns if columns is not None else _columns(rows()))
 
     @classmethod
     def from_work_file(cls, path: Path, input_params: dict, kind: str) -> OriginalRows:
@@ -342,7 +349,7 @@ class OriginalRows:
                     else:
                         yield {id_col: row.id, text_col: row.payload, **row.extras}
 
-        return cls(rows, _columns(rows()))
+        return cls(rows, _columns(rows()))  # not the upload's columns: only those the work file kept
 
 
 def _records(raw: IO[bytes], fmt: str, params: dict) -> Iterator[dict | None]:
@@ -359,7 +366,8 @@ def _records(raw: IO[bytes], fmt: str, params: dict) -> Iterator[dict | None]:
 
 def _columns(rows: Iterable[dict | None], first_only: bool = False) -> list[str]:
     """Column names, first seen first: a CSV's header (its first good row's keys), else the
-    union of every row's keys up to ``MAX_ORIGINAL_COLUMNS``."""
+    union of every row's keys up to ``MAX_ORIGINAL_COLUMNS``. Only for a job created before
+    ingest recorded them."""
     seen: dict[str, None] = {}
     for row in rows:
         if row is None:
@@ -409,21 +417,39 @@ def readable_csv_stream(
     return _csv_chunks(fields, rows(), batch, bom)
 
 
-def job_originals(folder: Path, input_params: dict, kind: str, work_path: str | Path) -> OriginalRows | None:
-    """The original rows of a job from its folder (``upload.raw``, ``body.json``, else the work file)."""
-    if (folder / UPLOAD_FILE).is_file():
-        return OriginalRows.from_upload(folder / UPLOAD_FILE, input_params)
+def job_originals(
+    folder: Path,
+    input_params: dict,
+    kind: str,
+    work_path: str | Path,
+    columns: list[str] | None = None,
+    upload: Path | None = None,
+) -> OriginalRows | None:
+    """The original rows of a job: ``upload`` (the file ``pingjia score`` read), else from its
+    folder (``upload.raw``, ``body.json``, else the work file); ``columns`` as ingest recorded them."""
+    upload = upload or folder / UPLOAD_FILE
+    if upload.is_file():
+        return OriginalRows.from_upload(upload, input_params, columns)
     if (folder / BODY_FILE).is_file():
-        return OriginalRows.from_body(folder / BODY_FILE)
+        return OriginalRows.from_body(folder / BODY_FILE, columns)
     if Path(work_path).is_file():
         return OriginalRows.from_work_file(Path(work_path), input_params, kind)
     return None
 
 
-def job_csv(rec, bodies: Iterable[tuple[int, str]], *, columns: str = "readable", bom: bool = True) -> Iterator[bytes]:
-    """A finished job's CSV: readable (default) or ``codes``."""
+def job_csv(
+    rec,
+    bodies: Iterable[tuple[int, str]],
+    *,
+    columns: str = "readable",
+    bom: bool = True,
+    upload: Path | None = None,
+) -> Iterator[bytes]:
+    """A finished job's CSV: readable (default) or ``codes``. ``upload``: where the input is
+    when the job folder does not keep it (``pingjia score`` reads the file in place)."""
     if columns == "codes":
         return csv_stream(bodies, rec.kind, bom=bom)
     work = Path(rec.work_path)
-    originals = job_originals(work.parent, rec.params.get("input", {}), rec.kind, work)
+    params = rec.params
+    originals = job_originals(work.parent, params.get("input", {}), rec.kind, work, params.get("columns"), upload)
     return readable_csv_stream(bodies, originals, rec.kind, bom=bom)

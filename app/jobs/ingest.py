@@ -27,6 +27,9 @@ from app.jobs.report import DEFAULT_CONFIG, ReportConfig
 from app.jobs.workfile import WorkFileWriter, WorkRow
 
 KINDS = ("reviews", "conversations")
+MAX_ORIGINAL_COLUMNS = 500
+"""Columns of a JSONL/JSON upload the readable CSV gives back (the union of the rows' keys,
+first seen first, recorded here at ingest); a CSV upload keeps its header whatever its width."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class Ingested:
     chunks: list[tuple[int, int, int]] = field(default_factory=list)
     plan: dict[str, Any] = field(default_factory=dict)
     fmt: str = "jsonl"
+    columns: list[str] = field(default_factory=list)  # the upload's own, for the readable CSV
 
 
 def ingest_file(raw: IO[bytes], out: IO[bytes], spec: InputSpec, *, fmt: str, chunk_rows: int) -> Ingested:
@@ -59,8 +63,16 @@ def ingest_file(raw: IO[bytes], out: IO[bytes], spec: InputSpec, *, fmt: str, ch
         raise InvalidUpload(f"kind must be one of {list(KINDS)}", code="invalid_kind")
     if spec.kind == "conversations" and fmt != "jsonl":
         raise InvalidUpload("conversations are accepted as JSONL only", code="unsupported_format")
-    records = iter_records(raw, fmt, encoding=spec.encoding, text_column=spec.text_column, id_column=spec.id_column)
-    return _write((rec for _, rec in records), out, spec, chunk_rows, fmt=fmt, what="row")
+    header: list[str] | None = [] if fmt == "csv" else None  # a CSV's columns are its header
+    records = iter_records(
+        raw,
+        fmt,
+        encoding=spec.encoding,
+        text_column=spec.text_column,
+        id_column=spec.id_column,
+        on_header=header.extend if header is not None else None,
+    )
+    return _write((rec for _, rec in records), out, spec, chunk_rows, fmt=fmt, what="row", header=header)
 
 
 def ingest_items(items: Iterable[Any], out: IO[bytes], spec: InputSpec, *, chunk_rows: int) -> Ingested:
@@ -78,10 +90,18 @@ def _item_records(items: Iterable[Any]) -> Iterator[Any]:
 
 
 def _write(
-    records: Iterable[Any], out: IO[bytes], spec: InputSpec, chunk_rows: int, *, fmt: str, what: str
+    records: Iterable[Any],
+    out: IO[bytes],
+    spec: InputSpec,
+    chunk_rows: int,
+    *,
+    fmt: str,
+    what: str,
+    header: list[str] | None = None,
 ) -> Ingested:
-    """Records to work rows on ``out``; the plan once every row has been profiled."""
-    rows = _RowMaker(spec)
+    """Records to work rows on ``out``; the plan once every row has been profiled. The
+    columns are ``header`` (filled while a CSV is read), else the records' keys."""
+    rows = _RowMaker(spec, collect_columns=header is None)
     writer = WorkFileWriter(out, chunk_rows)
     for rec in records:
         writer.write(rows.make(writer.total, rec))
@@ -93,14 +113,16 @@ def _write(
         raise InvalidUpload("the input has no rows", code="empty_file")
     out.flush()
     plan = rows.profiler.plan(writer.total, spec.group_columns)
-    return Ingested(writer.total, rows.bad_rows, writer.chunks, plan, fmt)
+    columns = header if header is not None else list(rows.columns)
+    return Ingested(writer.total, rows.bad_rows, writer.chunks, plan, fmt, columns)
 
 
 class _RowMaker:
     """One record (a dict, or the ``(code, message)`` of a bad row) -> one work row."""
 
-    def __init__(self, spec: InputSpec, config: ReportConfig = DEFAULT_CONFIG):
+    def __init__(self, spec: InputSpec, config: ReportConfig = DEFAULT_CONFIG, *, collect_columns: bool = True):
         self.spec = spec
+        self.columns: dict[str, None] | None = {} if collect_columns else None  # first seen first
         self.profiler = ColumnProfiler(spec.date_column, config)
         self.text_seen = False
         self.bad_rows = 0
@@ -115,6 +137,11 @@ class _RowMaker:
             self.bad_rows += 1
             return WorkRow(str(n + 1), None, {}, rec)
         spec = self.spec
+        if self.columns is not None and len(self.columns) < MAX_ORIGINAL_COLUMNS:
+            for k in rec:
+                self.columns.setdefault(str(k), None)
+                if len(self.columns) >= MAX_ORIGINAL_COLUMNS:
+                    break
         rid = rec.get(spec.id_column or "id")
         rid = str(n + 1) if rid is None or rid == "" else str(rid)
         bad = None

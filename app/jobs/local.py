@@ -34,7 +34,7 @@ from app.jobs.ingest import InputSpec
 from app.jobs.scoring import ConversationScorer, Scorers
 from app.jobs.store import open_store
 from app.jobs.upload import open_private
-from app.jobs.worker import JobRunner
+from app.jobs.worker import LOG_FORMAT, JobRunner
 from app.jobs.workfile import read_chunk
 from app.pipeline.engine import build_pipeline
 
@@ -55,16 +55,17 @@ class ScoreOptions:
 
 @dataclass
 class ScoreResult:
-    """What a local run returns: the job's status and its report (the 差评报表)."""
+    """What a local run returns: the job's status and its report (the 差评报表; None when
+    neither written, ``summary``, nor shown, ``quiet``)."""
 
     status: dict
-    report: dict
+    report: dict | None
 
 
 def score_file(opts: ScoreOptions, settings) -> ScoreResult:
     """Score ``opts.input`` into ``opts.output`` (+ the report file); returns the job status and
-    the report. Standard input is copied into the job folder first: the readable CSV re-reads
-    the input's rows."""
+    the report. Standard input is copied into the job folder first when the output is the
+    readable CSV, which re-reads the input's rows; otherwise it is read as it comes."""
     tmp = Path(tempfile.mkdtemp(prefix="pingjia-score-", dir=opts.work_dir))
     # Workers at normal priority: here no API needs the CPU first (the service runs them nicer).
     local = settings.model_copy(
@@ -73,17 +74,25 @@ def score_file(opts: ScoreOptions, settings) -> ScoreResult:
     store = open_store(service.db_url(local))
     try:
         job_id, folder = service.new_job_dir(local)
-        source = Path(opts.input) if opts.input != "-" else folder / service.UPLOAD_FILE
-        if opts.input == "-":
-            with open_private(source) as copy:
+        if opts.input != "-":
+            source: Path | None = Path(opts.input)
+            with open(source, "rb") as src:
+                rec = service.submit_stream(store, local, job_id, folder, opts.spec, src, source.name)
+        elif _readable_csv(opts):  # kept where the export looks for a job's upload
+            with open_private(folder / service.UPLOAD_FILE) as copy:
                 shutil.copyfileobj(sys.stdin.buffer, copy)
-        with open(source, "rb") as src:
-            name = "stdin.jsonl" if opts.input == "-" else source.name
-            rec = service.submit_stream(store, local, job_id, folder, opts.spec, src, name)
+            source = None
+            with open(folder / service.UPLOAD_FILE, "rb") as src:
+                rec = service.submit_stream(store, local, job_id, folder, opts.spec, src, "stdin.jsonl")
+        else:
+            source = None
+            rec = service.submit_stream(store, local, job_id, folder, opts.spec, sys.stdin.buffer, "stdin.jsonl")
         _run(store, local, rec, opts)
         rec = store.get_job(job_id)
         _write_output(store, rec, opts, source)
-        report = {**service.summary(store, rec), "job_id": None, "input": opts.input}
+        report = None
+        if opts.summary or not opts.quiet:
+            report = {**service.summary(store, rec), "job_id": None, "input": opts.input}
         if opts.summary:
             Path(opts.summary).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
         return ScoreResult(service.status_view(store, rec), report)
@@ -132,9 +141,6 @@ def _run(store, settings, rec, opts: ScoreOptions) -> None:
     finally:
         bar.close()
         _replay(worker_log)
-
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @contextmanager
@@ -224,17 +230,24 @@ def _run_processes(store, settings, rec, workers: int, bar, scorers) -> None:
         runner.stop()
 
 
-def _write_output(store, rec, opts: ScoreOptions, source: Path) -> None:
-    """Results in input order: JSONL, or CSV (readable: each input row with its findings)."""
+def _is_csv(output: str) -> bool:
+    return output.lower().endswith((".csv", ".tsv"))
+
+
+def _readable_csv(opts: ScoreOptions) -> bool:
+    """The output is the readable CSV, which reads the input's rows again."""
+    return _is_csv(opts.output) and opts.columns != "codes"
+
+
+def _write_output(store, rec, opts: ScoreOptions, source: Path | None) -> None:
+    """Results in input order: JSONL, or CSV (readable: each input row with its findings, read
+    again from ``source``, else from the job folder)."""
     output = opts.output
     rows = store.iter_results(rec.jid)
-    if not output.lower().endswith((".csv", ".tsv")):
-        chunks = export.jsonl_stream(rows)
-    elif opts.columns == "codes":
-        chunks = export.csv_stream(rows, rec.kind, bom=opts.bom)
+    if _is_csv(output):
+        chunks = export.job_csv(rec, rows, columns=opts.columns, bom=opts.bom, upload=source)
     else:
-        originals = export.OriginalRows.from_upload(source, rec.params.get("input", {}))
-        chunks = export.readable_csv_stream(rows, originals, rec.kind, bom=opts.bom)
+        chunks = export.jsonl_stream(rows)
     dst = sys.stdout.buffer if output == "-" else open(output, "wb")
     try:
         for chunk in chunks:

@@ -56,8 +56,7 @@ def qa_columns(plan: Mapping) -> list[str]:
 def build_chat_report(source: ReportSource, plan: Mapping, *, config: ReportConfig = DEFAULT_CONFIG) -> dict:
     """A chat job's report: the review report over the customers' sentiment, plus ``qa``."""
     scopes = read_scopes(source)
-    report = build_report(source, plan, config=config, scopes=scopes, sentiment_names="sentiment")
-    del report["mixed"]  # a review figure: a conversation has no one sentiment finding to be mixed
+    report = build_report(source, plan, config=config, scopes=scopes, sentiment_names="sentiment", mixed=False)
     report["qa"] = qa_report(scopes, source.iter_examples(), plan, config)
     return report
 

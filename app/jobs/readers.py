@@ -13,7 +13,7 @@ import codecs
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from app.core.errors import InvalidUpload
@@ -83,14 +83,21 @@ def decoded_lines(raw: IO[bytes], encoding: str) -> Iterator[str]:
 
 
 def iter_records(
-    raw: IO[bytes], fmt: str, *, encoding: str = "utf-8", text_column: str = "text", id_column: str | None = None
+    raw: IO[bytes],
+    fmt: str,
+    *,
+    encoding: str = "utf-8",
+    text_column: str = "text",
+    id_column: str | None = None,
+    on_header: Callable[[list[str]], None] | None = None,
 ) -> Iterator[tuple[int, Any]]:
     """(line number, record) where a record is a dict, or a ``(code, message)`` tuple for
     a row that is individually bad. Raises InvalidUpload for file-level problems; a CSV
-    header must name ``text_column`` (and ``id_column`` when given)."""
+    header must name ``text_column`` (and ``id_column`` when given), and is handed to
+    ``on_header`` once checked."""
     lines = decoded_lines(raw, encoding)
     if fmt == "csv":
-        yield from _csv_records(lines, text_column, id_column)
+        yield from _csv_records(lines, text_column, id_column, on_header)
         return
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -113,7 +120,9 @@ def iter_records(
             yield n, rec
 
 
-def _csv_records(lines: Iterator[str], text_column: str, id_column: str | None) -> Iterator[tuple[int, Any]]:
+def _csv_records(
+    lines: Iterator[str], text_column: str, id_column: str | None, on_header: Callable[[list[str]], None] | None
+) -> Iterator[tuple[int, Any]]:
     """Strict quoting, bounded fields and rows: a quote that is never closed would otherwise
     swallow the rest of the file into one field, silently."""
     csv.field_size_limit(MAX_CSV_FIELD_CHARS)  # process-wide (no per-reader limit), but bounded
@@ -149,6 +158,8 @@ def _csv_records(lines: Iterator[str], text_column: str, id_column: str | None) 
             raise InvalidUpload(
                 f"id column {id_column!r} not found; the header (line 1) has {header}", code="missing_column"
             )
+        if on_header is not None:
+            on_header(list(header))
         start, row_chars = reader.line_num + 1, 0
         for fields in reader:
             line = start

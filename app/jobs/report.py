@@ -341,16 +341,19 @@ def build_report(
     config: ReportConfig = DEFAULT_CONFIG,
     scopes: Mapping[tuple[str, str], Counter] | None = None,
     sentiment_names: str = "review_sentiment",
+    mixed: bool = True,
 ) -> dict:
     """The whole report from summed counters; ``plan`` names group and date columns;
-    ``sentiment_names`` the taxonomy's names of the labels (a chat's: 正面/中性/负面)."""
+    ``sentiment_names`` the taxonomy's names of the labels (a chat's: 正面/中性/负面); ``mixed``:
+    the share of mixed reviews (a review figure: a conversation has no one sentiment finding)."""
     if scopes is None:
         scopes = read_scopes(source)
     overall = scopes.get(("all", ""), Counter())
+    mixed_share = {"count": overall["mixed"], "share": _share(overall["mixed"], overall["analysed"])}
     report = {
         "totals": {"rows": overall["rows"], "analysed": overall["analysed"], "errors": overall["errors"]},
         **_breakdown(overall, sentiment_names),
-        "mixed": {"count": overall["mixed"], "share": _share(overall["mixed"], overall["analysed"])},
+        **({"mixed": mixed_share} if mixed else {}),
         "errors": {
             "by_code": {m[4:]: n for m, n in sorted(overall.items()) if m.startswith("err:")},
             "examples": source.error_examples(5),

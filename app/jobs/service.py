@@ -147,6 +147,7 @@ def create_job(
             **extra,
         },
         "plan": ing.plan,
+        "columns": ing.columns,  # the upload's own, for the readable CSV (not shown in the status)
     }
     return store.create_job(
         NewJob(job_id, spec.kind, ing.total, params, str(folder / WORK_FILE), ing.chunks, owner=owner)

@@ -93,9 +93,7 @@ def _qa(qa: dict) -> list[str]:
         "",
         f"质检：{o['conversations']} 个会话，平均分 {o['qa_score_mean'] if o['qa_score_mean'] is not None else '—'}，"
         f"违规率 {pct(o['violation_rate'])}，解决率 {pct(res['resolution_rate'])}",
-        *table(
-            [(g["grade_zh"] if "grade_zh" in g else g["name_zh"], g["count"], pct(g["share"])) for g in o["grades"]]
-        ),
+        *table([(zh("grade", g["grade"]), g["count"], pct(g["share"])) for g in o["grades"]]),
     ]
     if o["violations"]:
         lines += ["", "主要违规："]

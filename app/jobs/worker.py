@@ -53,6 +53,8 @@ from app.jobs.workfile import read_chunk
 
 log = logging.getLogger("pingjia.jobs")
 PRUNE_EVERY = 3600.0
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+"""A worker process's log lines (also ``pingjia score``'s replayed worker log)."""
 DISK_RETRY = (1.0, 60.0)  # seconds: first and longest wait between tries while the disk takes no writes
 NOTICES = {
     "disk_full": "paused: the disk holding the job database ({where}) is full. Accepted rows are safe; "
@@ -242,7 +244,7 @@ def _process_main(
     stop = SignalStop()
     _die_with_parent()
     lower_priority(settings.job_worker_nice)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     scorers = factory(settings)
     store = open_store(db_url)
     log.info("worker %s ready (pid %d)", owner, os.getpid())

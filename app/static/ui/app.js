@@ -8,7 +8,8 @@
   var LANG = localStorage.getItem("pj-lang") === "en" ? "en" : "zh";
   var L = LANG === "en" ? 1 : 0;
   var TEXT = window.PJ_TEXT, CODES = window.PJ_CODES;
-  var TAX = {};  // code -> Chinese name, from GET /v1/taxonomy
+  var NAMES = {};  // kind -> {code: Chinese name}: GET /v1/taxonomy's names_zh
+  var QA_DIMENSIONS = [];  // the QA dimension codes, in order: GET /v1/taxonomy's qa_dimensions
   var charts = [];
   var pending = [];  // promises of charts still drawing
   var pollToken = 0;
@@ -19,11 +20,15 @@
     if (vars) s = s.replace(/\{(\w+)\}/g, function (_, k) { return vars[k] == null ? "" : String(vars[k]); });
     return s;
   }
-  function name(code, zh) {
+  // A code's name: in English from i18n.js; in Chinese the response's own *_zh field (zh), else
+  // the taxonomy's name of the code in its kind (a code may name different things in two kinds).
+  function name(kind, code, zh) {
     if (code == null) return "";
-    if (L === 1) return CODES[code] ? CODES[code][1] : String(code);
-    return zh || TAX[code] || (CODES[code] ? CODES[code][0] : String(code));
+    if (L === 1) return CODES.en[code] || String(code);
+    return zh || (NAMES[kind] || {})[code] || String(code);
   }
+  // A job's status or kind: not in the taxonomy, named in i18n.js.
+  function jobName(code) { return CODES.job[code] ? CODES.job[code][L] : String(code); }
   function el(tag, attrs) {
     var node = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) {
@@ -139,10 +144,8 @@
   async function loadTaxonomy() {
     try {
       var tax = await getJson("/v1/taxonomy");
-      Object.keys(tax).forEach(function (k) {
-        if (Array.isArray(tax[k])) tax[k].forEach(function (x) { if (x && x.code && x.name_zh) TAX[x.code] = x.name_zh; });
-      });
-      TAX.__dimensions = (tax.qa_dimensions || []).map(function (d) { return d.code; });
+      NAMES = tax.names_zh || {};
+      QA_DIMENSIONS = (tax.qa_dimensions || []).map(function (d) { return d.code; });
     } catch (e) { /* names fall back to the codes */ }
   }
 
@@ -223,8 +226,8 @@
       return el("div", { class: "kpi" }, el("div", { class: "kpi-value", text: kv[1] }), el("div", { class: "kpi-label", text: t(kv[0]) }));
     }));
   }
-  function card(titleKey, extraTitle) {
-    var c = el("div", { class: "card" }, el("h2", { text: t(titleKey) + (extraTitle || "") }));
+  function card(titleKey) {
+    var c = el("div", { class: "card" }, el("h2", { text: t(titleKey) }));
     $("pj-report").appendChild(c);
     return c;
   }
@@ -279,7 +282,7 @@
     var alerts = el("div", { class: "alerts" }, el("h3", { text: t("alerts_title") }));
     if (!(d.alerts || []).length) append(alerts, el("p", { class: "muted", text: t("alerts_none") }));
     (d.alerts || []).forEach(function (a) {
-      var what = a.metric === "negative_rate" ? t("spike") : t("cause_spike") + " · " + name(a.cause, a.cause_zh);
+      var what = a.metric === "negative_rate" ? t("spike") : t("cause_spike") + " · " + name("cause", a.cause, a.cause_zh);
       var msg = L === 0 && a.message_zh ? a.message_zh
         : a.date + " " + what + ": " + pct(a.value) + " vs " + pct(a.baseline);
       append(alerts, el("p", { class: "alert" }, el("strong", { text: what }), " ", msg,
@@ -297,7 +300,7 @@
       tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
       grid: { left: 120, right: 80, top: 16, bottom: 24 },
       xAxis: { type: "value", name: t("count") },
-      yAxis: { type: "category", data: causes.map(function (x) { return name(x.cause, x.cause_zh || x.name_zh); }) },
+      yAxis: { type: "category", data: causes.map(function (x) { return name("cause", x.cause, x.cause_zh || x.name_zh); }) },
       series: [{ type: "bar", name: t("count"), data: causes.map(function (x) { return x.count; }), itemStyle: { color: "#e07b39" },
         label: { show: true, position: "right", formatter: function (p) { return num(p.value) + " · " + pct(causes[p.dataIndex].share); } } }],
     }, Math.max(160, 36 * causes.length + 40));
@@ -328,7 +331,7 @@
     if (!ranked.length) { append(c, el("p", { class: "muted", text: t("causes_none") })); return; }
     var top = ranked.slice(0, TREND_TOP).map(function (x) { return x.cause; });
     var lines = top.map(function (code) {
-      return { name: name(code, zh[code]), codes: [code] };
+      return { name: name("cause", code, zh[code]), codes: [code] };
     });
     var rest = ranked.slice(TREND_TOP).map(function (x) { return x.cause; });
     if (rest.length) lines.push({ name: t("other"), codes: rest });
@@ -342,7 +345,7 @@
     var causeSpikes = (d.alerts || []).filter(function (a) { return a.metric === "cause_share"; });
     series.push({ name: t("cause_spike"), type: "scatter", symbol: "pin", symbolSize: 40, itemStyle: { color: "#c9302c" }, z: 5,
       label: { show: true, position: "top", color: "#c9302c", formatter: function (p) { return p.data.label; }, fontSize: 11 },
-      data: causeSpikes.map(function (a) { return { value: [a.date, a.value], label: name(a.cause, a.cause_zh) }; }) });
+      data: causeSpikes.map(function (a) { return { value: [a.date, a.value], label: name("cause", a.cause, a.cause_zh) }; }) });
     chart(c, {
       tooltip: { trigger: "axis", formatter: function (ps) {
         var out = ps.length ? esc(ps[0].axisValue) : "";  // ECharts shows a formatter's string as HTML
@@ -400,7 +403,7 @@
         flaggedFirst.map(function (g) {
           var top = (g.root_causes || [])[0];
           return [g.value, num(g.analysed), pct(g.negative_rate), pct(g.rest_negative_rate), g.z == null ? "–" : String(g.z),
-            g.p_value == null ? "–" : String(g.p_value), top ? name(top.cause, top.cause_zh || top.name_zh) : "–",
+            g.p_value == null ? "–" : String(g.p_value), top ? name("cause", top.cause, top.cause_zh || top.name_zh) : "–",
             el("span", { class: g.flagged ? "flag" : "muted", text: g.flagged ? t("group_flagged") : t("group_not_flagged") })];
         })));
     });
@@ -422,7 +425,7 @@
       legend: { bottom: 0 },
       color: ["#3c9a5f", "#7fb6e0", "#f0ad4e", "#c9302c"],
       series: [{ type: "pie", radius: ["35%", "65%"], label: { formatter: "{b} {c}" },
-        data: o.grades.map(function (g) { return { name: name(g.grade, g.grade_zh || g.name_zh), value: g.count }; }) }],
+        data: o.grades.map(function (g) { return { name: name("grade", g.grade, g.grade_zh || g.name_zh), value: g.count }; }) }],
     }, 280);
     var viol = (o.violations || []).slice().reverse();
     if (!viol.length) append(right, el("p", { class: "muted", text: t("violations_none") }));
@@ -430,7 +433,7 @@
       tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
       grid: { left: 110, right: 40, top: 8, bottom: 24 },
       xAxis: { type: "value" },
-      yAxis: { type: "category", data: viol.map(function (v) { return name(v.code, v.code_zh || v.rule_zh); }) },
+      yAxis: { type: "category", data: viol.map(function (v) { return name("violation", v.code, v.code_zh || v.rule_zh); }) },
       series: [{ type: "bar", name: t("count"), label: { show: true, position: "right" },
         data: viol.map(function (v) { return { value: v.count, itemStyle: { color: v.service ? "#c9302c" : "#f0ad4e" } }; }) }],
     }, Math.max(160, 30 * viol.length + 40));
@@ -447,12 +450,12 @@
   }
   function violationLinks(g) {
     return el("span", {}, (g.violations || []).map(function (v) {
-      var label = name(v.code, v.code_zh || v.rule_zh) + " " + v.count;
+      var label = name("violation", v.code, v.code_zh || v.rule_zh) + " " + v.count;
       if (!v.example) return el("span", { class: "chip", text: label });
       return el("a", { href: "#", class: "chip example-link", "data-code": v.code, onclick: function (ev) {
         ev.preventDefault();
         var ex = v.example;
-        showExample(t("example_title") + " · " + name(v.code, v.code_zh || v.rule_zh) + " · " + g.value,
+        showExample(t("example_title") + " · " + name("violation", v.code, v.code_zh || v.rule_zh) + " · " + g.value,
           [exampleMeta(ex), highlighted(ex.text, [{ start: 0, end: Array.from(ex.text).length, cls: v.service ? "viol" : "viol-soft", title: v.code }])]);
       } }, label);
     }));
@@ -470,15 +473,16 @@
     if (tbl.without_value) append(c, el("p", { class: "muted small", text: t("without_value", { n: tbl.without_value }) }));
     if (qa) renderRadar(c, groups, qa);
   }
-  function dimensionCodes() {
-    return TAX.__dimensions && TAX.__dimensions.length ? TAX.__dimensions : ["responsiveness", "attitude", "resolution", "competence"];
+  // The taxonomy's QA dimensions; without the taxonomy, the ones the response carries.
+  function dimensionCodes(dims) {
+    return QA_DIMENSIONS.length ? QA_DIMENSIONS : Object.keys(dims || {});
   }
   // qa.agents.groups[].dimensions_mean: {code: mean 0-100, or null when QA judged none of the
   // agent's conversations}; an agent is drawn when it has every dimension's mean.
   function renderRadar(parent, groups, qa) {
     append(parent, el("h3", { text: t("radar_title") }));
-    var codes = dimensionCodes();
-    function complete(d) { return d && codes.every(function (code) { return d[code] != null; }); }
+    var codes = dimensionCodes(qa.overall && qa.overall.dimensions_mean);
+    function complete(d) { return d && codes.length && codes.every(function (code) { return d[code] != null; }); }
     var withDims = groups.filter(function (g) { return complete(g.dimensions_mean); }).slice(0, 12);
     if (!withDims.length) { append(parent, el("p", { class: "muted", id: "pj-radar-missing", text: t("radar_missing") })); return; }
     var zh = qa.dimensions_zh || {};
@@ -490,7 +494,7 @@
     chart(parent, {
       tooltip: {},
       legend: { type: "scroll", bottom: 0 },
-      radar: { indicator: codes.map(function (code) { return { name: name(code, zh[code]), max: 100 }; }), radius: "62%" },
+      radar: { indicator: codes.map(function (code) { return { name: name("qa_dimension", code, zh[code]), max: 100 }; }), radius: "62%" },
       series: [{ type: "radar", data: data }],
     }, 360);
     append(parent, el("p", { class: "muted small", text: t("radar_note") }));
@@ -537,8 +541,8 @@
     box.textContent = "";
     var line = t("progress", { done: num(st.done), total: num(st.total), errors: num(st.errors) });
     if (st.status === "running" && st.rows_per_second) line += t("speed", { r: num(st.rows_per_second), eta: st.eta_seconds == null ? "–" : st.eta_seconds });
-    append(box, el("p", {}, el("span", { class: "status status-" + st.status, text: name(st.status) }), " ",
-      name(st.kind), " · ", line, " · ", el("a", { href: "/ui/jobs/" + encodeURIComponent(st.job_id), text: t("share_link") })));
+    append(box, el("p", {}, el("span", { class: "status status-" + st.status, text: jobName(st.status) }), " ",
+      jobName(st.kind), " · ", line, " · ", el("a", { href: "/ui/jobs/" + encodeURIComponent(st.job_id), text: t("share_link") })));
     $("pj-progress").style.width = (st.total ? Math.round(100 * st.done / st.total) : 0) + "%";
   }
 
@@ -593,7 +597,7 @@
     if (!jobs.length) { append(box, el("p", { class: "muted", text: t("jobs_none") })); return; }
     append(box, table(["col_job", "col_kind", "col_status", "col_rows", "col_created"], jobs.map(function (j) {
       return [el("a", { href: "/ui/jobs/" + encodeURIComponent(j.job_id), class: "job-link", text: j.job_id.slice(0, 12) }),
-        name(j.kind), el("span", { class: "status status-" + j.status, text: name(j.status) }),
+        jobName(j.kind), el("span", { class: "status status-" + j.status, text: jobName(j.status) }),
         num(j.done) + " / " + num(j.total), (j.created_at || "").replace("T", " ").slice(0, 19)];
     })));
     if (page.total > jobs.length) append(box, el("p", { class: "muted small", text: t("jobs_more", { n: page.total, m: jobs.length }) }));
@@ -635,51 +639,51 @@
   function renderReview(out, text, r) {
     var spans = [];
     (r.root_causes || []).forEach(function (c) {
-      (c.evidence || []).forEach(function (e) { spans.push({ start: e.start, end: e.end, cls: "blame", title: name(c.cause, c.cause_zh) }); });
+      (c.evidence || []).forEach(function (e) { spans.push({ start: e.start, end: e.end, cls: "blame", title: name("cause", c.cause, c.cause_zh) }); });
     });
     (r.aspects || []).forEach(function (a) {
       if (a.polarity !== "positive") return;
-      (a.evidence || []).forEach(function (e) { spans.push({ start: e.start, end: e.end, cls: "praise", title: name(a.aspect, a.aspect_zh) }); });
+      (a.evidence || []).forEach(function (e) { spans.push({ start: e.start, end: e.end, cls: "praise", title: name("aspect", a.aspect, a.aspect_zh) }); });
     });
-    (r.keywords || []).forEach(function (k) { spans.push({ start: k.start, end: k.end, cls: "kw", title: k.term + " · " + name(k.dimension, k.dimension_zh) }); });
+    (r.keywords || []).forEach(function (k) { spans.push({ start: k.start, end: k.end, cls: "kw", title: k.term + " · " + name("dimension", k.dimension, k.dimension_zh) }); });
     var label = r.sentiment.label;
     append(out, el("div", { class: "kpis" },
-      el("div", { class: "kpi" }, el("div", { class: "kpi-value sent-" + label, text: name(label, r.sentiment.label_zh) }), el("div", { class: "kpi-label", text: t("single_sentiment") })),
+      el("div", { class: "kpi" }, el("div", { class: "kpi-value sent-" + label, text: name("review_sentiment", label, r.sentiment.label_zh) }), el("div", { class: "kpi-label", text: t("single_sentiment") })),
       el("div", { class: "kpi" }, el("div", { class: "kpi-value", text: pct(r.sentiment.probabilities[label]) }), el("div", { class: "kpi-label", text: "P" }))));
     append(out, legend([["blame", "legend_blame"], ["praise", "legend_praise"]]));
     append(out, el("p", { class: "single-text" }, highlighted(text, spans)));
     append(out, el("h3", { text: t("single_causes") }));
     append(out, el("ul", {}, (r.root_causes || []).length ? r.root_causes.map(function (c) {
-      return el("li", {}, el("strong", { text: name(c.cause, c.cause_zh) }), " " + c.score.toFixed(2) + " · ",
+      return el("li", {}, el("strong", { text: name("cause", c.cause, c.cause_zh) }), " " + c.score.toFixed(2) + " · ",
         (c.evidence || []).map(function (e) { return el("mark", { class: "blame", text: e.text }); }));
     }) : el("li", { class: "muted", text: t("single_none") })));
     append(out, el("h3", { text: t("single_aspects") }));
     append(out, el("ul", {}, (r.aspects || []).map(function (a) {
-      return el("li", {}, name(a.aspect, a.aspect_zh) + " · " + name(a.polarity) + " · " + a.score.toFixed(2));
+      return el("li", {}, name("aspect", a.aspect, a.aspect_zh) + " · " + name("polarity", a.polarity, a.polarity_zh) + " · " + a.score.toFixed(2));
     })));
   }
   function renderChat(out, turns, r) {
     var qa = r.qa || {};
     append(out, el("div", { class: "kpis" },
       el("div", { class: "kpi" }, el("div", { class: "kpi-value", text: qa.score == null ? "–" : qa.score.toFixed(1) }), el("div", { class: "kpi-label", text: t("single_qa") })),
-      el("div", { class: "kpi" }, el("div", { class: "kpi-value", text: name(qa.grade, qa.grade_zh) }), el("div", { class: "kpi-label", text: t("single_grade") })),
-      el("div", { class: "kpi" }, el("div", { class: "kpi-value", text: name(r.resolution.status, r.resolution.status_zh) }), el("div", { class: "kpi-label", text: t("single_resolution") })),
-      el("div", { class: "kpi" }, el("div", { class: "kpi-value", text: name(r.customer.escalation_risk, r.customer.escalation_risk_zh) }), el("div", { class: "kpi-label", text: t("single_escalation") }))));
+      el("div", { class: "kpi" }, el("div", { class: "kpi-value", text: name("grade", qa.grade, qa.grade_zh) }), el("div", { class: "kpi-label", text: t("single_grade") })),
+      el("div", { class: "kpi" }, el("div", { class: "kpi-value", text: name("resolution", r.resolution.status, r.resolution.status_zh) }), el("div", { class: "kpi-label", text: t("single_resolution") })),
+      el("div", { class: "kpi" }, el("div", { class: "kpi-value", text: name("escalation", r.customer.escalation_risk, r.customer.escalation_risk_zh) }), el("div", { class: "kpi-label", text: t("single_escalation") }))));
     if (qa.dimensions) {
-      var codes = dimensionCodes();
+      var codes = dimensionCodes(qa.dimensions);
       append(out, el("h3", { text: t("single_dimensions") }));
-      chart(out, { tooltip: {}, radar: { indicator: codes.map(function (c) { return { name: name(c), max: 100 }; }), radius: "62%" },
+      chart(out, { tooltip: {}, radar: { indicator: codes.map(function (c) { return { name: name("qa_dimension", c, (qa.dimensions_zh || {})[c]), max: 100 }; }), radius: "62%" },
         series: [{ type: "radar", data: [{ name: t("single_qa"), value: codes.map(function (c) { return qa.dimensions[c]; }), areaStyle: { opacity: 0.2 } }] }] }, 300);
     }
     var byTurn = turns.map(function () { return []; });
     function add(turn, span) { if (byTurn[turn]) byTurn[turn].push(span); }
     (r.violations || []).forEach(function (v) {
       var serious = v.rule === "forbidden_phrase" || v.rule === "pii_leak";
-      add(v.turn, { start: v.start, end: v.end, cls: serious ? "viol" : "viol-soft", title: name(v.category || v.rule, v.category_zh || v.rule_zh) });
+      add(v.turn, { start: v.start, end: v.end, cls: serious ? "viol" : "viol-soft", title: name("violation", v.category || v.rule, v.category_zh || v.rule_zh) });
     });
     (r.polite_phrases || []).forEach(function (p) { add(p.turn, { start: p.start, end: p.end, cls: "polite", title: t("legend_polite") }); });
     (r.root_causes || []).forEach(function (c) {
-      (c.evidence || []).forEach(function (e) { add(e.turn, { start: e.start, end: e.end, cls: "blame", title: name(c.cause, c.cause_zh) }); });
+      (c.evidence || []).forEach(function (e) { add(e.turn, { start: e.start, end: e.end, cls: "blame", title: name("cause", c.cause, c.cause_zh) }); });
     });
     append(out, el("h3", { text: t("single_turns") }));
     append(out, legend([["viol", "legend_violation"], ["polite", "legend_polite"], ["blame", "legend_blame"]]));
@@ -688,8 +692,8 @@
     })));
     append(out, el("h3", { text: t("single_violations") }));
     append(out, el("ul", {}, (r.violations || []).length ? r.violations.map(function (v) {
-      return el("li", {}, el("strong", { text: name(v.category || v.rule, v.category_zh || v.rule_zh) }),
-        " · " + t("example_turn", { turn: v.turn }) + " · " + name(v.severity) + " · ", el("mark", { class: "viol", text: v.text }));
+      return el("li", {}, el("strong", { text: name("violation", v.category || v.rule, v.category_zh || v.rule_zh) }),
+        " · " + t("example_turn", { turn: v.turn }) + " · " + name("severity", v.severity, v.severity_zh) + " · ", el("mark", { class: "viol", text: v.text }));
     }) : el("li", { class: "muted", text: t("single_none") })));
   }
 

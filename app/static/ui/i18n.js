@@ -1,6 +1,6 @@
-// The page's own words, Chinese first. Names of codes (causes, grades, violations, emotions, QA
-// dimensions) come from the responses' *_zh fields or GET /v1/taxonomy; the few codes without
-// a name there (rule codes, statuses) are named in CODES below.
+// The page's own words, Chinese first. The Chinese names of codes (causes, grades, violations,
+// QA dimensions …) come from the responses' *_zh fields or GET /v1/taxonomy's names_zh; CODES
+// below has their English names, and both names of a job's status and kind (not in the taxonomy).
 window.PJ_TEXT = {
   brand: ["评价 · 客服报表", "Pingjia · help-desk report"],
   nav_home: ["首页", "Home"],
@@ -34,8 +34,6 @@ window.PJ_TEXT = {
   single_example: ["填入示例", "Fill in an example"],
   single_no_turns: ["没有找到对话轮次：每行以「客户:」或「客服:」开头。", "No turns found: start each line with 客户: or 客服:."],
   job_title: ["任务", "Job"],
-  status_queued: ["排队中", "queued"], status_running: ["分析中", "running"], status_done: ["已完成", "done"],
-  status_failed: ["失败", "failed"], status_cancelled: ["已取消", "cancelled"],
   progress: ["{done} / {total} 行，{errors} 行出错", "{done} / {total} rows, {errors} with errors"],
   speed: ["，每秒 {r} 行，预计还需 {eta} 秒", ", {r} rows/s, about {eta} s left"],
   share_link: ["分享链接", "Shareable link"],
@@ -45,7 +43,6 @@ window.PJ_TEXT = {
   overview_reviews: ["评价概况", "Reviews overview"], overview_conversations: ["对话概况", "Chats overview"],
   kpi_rows: ["总行数", "Rows"], kpi_analysed: ["已分析", "Analysed"], kpi_negative_rate: ["差评率", "Negative rate"],
   kpi_mixed: ["褒贬混合", "Mixed"], kpi_errors: ["出错行", "Errors"],
-  sent_positive: ["正面", "positive"], sent_neutral: ["中性", "neutral"], sent_negative: ["负面", "negative"],
   daily_title: ["每日评价量与差评率", "Daily volume and negative rate"],
   daily_none: ["没有日期列，无法按天统计。", "No date column: no daily trend."],
   daily_rows: ["条数", "Volume"], daily_negative_rate: ["差评率", "Negative rate"],
@@ -80,7 +77,6 @@ window.PJ_TEXT = {
   col_p: ["p 值", "p"], col_flag: ["结论", "Finding"], col_top_cause: ["首要原因", "Top cause"],
   test_line: ["检验：", "Test: "],
   tested_line: ["检验了 {n} 组，每组显著性水平 {a}", "{n} groups tested, alpha per group {a}"],
-  column_names: ["列", "column"],
   qa_title: ["客服质检", "Help-desk QA"],
   kpi_conversations: ["对话数", "Conversations"], kpi_qa_mean: ["平均质检分", "Mean QA score"],
   kpi_violation_rate: ["违规率", "Violation rate"], kpi_resolution_rate: ["解决率", "Resolution rate"],
@@ -102,7 +98,7 @@ window.PJ_TEXT = {
   example_title: ["例句", "Example"], example_row: ["第 {row} 行", "row {row}"], example_turn: ["第 {turn} 轮", "turn {turn}"],
   errors_title: ["出错的行", "Rows with errors"],
   single_sentiment: ["情感", "Sentiment"], single_causes: ["差评原因", "Root causes"], single_aspects: ["方面", "Aspects"],
-  single_keywords: ["关键词", "Keywords"], single_none: ["无", "none"],
+  single_none: ["无", "none"],
   single_qa: ["质检分", "QA score"], single_grade: ["等级", "Grade"], single_resolution: ["解决情况", "Resolution"],
   single_escalation: ["升级风险", "Escalation risk"], single_violations: ["违规", "Violations"],
   single_dimensions: ["质检维度", "QA dimensions"], single_turns: ["对话", "Turns"],
@@ -113,14 +109,18 @@ window.PJ_TEXT = {
   loading: ["加载中…", "Loading…"],
 };
 window.PJ_CODES = {
-  forbidden_phrase: ["服务禁语", "forbidden phrase"], missing_greeting: ["缺少问候语", "missing greeting"],
-  missing_closing: ["缺少结束语", "missing closing"], slow_reply: ["回复超时", "slow reply"],
-  resolved: ["已解决", "resolved"], unresolved: ["未解决", "unresolved"], unknown: ["不确定", "unknown"],
-  none: ["无", "none"], low: ["低", "low"], medium: ["中", "medium"], high: ["高", "high"],
-  positive: ["正面", "positive"], neutral: ["中性", "neutral"], negative: ["负面", "negative"],
-  reviews: ["评价", "reviews"], conversations: ["对话", "conversations"],
-  queued: ["排队中", "queued"], running: ["分析中", "running"], done: ["已完成", "done"],
-  failed: ["失败", "failed"], cancelled: ["已取消", "cancelled"],
-  negative_rate: ["差评率", "negative rate"], cause_share: ["原因占比", "cause share"],
-  violation_rate: ["违规率", "violation rate"], unresolved_rate: ["未解决率", "unresolved rate"],
+  // English names of taxonomy codes; a code not here is shown as itself.
+  en: {
+    forbidden_phrase: "forbidden phrase", missing_greeting: "missing greeting",
+    missing_closing: "missing closing", slow_reply: "slow reply",
+    resolved: "resolved", unresolved: "unresolved", unknown: "unknown",
+    none: "none", low: "low", medium: "medium", high: "high",
+    positive: "positive", neutral: "neutral", negative: "negative",
+  },
+  // A job's kind and status: [Chinese, English].
+  job: {
+    reviews: ["评价", "reviews"], conversations: ["对话", "conversations"],
+    queued: ["排队中", "queued"], running: ["分析中", "running"], done: ["已完成", "done"],
+    failed: ["失败", "failed"], cancelled: ["已取消", "cancelled"],
+  },
 };
