@@ -9,7 +9,17 @@ COPY docker/stage_models.py ./
 COPY models ./models
 RUN python stage_models.py models /staged/models
 
-# Stage 2: the service.
+# Stage 2: the package as a wheel, with the feature pass's C extension (app/pipeline/_native.c)
+# compiled here: the slim image has no compiler, and the service image needs none.
+FROM python:3.11-slim AS wheel
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml setup.py README.md ./
+COPY app ./app
+RUN pip wheel --no-deps --no-cache-dir -w /wheels .
+
+# Stage 3: the service (installed from the wheel: no source tree beside it to shadow it).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -17,9 +27,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
     PINGJIA_MODELS_DIR=/srv/pingjia/models
 WORKDIR /srv/pingjia
 
-COPY pyproject.toml README.md ./
-COPY app ./app
-RUN pip install .
+COPY --from=wheel /wheels /tmp/wheels
+RUN pip install /tmp/wheels/*.whl && rm -rf /tmp/wheels
 
 # Models and lexicons are baked in; the jieba cache is warmed at build time.
 COPY lexicons ./lexicons

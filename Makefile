@@ -8,7 +8,7 @@ DATA   ?= ../shared/data
 
 .PHONY: install run test test-fast lint train eval bench docker clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py app/pipeline/_native.c  # the C extension builds at install
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,train,spark]'

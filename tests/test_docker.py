@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -65,6 +67,7 @@ def in_context(path: str) -> bool:
         "app/__pycache__/main.cpython-311.pyc",
         "app/api/__pycache__/x.pyc",
         "build/lib/app/main.py",
+        "app/pipeline/_native.cpython-311-x86_64-linux-gnu.so",  # built in place by `make install`
         "Dockerfile",
         ".env",
     ],
@@ -77,8 +80,10 @@ def test_the_build_context_leaves_out(path):
     "path",
     [
         "pyproject.toml",
+        "setup.py",
         "README.md",
         "app/main.py",
+        "app/pipeline/_native.c",
         "app/api/examples/analyze.json",
         "app/static/ui/index.html",
         "lexicons/service_keywords.csv",
@@ -96,7 +101,7 @@ def test_every_file_the_dockerfile_copies_is_in_the_context():
     for line in DOCKERFILE.splitlines():
         if line.startswith("COPY ") and "--from=" not in line:
             sources += line.split()[1:-1]
-    assert {"app", "lexicons", "models", "pyproject.toml", "docker/stage_models.py"} <= set(sources)
+    assert {"app", "lexicons", "models", "pyproject.toml", "setup.py", "docker/stage_models.py"} <= set(sources)
     for src in sources:
         assert (ROOT / src).exists(), src
         assert in_context(src), src
@@ -106,9 +111,38 @@ def test_the_image_keeps_its_healthcheck_and_takes_models_from_the_staging_stage
     assert re.search(r"^HEALTHCHECK .*\n\s+CMD .*/healthz", DOCKERFILE, re.M)
     assert "FROM python:3.11-slim AS models" in DOCKERFILE
     assert "COPY --from=models /staged/models ./models" in DOCKERFILE
-    final = DOCKERFILE.split("AS models", 1)[1].split("\nFROM ", 1)[1]
+    final = DOCKERFILE.rsplit("\nFROM ", 1)[1]
     assert "COPY models" not in final  # the final stage never copies the whole models/ folder
     assert 'CMD ["pingjia", "serve"' in final and "USER pingjia" in final
+
+
+def test_the_service_stage_installs_the_compiled_wheel_and_no_source_tree():
+    wheel = DOCKERFILE.split("AS wheel", 1)[1].split("\nFROM ", 1)[0]
+    assert "gcc" in wheel and "pip wheel" in wheel  # the C extension is compiled in the build stage
+    final = DOCKERFILE.rsplit("\nFROM ", 1)[1]
+    assert "COPY --from=wheel" in final
+    assert "COPY app" not in final  # a source tree in the working directory would shadow the wheel
+
+
+@pytest.mark.slow
+def test_the_wheel_builds_from_the_build_context_with_its_extension(tmp_path):
+    """What the wheel stage runs, on a copy of the files it copies (no editable install, no .so)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "app", src / "app", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("pingjia-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(n.startswith("app/pipeline/_native") and n.endswith(".so") for n in names)
+    assert "app/static/ui/index.html" in names and not any(n.startswith("tests/") for n in names)
 
 
 def fake_models(tmp_path, current: dict[str, str], versions: dict[str, list[str]]):

@@ -25,6 +25,7 @@ TEXTS = [
     "！！！",
     "不是不耐心，不过发货太慢了，送货员也不太友好",
     "质量太差了,用了两天就坏了;再也不买了...客服:爱答不理",
+    "机器很好，公司内部使用小巧，赞",  # a one-character last clause: its empty runs end past the ids
 ]
 
 
@@ -46,13 +47,52 @@ def test_the_pass_is_built_once_per_document(fake_pipeline):
     assert doc.features.encoded(space) is doc.features.encoded(space)
 
 
-def test_vectorised_char_ids_equal_dict_lookups(fake_pipeline):
+def test_compiled_ids_equal_dict_lookups_of_the_feature_strings(fake_pipeline):
     docs = [fake_pipeline.make_doc(t) for t in TEXTS * 3]
-    vocab = sorted({g for d in docs for g in d.features.chars} | {F.WORD + "物流"})[::2]
-    space = F.FeatureSpace([vocab, ["好", "好吃", "很好"]])
+    names = {g for d in docs for f in (d.features,) for g in f.chars + f.sentiment_chars + f.word_keys + f.bigram_keys}
+    vocab = sorted(names | {F.WORD + "物流", "\x04positive"})[::2]  # half of them known
+    other = ["好", "好吃", "很好", vocab[0]]
+    space = F.FeatureSpace([vocab, other])
+    index = {name: i for i, name in enumerate(dict.fromkeys(vocab + other))}  # union ids: first seen first
+
+    def ids(strings):
+        return [index.get(x, -1) for x in strings]
+
     space.encode([d.features for d in docs])
     for d in docs:
-        assert d.features.encoded(space).chars == space.char_ids(d.features.chars)
+        f = d.features
+        enc = f.encoded(space)
+        assert enc.ids[slice(*enc.words)].tolist() == ids(f.word_keys)
+        assert enc.ids[slice(*enc.chars)].tolist() == ids(f.chars)
+        runs = enc.sentiment_runs(0)
+        runs = np.concatenate([enc.ids[a:b] for a, b in zip(runs[::2], runs[1::2])])
+        assert runs.tolist() == ids(f.word_keys + f.bigram_keys + f.sentiment_chars)
+        for a, b in d.clauses:
+            if f.exact:
+                *chars, lo, hi = enc.clause_runs(f, 0, [(a, b)])
+                chars = np.concatenate([enc.ids[s:e] for s, e in zip(chars[::2], chars[1::2])])
+                assert chars.tolist() == ids(f.clause(a, b))
+                assert enc.ids[lo:hi].tolist() == ids(f.word_keys[lo:hi])
+    assert space.ids(["好吃", "zz", F.WORD + "物流"]).tolist() == ids(["好吃", "zz", F.WORD + "物流"])
+    assert space.columns(1)[space.ids(other)].tolist() == [0, 1, 2, 3]
+
+
+def test_kernels_refuse_malformed_rows():
+    space = F.FeatureSpace([["a", "b"]])
+    rows = F.Rows()
+    rows.add(rows.attach(np.array([0, 1, -1], dtype=np.int32)), 3)
+    out = np.zeros((1, 2), dtype=np.float32)
+    F.tfidf_product(rows, space.columns(0), np.ones(2), None, np.ones((2, 2), dtype=np.float32), out)
+    assert out.tolist() == [[pytest.approx(2**0.5)] * 2]  # two unit features, L2-normalised
+    bad = F.Rows()
+    bad.add(bad.attach(np.array([0], dtype=np.int32)), 5)  # a run past the end of the ids
+    with pytest.raises(ValueError, match="out of range"):
+        F.tfidf_product(bad, space.columns(0), np.ones(2), None, np.ones((2, 2), dtype=np.float32), out)
+    with pytest.raises(ValueError, match="out must be"):
+        F.tfidf_product(rows, space.columns(0), np.ones(2), None, np.ones((2, 2), dtype=np.float32), out[:, :1])
+    wrong = np.full(3, 1, dtype=np.int32)  # column 1 of a 1-wide model
+    with pytest.raises(ValueError, match="out of range"):
+        F.tfidf_product(rows, wrong, np.ones(1), None, np.ones((1, 2), dtype=np.float32), out)
 
 
 def test_features_for_the_chat_models_are_documented_strings(fake_pipeline):
@@ -105,7 +145,7 @@ def test_served_models_give_the_numbers_of_the_string_featurisation(served):
     assert served.sentiment.margins(docs).tolist() == _reference_margins(served.sentiment, docs).tolist()
     am = served.aspects
     assert np.array_equal(am.linear_parts(AM.doc_parts(docs, served.space)), am.linear([AM.doc_view(d) for d in docs]))
-    parts = [p for d in docs for p in AM.clause_parts(d, served.space)]
+    parts = AM.clause_parts(docs, served.space)
     views = [v for d in docs for v in AM.clause_views(d)]
     assert np.array_equal(am.linear_parts(parts), am.linear(views))
 

@@ -39,7 +39,7 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -49,7 +49,7 @@ import scipy.sparse as sp
 from app.core.taxonomy import ASPECTS, KEYWORD_DIMENSIONS, N_PAIRS, PAIR_CODES, PAIRS, POLARITIES
 from app.pipeline.artifacts import ArtifactError, check_state, decode_strings, is_configured, load_artifact
 from app.pipeline.aspects import AspectScorer, LexiconAspectScorer, clause_evidence
-from app.pipeline.features import WORD, FeatureSpace, add_product, counts_by_row
+from app.pipeline.features import WORD, FeatureSpace, Rows, add_dense, tfidf_product
 from app.pipeline.findings import AspectFinding, Doc, KeywordHit
 from app.pipeline.segment import LEGACY_SEGMENTER
 from app.pipeline.sparse import idf_vocabulary, sparse_counts, tfidf_values
@@ -144,18 +144,30 @@ def lex_vector(view: View, targets: dict[str, str]) -> np.ndarray:
     return v
 
 
-class Part(NamedTuple):
-    """A document or one clause of it as the served model reads it from the feature pass:
-    feature ids (char n-grams and words) in the pipeline's FeatureSpace, the word ids, the
-    words as segmented (aspect targets are matched on these), the lexicon hits, the length of
-    its text and how many clauses it has. The same features as :class:`View`, without strings."""
+class LexPart(NamedTuple):
+    """What the lexicon block reads of a document or clause: the words as segmented (aspect
+    targets are matched on these), the lexicon hits, the length of its text and how many
+    clauses it has."""
 
-    ids: list[int]
-    word_ids: list[int]
     words: list[str]
     hits: Sequence[KeywordHit]
     length: int
     n_clauses: int
+
+
+@dataclass(slots=True)
+class Parts:
+    """Documents or clauses as the served model reads them from the feature pass: runs of
+    feature ids (char n-grams and words; ``ngrams``), runs of word ids (the corpus block;
+    ``words``) and the lexicon block's inputs (``lex``), one row each. The same features as
+    :class:`View`, without strings."""
+
+    ngrams: Rows = field(default_factory=Rows)
+    words: Rows = field(default_factory=Rows)
+    lex: list[LexPart] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.lex)
 
 
 _HIT_COLUMNS = {
@@ -170,58 +182,72 @@ def target_columns(targets: dict[str, str]) -> dict[str, int]:
     return {w: _LEX_INDEX[f"t:{d}"] for w, d in targets.items()}
 
 
-def lex_matrix(parts: Sequence[Part], target_cols: dict[str, int]) -> np.ndarray:
+def lex_matrix(parts: Sequence[LexPart], target_cols: dict[str, int]) -> np.ndarray:
     """:func:`lex_vector` of every part, as rows of one (n, LEX_FEATURES) array (the same sums,
-    added in the same order, kept sparse until the end)."""
+    added in the same order: ``np.add.at`` applies the entries in turn)."""
     out = np.zeros((len(parts), len(LEX_FEATURES)), dtype=np.float64)
-    rows, cols, vals = [], [], []
-    get = target_cols.get
-    for i, (_ids, _word_ids, words, hits, _length, _n) in enumerate(parts):
-        v: dict[int, float] = {}
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    get, hit_columns = target_cols.get, _HIT_COLUMNS
+    for i, (words, hits, _length, _n) in enumerate(parts):
         for h in hits:
-            if (hc := _HIT_COLUMNS.get((h.dimension, h.polarity))) is not None:
-                v[hc[0]] = v.get(hc[0], 0.0) + h.weight
-                v[hc[1]] = v.get(hc[1], 0.0) + 1
-                v[hc[2]] = v.get(hc[2], 0.0) + h.negated
-        for c in map(get, words):
-            if c is not None:
-                v[c] = v.get(c, 0.0) + 1
-        if v:
-            rows += [i] * len(v)
-            cols += v.keys()
-            vals += v.values()
-    out[rows, cols] = vals
-    out[:, _LEX_LEN] = [math.log1p(p[4]) / 5 for p in parts]
-    out[:, _LEX_CLAUSES] = [math.log1p(p[5]) / 2 for p in parts]
+            if (hc := hit_columns.get((h.dimension, h.polarity))) is not None:
+                rows += (i, i, i)
+                cols += hc
+                vals += (h.weight, 1.0, float(h.negated))
+        if not target_cols.keys().isdisjoint(words):
+            found = [c for c in map(get, words) if c is not None]
+            rows += [i] * len(found)
+            cols += found
+            vals += [1.0] * len(found)
+    np.add.at(out, (rows, cols), vals)
+    out[:, _LEX_LEN] = [math.log1p(p.length) / 5 for p in parts]
+    out[:, _LEX_CLAUSES] = [math.log1p(p.n_clauses) / 2 for p in parts]
     return out
 
 
-def doc_parts(docs: Sequence[Doc], space: FeatureSpace) -> list[Part]:
+def doc_parts(docs: Sequence[Doc], space: FeatureSpace) -> Parts:
     """Each document whole, from its feature pass."""
     space.encode([d.features for d in docs])
-    out = []
+    out = Parts()
     for d in docs:
         f = d.features
         enc = f.encoded(space)
-        out.append(Part(enc.chars + enc.words, enc.words, f.raw_words, d.hits, len(d.text), len(d.clauses)))
+        out.ngrams.add(*enc.aspect_runs(out.ngrams.attach(enc.ids)))
+        base = out.words.attach(enc.ids)
+        out.words.add(base, base + enc.n_words)
+        out.lex.append(LexPart(f.raw_words, d.hits, len(d.text), len(d.clauses)))
     return out
 
 
-def clause_parts(doc: Doc, space: FeatureSpace) -> list[Part]:
-    """Each clause alone, as slices of the document's feature pass (no clause is re-featurised:
-    :meth:`DocFeatures.clause`); the same features as :func:`clause_views`."""
-    f = doc.features
-    enc = f.encoded(space)
-    hits: list[list[KeywordHit]] = [[] for _ in doc.clauses]
-    for h in doc.hits:
-        if 0 <= h.clause < len(hits):
-            hits[h.clause].append(h)
-    out = []
-    for i, (a, b) in enumerate(doc.clauses):
-        chars = f.clause(a, b, enc.chars) if f.exact else space.char_ids(f.clause(a, b))
-        lo, hi = f.clause_words(a, b)
-        word_ids = enc.words[lo:hi]
-        out.append(Part(chars + word_ids, word_ids, f.raw_words[lo:hi], hits[i], b - a, 1))
+def clause_parts(docs: Sequence[Doc], space: FeatureSpace) -> Parts:
+    """Each clause of each document alone, as runs of the document's feature pass (no clause
+    is re-featurised: :meth:`Encoded.clause_runs`); the same features as :func:`clause_views`."""
+    space.encode([d.features for d in docs])
+    out = Parts()
+    for doc in docs:
+        f = doc.features
+        enc = f.encoded(space)
+        hits: list[list[KeywordHit]] = [[] for _ in doc.clauses]
+        for h in doc.hits:
+            if 0 <= h.clause < len(hits):
+                hits[h.clause].append(h)
+        base = out.ngrams.attach(enc.ids)
+        words_base = out.words.attach(enc.ids)
+        spans = doc.clauses
+        words = f.word_spans(spans)
+        if f.exact:
+            out.ngrams.add_rows(enc.clause_runs(f, base, spans), 4)
+        else:  # rare: lower() moved characters, each clause's n-grams are its own
+            for (a, b), (lo, hi) in zip(spans, words):
+                own = np.concatenate([space.ids(f.clause(a, b)), enc.ids[lo:hi]])
+                at = out.ngrams.attach(own)
+                out.ngrams.add(at, at + len(own))
+        raw = f.raw_words
+        for (a, b), (lo, hi), h in zip(spans, words, hits):
+            out.words.add(words_base + lo, words_base + hi)
+            out.lex.append(LexPart(raw[lo:hi], h, b - a, 1))
     return out
 
 
@@ -339,7 +365,7 @@ class AspectModel:
         vocab = decode_strings(state["vocab"])
         self._n_vocab = len(vocab)
         self._idf = np.asarray(state["idf"], dtype=np.float64)
-        self._is_word = np.array([f.startswith(_WORD) for f in vocab], dtype=bool)
+        self._is_word = np.array([f.startswith(_WORD) for f in vocab], dtype=np.uint8)  # the kernel's groups
         self.targets = json.loads(str(state["targets"]))
         self._target_cols = target_columns(self.targets)
         self.lex_scale = float(state["lex_scale"])
@@ -347,6 +373,9 @@ class AspectModel:
         self.corpus = corpus if corpus.vocab else None
         self.corpus_scale = float(state["corpus_scale"])
         self._featurizer: Featurizer | None = None
+        if self.corpus is not None:  # polarity and vectors side by side: one product for both
+            self._corpus_weights = np.column_stack([self.corpus.polarity, self.corpus.vectors]).astype(np.float32)
+            self._corpus_idf = self.corpus.idf.astype(np.float64)
         self._bound: tuple[FeatureSpace, np.ndarray, np.ndarray] | None = None
         self._w = np.ascontiguousarray(np.asarray(state["coef"], dtype=np.float32).T)
         self._b = np.asarray(state["intercept"], dtype=np.float64)
@@ -418,40 +447,32 @@ class AspectModel:
             return np.zeros((0, N_LINEAR))
         return np.asarray(self.featurizer.transform(views) @ self._w) + self._b
 
-    def linear_parts(self, parts: Sequence[Part]) -> np.ndarray:
+    def linear_parts(self, parts: Parts) -> np.ndarray:
         """(n, N_LINEAR) linear scores of parts read from the feature pass: the same numbers as
         :meth:`linear` on the equivalent views (the same entries summed in the same order),
-        computed with numpy gathers instead of scipy matrices, whose per-call checks would cost
-        more than the maths for one text."""
+        computed by the compiled kernels instead of scipy matrices, whose per-call checks would
+        cost more than the maths for one text."""
         n = len(parts)
         if not n:
             return np.zeros((0, N_LINEAR))
         _, ngram_cols, corpus_cols = self._binding()
         width = self._n_vocab
-        _, rows, cols, counts = counts_by_row([p.ids for p in parts], ngram_cols, width)
-        x = tfidf_values(rows, cols, counts, self._idf, rows * 2 + self._is_word[cols]).astype(np.float32)
         lin = np.zeros((n, N_LINEAR), dtype=np.float32)
-        add_product(lin, rows, cols, x, self._w[:width])
-        lex = (lex_matrix(parts, self._target_cols) * self.lex_scale).astype(np.float32)
-        lr, lc = np.nonzero(lex)
-        add_product(lin, lr, lc, lex[lr, lc], self._w[width : width + len(LEX_FEATURES)])
+        tfidf_product(parts.ngrams, ngram_cols, self._idf, self._is_word, self._w[:width], lin)
+        lex = lex_matrix(parts.lex, self._target_cols) * self.lex_scale
+        add_dense(lin, lex, self._w[width : width + len(LEX_FEATURES)])
         if self.corpus is not None:
-            dense = self._corpus_block([p.word_ids for p in parts], corpus_cols) * self.corpus_scale
-            dense = dense.astype(np.float32)
-            cr, cc = np.nonzero(dense)
-            add_product(lin, cr, cc, dense[cr, cc], self._w[width + len(LEX_FEATURES) :])
+            dense = self._corpus_block(parts.words, corpus_cols) * self.corpus_scale
+            add_dense(lin, dense, self._w[width + len(LEX_FEATURES) :])
         return lin.astype(np.float64) + self._b
 
-    def _corpus_block(self, word_ids: Sequence[list[int]], columns: np.ndarray) -> np.ndarray:
+    def _corpus_block(self, rows: Rows, columns: np.ndarray) -> np.ndarray:
         """:meth:`CorpusWords.transform` from word ids of the feature pass."""
         c = self.corpus
-        n, rows, cols, counts = counts_by_row(word_ids, columns, len(c.vocab))
-        x = tfidf_values(rows, cols, counts, c.idf).astype(np.float32)
-        z = np.zeros(n, dtype=np.float32)
-        add_product(z, rows, cols, x, c.polarity)
-        z = np.tanh(z + c.intercept)
-        v = np.zeros((n, c.vectors.shape[1]), dtype=np.float32)
-        add_product(v, rows, cols, x, c.vectors)
+        zv = np.zeros((len(rows), 1 + c.vectors.shape[1]), dtype=np.float32)
+        tfidf_product(rows, columns, self._corpus_idf, None, self._corpus_weights, zv)
+        z = np.tanh(zv[:, 0] + c.intercept)
+        v = np.ascontiguousarray(zv[:, 1:])
         vn = np.linalg.norm(v, axis=1, keepdims=True)
         v = np.divide(v, vn, out=np.zeros_like(v), where=vn > 0)
         return np.hstack([z.reshape(-1, 1), v]).astype(np.float32)
@@ -471,25 +492,28 @@ class AspectModel:
             return []
         space = self._binding()[0]
         probs = platt(combine(self.linear_parts(doc_parts(docs, space))), self.platt_a, self.platt_c)
-        decided = self.decide(probs, docs)
-        hit_clauses = [{j: _hit_clauses(d, j) for j in np.flatnonzero(decided[i])} for i, d in enumerate(docs)]
-        need = [i for i, hc in enumerate(hit_clauses) if len(docs[i].clauses) > 1 and any(not c for c in hc.values())]
-        per_clause = self.clause_scores([docs[i] for i in need])
-        fallback = dict(zip(need, per_clause))
+        decided = self.decide(probs, docs).tolist()
+        hit_clauses = [_pair_clauses(d, [j for j, yes in enumerate(row) if yes]) for d, row in zip(docs, decided)]
+        need = [i for i, hc in enumerate(hit_clauses) if len(docs[i].clauses) > 1 and not all(hc.values())]
+        fallback = dict(zip(need, (s.tolist() for s in self.clause_scores([docs[i] for i in need]))))
         out = []
-        for i, doc in enumerate(docs):
+        for i, (doc, p) in enumerate(zip(docs, probs.tolist())):
             findings = []
             for j, clauses in hit_clauses[i].items():
                 if not clauses and doc.clauses:
-                    clauses = [int(np.argmax(fallback[i][:, j]))] if i in fallback else [0]
+                    if i in fallback:
+                        column = [row[j] for row in fallback[i]]
+                        clauses = [column.index(max(column))]  # the first best, as np.argmax
+                    else:
+                        clauses = [0]
                     j, asserted = _polarity_of_clauses(doc, j, clauses), j
                     if j is None:  # its clause says the opposite of it: not what the text says
                         continue
                 else:
                     asserted = j
                 aspect, polarity = PAIRS[j]
-                score = max(probs[i, j], probs[i, asserted])  # a flipped pair keeps the model's confidence
-                findings.append(AspectFinding(aspect, polarity, round(float(score), 4), clause_evidence(doc, clauses)))
+                score = max(p[j], p[asserted])  # a flipped pair keeps the model's confidence
+                findings.append(AspectFinding(aspect, polarity, round(score, 4), clause_evidence(doc, clauses)))
             out.append(_one_polarity_per_evidence(findings))
         return out
 
@@ -498,7 +522,7 @@ class AspectModel:
         clause that scores highest for a pair is the one that carried it. One matrix product
         over slices of each document's feature pass."""
         space = self._binding()[0]
-        raw = combine(self.linear_parts([p for d in docs for p in clause_parts(d, space)]))
+        raw = combine(self.linear_parts(clause_parts(docs, space)))
         out, k = [], 0
         for d in docs:
             out.append(raw[k : k + len(d.clauses)])
@@ -550,10 +574,15 @@ def lexicon_pairs(docs: Sequence[Doc]) -> np.ndarray:
     return out
 
 
-def _hit_clauses(doc: Doc, j: int) -> list[int]:
-    """Clauses holding lexicon hits of pair ``j``'s aspect and (negation-resolved) polarity."""
-    aspect, polarity = PAIRS[j]
-    return sorted({h.clause for h in doc.hits if h.dimension == aspect and h.polarity == polarity})
+def _pair_clauses(doc: Doc, pairs: Sequence[int]) -> dict[int, list[int]]:
+    """Per pair (index in ``PAIRS``), the clauses holding lexicon hits of its aspect and
+    (negation-resolved) polarity, sorted."""
+    if not pairs:
+        return {}
+    found: dict[tuple[str, str], set[int]] = {}
+    for h in doc.hits:
+        found.setdefault((h.dimension, h.polarity), set()).add(h.clause)
+    return {j: sorted(found.get(PAIRS[j], ())) for j in pairs}
 
 
 # ---------------------------------------------------------------- loading

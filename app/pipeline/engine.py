@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import EmptyText, InvalidInput, PingjiaError
+from app.core.memory import freeze_loaded
 from app.pipeline.aspect_model import load_aspect_model
 from app.pipeline.aspects import AspectScorer
 from app.pipeline.chat_model import ChatModel, load_chat_model
@@ -177,7 +178,7 @@ def build_pipeline(
     say("chat model")
     chat = load_chat_model(models_dir)
     say("feature space")
-    return Pipeline(
+    pipeline = Pipeline(
         lexicon=lexicon,
         segmenter=segmenter,
         sentiment=sentiment,
@@ -185,3 +186,5 @@ def build_pipeline(
         max_text_chars=max_text_chars,
         chat=chat,
     )
+    freeze_loaded()
+    return pipeline

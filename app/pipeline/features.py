@@ -10,10 +10,13 @@ reads ``doc.features`` (:class:`DocFeatures`), and then:
 * the aspect model's corpus block reads the words;
 * the chat models read the same attributes of each turn's document.
 
-Feature strings are looked up once per document in a :class:`FeatureSpace`, the union of
-the vocabularies of the models a pipeline serves (one dict lookup per string); each model then
-finds its own columns with an array lookup (:meth:`FeatureSpace.columns`). The ids are cached
-on the document, so a second model costs no string work at all.
+Features are looked up once per document in a :class:`FeatureSpace`, the union of the
+vocabularies of the models a pipeline serves, held in a compiled hash table
+(``app/pipeline/_native.c``) that reads the words and n-grams straight from the text, without
+building their strings; each model then finds its own columns with an array lookup
+(:meth:`FeatureSpace.columns`). The ids are cached on the document, so a second model costs no
+lookups at all. The models' counting, weighting and products run in the same extension
+(:func:`tfidf_product`, :func:`sentiment_margins`), over runs of those ids (:class:`Rows`).
 
 Feature names (shared with training, which builds the same strings): a word is
 ``WORD + word.lower()``, a word bigram ``BIGRAM + a + JOIN + b``, a char n-gram the raw
@@ -25,9 +28,10 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from itertools import chain, repeat
 
 import numpy as np
+
+from app.pipeline import _native
 
 WORD, BIGRAM, JOIN = "\x02", "\x03", "\x01"
 
@@ -58,7 +62,8 @@ class DocFeatures:
     ``raw_words``, ``starts``, ``ends``
         the same tokens as segmented (case kept) and their offsets in ``doc.text``;
     ``word_keys``, ``bigram_keys``
-        feature names of the word unigrams and bigrams (``WORD + w``, ``BIGRAM + a + JOIN + b``);
+        feature names of the word unigrams and bigrams (``WORD + w``, ``BIGRAM + a + JOIN + b``;
+        built on first read: serving reads their ids, :meth:`FeatureSpace.encode`);
     ``chars``
         char 1-3 grams of the lower-cased text with whitespace removed (aspect and chat models);
     ``sentiment_chars``
@@ -70,8 +75,6 @@ class DocFeatures:
         "text",
         "words",
         "raw_words",
-        "word_keys",
-        "bigram_keys",
         "despaced",
         "_chars",
         "_sentiment_chars",
@@ -96,12 +99,19 @@ class DocFeatures:
         self._tokens = tokens
         self._starts = self._ends = self._chars = self._sentiment_chars = self._encoded = None
         self.raw_words = raw = [tok[0] for tok in tokens]
-        self.words = words = raw if low == text else [w.lower() for w in raw]
-        self.word_keys = [WORD + w for w in words]
-        self.bigram_keys = [BIGRAM + a + JOIN + b for a, b in zip(words, words[1:])]
+        self.words = raw if low == text else [w.lower() for w in raw]
         # Clause slices need lower() to keep positions (it does except for a few letters such as
         # İ) and to be context-free (it is except for final sigma).
         self._exact = len(low) == len(text) and "Σ" not in text
+
+    @property
+    def word_keys(self) -> list[str]:
+        return [WORD + w for w in self.words]
+
+    @property
+    def bigram_keys(self) -> list[str]:
+        w = self.words
+        return [BIGRAM + a + JOIN + b for a, b in zip(w, w[1:])]
 
     @property
     def chars(self) -> list[str]:
@@ -142,31 +152,37 @@ class DocFeatures:
             self._ends = [tok[2] for tok in self._tokens]
         return self._ends
 
-    def clause(self, start: int, end: int, items: Sequence | None = None) -> list:
-        """The char n-grams of the clause ``text[start:end]`` taken alone, as slices of ``chars``
-        (or of ``items``, any list aligned with ``chars``, such as its feature ids).
+    def clause(self, start: int, end: int) -> list[str]:
+        """The char n-grams of the clause ``text[start:end]`` taken alone, as slices of ``chars``.
 
         >>> f = DocFeatures("好吃，但是贵", [("好吃", 0, 2), ("，", 2, 3), ("但是", 3, 5), ("贵", 5, 6)])
         >>> f.clause(3, 6) == char_ngrams("但是贵")
         True
         """
-        items = self.chars if items is None else items
         if not self._exact:  # rare: lower() moved characters; compute from the clause itself
-            own = char_ngrams("".join(self.text[start:end].lower().split()))
-            if items is self.chars:
-                return own
-            raise ValueError("clause slices of aligned items need an exact text")
-        if self._despaced is None:
-            a, b = start, end
-        else:
-            a, b = bisect_left(self._despaced, start), bisect_left(self._despaced, end)
+            return char_ngrams("".join(self.text[start:end].lower().split()))
+        chars = self.chars
+        return [x for a, b in self.clause_segments(start, end) for x in chars[a:b]]
+
+    def clause_segments(self, start: int, end: int) -> tuple[tuple[int, int], ...]:
+        """Where the char n-grams of the clause ``text[start:end]`` taken alone lie in ``chars``:
+        its unigrams, bigrams and trigrams are three runs (only for an :attr:`exact` text).
+
+        >>> f = DocFeatures("好吃，但是贵", [("好吃", 0, 2), ("，", 2, 3), ("但是", 3, 5), ("贵", 5, 6)])
+        >>> f.clause_segments(3, 6)
+        ((3, 6), (9, 11), (14, 15))
+        """
+        ((a, b),) = self.despaced_spans([(start, end)])
         n = len(self.despaced)
-        out = items[a:b]
-        if b - a >= 2:
-            out += items[n + a : n + b - 1]
-        if b - a >= 3:
-            out += items[2 * n - 1 + a : 2 * n - 1 + b - 2]
-        return out
+        tri = n + max(n - 1, 0)  # where the trigrams start
+        return (a, b), (n + a, n + max(b - 1, a)), (tri + a, tri + max(b - 2, a))
+
+    def despaced_spans(self, spans: Sequence[tuple[int, int]]) -> Sequence[tuple[int, int]]:
+        """``(start, end)`` spans of ``text`` as spans of ``despaced`` (the same without whitespace)."""
+        if self._despaced is None:
+            return spans
+        at = self._despaced
+        return [(bisect_left(at, a), bisect_left(at, b)) for a, b in spans]
 
     @property
     def exact(self) -> bool:
@@ -181,8 +197,17 @@ class DocFeatures:
         >>> f.clause_words(3, 6), f.clause_words(1, 6)
         ((2, 4), (1, 4))
         """
-        lo = bisect_left(self.starts, start)
-        return lo, max(bisect_right(self.ends, end, lo), lo)
+        return self.word_spans([(start, end)])[0]
+
+    def word_spans(self, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        """:meth:`clause_words` of each span."""
+        starts, ends = self.starts, self.ends
+        out = []
+        for a, b in spans:
+            lo = bisect_left(starts, a)
+            hi = bisect_right(ends, b, lo)
+            out.append((lo, hi if hi > lo else lo))
+        return out
 
     def encoded(self, space: FeatureSpace) -> Encoded:
         """The feature ids of this document in ``space`` (cached: computed once per space)."""
@@ -194,72 +219,108 @@ class DocFeatures:
 
 
 class Encoded:
-    """A document's features as ids of one :class:`FeatureSpace` (-1: in no vocabulary), aligned
-    with ``words``, ``bigram_keys``, ``chars`` and ``sentiment_chars``."""
+    """A document's features as int32 ids of one :class:`FeatureSpace` (-1: in no vocabulary),
+    in one array: ``words | bigrams | chars | sentiment_chars``, the last only when the text has
+    whitespace (otherwise the sentiment model reads ``chars``). The models read runs of it
+    (:class:`Rows`), never copies; the ``*_runs`` methods give a row's runs for the array placed
+    at ``base`` in a batch (:meth:`Rows.attach`)."""
 
-    __slots__ = ("space", "words", "bigrams", "chars", "sentiment_chars")
+    __slots__ = ("space", "ids", "n_words", "chars_at", "chars_end")
 
-    def __init__(self, space: FeatureSpace, f: DocFeatures, chars: list[int]):
+    def __init__(self, space: FeatureSpace, f: DocFeatures, ids: np.ndarray):
         self.space = space
-        self.words = space.ids(f.word_keys)
-        self.bigrams = space.ids(f.bigram_keys)
-        self.chars = chars
-        self.sentiment_chars = space.char_ids(f.sentiment_chars) if f.has_space else chars
+        self.ids = ids
+        self.n_words = len(f.words)
+        self.chars_at = self.n_words + max(self.n_words - 1, 0)
+        n = len(f.despaced)
+        self.chars_end = self.chars_at + n + max(n - 1, 0) + max(n - 2, 0)
+
+    @property
+    def words(self) -> tuple[int, int]:
+        return 0, self.n_words
+
+    @property
+    def chars(self) -> tuple[int, int]:
+        return self.chars_at, self.chars_end
+
+    def sentiment_runs(self, base: int) -> tuple[int, ...]:
+        """What the sentiment model reads: words, bigrams and its char n-grams."""
+        end, n = self.chars_end, len(self.ids)
+        return (base, base + end) if end == n else (base, base + self.chars_at, base + end, base + n)
+
+    def aspect_runs(self, base: int) -> tuple[int, ...]:
+        """What the aspect model reads of the whole document: chars and words."""
+        return base + self.chars_at, base + self.chars_end, base, base + self.n_words
+
+    def clause_runs(self, f: DocFeatures, base: int, spans: Sequence[tuple[int, int]]) -> list[int]:
+        """What the aspect model reads of each clause ``text[start:end]`` taken alone, its char
+        n-grams (unigrams, bigrams, trigrams) and the words inside it: 8 ints per clause, for
+        :meth:`Rows.add_rows` (an :attr:`DocFeatures.exact` text only)."""
+        n = len(f.despaced)
+        c1 = base + self.chars_at
+        c2 = c1 + n
+        c3 = c2 + max(n - 1, 0)
+        out: list[int] = []
+        for (a, b), (lo, hi) in zip(f.despaced_spans(spans), f.word_spans(spans)):
+            # a clause of one or two characters has no trigram (and of one no bigram): an empty
+            # run, placed at c1 because c3 + a may lie past the end of the array
+            bi = (c2 + a, c2 + b - 1) if b - a > 1 else (c1, c1)
+            tri = (c3 + a, c3 + b - 2) if b - a > 2 else (c1, c1)
+            out += (c1 + a, c1 + b, *bi, *tri, base + lo, base + hi)
+        return out
+
+
+Vocabulary = Sequence[str] | bytes | np.ndarray
+"""Feature names: a list of them, or the NUL-joined UTF-8 blob an artifact stores."""
+
+
+def _is_strings(vocab: Vocabulary) -> bool:
+    return not isinstance(vocab, bytes | bytearray | memoryview | np.ndarray)
+
+
+def _count(vocab: Vocabulary) -> int:
+    if _is_strings(vocab):
+        return len(vocab)
+    blob = np.frombuffer(vocab, dtype=np.uint8)
+    return int(np.count_nonzero(blob == 0)) + 1 if len(blob) else 0
 
 
 class FeatureSpace:
-    """The union of several vocabularies (lists of feature names), with one id per distinct name,
+    """The union of several vocabularies (lists of feature names, or an artifact's NUL-joined
+    UTF-8 blob of them, read without making a Python string of each), with one id per distinct name,
     and per vocabulary an array from union id to its own column.
 
-    Char n-grams (names of 1-3 characters that start with no prefix) are kept as sorted integer
-    keys (three 21-bit code points): a batch's n-grams are looked up at once in numpy
-    (:meth:`encode`), never built as strings, and the hundreds of thousands of them cost a few
-    MB rather than a dict's 100. Other names (words, bigrams, lexicon features) are looked up in
-    a dict (:meth:`ids`).
+    The names live in one compiled hash table (``_native.Vocab``): a document's words, bigrams
+    and char n-grams are looked up from its text and words (:meth:`encode`) without building a
+    string per feature, and the half a million names cost a few MB rather than a dict's 100.
 
     >>> s = FeatureSpace([["a", "b", WORD + "好"], ["b", "c"]])
-    >>> ids = np.array(s.char_ids(["b", "c", "zz"]) + s.ids([WORD + "好"]))
+    >>> ids = np.append(s.ids(["b", "c", "zz", WORD + "好"]), -1)
     >>> s.columns(0)[ids].tolist(), s.columns(1)[ids].tolist()
-    ([1, -1, -1, 2], [0, 1, -1, -1])
+    ([1, -1, -1, 2, -1], [0, 1, -1, -1, -1])
     """
 
-    def __init__(self, vocabularies: Sequence[Sequence[str]]):
-        split = []
-        for vocab in vocabularies:
-            is_char = np.fromiter(map(_is_char_gram, vocab), dtype=bool, count=len(vocab))
-            grams = np.array([f for f, c in zip(vocab, is_char) if c], dtype="<U3")
-            split.append((is_char, _keys(grams)))
-        self._char_keys = np.unique(np.concatenate([k for _, k in split])) if split else np.zeros(0, np.int64)
-        n_chars = len(self._char_keys)
-        index: dict[str, int] = {}
-        setdefault = index.setdefault
-        union_ids = []
-        for vocab, (is_char, keys) in zip(vocabularies, split):
-            ids = np.empty(len(vocab), dtype=np.int64)
-            ids[is_char] = np.searchsorted(self._char_keys, keys)
-            others = [f for f, c in zip(vocab, is_char) if not c]
-            ids[~is_char] = [setdefault(f, n_chars + len(index)) for f in others]
-            union_ids.append(ids)
-        self.index = index
-        size = n_chars + len(index)
+    def __init__(self, vocabularies: Sequence[Vocabulary]):
+        self._vocab = _native.Vocab()
+        self._vocab.reserve(sum(_count(v) for v in vocabularies))
+        union_ids = [
+            np.frombuffer(self._vocab.add(list(v)) if _is_strings(v) else self._vocab.add_joined(v), dtype=np.int32)
+            for v in vocabularies
+        ]
+        self._vocab.shrink()
+        size = len(self._vocab)
         self._columns = []
         for ids in union_ids:
             col = np.full(size + 1, -1, dtype=np.int32)  # the last slot answers id -1
             col[ids] = np.arange(len(ids), dtype=np.int32)
             self._columns.append(col)
 
-    def ids(self, names: Sequence[str]) -> list[int]:
-        """Union ids of prefixed names (words, bigrams, lexicon features; -1: in no vocabulary)."""
-        return list(map(self.index.get, names, repeat(-1)))
+    def __len__(self) -> int:
+        return len(self._vocab)
 
-    def char_ids(self, grams: Sequence[str]) -> list[int]:
-        """Union ids of char n-grams given as strings (-1: in no vocabulary)."""
-        if not grams:
-            return []
-        found = self._lookup(_keys(np.array(grams, dtype="<U3")))
-        nul = [i for i, g in enumerate(grams) if "\x00" in g]  # NUL is never text: never a feature
-        found[nul] = -1
-        return found.tolist()
+    def ids(self, names: Sequence[str]) -> np.ndarray:
+        """Union ids (int32) of feature names (-1: in no vocabulary)."""
+        return np.frombuffer(self._vocab.lookup(names), dtype=np.int32)
 
     def columns(self, k: int) -> np.ndarray:
         """Union id -> column of vocabulary ``k`` (or -1); index it with ids, -1 included."""
@@ -267,106 +328,127 @@ class FeatureSpace:
 
     def encode(self, feats: Sequence[DocFeatures]) -> None:
         """Give every document its :class:`Encoded` ids in this space (those that have them
-        already are skipped): words by dict lookups, the char n-grams of the whole batch in one
-        vectorised lookup of their integer keys."""
-        todo = [f for f in feats if f._encoded is None or f._encoded.space is not self]
-        if not todo:
-            return
-        texts = [f.despaced for f in todo]
-        joined = "\x00".join(texts) + "\x00\x00"
-        if joined.count("\x00") != len(texts) + 1:  # a NUL inside a text: one by one
-            for f in todo:
-                f._encoded = Encoded(self, f, self.char_ids(f.chars))
-            return
-        cp = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
-        uni = cp[:-2] << 42
-        bi = uni | (cp[1:-1] << 21)
-        keys = np.concatenate([uni, bi, bi | cp[2:]])  # every position's 1-, 2- and 3-gram
-        # Each document's n-grams, in ``chars`` order: its unigrams, then bigrams, then trigrams.
-        m = len(uni)
-        lengths = np.array([len(t) for t in texts], dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(lengths[:-1] + 1)])
-        seg_len = np.stack([lengths, np.maximum(lengths - 1, 0), np.maximum(lengths - 2, 0)], axis=1).ravel()
-        seg_start = (offsets[:, None] + np.array([0, m, 2 * m])).ravel()
-        ends = np.cumsum(seg_len)
-        take = np.repeat(seg_start - (ends - seg_len), seg_len) + np.arange(ends[-1] if len(ends) else 0)
-        wanted, inverse = np.unique(keys[take], return_inverse=True)  # sorted: a cache-friendly search
-        ids = self._lookup(wanted)[inverse].tolist()
-        per_doc = seg_len.reshape(-1, 3).sum(axis=1).tolist()
-        o = 0
-        for f, n in zip(todo, per_doc):
-            f._encoded = Encoded(self, f, ids[o : o + n])
-            o += n
-
-    def _lookup(self, keys: np.ndarray) -> np.ndarray:
-        if not len(self._char_keys):
-            return np.full(len(keys), -1, dtype=np.int64)
-        pos = np.searchsorted(self._char_keys, keys)
-        pos[pos == len(self._char_keys)] = 0
-        return np.where(self._char_keys[pos] == keys, pos, -1)  # a char n-gram's id is its key's rank
+        already are skipped)."""
+        encode = self._vocab.encode
+        for f in feats:
+            if f._encoded is None or f._encoded.space is not self:
+                low = f._low if f._despaced is not None else None
+                f._encoded = Encoded(self, f, np.frombuffer(encode(f.despaced, low, f.words), dtype=np.int32))
 
 
-def _is_char_gram(name: str) -> bool:
-    return 0 < len(name) <= 3 and name[0] > _LAST_PREFIX and "\x00" not in name
+class Rows:
+    """A batch's rows for the compiled kernels. Id arrays are laid end to end once
+    (:meth:`attach`); each row reads runs of them (:meth:`add`)."""
+
+    def __init__(self):
+        self._arrays: list[np.ndarray] = []
+        self._base: dict[int, int] = {}
+        self._size = 0
+        self._segs: list[int] = []
+        self._rowptr = [0]
+
+    def attach(self, ids: np.ndarray) -> int:
+        """Where ``ids`` start in the batch (an array attached twice is stored once)."""
+        base = self._base.get(id(ids))
+        if base is None:
+            base = self._base[id(ids)] = self._size
+            self._arrays.append(ids)
+            self._size += len(ids)
+        return base
+
+    def add(self, *runs: int) -> None:
+        """One row, reading ``[runs[0], runs[1])``, ``[runs[2], runs[3])``, … of the batch."""
+        self._segs += runs
+        self._rowptr.append(len(self._segs) >> 1)
+
+    def add_rows(self, runs: Sequence[int], per_row: int) -> None:
+        """Rows of ``per_row`` runs each, their ``2 * per_row`` ints one after another."""
+        first = len(self._segs) >> 1
+        self._segs += runs
+        self._rowptr += range(first + per_row, (len(self._segs) >> 1) + 1, per_row)
+
+    def __len__(self) -> int:
+        return len(self._rowptr) - 1
+
+    def buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ids = np.concatenate(self._arrays) if self._arrays else np.zeros(0, dtype=np.int32)
+        return (
+            np.ascontiguousarray(ids, dtype=np.int32),
+            np.array(self._segs, dtype=np.int64),
+            np.array(self._rowptr, dtype=np.int64),
+        )
 
 
-_LAST_PREFIX = "\x07"  # feature-name prefixes are \x01-\x07: names starting above are text
+class CountTable:
+    """``fn(counts)`` for counts 0..n as a dtype array, grown on demand: how a count becomes a
+    feature value, computed by numpy (so the kernels round as numpy does, not as libm)."""
+
+    def __init__(self, fn, dtype):
+        self._fn, self._dtype = fn, dtype
+        self.table = np.zeros(0, dtype=dtype)
+        self.grow(1024)
+
+    def grow(self, n: int) -> None:
+        if len(self.table) < n:
+            table = np.zeros(max(n, 2 * len(self.table)), dtype=self._dtype)
+            table[1:] = self._fn(np.arange(1, len(table)))
+            self.table = table
 
 
-def _keys(grams: np.ndarray) -> np.ndarray:
-    """Integer keys of 1-3 character strings (a ``<U3`` array): three 21-bit code points, the
-    missing ones 0 (no text holds NUL, so keys of different lengths never collide)."""
-    cp = np.ascontiguousarray(grams, dtype="<U3").view(np.uint32).reshape(-1, 3).astype(np.int64)
-    return (cp[:, 0] << 42) | (cp[:, 1] << 21) | cp[:, 2]
+LOG_COUNT = CountTable(lambda c: 1 + np.log(c), np.float64)
+"""``1 + log count``: the sublinear tf of :func:`app.pipeline.sparse.tfidf_values`."""
 
 
-def counts_by_row(
-    id_lists: Sequence[Sequence[int]], columns: np.ndarray, width: int
-) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-    """Like :func:`app.pipeline.sparse.sparse_counts` but from union ids: ``(n, rows, cols,
-    counts)``, one entry per (row, known column), sorted by row then column."""
-    lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
-    flat = np.fromiter(chain.from_iterable(id_lists), dtype=np.int64, count=int(lengths.sum()))
-    cols = columns[flat].astype(np.int64)
-    rows = np.repeat(np.arange(len(id_lists), dtype=np.int64), lengths)
-    known = cols >= 0
-    width = max(width, 1)
-    keys, counts = np.unique(rows[known] * width + cols[known], return_counts=True)
-    return len(id_lists), keys // width, keys % width, counts
+def _with_table(kernel, head: tuple, table: CountTable, tail: tuple) -> None:
+    """``kernel(*head, table, *tail)``, growing the count table first when a row could count past it."""
+    while (need := kernel(*head, table.table, *tail)) is not None:
+        table.grow(need)
 
 
-try:  # scipy's own CSR kernels, without the per-call checks of a csr_matrix (~100 us a call)
-    from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
-    from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
-except ImportError:  # pragma: no cover - a scipy that moved them: the public (slower) route
-    _csr_matvec = _csr_matvecs = None
+def tfidf_product(
+    rows: Rows, columns: np.ndarray, idf: np.ndarray, groups: np.ndarray | None, weights: np.ndarray, out: np.ndarray
+) -> None:
+    """``out += X @ weights`` where ``X`` holds each row's sublinear tf-idf
+    (:func:`app.pipeline.sparse.tfidf_values`: counts of its known columns, L2-normalised within
+    each ``groups`` value, 0 or 1 per column; None: one group), in float32 as scipy sums it."""
+    ids, segs, rowptr = rows.buffers()
+    columns = np.ascontiguousarray(columns, dtype=np.int32)
+    head = (ids, segs, rowptr, columns, np.ascontiguousarray(idf, dtype=np.float64))
+    tail = (
+        None if groups is None else np.ascontiguousarray(groups, dtype=np.uint8),
+        np.ascontiguousarray(weights, dtype=np.float32),
+        _writable(out, np.float32, (len(rows), *weights.shape[1:])),
+    )
+    _with_table(_native.tfidf_product, head, LOG_COUNT, tail)
 
 
-def add_product(out: np.ndarray, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, weights: np.ndarray) -> None:
-    """``out += A @ weights`` for the sparse ``A`` with entries ``(rows, cols, vals)`` sorted by
-    row: scipy's CSR product, accumulating each row's entries in order into ``out`` (float32,
-    C-contiguous, like ``weights`` and ``vals``). Adding blocks one after another gives the same
-    sums as one product over the blocks side by side."""
-    n = out.shape[0]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    cols = np.ascontiguousarray(cols, dtype=np.int64)
-    vals = np.ascontiguousarray(vals, dtype=np.float32)
-    if _csr_matvecs is None:  # pragma: no cover
-        import scipy.sparse as sp
-
-        out += sp.csr_matrix((vals, cols, indptr), shape=(n, weights.shape[0])) @ weights
-    elif weights.ndim == 1:
-        _csr_matvec(n, weights.shape[0], indptr, cols, vals, weights, out)
-    else:
-        _csr_matvecs(n, weights.shape[0], weights.shape[1], indptr, cols, vals, weights.ravel(), out.ravel())
+def sentiment_margins(
+    rows: Rows, columns: np.ndarray, values: CountTable, scale2: np.ndarray, u: np.ndarray, intercept: float
+) -> np.ndarray:
+    """Per row ``sum(v * u) / sqrt(sum(v * v * scale2)) + intercept`` over its known columns,
+    ``v = values(count)`` (float32 products, float64 sums: the sentiment model's margin)."""
+    ids, segs, rowptr = rows.buffers()
+    out = np.zeros(len(rows), dtype=np.float64)
+    head = (ids, segs, rowptr, np.ascontiguousarray(columns, dtype=np.int32))
+    tail = (np.ascontiguousarray(scale2, dtype=np.float32), np.ascontiguousarray(u, dtype=np.float32), intercept, out)
+    _with_table(_native.sentiment_margins, head, values, tail)
+    return out
 
 
-def row_sums(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Per-row sums of the rows of ``values`` (entries sorted by row), in entry order, as
-    scipy's CSR product accumulates them; zeros for rows without entries."""
-    out = np.zeros((n, *values.shape[1:]), dtype=values.dtype)
-    if len(rows):
-        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-        out[rows[starts]] = np.add.reduceat(values, starts, axis=0)
+def add_dense(out: np.ndarray, x: np.ndarray, weights: np.ndarray) -> None:
+    """``out += x @ weights`` summed over the nonzeros of each row of ``x`` in column order, in
+    float32: the same sums as scipy's CSR product of ``x``'s nonzeros."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    _native.add_dense(
+        x,
+        np.ascontiguousarray(weights, dtype=np.float32),
+        _writable(out, np.float32, (x.shape[0], *weights.shape[1:])),
+        x.shape[0],
+        x.shape[1],
+    )
+
+
+def _writable(out: np.ndarray, dtype, shape: tuple) -> np.ndarray:
+    if out.dtype != dtype or not out.flags.c_contiguous or out.shape != shape:
+        raise ValueError(f"out must be a C-contiguous {np.dtype(dtype).name} array of shape {shape}")
     return out

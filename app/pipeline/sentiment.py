@@ -55,11 +55,18 @@ import numpy as np
 from scipy.special import expit
 
 from app.core.taxonomy import SENTIMENT_LABELS
-from app.pipeline.artifacts import ArtifactError, check_state, decode_strings, is_configured, load_artifact
+from app.pipeline.artifacts import (
+    ArtifactError,
+    check_state,
+    count_strings,
+    decode_strings,
+    is_configured,
+    load_artifact,
+)
 from app.pipeline.features import BIGRAM as _BIGRAM
 from app.pipeline.features import JOIN as _JOIN
 from app.pipeline.features import WORD as _WORD
-from app.pipeline.features import FeatureSpace, counts_by_row
+from app.pipeline.features import CountTable, FeatureSpace, Rows, sentiment_margins
 from app.pipeline.findings import Doc, SentimentFinding
 from app.pipeline.keywords import NEGATION_WINDOW
 from app.pipeline.segment import LEGACY_SEGMENTER
@@ -278,6 +285,7 @@ class LinearSentimentModel:
         self.segmenter = str(state.get("segmenter", LEGACY_SEGMENTER))
         self._bound: tuple[FeatureSpace, np.ndarray] | None = None  # see bind()
         self.value = value_transform(str(state["value"]))
+        self._values = CountTable(lambda c: feature_values(c, self.value), np.float32)
         self.use_hits = bool(state["use_hits"])
         use_neg = state["schema"] >= 2 and bool(state["use_neg"])
         self.negators = frozenset(decode_strings(state["negators"])) if use_neg else None
@@ -298,7 +306,7 @@ class LinearSentimentModel:
         else:
             check_state(state, KIND, STATE_SCHEMA, LinearSentimentModel._KEYS, "training/train_sentiment.py")
         n = len(state["scale"])
-        n_terms = len(decode_strings(state["vocab"]))
+        n_terms = count_strings(state["vocab"])
         if len(state["coef"]) != n or n_terms != n:
             raise ArtifactError(
                 f"sentiment state is inconsistent: {n_terms} terms, {n} scales, {len(state['coef'])} weights"
@@ -311,9 +319,10 @@ class LinearSentimentModel:
         """The data-only dict the artifact stores."""
         return self._state
 
-    def feature_vocabularies(self) -> list[list[str]]:
-        """The feature names this model reads (one vocabulary), for a shared FeatureSpace."""
-        return [decode_strings(self._state["vocab"])]
+    def feature_vocabularies(self) -> list:
+        """The feature names this model reads (one vocabulary, the artifact's NUL-joined UTF-8
+        blob of them), for a shared FeatureSpace."""
+        return [self._state["vocab"]]
 
     def bind(self, space: FeatureSpace, slot: int) -> None:
         """Read features through ``space``, where this model's vocabulary is number ``slot``
@@ -329,24 +338,22 @@ class LinearSentimentModel:
         """The binary model's margin per document (> 0 leans positive).
 
         Features are :func:`doc_features`, read from the feature pass (``doc.features``) as
-        ids; the whole batch is one sparse matrix-vector product, written as a gather and a
-        per-row sum over its (document, feature) entries: no per-document model calls and
-        none of scipy's or scikit-learn's per-call validation, which dominates for one text.
+        ids; the whole batch is one call of the compiled kernel
+        (:func:`app.pipeline.features.sentiment_margins`): no per-document model calls and none
+        of scipy's or scikit-learn's per-call validation, which dominates for one text.
         """
         space, columns = self._binding()
         space.encode([d.features for d in docs])
-        lists = []
+        rows = Rows()
         for d in docs:
             enc = d.features.encoded(space)
-            ids = enc.words + enc.bigrams + enc.sentiment_chars
+            runs = enc.sentiment_runs(rows.attach(enc.ids))
             if extra := evidence_features(d, self.use_hits, self.negators):
-                ids += space.ids(extra)
-            lists.append(ids)
-        n, rows, cols, counts = counts_by_row(lists, columns, len(self._u))
-        v = feature_values(counts, self.value)
-        norm = np.sqrt(np.bincount(rows, weights=v * v * self._scale2[cols], minlength=n))
-        norm[norm == 0] = 1.0
-        return np.bincount(rows, weights=v * self._u[cols], minlength=n) / norm + self._b
+                found = space.ids(extra)
+                at = rows.attach(found)
+                runs += (at, at + len(found))
+            rows.add(*runs)
+        return sentiment_margins(rows, columns, self._values, self._scale2, self._u, float(self._b))
 
     def scores(self, docs: Sequence[Doc]) -> tuple[np.ndarray, np.ndarray]:
         """Margins ``z`` and unrounded (n, 3) probabilities (SENTIMENT_LABELS order), before
