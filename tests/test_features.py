@@ -69,7 +69,7 @@ def test_compiled_ids_equal_dict_lookups_of_the_feature_strings(fake_pipeline):
         assert runs.tolist() == ids(f.word_keys + f.bigram_keys + f.sentiment_chars)
         for a, b in d.clauses:
             if f.exact:
-                *chars, lo, hi = enc.clause_runs(f, 0, [(a, b)])
+                *chars, lo, hi = enc.clause_runs(f, 0, [(a, b)], f.word_spans([(a, b)]))
                 chars = np.concatenate([enc.ids[s:e] for s, e in zip(chars[::2], chars[1::2])])
                 assert chars.tolist() == ids(f.clause(a, b))
                 assert enc.ids[lo:hi].tolist() == ids(f.word_keys[lo:hi])
@@ -84,6 +84,10 @@ def test_kernels_refuse_malformed_rows():
     out = np.zeros((1, 2), dtype=np.float32)
     F.tfidf_product(rows, space.columns(0), np.ones(2), None, np.ones((2, 2), dtype=np.float32), out)
     assert out.tolist() == [[pytest.approx(2**0.5)] * 2]  # two unit features, L2-normalised
+    assert space.kernel_columns(0) is None  # the first vocabulary: ids are its columns
+    again = np.zeros((1, 2), dtype=np.float32)
+    F.tfidf_product(rows, None, np.ones(2), None, np.ones((2, 2), dtype=np.float32), again)
+    assert again.tolist() == out.tolist()
     bad = F.Rows()
     bad.add(bad.attach(np.array([0], dtype=np.int32)), 5)  # a run past the end of the ids
     with pytest.raises(ValueError, match="out of range"):

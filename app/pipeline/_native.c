@@ -24,8 +24,11 @@
  *       `low` is not None, the sentiment model's char n-grams of `low` (unigrams that are not
  *       whitespace, then every bigram, then every trigram)
  *   tfidf_product(ids, segs, rowptr, columns, idf, logtab, groups, weights, out)
- *   sentiment_margins(ids, segs, rowptr, columns, valtab, scale2, u, intercept, out)
+ *   sentiment_margins(ids, segs, rowptr, columns, valtab, weights, intercept, out)
+ * `columns` maps union ids to the model's columns; None when the model's vocabulary was the first
+ * added to the table, so that its ids are its columns (one memory access less per feature).
  *   add_dense(x, weights, out, n, m)
+ *   scan_terms(terms, heads, firsts, prefixes, negator, factor, maxlen, text, tokens)
  * A row reads segments (start, end) of the flat `ids`: rowptr[r] .. rowptr[r + 1] index `segs`.
  * The count tables (logtab, valtab) must cover every count a row can hold: when a row is longer
  * than the table, the kernels do nothing and return the table length they need.
@@ -441,6 +444,145 @@ static PyTypeObject VocabType = {
     .tp_as_sequence = &Vocab_as_sequence,
 };
 
+/* Parse a contiguous buffer and check it holds n items of size itemsize (n < 0: any number). */
+static int need(Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t n, const char *name) {
+    if (b->len % itemsize || (n >= 0 && b->len / itemsize != n)) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd items of %zd bytes, got %zd bytes", name, n, itemsize,
+                     b->len);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ lexicon terms on token boundaries */
+
+typedef struct {
+    const Vocab *terms, *heads, *firsts, *prefixes;
+    const uint8_t *negator; /* per prefix id: a negator (else an intensifier) */
+    const double *factor;   /* per prefix id: the intensifier's factor */
+    Py_ssize_t maxlen;
+    const Py_UCS4 *text;
+    Py_ssize_t n;
+    const Py_ssize_t *starts, *ends;
+    Py_ssize_t n_tokens;
+} Scan;
+
+/* The longest term starting at p and ending on the end of a token ti, ti + 1, ... (-1: none);
+ * *len gets its length. */
+static int32_t longest_term(const Scan *sc, Py_ssize_t ti, Py_ssize_t p, Py_ssize_t *len) {
+    Py_ssize_t two = sc->n - p >= 2 ? 2 : 1;
+    if (find(sc->heads, sc->text + p, two) < 0 && find(sc->terms, sc->text + p, 1) < 0) return -1;
+    int32_t best = -1;
+    Py_ssize_t limit = p + sc->maxlen;
+    for (Py_ssize_t tj = ti; tj < sc->n_tokens && tj < ti + sc->maxlen; tj++) {
+        Py_ssize_t end = sc->ends[tj];
+        if (end > limit) break;
+        int32_t id = find(sc->terms, sc->text + p, end - p);
+        if (id >= 0) {
+            best = id;
+            *len = end - p;
+        }
+    }
+    return best;
+}
+
+/* scan_terms(terms, heads, firsts, prefixes, negator, factor, maxlen, text, tokens) -> list of
+ *   (start, end, term id, token index, negations peeled off, degree factor peeled off):
+ *   KeywordMatcher's term search (app/pipeline/keywords.py), left to right, a term never
+ *   overlapping the one before. At each token start, the longest term ending on a token
+ *   boundary; failing that, inside a token that begins with negators or degree words jieba
+ *   glued on (不耐烦, 太慢), the same after each of them. `heads`: the first two characters
+ *   of every term; `firsts`: the first character of every prefix. */
+static PyObject *scan_terms(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *terms, *heads, *firsts, *prefixes, *text_obj, *tokens;
+    Py_buffer negator = {0}, factor = {0};
+    Py_ssize_t maxlen;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!y*y*nUO!:scan_terms", &VocabType, &terms, &VocabType, &heads, &VocabType,
+                          &firsts, &VocabType, &prefixes, &negator, &factor, &maxlen, &text_obj, &PyList_Type, &tokens))
+        return NULL;
+    PyObject *out = NULL;
+    Py_UCS4 *text = NULL;
+    Py_ssize_t *starts = NULL, *ends = NULL;
+    Py_ssize_t n_tokens = PyList_GET_SIZE(tokens), n = PyUnicode_GET_LENGTH(text_obj);
+    Py_ssize_t n_prefixes = ((Vocab *)prefixes)->n;
+    if (need(&negator, 1, n_prefixes, "negator") || need(&factor, 8, n_prefixes, "factor")) goto done;
+    if (!(text = PyUnicode_AsUCS4Copy(text_obj))) goto done;
+    starts = PyMem_Malloc((size_t)(n_tokens + 1) * sizeof(Py_ssize_t));
+    ends = PyMem_Malloc((size_t)(n_tokens + 1) * sizeof(Py_ssize_t));
+    if (!starts || !ends) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t prev = 0;
+    for (Py_ssize_t i = 0; i < n_tokens; i++) {
+        PyObject *tok = PyList_GET_ITEM(tokens, i);
+        if (!PyTuple_Check(tok) || PyTuple_GET_SIZE(tok) != 3) {
+            PyErr_SetString(PyExc_TypeError, "tokens must be (word, start, end) tuples");
+            goto done;
+        }
+        starts[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(tok, 1));
+        ends[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(tok, 2));
+        if (PyErr_Occurred()) goto done;
+        if (starts[i] < prev || ends[i] <= starts[i] || ends[i] > n) {
+            PyErr_SetString(PyExc_ValueError, "tokens must tile the text in order");
+            goto done;
+        }
+        prev = ends[i];
+    }
+    Scan sc = {(Vocab *)terms, (Vocab *)heads, (Vocab *)firsts, (Vocab *)prefixes, negator.buf, factor.buf,
+               maxlen, text, n, starts, ends, n_tokens};
+    if (!(out = PyList_New(0))) goto done;
+    Py_ssize_t covered = 0;
+    for (Py_ssize_t ti = 0; ti < n_tokens; ti++) {
+        Py_ssize_t s = starts[ti], len = 0, at = s;
+        if (s < covered) continue;
+        int negs = 0;
+        double deg = 1.0;
+        int32_t term = longest_term(&sc, ti, s, &len);
+        Py_ssize_t wlen = ends[ti] - s;
+        if (term < 0 && wlen > 1 && find(sc.firsts, text + s, 1) >= 0) {
+            Py_ssize_t p = 0;
+            while (p < wlen - 1) { /* peel off leading negators / degree words, trying after each */
+                Py_ssize_t k = 0;
+                int32_t piece = -1;
+                for (Py_ssize_t kk = 2; kk >= 1; kk--) {
+                    if (p + kk < wlen && (piece = find(sc.prefixes, text + s + p, kk)) >= 0) {
+                        k = kk;
+                        break;
+                    }
+                }
+                if (!k) break;
+                if (sc.negator[piece])
+                    negs++;
+                else
+                    deg *= sc.factor[piece];
+                p += k;
+                if ((term = longest_term(&sc, ti, s + p, &len)) >= 0) {
+                    at = s + p;
+                    break;
+                }
+            }
+        }
+        if (term < 0) continue;
+        PyObject *hit = Py_BuildValue("(nninid)", at, at + len, (int)term, ti, negs, deg);
+        if (!hit || PyList_Append(out, hit) < 0) {
+            Py_XDECREF(hit);
+            Py_CLEAR(out);
+            goto done;
+        }
+        Py_DECREF(hit);
+        covered = at + len;
+    }
+done:
+    PyMem_Free(text);
+    PyMem_Free(starts);
+    PyMem_Free(ends);
+    PyBuffer_Release(&negator);
+    PyBuffer_Release(&factor);
+    return out;
+}
+
 /* ------------------------------------------------------------------ rows: ids -> sorted (column, count) */
 
 typedef struct {
@@ -450,7 +592,7 @@ typedef struct {
     Py_ssize_t n_segs;
     const int64_t *rowptr; /* row r reads segments rowptr[r] .. rowptr[r + 1] */
     Py_ssize_t n_rows;
-    const int32_t *columns; /* union id -> column, -1 when the model has none */
+    const int32_t *columns; /* union id -> column, -1 when the model has none; NULL: the id itself */
     Py_ssize_t n_columns;
     int32_t width; /* columns must be < width */
 } Rows;
@@ -520,10 +662,17 @@ static Py_ssize_t row_counts(const Rows *r, Py_ssize_t i, int32_t *scratch, int3
         for (int64_t k = r->segs[2 * s]; k < r->segs[2 * s + 1]; k++) {
             int32_t id = r->ids[k];
             if (id < 0) continue;
-            if (id >= r->n_columns) return -1;
-            int32_t c = r->columns[id];
-            if (c < 0) continue;
-            if (c >= r->width) return -1;
+            int32_t c;
+            if (r->columns) {
+                if (id >= r->n_columns) return -1;
+                c = r->columns[id];
+                if (c < 0) continue;
+                if (c >= r->width) return -1;
+            } else if (id < r->width) {
+                c = id; /* the model's vocabulary is the first in the table: ids are its columns */
+            } else {
+                continue;
+            }
             scratch[m++] = c;
         }
     }
@@ -540,16 +689,6 @@ static Py_ssize_t row_counts(const Rows *r, Py_ssize_t i, int32_t *scratch, int3
     return u;
 }
 
-/* Parse a contiguous buffer and check it holds n items of size itemsize (n < 0: any number). */
-static int need(Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t n, const char *name) {
-    if (b->len % itemsize || (n >= 0 && b->len / itemsize != n)) {
-        PyErr_Format(PyExc_ValueError, "%s: expected %zd items of %zd bytes, got %zd bytes", name, n, itemsize,
-                     b->len);
-        return -1;
-    }
-    return 0;
-}
-
 static int need_rows(Py_ssize_t n_rows) {
     if (n_rows >= 0) return 0;
     PyErr_SetString(PyExc_ValueError, "rowptr: expected n_rows + 1 offsets");
@@ -564,12 +703,13 @@ static PyObject *tfidf_product(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer ids = {0}, segs = {0}, rowptr = {0}, columns = {0}, idf = {0}, logtab = {0}, groups = {0}, w = {0},
               out = {0};
-    PyObject *groups_obj, *result = NULL;
+    PyObject *columns_obj, *groups_obj, *result = NULL;
     int32_t *scratch = NULL, *cols = NULL, *counts = NULL;
     double *xs = NULL;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*Oy*w*:tfidf_product", &ids, &segs, &rowptr, &columns, &idf, &logtab,
+    if (!PyArg_ParseTuple(args, "y*y*y*Oy*y*Oy*w*:tfidf_product", &ids, &segs, &rowptr, &columns_obj, &idf, &logtab,
                           &groups_obj, &w, &out))
         return NULL;
+    if (columns_obj != Py_None && PyObject_GetBuffer(columns_obj, &columns, PyBUF_SIMPLE) < 0) goto done;
     if (groups_obj != Py_None && PyObject_GetBuffer(groups_obj, &groups, PyBUF_SIMPLE) < 0) goto done;
     Py_ssize_t width = idf.len / (Py_ssize_t)sizeof(double);
     Py_ssize_t n_rows = rowptr.len / (Py_ssize_t)sizeof(int64_t) - 1;
@@ -583,8 +723,8 @@ static PyObject *tfidf_product(PyObject *self, PyObject *args) {
     }
     Py_ssize_t k = w.len / 4 / width;
     if (need(&out, 4, n_rows * k, "out") || (groups.obj && need(&groups, 1, width, "groups"))) goto done;
-    Rows r = {ids.buf, ids.len / 4, segs.buf, segs.len / 16, rowptr.buf, n_rows, columns.buf, columns.len / 4,
-              (int32_t)width};
+    Rows r = {ids.buf, ids.len / 4, segs.buf, segs.len / 16, rowptr.buf, n_rows, columns.obj ? columns.buf : NULL,
+              columns.len / 4, (int32_t)width};
     Py_ssize_t longest = rows_check(&r);
     if (longest < 0) goto done;
     if (longest >= logtab.len / 8) { /* a count could be past the table: ask for a longer one */
@@ -643,26 +783,29 @@ done:
     return result;
 }
 
-/* sentiment_margins(ids, segs, rowptr, columns, valtab, scale2, u, intercept, out):
- *   per row, v = valtab[count] (float32), z = sum(v * u[col]) / sqrt(sum(v * v * scale2[col]))
- *   + intercept, products in float32 and sums in float64 (LinearSentimentModel.margins). */
+/* sentiment_margins(ids, segs, rowptr, columns, valtab, weights, intercept, out):
+ *   per row, v = valtab[count] (float32), with (s2, u) = weights[col],
+ *   z = sum(v * u) / sqrt(sum(v * v * s2)) + intercept, products in float32 and sums in float64
+ *   (LinearSentimentModel.margins). The two weights sit side by side: one cache line per column. */
 static PyObject *sentiment_margins(PyObject *self, PyObject *args) {
     (void)self;
-    Py_buffer ids = {0}, segs = {0}, rowptr = {0}, columns = {0}, valtab = {0}, scale2 = {0}, uw = {0}, out = {0};
+    Py_buffer ids = {0}, segs = {0}, rowptr = {0}, columns = {0}, valtab = {0}, w = {0}, out = {0};
+    PyObject *columns_obj;
     double intercept;
     PyObject *result = NULL;
     int32_t *scratch = NULL, *cols = NULL, *counts = NULL;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*dw*:sentiment_margins", &ids, &segs, &rowptr, &columns, &valtab,
-                          &scale2, &uw, &intercept, &out))
+    if (!PyArg_ParseTuple(args, "y*y*y*Oy*y*dw*:sentiment_margins", &ids, &segs, &rowptr, &columns_obj, &valtab, &w,
+                          &intercept, &out))
         return NULL;
-    Py_ssize_t width = uw.len / 4;
+    if (columns_obj != Py_None && PyObject_GetBuffer(columns_obj, &columns, PyBUF_SIMPLE) < 0) goto done;
+    Py_ssize_t width = w.len / 8;
     Py_ssize_t n_rows = rowptr.len / 8 - 1;
     if (need(&ids, 4, -1, "ids") || need(&segs, 16, -1, "segs") || need(&rowptr, 8, -1, "rowptr") ||
-        need(&columns, 4, -1, "columns") || need(&valtab, 4, -1, "valtab") || need(&uw, 4, -1, "u") ||
-        need(&scale2, 4, width, "scale2") || need_rows(n_rows) || need(&out, 8, n_rows, "out"))
+        need(&columns, 4, -1, "columns") || need(&valtab, 4, -1, "valtab") || need(&w, 8, -1, "weights") ||
+        need_rows(n_rows) || need(&out, 8, n_rows, "out"))
         goto done;
-    Rows r = {ids.buf, ids.len / 4, segs.buf, segs.len / 16, rowptr.buf, n_rows, columns.buf, columns.len / 4,
-              (int32_t)width};
+    Rows r = {ids.buf, ids.len / 4, segs.buf, segs.len / 16, rowptr.buf, n_rows, columns.obj ? columns.buf : NULL,
+              columns.len / 4, (int32_t)width};
     Py_ssize_t longest = rows_check(&r);
     if (longest < 0) goto done;
     if (longest >= valtab.len / 4) { /* a count could be past the table: ask for a longer one */
@@ -676,7 +819,7 @@ static PyObject *sentiment_margins(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    const float *val = valtab.buf, *s2 = scale2.buf, *u_ = uw.buf;
+    const float *val = valtab.buf, *W = w.buf;
     double *z = out.buf;
     int bad = 0;
     Py_BEGIN_ALLOW_THREADS;
@@ -689,10 +832,11 @@ static PyObject *sentiment_margins(PyObject *self, PyObject *args) {
         double ss = 0.0, num = 0.0;
         for (Py_ssize_t j = 0; j < m; j++) {
             float v = val[counts[j]];
+            const float *wc = W + 2 * (Py_ssize_t)cols[j];
             float vv = v * v;
-            float a = vv * s2[cols[j]];
+            float a = vv * wc[0];
             ss += (double)a;
-            float b = v * u_[cols[j]];
+            float b = v * wc[1];
             num += (double)b;
         }
         double norm = sqrt(ss);
@@ -709,7 +853,7 @@ done:
     PyMem_Free(scratch);
     PyMem_Free(cols);
     PyMem_Free(counts);
-    Py_buffer *all[] = {&ids, &segs, &rowptr, &columns, &valtab, &scale2, &uw, &out};
+    Py_buffer *all[] = {&ids, &segs, &rowptr, &columns, &valtab, &w, &out};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]->obj) PyBuffer_Release(all[i]);
     return result;
@@ -749,6 +893,7 @@ done:
 }
 
 static PyMethodDef module_methods[] = {
+    {"scan_terms", scan_terms, METH_VARARGS, "lexicon terms on token boundaries (see the function)"},
     {"add_dense", add_dense, METH_VARARGS, "out += x @ weights over the nonzeros of x, in float32 (see the module)"},
     {"tfidf_product", tfidf_product, METH_VARARGS, "per-row tf-idf, L2 per group, times weights (see the module)"},
     {"sentiment_margins", sentiment_margins, METH_VARARGS, "the sentiment model's margins (see the module)"},

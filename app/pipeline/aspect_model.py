@@ -163,8 +163,11 @@ class Parts:
     :class:`View`, without strings."""
 
     ngrams: Rows = field(default_factory=Rows)
-    words: Rows = field(default_factory=Rows)
+    words: Rows = field(init=False)
     lex: list[LexPart] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.words = Rows(share=self.ngrams)  # the same documents' arrays
 
     def __len__(self) -> int:
         return len(self.lex)
@@ -214,8 +217,8 @@ def doc_parts(docs: Sequence[Doc], space: FeatureSpace) -> Parts:
     for d in docs:
         f = d.features
         enc = f.encoded(space)
-        out.ngrams.add(*enc.aspect_runs(out.ngrams.attach(enc.ids)))
-        base = out.words.attach(enc.ids)
+        base = out.ngrams.attach(enc.ids)
+        out.ngrams.add(*enc.aspect_runs(base))
         out.words.add(base, base + enc.n_words)
         out.lex.append(LexPart(f.raw_words, d.hits, len(d.text), len(d.clauses)))
     return out
@@ -226,28 +229,27 @@ def clause_parts(docs: Sequence[Doc], space: FeatureSpace) -> Parts:
     is re-featurised: :meth:`Encoded.clause_runs`); the same features as :func:`clause_views`."""
     space.encode([d.features for d in docs])
     out = Parts()
+    lex = out.lex
     for doc in docs:
         f = doc.features
         enc = f.encoded(space)
-        hits: list[list[KeywordHit]] = [[] for _ in doc.clauses]
-        for h in doc.hits:
-            if 0 <= h.clause < len(hits):
-                hits[h.clause].append(h)
         base = out.ngrams.attach(enc.ids)
-        words_base = out.words.attach(enc.ids)
         spans = doc.clauses
         words = f.word_spans(spans)
         if f.exact:
-            out.ngrams.add_rows(enc.clause_runs(f, base, spans), 4)
+            out.ngrams.add_rows(enc.clause_runs(f, base, spans, words), 4)
         else:  # rare: lower() moved characters, each clause's n-grams are its own
             for (a, b), (lo, hi) in zip(spans, words):
                 own = np.concatenate([space.ids(f.clause(a, b)), enc.ids[lo:hi]])
                 at = out.ngrams.attach(own)
                 out.ngrams.add(at, at + len(own))
+        out.words.add_rows([base + x for span in words for x in span], 1)
+        hits: dict[int, list[KeywordHit]] = {}
+        for h in doc.hits:
+            hits.setdefault(h.clause, []).append(h)
         raw = f.raw_words
-        for (a, b), (lo, hi), h in zip(spans, words, hits):
-            out.words.add(words_base + lo, words_base + hi)
-            out.lex.append(LexPart(raw[lo:hi], h, b - a, 1))
+        for i, ((a, b), (lo, hi)) in enumerate(zip(spans, words)):
+            lex.append(LexPart(raw[lo:hi], hits.get(i, ()), b - a, 1))
     return out
 
 
@@ -376,7 +378,7 @@ class AspectModel:
         if self.corpus is not None:  # polarity and vectors side by side: one product for both
             self._corpus_weights = np.column_stack([self.corpus.polarity, self.corpus.vectors]).astype(np.float32)
             self._corpus_idf = self.corpus.idf.astype(np.float64)
-        self._bound: tuple[FeatureSpace, np.ndarray, np.ndarray] | None = None
+        self._bound: tuple[FeatureSpace, np.ndarray | None, np.ndarray | None] | None = None
         self._w = np.ascontiguousarray(np.asarray(state["coef"], dtype=np.float32).T)
         self._b = np.asarray(state["intercept"], dtype=np.float64)
         self.platt_a = np.asarray(state["platt_a"], dtype=np.float64)
@@ -434,9 +436,9 @@ class AspectModel:
     def bind(self, space: FeatureSpace, slot: int) -> None:
         """Read features through ``space``, where this model's vocabularies are numbers ``slot``
         and ``slot + 1``."""
-        self._bound = (space, space.columns(slot), space.columns(slot + 1))
+        self._bound = (space, space.kernel_columns(slot), space.kernel_columns(slot + 1))
 
-    def _binding(self) -> tuple[FeatureSpace, np.ndarray, np.ndarray]:
+    def _binding(self) -> tuple[FeatureSpace, np.ndarray | None, np.ndarray | None]:
         if self._bound is None:  # used on its own (training, tests): a space of its own
             self.bind(FeatureSpace(self.feature_vocabularies()), 0)
         return self._bound
@@ -492,10 +494,12 @@ class AspectModel:
             return []
         space = self._binding()[0]
         probs = platt(combine(self.linear_parts(doc_parts(docs, space))), self.platt_a, self.platt_c)
-        decided = self.decide(probs, docs).tolist()
-        hit_clauses = [_pair_clauses(d, [j for j, yes in enumerate(row) if yes]) for d, row in zip(docs, decided)]
+        pairs: list[list[int]] = [[] for _ in docs]
+        for i, j in zip(*(a.tolist() for a in np.nonzero(self.decide(probs, docs)))):
+            pairs[i].append(j)
+        hit_clauses = [_pair_clauses(d, js) for d, js in zip(docs, pairs)]
         need = [i for i, hc in enumerate(hit_clauses) if len(docs[i].clauses) > 1 and not all(hc.values())]
-        fallback = dict(zip(need, (s.tolist() for s in self.clause_scores([docs[i] for i in need]))))
+        fallback = dict(zip(need, self.clause_scores([docs[i] for i in need])))
         out = []
         for i, (doc, p) in enumerate(zip(docs, probs.tolist())):
             findings = []
@@ -517,12 +521,12 @@ class AspectModel:
             out.append(_one_polarity_per_evidence(findings))
         return out
 
-    def clause_scores(self, docs: Sequence[Doc]) -> list[np.ndarray]:
+    def clause_scores(self, docs: Sequence[Doc]) -> list[list[list[float]]]:
         """Per document, (n_clauses, N_PAIRS) raw pair scores of each clause on its own: the
-        clause that scores highest for a pair is the one that carried it. One matrix product
-        over slices of each document's feature pass."""
+        clause that scores highest for a pair is the one that carried it. One product over runs
+        of each document's feature pass."""
         space = self._binding()[0]
-        raw = combine(self.linear_parts(clause_parts(docs, space)))
+        raw = combine(self.linear_parts(clause_parts(docs, space))).tolist()
         out, k = [], 0
         for d in docs:
             out.append(raw[k : k + len(d.clauses)])

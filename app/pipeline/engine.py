@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from app.pipeline.aspect_model import load_aspect_model
 from app.pipeline.aspects import AspectScorer
 from app.pipeline.chat_model import ChatModel, load_chat_model
 from app.pipeline.features import FeatureSpace
-from app.pipeline.findings import Analysis, Doc, ItemError
+from app.pipeline.findings import Analysis, Doc, ItemError, KeywordHit
 from app.pipeline.keywords import KeywordMatcher
 from app.pipeline.lexicon import Lexicon, load_lexicon
 from app.pipeline.normalize import InvalidText, check_text, normalize
@@ -132,7 +132,8 @@ class Pipeline:
             if h.dimension == "general":
                 continue
             s, e = doc.norm.to_original(h.start, h.end)
-            yield replace(h, text=doc.norm.original[s:e], start=s, end=e)
+            text = doc.norm.original[s:e]
+            yield KeywordHit(h.term, text, h.dimension, h.polarity, h.negated, s, e, h.weight, h.clause)
 
 
 def share_features(*models) -> FeatureSpace | None:

@@ -252,16 +252,19 @@ class Encoded:
         """What the aspect model reads of the whole document: chars and words."""
         return base + self.chars_at, base + self.chars_end, base, base + self.n_words
 
-    def clause_runs(self, f: DocFeatures, base: int, spans: Sequence[tuple[int, int]]) -> list[int]:
+    def clause_runs(
+        self, f: DocFeatures, base: int, spans: Sequence[tuple[int, int]], words: Sequence[tuple[int, int]]
+    ) -> list[int]:
         """What the aspect model reads of each clause ``text[start:end]`` taken alone, its char
-        n-grams (unigrams, bigrams, trigrams) and the words inside it: 8 ints per clause, for
-        :meth:`Rows.add_rows` (an :attr:`DocFeatures.exact` text only)."""
+        n-grams (unigrams, bigrams, trigrams) and the words inside it (``words``: the clauses'
+        :meth:`DocFeatures.word_spans`): 8 ints per clause, for :meth:`Rows.add_rows` (an
+        :attr:`DocFeatures.exact` text only)."""
         n = len(f.despaced)
         c1 = base + self.chars_at
         c2 = c1 + n
         c3 = c2 + max(n - 1, 0)
         out: list[int] = []
-        for (a, b), (lo, hi) in zip(f.despaced_spans(spans), f.word_spans(spans)):
+        for (a, b), (lo, hi) in zip(f.despaced_spans(spans), words):
             # a clause of one or two characters has no trigram (and of one no bigram): an empty
             # run, placed at c1 because c3 + a may lie past the end of the array
             bi = (c2 + a, c2 + b - 1) if b - a > 1 else (c1, c1)
@@ -310,10 +313,12 @@ class FeatureSpace:
         self._vocab.shrink()
         size = len(self._vocab)
         self._columns = []
+        self._identity = []
         for ids in union_ids:
             col = np.full(size + 1, -1, dtype=np.int32)  # the last slot answers id -1
             col[ids] = np.arange(len(ids), dtype=np.int32)
             self._columns.append(col)
+            self._identity.append(bool(np.array_equal(ids, np.arange(len(ids)))))
 
     def __len__(self) -> int:
         return len(self._vocab)
@@ -325,6 +330,11 @@ class FeatureSpace:
     def columns(self, k: int) -> np.ndarray:
         """Union id -> column of vocabulary ``k`` (or -1); index it with ids, -1 included."""
         return self._columns[k]
+
+    def kernel_columns(self, k: int) -> np.ndarray | None:
+        """:meth:`columns` for the kernels: None when the ids of vocabulary ``k`` are its columns
+        (the first vocabulary, if it repeats no name), which spares a lookup per feature."""
+        return None if self._identity[k] else self._columns[k]
 
     def encode(self, feats: Sequence[DocFeatures]) -> None:
         """Give every document its :class:`Encoded` ids in this space (those that have them
@@ -338,23 +348,17 @@ class FeatureSpace:
 
 class Rows:
     """A batch's rows for the compiled kernels. Id arrays are laid end to end once
-    (:meth:`attach`); each row reads runs of them (:meth:`add`)."""
+    (:meth:`attach`); each row reads runs of them (:meth:`add`). Rows made with ``share`` read
+    the same arrays, attached once for both."""
 
-    def __init__(self):
-        self._arrays: list[np.ndarray] = []
-        self._base: dict[int, int] = {}
-        self._size = 0
+    def __init__(self, share: Rows | None = None):
+        self._pool = share._pool if share is not None else _Pool()
         self._segs: list[int] = []
         self._rowptr = [0]
 
     def attach(self, ids: np.ndarray) -> int:
         """Where ``ids`` start in the batch (an array attached twice is stored once)."""
-        base = self._base.get(id(ids))
-        if base is None:
-            base = self._base[id(ids)] = self._size
-            self._arrays.append(ids)
-            self._size += len(ids)
-        return base
+        return self._pool.attach(ids)
 
     def add(self, *runs: int) -> None:
         """One row, reading ``[runs[0], runs[1])``, ``[runs[2], runs[3])``, … of the batch."""
@@ -371,12 +375,30 @@ class Rows:
         return len(self._rowptr) - 1
 
     def buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        ids = np.concatenate(self._arrays) if self._arrays else np.zeros(0, dtype=np.int32)
-        return (
-            np.ascontiguousarray(ids, dtype=np.int32),
-            np.array(self._segs, dtype=np.int64),
-            np.array(self._rowptr, dtype=np.int64),
-        )
+        return self._pool.ids(), np.array(self._segs, dtype=np.int64), np.array(self._rowptr, dtype=np.int64)
+
+
+class _Pool:
+    def __init__(self):
+        self._arrays: list[np.ndarray] = []
+        self._base: dict[int, int] = {}
+        self._size = 0
+        self._ids: np.ndarray | None = None
+
+    def attach(self, ids: np.ndarray) -> int:
+        base = self._base.get(id(ids))
+        if base is None:
+            base = self._base[id(ids)] = self._size
+            self._arrays.append(ids)
+            self._size += len(ids)
+            self._ids = None
+        return base
+
+    def ids(self) -> np.ndarray:
+        if self._ids is None:
+            ids = np.concatenate(self._arrays) if self._arrays else np.zeros(0, dtype=np.int32)
+            self._ids = np.ascontiguousarray(ids, dtype=np.int32)
+        return self._ids
 
 
 class CountTable:
@@ -406,14 +428,19 @@ def _with_table(kernel, head: tuple, table: CountTable, tail: tuple) -> None:
 
 
 def tfidf_product(
-    rows: Rows, columns: np.ndarray, idf: np.ndarray, groups: np.ndarray | None, weights: np.ndarray, out: np.ndarray
+    rows: Rows,
+    columns: np.ndarray | None,
+    idf: np.ndarray,
+    groups: np.ndarray | None,
+    weights: np.ndarray,
+    out: np.ndarray,
 ) -> None:
     """``out += X @ weights`` where ``X`` holds each row's sublinear tf-idf
     (:func:`app.pipeline.sparse.tfidf_values`: counts of its known columns, L2-normalised within
-    each ``groups`` value, 0 or 1 per column; None: one group), in float32 as scipy sums it."""
+    each ``groups`` value, 0 or 1 per column; None: one group), in float32 as scipy sums it.
+    ``columns``: :meth:`FeatureSpace.kernel_columns`."""
     ids, segs, rowptr = rows.buffers()
-    columns = np.ascontiguousarray(columns, dtype=np.int32)
-    head = (ids, segs, rowptr, columns, np.ascontiguousarray(idf, dtype=np.float64))
+    head = (ids, segs, rowptr, _int32(columns), np.ascontiguousarray(idf, dtype=np.float64))
     tail = (
         None if groups is None else np.ascontiguousarray(groups, dtype=np.uint8),
         np.ascontiguousarray(weights, dtype=np.float32),
@@ -423,16 +450,20 @@ def tfidf_product(
 
 
 def sentiment_margins(
-    rows: Rows, columns: np.ndarray, values: CountTable, scale2: np.ndarray, u: np.ndarray, intercept: float
+    rows: Rows, columns: np.ndarray | None, values: CountTable, weights: np.ndarray, intercept: float
 ) -> np.ndarray:
-    """Per row ``sum(v * u) / sqrt(sum(v * v * scale2)) + intercept`` over its known columns,
-    ``v = values(count)`` (float32 products, float64 sums: the sentiment model's margin)."""
+    """Per row ``sum(v * u) / sqrt(sum(v * v * s2)) + intercept`` over its known columns, with
+    ``v = values(count)`` and ``weights[col] = (s2, u)`` (float32 products, float64 sums: the
+    sentiment model's margin). ``columns``: :meth:`FeatureSpace.kernel_columns`."""
     ids, segs, rowptr = rows.buffers()
     out = np.zeros(len(rows), dtype=np.float64)
-    head = (ids, segs, rowptr, np.ascontiguousarray(columns, dtype=np.int32))
-    tail = (np.ascontiguousarray(scale2, dtype=np.float32), np.ascontiguousarray(u, dtype=np.float32), intercept, out)
-    _with_table(_native.sentiment_margins, head, values, tail)
+    tail = (np.ascontiguousarray(weights, dtype=np.float32), intercept, out)
+    _with_table(_native.sentiment_margins, (ids, segs, rowptr, _int32(columns)), values, tail)
     return out
+
+
+def _int32(columns: np.ndarray | None) -> np.ndarray | None:
+    return None if columns is None else np.ascontiguousarray(columns, dtype=np.int32)
 
 
 def add_dense(out: np.ndarray, x: np.ndarray, weights: np.ndarray) -> None:

@@ -18,7 +18,11 @@ Rules, in the order they apply:
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterable
 
+import numpy as np
+
+from app.pipeline._native import Vocab, scan_terms
 from app.pipeline.findings import Doc, KeywordHit
 from app.pipeline.lexicon import Lexicon
 
@@ -32,15 +36,20 @@ class KeywordMatcher:
         self.lexicon = lexicon
         # term -> is it a target? Targets win where a word is in both lists (性价比 is a
         # subject, not an opinion: 性价比太低 must not read as praise).
-        self._terms = {t: False for t in lexicon.keywords} | {t: True for t in lexicon.targets}
-        self._maxlen = max(map(len, self._terms), default=1)
-        self._first_chars = frozenset(t[0] for t in self._terms)
-        self._prefixes = lexicon.negators | lexicon.intensifiers.keys()
-        self._prefix_chars = frozenset(w[0] for w in self._prefixes)
-        # A term starts here only if its first two characters (or, for a one-character term, its
-        # character) do: a cheap test that skips most tokens.
-        self._heads = frozenset(t[:2] for t in self._terms)
-        self._singles = frozenset(t for t in self._terms if len(t) == 1)
+        terms = {t: False for t in lexicon.keywords} | {t: True for t in lexicon.targets}
+        self._names = list(terms)  # term id -> term
+        self._is_target = list(terms.values())
+        prefixes = sorted(lexicon.negators | lexicon.intensifiers.keys())
+        # The search itself is compiled (app/pipeline/_native.c: scan_terms) over these tables.
+        self._tables = (
+            _table(self._names),
+            _table({t[:2] for t in terms}),  # a term can start only where its first two characters do
+            _table({w[0] for w in prefixes}),  # a token can start with glued-on prefixes only here
+            _table(prefixes),
+            np.array([w in lexicon.negators for w in prefixes], dtype=np.uint8),
+            np.array([1.0 if w in lexicon.negators else lexicon.intensifiers[w] for w in prefixes]),
+            max(map(len, terms), default=1),
+        )
 
     def find(self, doc: Doc) -> list[KeywordHit]:
         """All keyword hits of ``doc`` (offsets in the normalised text), in text order."""
@@ -48,15 +57,14 @@ class KeywordMatcher:
         if not tokens:
             return []
         clause_starts = [a for a, _ in doc.clauses]
-        raw = []  # (start, end, term, is_target, token index, in-token negations, in-token factor)
-        covered = 0
-        heads, singles, prefix_chars = self._heads, self._singles, self._prefix_chars
-        for ti, (word, s, _) in enumerate(tokens):
-            # a term, or a negator/degree word glued onto one, can begin here
-            maybe = text[s : s + 2] in heads or word[0] in singles or word[0] in prefix_chars
-            if maybe and s >= covered and (match := self._match(text, tokens, ti)):
-                raw.append(match)
-                covered = match[1]
+        # (start, end, term, is_target, token index, in-token negations, in-token factor): at each
+        # token start the longest term ending on a token boundary, else after glued-on negators
+        # or degree words (不耐烦, 太慢, 很快); terms never overlap.
+        names, is_target = self._names, self._is_target
+        raw = [
+            (s, e, names[t], is_target[t], ti, negs, factor)
+            for s, e, t, ti, negs, factor in scan_terms(*self._tables, text, list(tokens))
+        ]
         targets = [(s, e, self.lexicon.targets[t]) for s, e, t, is_t, *_ in raw if is_t]
         opinions = [r for r in raw if not r[3]]
         hits = []
@@ -79,49 +87,6 @@ class KeywordMatcher:
                 polarity = _FLIP[polarity]
             hits.append(KeywordHit(term, term, dimension, polarity, negated, s, e, round(weight, 3), clause))
         return hits
-
-    def _match(self, text: str, tokens, ti: int):
-        """A term starting at token ``ti`` (or inside it, after glued-on negators/degree words)."""
-        word, s, _ = tokens[ti]
-        if term := self._longest(text, tokens, ti, s):
-            return s, s + len(term), term, self._terms[term], ti, 0, 1.0
-        if len(word) > 1 and word[0] in self._prefix_chars:
-            for offset, negs, factor in self._spots(word):
-                if term := self._longest(text, tokens, ti, s + offset):
-                    p = s + offset
-                    return p, p + len(term), term, self._terms[term], ti, negs, factor
-        return None
-
-    def _longest(self, text: str, tokens, ti: int, p: int) -> str | None:
-        """The longest term or target starting at ``p`` and ending on a token boundary."""
-        if text[p : p + 2] not in self._heads and text[p] not in self._singles:
-            return None
-        best, terms, limit = None, self._terms, p + self._maxlen
-        for _, _, end in tokens[ti : ti + self._maxlen]:  # a token has at least one character
-            if end > limit:
-                break
-            if (piece := text[p:end]) in terms:
-                best = piece
-        return best
-
-    def _spots(self, word: str) -> list[tuple[int, int, float]]:
-        """Where a term may start inside a token: at 0, and after each leading negator or
-        degree word jieba glued on (太慢, 很快, 不耐烦, 不太好), with what was peeled off."""
-        spots, p, negs, factor = [], 0, 0, 1.0
-        while p < len(word) - 1:
-            for k in (2, 1):
-                piece = word[p : p + k]
-                if p + k < len(word) and piece in self._prefixes:
-                    break
-            else:
-                break
-            if piece in self.lexicon.negators:
-                negs += 1
-            else:
-                factor *= self.lexicon.intensifiers[piece]
-            p += k
-            spots.append((p, negs, factor))
-        return spots
 
     def _modifiers(self, tokens, ti: int, clause_start: int) -> tuple[int, float]:
         """Negator count and degree factor from the tokens just before token ``ti``."""
@@ -147,3 +112,9 @@ class KeywordMatcher:
             return before[-1][2]
         after = [t for t in targets if e <= t[0] and t[1] <= c_end]
         return after[0][2] if after else None
+
+
+def _table(names: Iterable[str]) -> Vocab:
+    table = Vocab()
+    table.add(list(names))
+    return table

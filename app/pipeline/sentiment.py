@@ -283,7 +283,7 @@ class LinearSentimentModel:
         self._state = state
         self.version = version
         self.segmenter = str(state.get("segmenter", LEGACY_SEGMENTER))
-        self._bound: tuple[FeatureSpace, np.ndarray] | None = None  # see bind()
+        self._bound: tuple[FeatureSpace, np.ndarray | None] | None = None  # see bind()
         self.value = value_transform(str(state["value"]))
         self._values = CountTable(lambda c: feature_values(c, self.value), np.float32)
         self.use_hits = bool(state["use_hits"])
@@ -292,6 +292,7 @@ class LinearSentimentModel:
         scale = np.asarray(state["scale"], dtype=np.float32)
         self._scale2 = scale * scale
         self._u = scale * np.asarray(state["coef"], dtype=np.float32)
+        self._weights = np.column_stack([self._scale2, self._u])  # the kernel reads them side by side
         self._b = float(state["intercept"])
         self._neu_w = np.asarray(state["neu_coef"], dtype=np.float64)
         self._neu_b = float(state["neu_intercept"])
@@ -327,9 +328,9 @@ class LinearSentimentModel:
     def bind(self, space: FeatureSpace, slot: int) -> None:
         """Read features through ``space``, where this model's vocabulary is number ``slot``
         (the pipeline shares one space between its models: see :mod:`app.pipeline.features`)."""
-        self._bound = (space, space.columns(slot))
+        self._bound = (space, space.kernel_columns(slot))
 
-    def _binding(self) -> tuple[FeatureSpace, np.ndarray]:
+    def _binding(self) -> tuple[FeatureSpace, np.ndarray | None]:
         if self._bound is None:  # used on its own (training, tests): a space of its own
             self.bind(FeatureSpace(self.feature_vocabularies()), 0)
         return self._bound
@@ -353,7 +354,7 @@ class LinearSentimentModel:
                 at = rows.attach(found)
                 runs += (at, at + len(found))
             rows.add(*runs)
-        return sentiment_margins(rows, columns, self._values, self._scale2, self._u, float(self._b))
+        return sentiment_margins(rows, columns, self._values, self._weights, float(self._b))
 
     def scores(self, docs: Sequence[Doc]) -> tuple[np.ndarray, np.ndarray]:
         """Margins ``z`` and unrounded (n, 3) probabilities (SENTIMENT_LABELS order), before
