@@ -13,11 +13,11 @@ a 20 MB JSON body is never encoded on the loop, and a big one gives its memory b
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from app.core import jsonbytes
 from app.core.errors import PingjiaError
 from app.core.memory import release_memory
 
@@ -30,8 +30,8 @@ class Busy(PingjiaError):
 
 
 def to_json(body: Any) -> bytes:
-    """The bytes Starlette's JSONResponse would send, made wherever this runs."""
-    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    """The bytes of ``body`` as a JSON response (compact UTF-8), made wherever this runs."""
+    return jsonbytes.dumps(body)
 
 
 def _serialised(fn: Callable[..., Any], args: tuple) -> bytes:

@@ -199,20 +199,16 @@ class Accumulator:
         scopes += [(f"g:{col}", val) for col, val in (groups or {}).items() if val]
         if dated:
             scopes.append(("day", day or ""))
-        c = self.counts
-        for scope in scopes:
-            c[(*scope, "rows")] += 1
-            if facts is None:
-                c[(*scope, "errors")] += 1
-                continue
-            c[(*scope, "analysed")] += 1
-            c[(*scope, f"sent:{facts.label}")] += 1
+        if facts is None:
+            metrics = ["rows", "errors"]
+        else:
+            metrics = ["rows", "analysed", f"sent:{facts.label}"]
             if facts.mixed:
-                c[(*scope, "mixed")] += 1
-            for cause in facts.causes:
-                c[(*scope, f"cause:{cause}")] += 1
-            for aspect, polarity in facts.aspects:
-                c[(*scope, f"aspect:{aspect}:{polarity}")] += 1
+                metrics.append("mixed")
+            metrics += [f"cause:{cause}" for cause in facts.causes]
+            metrics += [f"aspect:{aspect}:{polarity}" for aspect, polarity in facts.aspects]
+        c = self.counts
+        c.update([(dim, key, metric) for dim, key in scopes for metric in metrics])  # one C-level count
         if facts is None:
             c[("all", "", f"err:{error or 'error'}")] += 1
             return

@@ -5,12 +5,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from app.conversations import Limits, analyze_conversations, load_conversation_rules
 from app.conversations import present as conversation_present
+from app.core import jsonbytes
 from app.jobs.qa_report import qa_columns
 from app.jobs.report import Accumulator, QAFacts, RowFacts, parse_day
 from app.jobs.store import ChunkOutput
@@ -21,7 +21,7 @@ from app.pipeline.findings import Analysis, ItemError
 
 
 def _dumps(obj: dict) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return jsonbytes.dumps(obj).decode()
 
 
 class RowContext:

@@ -21,10 +21,8 @@ def content_words(doc: Doc, stopwords: frozenset[str]) -> tuple[str, ...]:
     Unlike ``TfidfTerms`` no IDF table (~150 MB per process) and single characters stay:
     慢, 差, 贵 are complaint words. Stop words, digits and punctuation go.
     """
-    words = (
-        w for w in (t[0].lower() for t in doc.tokens) if w not in stopwords and len(w) <= 12 and _WORDLIKE.search(w)
-    )
-    return tuple(dict.fromkeys(words))
+    search = _WORDLIKE.search  # the feature pass's words: lower-cased, whitespace tokens out
+    return tuple(dict.fromkeys([w for w in doc.features.words if w not in stopwords and len(w) <= 12 and search(w)]))
 
 
 class TfidfTerms:
