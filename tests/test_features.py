@@ -26,6 +26,7 @@ TEXTS = [
     "不是不耐心，不过发货太慢了，送货员也不太友好",
     "质量太差了,用了两天就坏了;再也不买了...客服:爱答不理",
     "机器很好，公司内部使用小巧，赞",  # a one-character last clause: its empty runs end past the ids
+    "哈" * 1500 + "，好评",  # counts past the kernels' first count tables (1,024): the tables grow
 ]
 
 
