@@ -119,3 +119,39 @@ def test_sentiment_margins_handle_empty_rows_and_refuse_bad_shapes():
     assert F.sentiment_margins(rows, None, table, weights, 0.25).tolist() == [0.25]  # no feature: the intercept
     with pytest.raises(ValueError, match="weights"):
         F.sentiment_margins(rows, None, table, np.ones(5, dtype=np.float32)[:3], 0.0)
+
+
+def test_random_text_never_breaks_the_table_or_the_term_search():
+    """Random strings over a small alphabet with astral characters, NUL and lone surrogates:
+    encode's ids equal lookups of the same n-gram strings, and the term search runs on any
+    tokenisation that tiles the text."""
+    rng = np.random.default_rng(11)
+    alphabet = list("好吃不太快 a\x00") + ["😀", "\ud800", "𠀀"]
+    v = _native.Vocab()
+    names = ["".join(rng.choice(alphabet, size=rng.integers(1, 4))) for _ in range(300)]
+    v.add(names)
+    terms = _native.Vocab()
+    terms.add(["好吃", "不", "快", "😀"])
+    heads = _native.Vocab()
+    heads.add(["好吃", "不", "快", "😀"])
+    prefixes = _native.Vocab()
+    prefixes.add(["不", "太"])
+    firsts = _native.Vocab()
+    firsts.add(["不", "太"])
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet, size=rng.integers(1, 40)))
+        words = [w for w in text.split(" ") if w]
+        got = ids(v.encode(text.replace(" ", ""), text, words))
+        t = text.replace(" ", "")
+        grams = [*t, *(t[i : i + 2] for i in range(len(t) - 1)), *(t[i : i + 3] for i in range(len(t) - 2))]
+        sgrams = [c for c in text if not c.isspace()]
+        sgrams += [text[i : i + 2] for i in range(len(text) - 1)] + [text[i : i + 3] for i in range(len(text) - 2)]
+        keys = [F.WORD + w for w in words] + [F.BIGRAM + a + F.JOIN + b for a, b in zip(words, words[1:])]
+        assert got == ids(v.lookup(keys + grams + sgrams))
+        cuts = sorted({0, len(text), *rng.integers(0, len(text) + 1, size=5).tolist()})
+        tokens = [(text[a:b], a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+        found = _native.scan_terms(
+            terms, heads, firsts, prefixes, np.array([1, 0], np.uint8), np.array([1.0, 1.5]), 2, text, tokens
+        )
+        assert all(0 <= s < e <= len(text) for s, e, *_ in found)
+        assert all(a[1] <= b[0] for a, b in zip(found, found[1:]))  # in order, never overlapping

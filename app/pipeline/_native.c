@@ -165,7 +165,7 @@ static int32_t vocab_add(Vocab *v, const Py_UCS4 *s, Py_ssize_t n) {
         v->offsets = o;
         v->n_cap = cap;
     }
-    memcpy(v->keys + v->keys_len, s, (size_t)n * sizeof(Py_UCS4));
+    if (n) memcpy(v->keys + v->keys_len, s, (size_t)n * sizeof(Py_UCS4));
     v->keys_len += (size_t)n;
     id = v->n++;
     v->offsets[v->n] = (uint32_t)v->keys_len;
@@ -305,7 +305,8 @@ fail:
 /* reserve(n): room for n names without growing the table on the way. */
 static PyObject *Vocab_reserve(Vocab *v, PyObject *arg) {
     Py_ssize_t n = PyLong_AsSsize_t(arg);
-    if (n < 0) return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "reserve: a count, got %zd", n);
+    if (n < 0 || n > INT32_MAX)
+        return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "reserve: a count of names, got %zd", n);
     uint64_t slots = v->mask + 1;
     while ((uint64_t)n * 10 > slots * 6) slots *= 2;
     if (slots != v->mask + 1 && vocab_resize(v, slots) < 0) return NULL;
