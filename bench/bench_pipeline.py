@@ -1,7 +1,9 @@
 """Throughput, latency, memory and start-up of the review pipeline, against plain Python jieba
 (``jieba.lcut``, the segmentation-only reference) and SnowNLP.
 
-Run: .venv/bin/python bench/bench_pipeline.py --data ../shared/data [--n 5000]
+Run: .venv/bin/python bench/bench_pipeline.py --data ../shared/data [--n 5000] [--stages]
+``--stages`` instead prints where a review's time goes: each stage of ``analyze_batch`` run on
+its own over the same reviews (CPU time, best of 3), beside raw ``jieba.lcut``.
 Everything below is measured in this one run on the same reviews; nothing is cached
 between the measured calls (every request carries a different text). Throughput figures are
 also given as ratios to ``jieba.lcut`` measured in the same run, which the machine's load moves
@@ -165,15 +167,69 @@ def bench_http(texts: list[str]) -> dict:
     return out
 
 
+def bench_stages(texts: list[str]) -> None:
+    """Each stage of ``Pipeline.analyze_batch`` on its own, in order, over the same texts (500 per
+    batch where the stage takes batches); CPU seconds, best of 3 rounds."""
+    import jieba
+
+    from app.core.config import get_settings
+    from app.pipeline import aspect_model as AM
+    from app.pipeline.engine import TextItem, build_pipeline
+    from app.pipeline.findings import Doc
+    from app.pipeline.normalize import normalize
+    from app.pipeline.segment import clauses
+
+    s = get_settings()
+    p = build_pipeline(s.lexicon_dir, s.models_dir)
+    p.analyze("预热一下")
+    jieba.setLogLevel(60)
+    jieba.lcut("预热")
+    best: dict[str, float] = {}
+
+    def timed(name, fn):
+        t = time.process_time()
+        out = fn()
+        best[name] = min(best.get(name, float("inf")), time.process_time() - t)
+        return out
+
+    def batches(xs):
+        return [xs[i : i + 500] for i in range(0, len(xs), 500)]
+
+    def pass_over(texts: list[str]) -> None:
+        timed("raw jieba.lcut (the reference)", lambda: [jieba.lcut(x) for x in texts])
+        timed("analyze_batch, all stages", lambda: [p.analyze_batch([TextItem(x) for x in b]) for b in batches(texts)])
+        norms = timed("normalise", lambda: [normalize(x) for x in texts])
+        tokens = timed("segment (rjieba)", lambda: [p.segmenter.tokenize(n.text) for n in norms])
+        docs = [Doc(id=None, norm=n, tokens=t) for n, t in zip(norms, tokens)]
+        timed("clauses", lambda: [setattr(d, "clauses", clauses(d.text, d.tokens, p.lexicon.contrast)) for d in docs])
+        timed("keywords", lambda: [setattr(d, "hits", p.matcher.find(d)) for d in docs])
+        timed("feature pass (words, ids)", lambda: p.space.encode([d.features for d in docs]))
+        timed("sentiment", lambda: [p.sentiment.predict(b) for b in batches(docs)])
+        timed("aspects, whole texts", lambda: [p.aspects.linear_parts(AM.doc_parts(b, p.space)) for b in batches(docs)])
+        timed("aspects, all (evidence incl.)", lambda: [p.aspects.score(b) for b in batches(docs)])
+
+    for _ in range(3):
+        pass_over(texts)
+    ref = best["raw jieba.lcut (the reference)"]
+    print(f"{len(texts)} reviews; CPU time per review, best of 3; {load_average()}")
+    for name, sec in best.items():
+        print(f"  {name:32s} {sec / len(texts) * 1e6:7.1f} us   {sec / ref:5.2f}x jieba")
+    print("  (aspects, all: whole texts, then per-clause evidence for texts whose decided pair has no lexicon hit)")
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--stages", action="store_true", help="where a review's time goes, stage by stage")
     args = ap.parse_args()
     if not (args.data / "reviews_train.csv").is_file():
         raise SystemExit(f"{args.data}/reviews_train.csv not found: pass --data")
     texts = load_reviews(args.data, args.n)
+    if args.stages:
+        bench_stages(texts)
+        return
     res = bench_inprocess(texts)
     res.update(bench_http(texts))
     jieba_rate = res["jieba_lcut_docs_s"]

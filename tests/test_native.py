@@ -110,6 +110,27 @@ def test_tfidf_product_equals_numpy_on_long_rows_with_large_counts():
     assert np.array_equal(out, expected)
 
 
+def test_kernels_refuse_shapes_that_would_overflow_or_runs_past_the_segments():
+    empty = np.zeros(0, dtype=np.float32)
+    with pytest.raises(ValueError, match="shape"):
+        _native.add_dense(empty, empty, np.zeros(0, dtype=np.float32), 1 << 62, 4)
+    ids = np.zeros(4, dtype=np.int32)
+    segs = np.array([0, 2, 2, 4], dtype=np.int64)
+    rowptr = np.array([0, 1 << 40, 1], dtype=np.int64)  # a middle row ending far past the segments
+    with pytest.raises(ValueError, match="malformed rows"):
+        _native.tfidf_product(
+            ids,
+            segs,
+            rowptr,
+            None,
+            np.ones(2),
+            F.LOG_COUNT.table,
+            None,
+            np.ones(2, np.float32),
+            np.zeros(2, np.float32),
+        )
+
+
 def test_sentiment_margins_handle_empty_rows_and_refuse_bad_shapes():
     rows = F.Rows()
     empty = rows.attach(np.zeros(0, dtype=np.int32))

@@ -4,7 +4,7 @@
   but glibc keeps the pages in its arenas, so the process RSS stays at its peak: after one
   maximum batch the service kept ~0.7 GB. glibc's ``malloc_trim`` returns free pages at the
   top of every arena (:func:`release_memory`).
-* Keeping the loaded models out of the cyclic garbage collector (:func:`freeze_loaded`)."""
+* Keeping the loaded models out of the cyclic garbage collector's walks (:func:`freeze_loaded`)."""
 
 from __future__ import annotations
 
@@ -28,11 +28,15 @@ def release_memory() -> bool:
 
 
 def freeze_loaded() -> None:
-    """Move every object alive now (lexicons, models, their tables: they live as long as the
-    process) to the collector's permanent generation. A batch allocates ~100,000 small
-    objects, so the collector runs often, and each full collection walked all of them again:
-    frozen, a batch ran ~15 % faster (bench/bench_pipeline.py), and forked job workers no
-    longer write to the models' pages by walking them, so those pages stay shared. Objects
-    are still freed by reference counting; only cycles among frozen objects are never collected."""
+    """Collect garbage, then move every object alive now (lexicons, models, their tables: they
+    live as long as the process) to the collector's permanent generation. Called when models
+    are loaded or replaced and before job workers fork.
+
+    Why: a batch allocates ~100,000 small objects, so the collector runs often, and each full
+    collection walked every model object again; frozen, they are skipped, and forked job workers
+    no longer write to the models' pages by walking them, so those pages stay shared. Frozen
+    objects are still freed by reference counting; a cycle among them (a replaced model, say)
+    waits for the next call, which unfreezes everything before it collects."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
-import gc
 import logging
 import multiprocessing as mp
 import os
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from app.conversations import ConversationRules, Limits
+from app.core.memory import freeze_loaded
 from app.jobs.scoring import ConversationScorer, Scorers, load_scorers
 from app.jobs.service import db_url, iso, jobs_dir, prune_jobs
 from app.jobs.store import (
@@ -414,30 +414,26 @@ class JobRunner:
 
     def _fork_all(self) -> None:
         fork = mp.get_context("fork")
-        gc.collect()
-        gc.freeze()  # objects alive now are never scanned by the workers' collector
-        try:
-            for slot in range(self.n_workers):
-                owner = f"w{slot}-{uuid.uuid4().hex[:8]}"
-                proc = fork.Process(
-                    target=_forked_main,
-                    name=f"pingjia-job-worker-{slot}",
-                    daemon=True,
-                    args=(
-                        self.db_url,
-                        owner,
-                        self.inherit,
-                        os.getpid(),
-                        self.lock.fd,
-                        self.settings.job_worker_nice,
-                        self.notices,
-                        slot,
-                    ),
-                )
-                proc.start()
-                self.procs[owner] = (slot, proc, time.monotonic())
-        finally:
-            gc.unfreeze()
+        freeze_loaded()  # objects alive now are never scanned by the workers' collector (nor the service's)
+        for slot in range(self.n_workers):
+            owner = f"w{slot}-{uuid.uuid4().hex[:8]}"
+            proc = fork.Process(
+                target=_forked_main,
+                name=f"pingjia-job-worker-{slot}",
+                daemon=True,
+                args=(
+                    self.db_url,
+                    owner,
+                    self.inherit,
+                    os.getpid(),
+                    self.lock.fd,
+                    self.settings.job_worker_nice,
+                    self.notices,
+                    slot,
+                ),
+            )
+            proc.start()
+            self.procs[owner] = (slot, proc, time.monotonic())
 
     def notify(self) -> None:
         """A job was submitted: start workers now rather than at the next check."""

@@ -156,7 +156,8 @@ static int32_t vocab_add(Vocab *v, const Py_UCS4 *s, Py_ssize_t n) {
         v->keys_cap = cap;
     }
     if (v->n + 2 > v->n_cap) {
-        int32_t cap = v->n_cap * 2 + 2;
+        int64_t want = (int64_t)v->n_cap * 2 + 2;
+        int32_t cap = want > INT32_MAX ? INT32_MAX : (int32_t)want;
         uint32_t *o = PyMem_Realloc(v->offsets, (size_t)cap * sizeof(uint32_t));
         if (!o) {
             PyErr_NoMemory();
@@ -226,6 +227,7 @@ static int buf_append(Buf *b, PyObject *o) {
         PyErr_Format(PyExc_TypeError, "feature names must be str, not %.100s", Py_TYPE(o)->tp_name);
         return -1;
     }
+    if (PyUnicode_READY(o) < 0) return -1;
     Py_ssize_t n = PyUnicode_GET_LENGTH(o);
     if (buf_reserve(b, b->n + n) < 0) return -1;
     int kind = PyUnicode_KIND(o);
@@ -290,7 +292,7 @@ static PyObject *Vocab_add_joined(Vocab *v, PyObject *arg) {
         int bad = buf_append(&b, name);
         Py_DECREF(name);
         if (bad < 0 || (ids[i] = vocab_add(v, b.s, b.n)) < 0) goto fail;
-        s = stop + 1;
+        if (stop < end) s = stop + 1;
     }
     PyMem_Free(b.s);
     PyBuffer_Release(&blob);
@@ -333,15 +335,14 @@ static PyObject *Vocab_shrink(Vocab *v, PyObject *Py_UNUSED(ignored)) {
 }
 static PyObject *Vocab_lookup(Vocab *v, PyObject *names) { return names_to_ids(v, names, 0); }
 
-static inline int32_t find(const Vocab *v, const Py_UCS4 *s, Py_ssize_t n) { return vocab_find(v, s, n); }
 
-/* The 1-, 2-, 3-grams of t (unigrams first, then bigrams, then trigrams); unigrams for which
- * skip() is true are left out (the sentiment model's whitespace rule). */
+/* The 1-, 2-, 3-grams of t (unigrams first, then bigrams, then trigrams); with skip_space,
+ * whitespace unigrams are left out (the sentiment model's rule). */
 static int32_t *char_grams(const Vocab *v, const Py_UCS4 *t, Py_ssize_t n, int skip_space, int32_t *o) {
     for (Py_ssize_t i = 0; i < n; i++)
-        if (!(skip_space && Py_UNICODE_ISSPACE(t[i]))) *o++ = find(v, t + i, 1);
-    for (Py_ssize_t i = 0; i + 1 < n; i++) *o++ = find(v, t + i, 2);
-    for (Py_ssize_t i = 0; i + 2 < n; i++) *o++ = find(v, t + i, 3);
+        if (!(skip_space && Py_UNICODE_ISSPACE(t[i]))) *o++ = vocab_find(v, t + i, 1);
+    for (Py_ssize_t i = 0; i + 1 < n; i++) *o++ = vocab_find(v, t + i, 2);
+    for (Py_ssize_t i = 0; i + 2 < n; i++) *o++ = vocab_find(v, t + i, 3);
     return o;
 }
 
@@ -385,17 +386,17 @@ static PyObject *Vocab_encode(Vocab *v, PyObject *args) {
         Py_ssize_t la = starts[i + 1] - starts[i];
         if (buf_reserve(&b, 1 + la) < 0) goto free_ids;
         b.s[0] = WORD_PREFIX;
-        memcpy(b.s + 1, wb.s + starts[i], (size_t)la * sizeof(Py_UCS4));
-        *o++ = find(v, b.s, 1 + la);
+        if (la) memcpy(b.s + 1, wb.s + starts[i], (size_t)la * sizeof(Py_UCS4));
+        *o++ = vocab_find(v, b.s, 1 + la);
     }
     for (Py_ssize_t i = 0; i + 1 < nw; i++) {
         Py_ssize_t la = starts[i + 1] - starts[i], lb = starts[i + 2] - starts[i + 1];
         if (buf_reserve(&b, 2 + la + lb) < 0) goto free_ids;
         b.s[0] = BIGRAM_PREFIX;
-        memcpy(b.s + 1, wb.s + starts[i], (size_t)la * sizeof(Py_UCS4));
+        if (la) memcpy(b.s + 1, wb.s + starts[i], (size_t)la * sizeof(Py_UCS4));
         b.s[1 + la] = JOIN_CHAR;
-        memcpy(b.s + 2 + la, wb.s + starts[i + 1], (size_t)lb * sizeof(Py_UCS4));
-        *o++ = find(v, b.s, 2 + la + lb);
+        if (lb) memcpy(b.s + 2 + la, wb.s + starts[i + 1], (size_t)lb * sizeof(Py_UCS4));
+        *o++ = vocab_find(v, b.s, 2 + la + lb);
     }
     o = char_grams(v, t, nt, 0, o);
     if (l) o = char_grams(v, l, nl, 1, o);
@@ -472,13 +473,13 @@ typedef struct {
  * *len gets its length. */
 static int32_t longest_term(const Scan *sc, Py_ssize_t ti, Py_ssize_t p, Py_ssize_t *len) {
     Py_ssize_t two = sc->n - p >= 2 ? 2 : 1;
-    if (find(sc->heads, sc->text + p, two) < 0 && find(sc->terms, sc->text + p, 1) < 0) return -1;
+    if (vocab_find(sc->heads, sc->text + p, two) < 0 && vocab_find(sc->terms, sc->text + p, 1) < 0) return -1;
     int32_t best = -1;
     Py_ssize_t limit = p + sc->maxlen;
     for (Py_ssize_t tj = ti; tj < sc->n_tokens && tj < ti + sc->maxlen; tj++) {
         Py_ssize_t end = sc->ends[tj];
         if (end > limit) break;
-        int32_t id = find(sc->terms, sc->text + p, end - p);
+        int32_t id = vocab_find(sc->terms, sc->text + p, end - p);
         if (id >= 0) {
             best = id;
             *len = end - p;
@@ -522,8 +523,13 @@ static PyObject *scan_terms(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_TypeError, "tokens must be (word, start, end) tuples");
             goto done;
         }
-        starts[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(tok, 1));
-        ends[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(tok, 2));
+        PyObject *a = PyTuple_GET_ITEM(tok, 1), *b = PyTuple_GET_ITEM(tok, 2);
+        if (!PyLong_Check(a) || !PyLong_Check(b)) { /* no __index__: no Python code runs here */
+            PyErr_SetString(PyExc_TypeError, "token offsets must be int");
+            goto done;
+        }
+        starts[i] = PyLong_AsSsize_t(a);
+        ends[i] = PyLong_AsSsize_t(b);
         if (PyErr_Occurred()) goto done;
         if (starts[i] < prev || ends[i] <= starts[i] || ends[i] > n) {
             PyErr_SetString(PyExc_ValueError, "tokens must tile the text in order");
@@ -531,6 +537,7 @@ static PyObject *scan_terms(PyObject *self, PyObject *args) {
         }
         prev = ends[i];
     }
+    if (maxlen < 1 || maxlen > n) maxlen = n > 0 ? n : 1; /* no term is longer than the text */
     Scan sc = {(Vocab *)terms, (Vocab *)heads, (Vocab *)firsts, (Vocab *)prefixes, negator.buf, factor.buf,
                maxlen, text, n, starts, ends, n_tokens};
     if (!(out = PyList_New(0))) goto done;
@@ -542,22 +549,25 @@ static PyObject *scan_terms(PyObject *self, PyObject *args) {
         double deg = 1.0;
         int32_t term = longest_term(&sc, ti, s, &len);
         Py_ssize_t wlen = ends[ti] - s;
-        if (term < 0 && wlen > 1 && find(sc.firsts, text + s, 1) >= 0) {
+        if (term < 0 && wlen > 1 && vocab_find(sc.firsts, text + s, 1) >= 0) {
             Py_ssize_t p = 0;
             while (p < wlen - 1) { /* peel off leading negators / degree words, trying after each */
                 Py_ssize_t k = 0;
                 int32_t piece = -1;
                 for (Py_ssize_t kk = 2; kk >= 1; kk--) {
-                    if (p + kk < wlen && (piece = find(sc.prefixes, text + s + p, kk)) >= 0) {
+                    if (p + kk < wlen && (piece = vocab_find(sc.prefixes, text + s + p, kk)) >= 0) {
                         k = kk;
                         break;
                     }
                 }
                 if (!k) break;
-                if (sc.negator[piece])
+                if (sc.negator[piece]) {
                     negs++;
-                else
-                    deg *= sc.factor[piece];
+                } else {
+                    double f;
+                    memcpy(&f, (const char *)sc.factor + (size_t)piece * sizeof(double), sizeof f); /* any alignment */
+                    deg *= f;
+                }
                 p += k;
                 if ((term = longest_term(&sc, ti, s + p, &len)) >= 0) {
                     at = s + p;
@@ -640,7 +650,7 @@ static Py_ssize_t rows_check(const Rows *r) {
     if (r->n_rows < 0 || r->rowptr[0] != 0 || r->rowptr[r->n_rows] > r->n_segs) goto bad;
     Py_ssize_t longest = 0;
     for (Py_ssize_t i = 0; i < r->n_rows; i++) {
-        if (r->rowptr[i + 1] < r->rowptr[i]) goto bad;
+        if (r->rowptr[i + 1] < r->rowptr[i] || r->rowptr[i + 1] > r->n_segs) goto bad;
         Py_ssize_t len = 0;
         for (int64_t s = r->rowptr[i]; s < r->rowptr[i + 1]; s++) {
             int64_t a = r->segs[2 * s], b = r->segs[2 * s + 1];
@@ -868,12 +878,20 @@ static PyObject *add_dense(PyObject *self, PyObject *args) {
     Py_ssize_t n, m;
     PyObject *result = NULL;
     if (!PyArg_ParseTuple(args, "y*y*w*nn:add_dense", &x, &w, &out, &n, &m)) return NULL;
-    if (n < 0 || m <= 0 || need(&x, 4, n * m, "x") || need(&w, 4, -1, "weights")) goto done;
+    if (n < 0 || m <= 0 || n > PY_SSIZE_T_MAX / 4 / m) {
+        PyErr_SetString(PyExc_ValueError, "add_dense: bad shape");
+        goto done;
+    }
+    if (need(&x, 4, n * m, "x") || need(&w, 4, -1, "weights")) goto done;
     if (w.len / 4 % m) {
         PyErr_SetString(PyExc_ValueError, "weights: expected (m, k) float32");
         goto done;
     }
     Py_ssize_t k = w.len / 4 / m;
+    if (k && n > PY_SSIZE_T_MAX / 4 / k) {
+        PyErr_SetString(PyExc_ValueError, "add_dense: bad shape");
+        goto done;
+    }
     if (need(&out, 4, n * k, "out")) goto done;
     const float *restrict X = x.buf, *restrict W = w.buf;
     float *restrict Y = out.buf;

@@ -468,7 +468,7 @@ class AspectModel:
             add_dense(lin, dense, self._w[width + len(LEX_FEATURES) :])
         return lin.astype(np.float64) + self._b
 
-    def _corpus_block(self, rows: Rows, columns: np.ndarray) -> np.ndarray:
+    def _corpus_block(self, rows: Rows, columns: np.ndarray | None) -> np.ndarray:
         """:meth:`CorpusWords.transform` from word ids of the feature pass."""
         c = self.corpus
         zv = np.zeros((len(rows), 1 + c.vectors.shape[1]), dtype=np.float32)
@@ -507,7 +507,7 @@ class AspectModel:
                 if not clauses and doc.clauses:
                     if i in fallback:
                         column = [row[j] for row in fallback[i]]
-                        clauses = [column.index(max(column))]  # the first best, as np.argmax
+                        clauses = [column.index(max(column))]  # the first best (scores are finite)
                     else:
                         clauses = [0]
                     j, asserted = _polarity_of_clauses(doc, j, clauses), j

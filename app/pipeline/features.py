@@ -122,10 +122,6 @@ class DocFeatures:
         return self._chars
 
     @property
-    def has_space(self) -> bool:
-        return self._despaced is not None
-
-    @property
     def sentiment_chars(self) -> list[str]:
         """The sentiment model's char n-grams (``chars`` when the text has no whitespace)."""
         if self._despaced is None:

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -285,7 +286,7 @@ class LinearSentimentModel:
         self.segmenter = str(state.get("segmenter", LEGACY_SEGMENTER))
         self._bound: tuple[FeatureSpace, np.ndarray | None] | None = None  # see bind()
         self.value = value_transform(str(state["value"]))
-        self._values = CountTable(lambda c: feature_values(c, self.value), np.float32)
+        self._values = CountTable(partial(feature_values, value=self.value), np.float32)  # no cycle via self
         self.use_hits = bool(state["use_hits"])
         use_neg = state["schema"] >= 2 and bool(state["use_neg"])
         self.negators = frozenset(decode_strings(state["negators"])) if use_neg else None
