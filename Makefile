@@ -48,4 +48,4 @@ docker:  ## build the image (size: README "Docker"); only the served model versi
 	docker image ls pingjia
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info app/pipeline/*.so

@@ -78,6 +78,8 @@ class DocFeatures:
         "despaced",
         "_chars",
         "_sentiment_chars",
+        "_word_keys",
+        "_bigram_keys",
         "_low",
         "_tokens",
         "_starts",
@@ -98,6 +100,7 @@ class DocFeatures:
             self._despaced = None
         self._tokens = tokens
         self._starts = self._ends = self._chars = self._sentiment_chars = self._encoded = None
+        self._word_keys = self._bigram_keys = None
         self.raw_words = raw = [tok[0] for tok in tokens]
         self.words = raw if low == text else [w.lower() for w in raw]
         # Clause slices need lower() to keep positions (it does except for a few letters such as
@@ -106,12 +109,16 @@ class DocFeatures:
 
     @property
     def word_keys(self) -> list[str]:
-        return [WORD + w for w in self.words]
+        if self._word_keys is None:
+            self._word_keys = [WORD + w for w in self.words]
+        return self._word_keys
 
     @property
     def bigram_keys(self) -> list[str]:
-        w = self.words
-        return [BIGRAM + a + JOIN + b for a, b in zip(w, w[1:])]
+        if self._bigram_keys is None:
+            w = self.words
+            self._bigram_keys = [BIGRAM + a + JOIN + b for a, b in zip(w, w[1:])]
+        return self._bigram_keys
 
     @property
     def chars(self) -> list[str]:
