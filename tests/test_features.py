@@ -70,7 +70,9 @@ def test_compiled_ids_equal_dict_lookups_of_the_feature_strings(fake_pipeline):
         assert runs.tolist() == ids(f.word_keys + f.bigram_keys + f.sentiment_chars)
         for a, b in d.clauses:
             if f.exact:
-                *chars, lo, hi = enc.clause_runs(f, 0, [(a, b)], f.word_spans([(a, b)]))
+                runs, words = enc.clause_runs(f, 0, [(a, b)])
+                *chars, lo, hi = runs
+                assert words == [lo, hi] and (lo, hi) == f.clause_words(a, b)
                 chars = np.concatenate([enc.ids[s:e] for s, e in zip(chars[::2], chars[1::2])])
                 assert chars.tolist() == ids(f.clause(a, b))
                 assert enc.ids[lo:hi].tolist() == ids(f.word_keys[lo:hi])

@@ -29,6 +29,7 @@
  * added to the table, so that its ids are its columns (one memory access less per feature).
  *   add_dense(x, weights, out, n, m)
  *   scan_terms(terms, heads, firsts, prefixes, negator, factor, maxlen, text, tokens)
+ *   clause_rows(spans, starts, ends, despaced, n_chars, chars_at, base)
  * A row reads segments (start, end) of the flat `ids`: rowptr[r] .. rowptr[r + 1] index `segs`.
  * The count tables (logtab, valtab) must cover every count a row can hold: when a row is longer
  * than the table, the kernels do nothing and return the table length they need.
@@ -594,6 +595,130 @@ done:
     return out;
 }
 
+/* ------------------------------------------------------------------ clause rows */
+
+/* The sorted int list `list` as an array (for bisection); -1 with an exception set on failure. */
+static int int_list(PyObject *list, Py_ssize_t **out, Py_ssize_t *n) {
+    if (!PyList_Check(list)) {
+        PyErr_SetString(PyExc_TypeError, "expected a list of int");
+        return -1;
+    }
+    *n = PyList_GET_SIZE(list);
+    *out = PyMem_Malloc((size_t)(*n + 1) * sizeof(Py_ssize_t));
+    if (!*out) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < *n; i++) {
+        PyObject *x = PyList_GET_ITEM(list, i);
+        if (!PyLong_Check(x)) {
+            PyErr_SetString(PyExc_TypeError, "expected a list of int");
+            return -1;
+        }
+        (*out)[i] = PyLong_AsSsize_t(x);
+        if ((*out)[i] == -1 && PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
+static Py_ssize_t bisect_left_(const Py_ssize_t *a, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t x) {
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static Py_ssize_t bisect_right_(const Py_ssize_t *a, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t x) {
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (x < a[mid])
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* clause_rows(spans, starts, ends, despaced, n_chars, chars_at, base) -> (runs, words):
+ *   for each clause (start, end) of a text, the aspect model's runs of its ids taken alone
+ *   (features.Encoded.clause_runs: unigram, bigram and trigram runs of its char n-grams, then
+ *   its words; 8 ints) and the range [lo, hi) of its words (DocFeatures.word_spans), both offset
+ *   by `base`. `starts`/`ends`: the words' offsets; `despaced`: the text position of each
+ *   character of the text without whitespace (None: the text has none); `n_chars`: how many. */
+static PyObject *clause_rows(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *spans, *starts_obj, *ends_obj, *despaced_obj;
+    Py_ssize_t n, chars_at, base;
+    if (!PyArg_ParseTuple(args, "O!O!O!Onnn:clause_rows", &PyList_Type, &spans, &PyList_Type, &starts_obj,
+                          &PyList_Type, &ends_obj, &despaced_obj, &n, &chars_at, &base))
+        return NULL;
+    Py_ssize_t *starts = NULL, *ends = NULL, *despaced = NULL, n_words = 0, n_ends = 0, n_despaced = 0;
+    PyObject *runs = NULL, *words = NULL, *result = NULL;
+    if (int_list(starts_obj, &starts, &n_words) < 0 || int_list(ends_obj, &ends, &n_ends) < 0) goto done;
+    if (despaced_obj != Py_None && int_list(despaced_obj, &despaced, &n_despaced) < 0) goto done;
+    if (n_ends != n_words || n < 0 || (despaced && n_despaced != n)) {
+        PyErr_SetString(PyExc_ValueError, "clause_rows: inconsistent lengths");
+        goto done;
+    }
+    Py_ssize_t n_spans = PyList_GET_SIZE(spans);
+    if (!(runs = PyList_New(8 * n_spans)) || !(words = PyList_New(2 * n_spans))) goto done;
+    Py_ssize_t c1 = base + chars_at, c2 = c1 + n, c3 = c2 + (n > 1 ? n - 1 : 0);
+    for (Py_ssize_t i = 0; i < n_spans; i++) {
+        PyObject *span = PyList_GET_ITEM(spans, i);
+        Py_ssize_t start, end;
+        if (!PyTuple_Check(span) || !PyArg_ParseTuple(span, "nn", &start, &end)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "spans must be (start, end) tuples");
+            goto done;
+        }
+        Py_ssize_t a = start, b = end;
+        if (despaced) {
+            a = bisect_left_(despaced, 0, n, start);
+            b = bisect_left_(despaced, 0, n, end);
+        }
+        if (a < 0 || b < a || b > n) {
+            PyErr_SetString(PyExc_ValueError, "clause_rows: a span outside the text");
+            goto done;
+        }
+        Py_ssize_t lo = bisect_left_(starts, 0, n_words, start);
+        Py_ssize_t hi = bisect_right_(ends, lo, n_words, end);
+        if (hi < lo) hi = lo;
+        Py_ssize_t vals[8] = {c1 + a, c1 + b, c1, c1, c1, c1, base + lo, base + hi};
+        if (b - a > 1) { /* a clause of one or two characters has no trigram (and of one no bigram) */
+            vals[2] = c2 + a;
+            vals[3] = c2 + b - 1;
+        }
+        if (b - a > 2) {
+            vals[4] = c3 + a;
+            vals[5] = c3 + b - 2;
+        }
+        for (int k = 0; k < 8; k++) {
+            PyObject *x = PyLong_FromSsize_t(vals[k]);
+            if (!x) goto done;
+            PyList_SET_ITEM(runs, 8 * i + k, x);
+        }
+        PyObject *x = PyLong_FromSsize_t(base + lo), *y = PyLong_FromSsize_t(base + hi);
+        if (!x || !y) {
+            Py_XDECREF(x);
+            Py_XDECREF(y);
+            goto done;
+        }
+        PyList_SET_ITEM(words, 2 * i, x);
+        PyList_SET_ITEM(words, 2 * i + 1, y);
+    }
+    result = PyTuple_Pack(2, runs, words);
+done:
+    PyMem_Free(starts);
+    PyMem_Free(ends);
+    PyMem_Free(despaced);
+    Py_XDECREF(runs);
+    Py_XDECREF(words);
+    return result;
+}
+
 /* ------------------------------------------------------------------ rows: ids -> sorted (column, count) */
 
 typedef struct {
@@ -913,6 +1038,7 @@ done:
 
 static PyMethodDef module_methods[] = {
     {"scan_terms", scan_terms, METH_VARARGS, "lexicon terms on token boundaries (see the function)"},
+    {"clause_rows", clause_rows, METH_VARARGS, "a text's clause rows for the aspect model (see the function)"},
     {"add_dense", add_dense, METH_VARARGS, "out += x @ weights over the nonzeros of x, in float32 (see the module)"},
     {"tfidf_product", tfidf_product, METH_VARARGS, "per-row tf-idf, L2 per group, times weights (see the module)"},
     {"sentiment_margins", sentiment_margins, METH_VARARGS, "the sentiment model's margins (see the module)"},

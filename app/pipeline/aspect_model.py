@@ -235,20 +235,23 @@ def clause_parts(docs: Sequence[Doc], space: FeatureSpace) -> Parts:
         enc = f.encoded(space)
         base = out.ngrams.attach(enc.ids)
         spans = doc.clauses
-        words = f.word_spans(spans)
         if f.exact:
-            out.ngrams.add_rows(enc.clause_runs(f, base, spans, words), 4)
+            runs, words = enc.clause_runs(f, base, spans)
+            out.ngrams.add_rows(runs, 4)
+            out.words.add_rows(words, 1)
+            ranges = [(lo - base, hi - base) for lo, hi in zip(words[::2], words[1::2])]
         else:  # rare: lower() moved characters, each clause's n-grams are its own
-            for (a, b), (lo, hi) in zip(spans, words):
+            ranges = f.word_spans(spans)
+            for (a, b), (lo, hi) in zip(spans, ranges):
                 own = np.concatenate([space.ids(f.clause(a, b)), enc.ids[lo:hi]])
                 at = out.ngrams.attach(own)
                 out.ngrams.add(at, at + len(own))
-        out.words.add_rows([base + x for span in words for x in span], 1)
+                out.words.add(base + lo, base + hi)
         hits: dict[int, list[KeywordHit]] = {}
         for h in doc.hits:
             hits.setdefault(h.clause, []).append(h)
         raw = f.raw_words
-        for i, ((a, b), (lo, hi)) in enumerate(zip(spans, words)):
+        for i, ((a, b), (lo, hi)) in enumerate(zip(spans, ranges)):
             lex.append(LexPart(raw[lo:hi], hits.get(i, ()), b - a, 1))
     return out
 

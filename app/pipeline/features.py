@@ -255,25 +255,13 @@ class Encoded:
         """What the aspect model reads of the whole document: chars and words."""
         return base + self.chars_at, base + self.chars_end, base, base + self.n_words
 
-    def clause_runs(
-        self, f: DocFeatures, base: int, spans: Sequence[tuple[int, int]], words: Sequence[tuple[int, int]]
-    ) -> list[int]:
-        """What the aspect model reads of each clause ``text[start:end]`` taken alone, its char
-        n-grams (unigrams, bigrams, trigrams) and the words inside it (``words``: the clauses'
-        :meth:`DocFeatures.word_spans`): 8 ints per clause, for :meth:`Rows.add_rows` (an
-        :attr:`DocFeatures.exact` text only)."""
-        n = len(f.despaced)
-        c1 = base + self.chars_at
-        c2 = c1 + n
-        c3 = c2 + max(n - 1, 0)
-        out: list[int] = []
-        for (a, b), (lo, hi) in zip(f.despaced_spans(spans), words):
-            # a clause of one or two characters has no trigram (and of one no bigram): an empty
-            # run, placed at c1 because c3 + a may lie past the end of the array
-            bi = (c2 + a, c2 + b - 1) if b - a > 1 else (c1, c1)
-            tri = (c3 + a, c3 + b - 2) if b - a > 2 else (c1, c1)
-            out += (c1 + a, c1 + b, *bi, *tri, base + lo, base + hi)
-        return out
+    def clause_runs(self, f: DocFeatures, base: int, spans: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+        """What the aspect model reads of each clause ``text[start:end]`` taken alone: its char
+        n-grams (unigram, bigram and trigram runs) and the words inside it, 8 ints per clause for
+        :meth:`Rows.add_rows`; and each clause's words alone, 2 ints per clause (an
+        :attr:`DocFeatures.exact` text only). Compiled (``_native.clause_rows``): a clause's
+        runs are a few bisections, too little work for Python's per-clause overhead."""
+        return _native.clause_rows(spans, f.starts, f.ends, f._despaced, len(f.despaced), self.chars_at, base)
 
 
 Vocabulary = Sequence[str] | bytes | np.ndarray
