@@ -228,7 +228,10 @@ def bench_stages(texts: list[str]) -> None:
         timed("keywords", lambda: [setattr(d, "hits", p.matcher.find(d)) for d in docs])
         timed("feature pass (words, ids)", lambda: p.space.encode([d.features for d in docs]))
         timed("sentiment", lambda: [p.sentiment.predict(b) for b in batches(docs)])
-        timed("aspects, whole texts", lambda: [p.aspects.linear_parts(AM.doc_parts(b, p.space)) for b in batches(docs)])
+        timed(
+            "aspects, whole texts",
+            lambda: [p.aspects.linear_parts(AM.doc_parts(b, p.space, p.aspects._target_cols)) for b in batches(docs)],
+        )
         timed("aspects, all (evidence incl.)", lambda: [p.aspects.score(b) for b in batches(docs)])
 
     for _ in range(3):

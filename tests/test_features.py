@@ -151,8 +151,10 @@ def test_served_models_give_the_numbers_of_the_string_featurisation(served):
     docs = _sample_docs(served)
     assert served.sentiment.margins(docs).tolist() == _reference_margins(served.sentiment, docs).tolist()
     am = served.aspects
-    assert np.array_equal(am.linear_parts(AM.doc_parts(docs, served.space)), am.linear([AM.doc_view(d) for d in docs]))
-    parts = AM.clause_parts(docs, served.space)
+    assert np.array_equal(
+        am.linear_parts(AM.doc_parts(docs, served.space, am._target_cols)), am.linear([AM.doc_view(d) for d in docs])
+    )
+    parts = AM.clause_parts(docs, served.space, am._target_cols)
     views = [v for d in docs for v in AM.clause_views(d)]
     assert np.array_equal(am.linear_parts(parts), am.linear(views))
 

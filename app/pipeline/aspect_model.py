@@ -41,7 +41,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -144,33 +143,49 @@ def lex_vector(view: View, targets: dict[str, str]) -> np.ndarray:
     return v
 
 
-class LexPart(NamedTuple):
-    """What the lexicon block reads of a document or clause: the words as segmented (aspect
-    targets are matched on these), the lexicon hits, the length of its text and how many
-    clauses it has."""
-
-    words: list[str]
-    hits: Sequence[KeywordHit]
-    length: int
-    n_clauses: int
-
-
 @dataclass(slots=True)
 class Parts:
-    """Documents or clauses as the served model reads them from the feature pass: runs of
-    feature ids (char n-grams and words; ``ngrams``), runs of word ids (the corpus block;
-    ``words``) and the lexicon block's inputs (``lex``), one row each. The same features as
-    :class:`View`, without strings."""
+    """Documents or clauses as the served model reads them from the feature pass, one row each:
+    runs of feature ids (char n-grams and words; ``ngrams``), runs of word ids (the corpus
+    block; ``words``), and the lexicon block's inputs — its nonzero entries (``lex``: row,
+    column, value, in the order :func:`lex_vector` adds them), each row's text length and
+    clause count. The same features as :class:`View`, without strings."""
 
+    target_cols: dict[str, int]
     ngrams: Rows = field(default_factory=Rows)
     words: Rows = field(init=False)
-    lex: list[LexPart] = field(default_factory=list)
+    lex: tuple[list[int], list[int], list[float]] = field(default_factory=lambda: ([], [], []))
+    lengths: list[int] = field(default_factory=list)
+    n_clauses: list[int] = field(default_factory=list)
 
     def __post_init__(self):
         self.words = Rows(share=self.ngrams)  # the same documents' arrays
 
     def __len__(self) -> int:
-        return len(self.lex)
+        return len(self.lengths)
+
+    def add_lex(self, hits: Sequence[KeywordHit], targets: Sequence[int], length: int, n_clauses: int) -> None:
+        """The next row's lexicon block: its hits, the target columns of its words, its size."""
+        row = len(self.lengths)
+        rows, cols, vals = self.lex
+        for h in hits:
+            if (hc := _HIT_COLUMNS.get((h.dimension, h.polarity))) is not None:
+                rows += (row, row, row)
+                cols += hc
+                vals += (h.weight, 1.0, float(h.negated))
+        if targets:
+            rows += [row] * len(targets)
+            cols += targets
+            vals += [1.0] * len(targets)
+        self.lengths.append(length)
+        self.n_clauses.append(n_clauses)
+
+    def targets_of(self, words: Sequence[str]) -> list[tuple[int, int]]:
+        """(word index, lexicon column) of the aspect targets among ``words``."""
+        if self.target_cols.keys().isdisjoint(words):
+            return []
+        get = self.target_cols.get
+        return [(k, c) for k, c in enumerate(map(get, words)) if c is not None]
 
 
 _HIT_COLUMNS = {
@@ -185,51 +200,36 @@ def target_columns(targets: dict[str, str]) -> dict[str, int]:
     return {w: _LEX_INDEX[f"t:{d}"] for w, d in targets.items()}
 
 
-def lex_matrix(parts: Sequence[LexPart], target_cols: dict[str, int]) -> np.ndarray:
+def lex_matrix(parts: Parts) -> np.ndarray:
     """:func:`lex_vector` of every part, as rows of one (n, LEX_FEATURES) array (the same sums,
     added in the same order: ``np.add.at`` applies the entries in turn)."""
     out = np.zeros((len(parts), len(LEX_FEATURES)), dtype=np.float64)
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    get, hit_columns = target_cols.get, _HIT_COLUMNS
-    for i, (words, hits, _length, _n) in enumerate(parts):
-        for h in hits:
-            if (hc := hit_columns.get((h.dimension, h.polarity))) is not None:
-                rows += (i, i, i)
-                cols += hc
-                vals += (h.weight, 1.0, float(h.negated))
-        if not target_cols.keys().isdisjoint(words):
-            found = [c for c in map(get, words) if c is not None]
-            rows += [i] * len(found)
-            cols += found
-            vals += [1.0] * len(found)
+    rows, cols, vals = parts.lex
     np.add.at(out, (rows, cols), vals)
-    out[:, _LEX_LEN] = [math.log1p(p.length) / 5 for p in parts]
-    out[:, _LEX_CLAUSES] = [math.log1p(p.n_clauses) / 2 for p in parts]
+    out[:, _LEX_LEN] = [math.log1p(n) / 5 for n in parts.lengths]
+    out[:, _LEX_CLAUSES] = [math.log1p(n) / 2 for n in parts.n_clauses]
     return out
 
 
-def doc_parts(docs: Sequence[Doc], space: FeatureSpace) -> Parts:
-    """Each document whole, from its feature pass."""
+def doc_parts(docs: Sequence[Doc], space: FeatureSpace, target_cols: dict[str, int]) -> Parts:
+    """Each document whole, from its feature pass (``target_cols``: :func:`target_columns`)."""
     space.encode([d.features for d in docs])
-    out = Parts()
+    out = Parts(target_cols)
     for d in docs:
         f = d.features
         enc = f.encoded(space)
         base = out.ngrams.attach(enc.ids)
         out.ngrams.add(*enc.aspect_runs(base))
         out.words.add(base, base + enc.n_words)
-        out.lex.append(LexPart(f.raw_words, d.hits, len(d.text), len(d.clauses)))
+        out.add_lex(d.hits, [c for _, c in out.targets_of(f.raw_words)], len(d.text), len(d.clauses))
     return out
 
 
-def clause_parts(docs: Sequence[Doc], space: FeatureSpace) -> Parts:
+def clause_parts(docs: Sequence[Doc], space: FeatureSpace, target_cols: dict[str, int]) -> Parts:
     """Each clause of each document alone, as runs of the document's feature pass (no clause
     is re-featurised: :meth:`Encoded.clause_runs`); the same features as :func:`clause_views`."""
     space.encode([d.features for d in docs])
-    out = Parts()
-    lex = out.lex
+    out = Parts(target_cols)
     for doc in docs:
         f = doc.features
         enc = f.encoded(space)
@@ -250,9 +250,10 @@ def clause_parts(docs: Sequence[Doc], space: FeatureSpace) -> Parts:
         hits: dict[int, list[KeywordHit]] = {}
         for h in doc.hits:
             hits.setdefault(h.clause, []).append(h)
-        raw = f.raw_words
+        targets = out.targets_of(f.raw_words)  # found once per text; a clause takes those in its range
         for i, ((a, b), (lo, hi)) in enumerate(zip(spans, ranges)):
-            lex.append(LexPart(raw[lo:hi], hits.get(i, ()), b - a, 1))
+            mine = [c for k, c in targets if lo <= k < hi] if targets else targets
+            out.add_lex(hits.get(i, ()), mine, b - a, 1)
     return out
 
 
@@ -464,7 +465,7 @@ class AspectModel:
         width = self._n_vocab
         lin = np.zeros((n, N_LINEAR), dtype=np.float32)
         tfidf_product(parts.ngrams, ngram_cols, self._idf, self._is_word, self._w[:width], lin)
-        lex = lex_matrix(parts.lex, self._target_cols) * self.lex_scale
+        lex = lex_matrix(parts) * self.lex_scale
         add_dense(lin, lex, self._w[width : width + len(LEX_FEATURES)])
         if self.corpus is not None:
             dense = self._corpus_block(parts.words, corpus_cols) * self.corpus_scale
@@ -496,7 +497,7 @@ class AspectModel:
         if not docs:
             return []
         space = self._binding()[0]
-        probs = platt(combine(self.linear_parts(doc_parts(docs, space))), self.platt_a, self.platt_c)
+        probs = platt(combine(self.linear_parts(doc_parts(docs, space, self._target_cols))), self.platt_a, self.platt_c)
         pairs: list[list[int]] = [[] for _ in docs]
         for i, j in zip(*(a.tolist() for a in np.nonzero(self.decide(probs, docs)))):
             pairs[i].append(j)
@@ -529,7 +530,7 @@ class AspectModel:
         clause that scores highest for a pair is the one that carried it. One product over runs
         of each document's feature pass."""
         space = self._binding()[0]
-        raw = combine(self.linear_parts(clause_parts(docs, space))).tolist()
+        raw = combine(self.linear_parts(clause_parts(docs, space, self._target_cols))).tolist()
         out, k = [], 0
         for d in docs:
             out.append(raw[k : k + len(d.clauses)])
