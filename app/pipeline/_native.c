@@ -825,6 +825,39 @@ static Py_ssize_t row_counts(const Rows *r, Py_ssize_t i, int32_t *scratch, int3
     return u;
 }
 
+/* A kernel's per-row scratch: the row's columns before and after run-length coding. */
+typedef struct {
+    int32_t *ids, *cols, *counts;
+} Scratch;
+
+static void scratch_free(Scratch *s) {
+    PyMem_Free(s->ids);
+    PyMem_Free(s->cols);
+    PyMem_Free(s->counts);
+}
+
+/* The set-up both kernels share: check the rows; when a row could count past the count table
+ * (``table_len`` entries), set *ask to the length needed (the kernel returns it and does
+ * nothing); else allocate the scratch. Returns the longest row's length (go on), or -1: stop
+ * (an exception is set, or *ask). */
+static Py_ssize_t rows_begin(const Rows *r, Py_ssize_t table_len, Scratch *s, PyObject **ask) {
+    Py_ssize_t longest = rows_check(r);
+    if (longest < 0) return -1;
+    if (longest >= table_len) {
+        *ask = PyLong_FromSsize_t(longest + 1);
+        return -1;
+    }
+    size_t bytes = (size_t)(longest + 1) * sizeof(int32_t);
+    s->ids = PyMem_Malloc(bytes);
+    s->cols = PyMem_Malloc(bytes);
+    s->counts = PyMem_Malloc(bytes);
+    if (!s->ids || !s->cols || !s->counts) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return longest;
+}
+
 static int need_rows(Py_ssize_t n_rows) {
     if (n_rows >= 0) return 0;
     PyErr_SetString(PyExc_ValueError, "rowptr: expected n_rows + 1 offsets");
@@ -840,7 +873,7 @@ static PyObject *tfidf_product(PyObject *self, PyObject *args) {
     Py_buffer ids = {0}, segs = {0}, rowptr = {0}, columns = {0}, idf = {0}, logtab = {0}, groups = {0}, w = {0},
               out = {0};
     PyObject *columns_obj, *groups_obj, *result = NULL;
-    int32_t *scratch = NULL, *cols = NULL, *counts = NULL;
+    Scratch sc = {NULL, NULL, NULL};
     double *xs = NULL;
     if (!PyArg_ParseTuple(args, "y*y*y*Oy*y*Oy*w*:tfidf_product", &ids, &segs, &rowptr, &columns_obj, &idf, &logtab,
                           &groups_obj, &w, &out))
@@ -861,17 +894,9 @@ static PyObject *tfidf_product(PyObject *self, PyObject *args) {
     if (need(&out, 4, n_rows * k, "out") || (groups.obj && need(&groups, 1, width, "groups"))) goto done;
     Rows r = {ids.buf, ids.len / 4, segs.buf, segs.len / 16, rowptr.buf, n_rows, columns.obj ? columns.buf : NULL,
               columns.len / 4, (int32_t)width};
-    Py_ssize_t longest = rows_check(&r);
+    Py_ssize_t longest = rows_begin(&r, logtab.len / 8, &sc, &result);
     if (longest < 0) goto done;
-    if (longest >= logtab.len / 8) { /* a count could be past the table: ask for a longer one */
-        result = PyLong_FromSsize_t(longest + 1);
-        goto done;
-    }
-    scratch = PyMem_Malloc((size_t)(longest + 1) * 4);
-    cols = PyMem_Malloc((size_t)(longest + 1) * 4);
-    counts = PyMem_Malloc((size_t)(longest + 1) * 4);
-    xs = PyMem_Malloc((size_t)(longest + 1) * 8);
-    if (!scratch || !cols || !counts || !xs) {
+    if (!(xs = PyMem_Malloc((size_t)(longest + 1) * sizeof(double)))) {
         PyErr_NoMemory();
         goto done;
     }
@@ -882,7 +907,8 @@ static PyObject *tfidf_product(PyObject *self, PyObject *args) {
     int bad = 0;
     Py_BEGIN_ALLOW_THREADS;
     for (Py_ssize_t i = 0; i < n_rows && !bad; i++) {
-        Py_ssize_t u = row_counts(&r, i, scratch, cols, counts);
+        Py_ssize_t u = row_counts(&r, i, sc.ids, sc.cols, sc.counts);
+        const int32_t *cols = sc.cols, *counts = sc.counts;
         if (u < 0) {
             bad = 1;
             break;
@@ -909,9 +935,7 @@ static PyObject *tfidf_product(PyObject *self, PyObject *args) {
     }
     result = Py_NewRef(Py_None);
 done:
-    PyMem_Free(scratch);
-    PyMem_Free(cols);
-    PyMem_Free(counts);
+    scratch_free(&sc);
     PyMem_Free(xs);
     Py_buffer *all[] = {&ids, &segs, &rowptr, &columns, &idf, &logtab, &groups, &w, &out};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -929,7 +953,7 @@ static PyObject *sentiment_margins(PyObject *self, PyObject *args) {
     PyObject *columns_obj;
     double intercept;
     PyObject *result = NULL;
-    int32_t *scratch = NULL, *cols = NULL, *counts = NULL;
+    Scratch sc = {NULL, NULL, NULL};
     if (!PyArg_ParseTuple(args, "y*y*y*Oy*y*dw*:sentiment_margins", &ids, &segs, &rowptr, &columns_obj, &valtab, &w,
                           &intercept, &out))
         return NULL;
@@ -942,25 +966,14 @@ static PyObject *sentiment_margins(PyObject *self, PyObject *args) {
         goto done;
     Rows r = {ids.buf, ids.len / 4, segs.buf, segs.len / 16, rowptr.buf, n_rows, columns.obj ? columns.buf : NULL,
               columns.len / 4, (int32_t)width};
-    Py_ssize_t longest = rows_check(&r);
-    if (longest < 0) goto done;
-    if (longest >= valtab.len / 4) { /* a count could be past the table: ask for a longer one */
-        result = PyLong_FromSsize_t(longest + 1);
-        goto done;
-    }
-    scratch = PyMem_Malloc((size_t)(longest + 1) * 4);
-    cols = PyMem_Malloc((size_t)(longest + 1) * 4);
-    counts = PyMem_Malloc((size_t)(longest + 1) * 4);
-    if (!scratch || !cols || !counts) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    if (rows_begin(&r, valtab.len / 4, &sc, &result) < 0) goto done;
     const float *val = valtab.buf, *W = w.buf;
     double *z = out.buf;
     int bad = 0;
     Py_BEGIN_ALLOW_THREADS;
     for (Py_ssize_t i = 0; i < n_rows; i++) {
-        Py_ssize_t m = row_counts(&r, i, scratch, cols, counts);
+        Py_ssize_t m = row_counts(&r, i, sc.ids, sc.cols, sc.counts);
+        const int32_t *cols = sc.cols, *counts = sc.counts;
         if (m < 0) {
             bad = 1;
             break;
@@ -986,9 +999,7 @@ static PyObject *sentiment_margins(PyObject *self, PyObject *args) {
     }
     result = Py_NewRef(Py_None);
 done:
-    PyMem_Free(scratch);
-    PyMem_Free(cols);
-    PyMem_Free(counts);
+    scratch_free(&sc);
     Py_buffer *all[] = {&ids, &segs, &rowptr, &columns, &valtab, &w, &out};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]->obj) PyBuffer_Release(all[i]);
