@@ -825,6 +825,20 @@ static Py_ssize_t row_counts(const Rows *r, Py_ssize_t i, int32_t *scratch, int3
     return u;
 }
 
+/* What a kernel returns once its rows are walked: None, or the error a bad id or column raised. */
+static PyObject *walked(int bad) {
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "an id or a column is out of range");
+        return NULL;
+    }
+    return Py_NewRef(Py_None);
+}
+
+static void release(Py_buffer *const *buffers, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (buffers[i]->obj) PyBuffer_Release(buffers[i]);
+}
+
 /* A kernel's per-row scratch: the row's columns before and after run-length coding. */
 typedef struct {
     int32_t *ids, *cols, *counts;
@@ -929,17 +943,12 @@ static PyObject *tfidf_product(PyObject *self, PyObject *args) {
         }
     }
     Py_END_ALLOW_THREADS;
-    if (bad) {
-        PyErr_SetString(PyExc_ValueError, "an id or a column is out of range");
-        goto done;
-    }
-    result = Py_NewRef(Py_None);
+    result = walked(bad);
 done:
     scratch_free(&sc);
     PyMem_Free(xs);
     Py_buffer *all[] = {&ids, &segs, &rowptr, &columns, &idf, &logtab, &groups, &w, &out};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (all[i]->obj) PyBuffer_Release(all[i]);
+    release(all, sizeof all / sizeof all[0]);
     return result;
 }
 
@@ -993,16 +1002,11 @@ static PyObject *sentiment_margins(PyObject *self, PyObject *args) {
         z[i] = num / norm + intercept;
     }
     Py_END_ALLOW_THREADS;
-    if (bad) {
-        PyErr_SetString(PyExc_ValueError, "an id or a column is out of range");
-        goto done;
-    }
-    result = Py_NewRef(Py_None);
+    result = walked(bad);
 done:
     scratch_free(&sc);
     Py_buffer *all[] = {&ids, &segs, &rowptr, &columns, &valtab, &w, &out};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (all[i]->obj) PyBuffer_Release(all[i]);
+    release(all, sizeof all / sizeof all[0]);
     return result;
 }
 
