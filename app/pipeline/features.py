@@ -5,7 +5,7 @@ reads ``doc.features`` (:class:`DocFeatures`), and then:
 
 * the sentiment model reads the words, bigrams and its char n-grams (plus the lexicon hits);
 * the aspect model reads the words and char n-grams of the document, and of each clause for
-  evidence: a clause's n-grams are *slices* of the document's (:meth:`DocFeatures.clause`),
+  evidence: a clause's n-grams are runs of the document's (:meth:`Encoded.clause_runs`),
   never re-featurised from the clause text;
 * the aspect model's corpus block reads the words;
 * the chat models read the same attributes of each turn's document.
@@ -14,9 +14,10 @@ Features are looked up once per document in a :class:`FeatureSpace`, the union o
 vocabularies of the models a pipeline serves, held in a compiled hash table
 (``app/pipeline/_native.c``) that reads the words and n-grams straight from the text, without
 building their strings; each model then finds its own columns with an array lookup
-(:meth:`FeatureSpace.columns`). The ids are cached on the document, so a second model costs no
-lookups at all. The models' counting, weighting and products run in the same extension
-(:func:`tfidf_product`, :func:`sentiment_margins`), over runs of those ids (:class:`Rows`).
+(:meth:`FeatureSpace.columns`), or reads the ids as its columns when its vocabulary is the first
+in the table. The ids are cached on the document, so a second model costs no lookups at all.
+The models' counting, weighting and products run in the same extension (:func:`tfidf_product`,
+:func:`sentiment_margins`), over runs of those ids (:class:`Rows`).
 
 Feature names (shared with training, which builds the same strings): a word is
 ``WORD + word.lower()``, a word bigram ``BIGRAM + a + JOIN + b``, a char n-gram the raw
