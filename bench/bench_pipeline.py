@@ -226,7 +226,7 @@ def bench_stages(texts: list[str]) -> None:
         docs = [Doc(id=None, norm=n, tokens=t) for n, t in zip(norms, tokens)]
         timed("clauses", lambda: [setattr(d, "clauses", clauses(d.text, d.tokens, p.lexicon.contrast)) for d in docs])
         timed("keywords", lambda: [setattr(d, "hits", p.matcher.find(d)) for d in docs])
-        timed("feature pass (words, ids)", lambda: p.space.encode([d.features for d in docs]))
+        timed("feature pass (words, ids)", lambda: [d.features.encoded(p.space) for d in docs])
         timed("sentiment", lambda: [p.sentiment.predict(b) for b in batches(docs)])
         timed(
             "aspects, whole texts",

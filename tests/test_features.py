@@ -59,7 +59,6 @@ def test_compiled_ids_equal_dict_lookups_of_the_feature_strings(fake_pipeline):
     def ids(strings):
         return [index.get(x, -1) for x in strings]
 
-    space.encode([d.features for d in docs])
     for d in docs:
         f = d.features
         enc = f.encoded(space)
@@ -131,9 +130,10 @@ def _reference_margins(model: S.LinearSentimentModel, docs) -> np.ndarray:
     index = {t: i for i, t in enumerate(decode_strings(model.state()["vocab"]))}
     n, rows, cols, counts = sparse_counts(map(feats, docs), index)
     v = S.feature_values(counts, model.value)
-    norm = np.sqrt(np.bincount(rows, weights=v * v * model._scale2[cols], minlength=n))
+    scale2, u = model._weights[:, 0], model._weights[:, 1]
+    norm = np.sqrt(np.bincount(rows, weights=v * v * scale2[cols], minlength=n))
     norm[norm == 0] = 1.0
-    return np.bincount(rows, weights=v * model._u[cols], minlength=n) / norm + model._b
+    return np.bincount(rows, weights=v * u[cols], minlength=n) / norm + model._b
 
 
 def _sample_docs(served, n=400):

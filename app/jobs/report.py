@@ -26,6 +26,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Protocol
 
 from app.core.taxonomy import SENTIMENT_LABELS, zh
@@ -91,6 +92,11 @@ def parse_day(value: object, *, allow_epoch: bool = False) -> str | None:
     text = value if isinstance(value, str) else str(value)
     if len(text) > MAX_DATE_CHARS:
         return None
+    return _day_of_text(text, allow_epoch)
+
+
+@lru_cache(maxsize=4096)  # a file's rows share a few hundred days at most: each is parsed once
+def _day_of_text(text: str, allow_epoch: bool) -> str | None:
     text = text.strip()
     m = _DATE.fullmatch(text) or _COMPACT.fullmatch(text)
     if m:

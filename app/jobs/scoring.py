@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
 from app.conversations import Limits, analyze_conversations, load_conversation_rules
@@ -44,15 +43,7 @@ class RowContext:
     def day(self, extras: Mapping[str, str]) -> str | None:
         if not self.date_column:
             return None
-        value = extras.get(self.date_column)
-        if isinstance(value, str):  # a file's rows share a few hundred days at most
-            return _day_of_text(value, self.epoch)
-        return parse_day(value, allow_epoch=self.epoch)
-
-
-@lru_cache(maxsize=4096)
-def _day_of_text(value: str, allow_epoch: bool) -> str | None:
-    return parse_day(value, allow_epoch=allow_epoch)
+        return parse_day(extras.get(self.date_column), allow_epoch=self.epoch)
 
 
 class ReviewScorer:

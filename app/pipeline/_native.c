@@ -413,13 +413,6 @@ done:
     return out;
 }
 
-static PyObject *Vocab_nbytes(Vocab *v, void *closure) {
-    (void)closure;
-    size_t n = v->keys_cap * sizeof(Py_UCS4) + (size_t)v->n_cap * sizeof(uint32_t) +
-               (v->mask + 1) * sizeof(Slot);
-    return PyLong_FromSize_t(n);
-}
-
 static PyMethodDef Vocab_methods[] = {
     {"add", (PyCFunction)Vocab_add, METH_O, "add(names) -> bytes: int32 ids, new names numbered in order"},
     {"add_joined", (PyCFunction)Vocab_add_joined, METH_O, "add_joined(blob) -> bytes: add() of a NUL-joined UTF-8 blob"},
@@ -429,9 +422,6 @@ static PyMethodDef Vocab_methods[] = {
     {"encode", (PyCFunction)Vocab_encode, METH_VARARGS,
      "encode(despaced, low, words) -> bytes: int32 ids of words, bigrams, char n-grams (see the module)"},
     {NULL}};
-
-static PyGetSetDef Vocab_getset[] = {{"nbytes", (getter)Vocab_nbytes, NULL, "memory held by the table", NULL},
-                                     {NULL}};
 
 static PySequenceMethods Vocab_as_sequence = {.sq_length = (lenfunc)Vocab_len};
 
@@ -443,7 +433,6 @@ static PyTypeObject VocabType = {
     .tp_new = Vocab_new,
     .tp_dealloc = (destructor)Vocab_dealloc,
     .tp_methods = Vocab_methods,
-    .tp_getset = Vocab_getset,
     .tp_as_sequence = &Vocab_as_sequence,
 };
 
@@ -1045,9 +1034,8 @@ static PyObject *add_dense(PyObject *self, PyObject *args) {
     }
     result = Py_NewRef(Py_None);
 done:
-    if (x.obj) PyBuffer_Release(&x);
-    if (w.obj) PyBuffer_Release(&w);
-    if (out.obj) PyBuffer_Release(&out);
+    Py_buffer *all[] = {&x, &w, &out};
+    release(all, sizeof all / sizeof all[0]);
     return result;
 }
 

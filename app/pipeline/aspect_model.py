@@ -46,7 +46,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from app.core.taxonomy import ASPECTS, KEYWORD_DIMENSIONS, N_PAIRS, PAIR_CODES, PAIRS, POLARITIES
-from app.pipeline.artifacts import ArtifactError, check_state, decode_strings, is_configured, load_artifact
+from app.pipeline.artifacts import (
+    ArtifactError,
+    check_state,
+    count_strings,
+    decode_strings,
+    is_configured,
+    load_artifact,
+)
 from app.pipeline.aspects import AspectScorer, LexiconAspectScorer, clause_evidence
 from app.pipeline.features import WORD, FeatureSpace, Rows, add_dense, tfidf_product
 from app.pipeline.findings import AspectFinding, Doc, KeywordHit
@@ -213,7 +220,6 @@ def lex_matrix(parts: Parts) -> np.ndarray:
 
 def doc_parts(docs: Sequence[Doc], space: FeatureSpace, target_cols: dict[str, int]) -> Parts:
     """Each document whole, from its feature pass (``target_cols``: :func:`target_columns`)."""
-    space.encode([d.features for d in docs])
     out = Parts(target_cols)
     for d in docs:
         f = d.features
@@ -228,7 +234,6 @@ def doc_parts(docs: Sequence[Doc], space: FeatureSpace, target_cols: dict[str, i
 def clause_parts(docs: Sequence[Doc], space: FeatureSpace, target_cols: dict[str, int]) -> Parts:
     """Each clause of each document alone, as runs of the document's feature pass (no clause
     is re-featurised: :meth:`Encoded.clause_runs`); the same features as :func:`clause_views`."""
-    space.encode([d.features for d in docs])
     out = Parts(target_cols)
     for doc in docs:
         f = doc.features
@@ -398,7 +403,7 @@ class AspectModel:
             raise ArtifactError("aspects state was trained for other aspect/polarity pairs")
         if list(state["lex_features"]) != list(LEX_FEATURES):
             raise ArtifactError("aspects state uses other lexicon features than this code computes")
-        n_terms = len(decode_strings(state["vocab"]))
+        n_terms = count_strings(state["vocab"])
         try:
             corpus = CorpusWords.from_state(state, "corpus_")
         except (ValueError, UnicodeDecodeError) as exc:
@@ -431,11 +436,11 @@ class AspectModel:
             )
         return self._featurizer
 
-    def feature_vocabularies(self) -> list[list[str]]:
+    def feature_vocabularies(self) -> list:
         """The n-gram vocabulary and the corpus block's words (as word features), for a shared
         FeatureSpace."""
         corpus = [_WORD + w for w in self.corpus.vocab] if self.corpus is not None else []
-        return [decode_strings(self._state["vocab"]), corpus]
+        return [self._state["vocab"], corpus]  # the artifact's blob: no string per name
 
     def bind(self, space: FeatureSpace, slot: int) -> None:
         """Read features through ``space``, where this model's vocabularies are numbers ``slot``

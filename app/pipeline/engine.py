@@ -132,8 +132,17 @@ class Pipeline:
             if h.dimension == "general":
                 continue
             s, e = doc.norm.to_original(h.start, h.end)
-            text = doc.norm.original[s:e]
-            yield KeywordHit(h.term, text, h.dimension, h.polarity, h.negated, s, e, h.weight, h.clause)
+            yield KeywordHit(
+                term=h.term,
+                text=doc.norm.original[s:e],
+                dimension=h.dimension,
+                polarity=h.polarity,
+                negated=h.negated,
+                start=s,
+                end=e,
+                weight=h.weight,
+                clause=h.clause,
+            )
 
 
 def share_features(*models) -> FeatureSpace | None:

@@ -1,7 +1,8 @@
 """One feature pass per document, read by every trained model.
 
-A document's words, word bigrams and char 1-3 grams are built once, the first time anything
-reads ``doc.features`` (:class:`DocFeatures`), and then:
+A document's words are split out once, the first time anything reads ``doc.features``
+(:class:`DocFeatures`); its ids are looked up once per feature space (:meth:`DocFeatures.encoded`),
+and then:
 
 * the sentiment model reads the words, bigrams and its char n-grams (plus the lexicon hits);
 * the aspect model reads the words and char n-grams of the document, and of each clause for
@@ -43,7 +44,7 @@ _S3 = [slice(i, i + 3) for i in range(_MAX_SLICES)]
 
 def char_ngrams(t: str) -> list[str]:
     """Char 1-, 2- and 3-grams of ``t``: all unigrams, then all bigrams, then all trigrams
-    (the order :meth:`DocFeatures.clause` relies on).
+    (the order ``Vocab.encode`` writes their ids in, and :meth:`DocFeatures.clause` slices).
 
     >>> char_ngrams("好吃呀")
     ['好', '吃', '呀', '好吃', '吃呀', '好吃呀']
@@ -217,8 +218,9 @@ class DocFeatures:
         """The feature ids of this document in ``space`` (cached: computed once per space)."""
         enc = self._encoded
         if enc is None or enc.space is not space:
-            space.encode([self])
-            enc = self._encoded
+            low = self._low if self._despaced is not None else None
+            ids = np.frombuffer(space.vocab.encode(self.despaced, low, self.words), dtype=np.int32)
+            enc = self._encoded = Encoded(space, self, ids)
         return enc
 
 
@@ -282,12 +284,13 @@ def _count(vocab: Vocabulary) -> int:
 
 class FeatureSpace:
     """The union of several vocabularies (lists of feature names, or an artifact's NUL-joined
-    UTF-8 blob of them, read without making a Python string of each), with one id per distinct name,
+    UTF-8 blob of them, decoded one name at a time), with one id per distinct name,
     and per vocabulary an array from union id to its own column.
 
-    The names live in one compiled hash table (``_native.Vocab``): a document's words, bigrams
-    and char n-grams are looked up from its text and words (:meth:`encode`) without building a
-    string per feature, and the half a million names cost a few MB rather than a dict's 100.
+    The names live in one compiled hash table (``_native.Vocab``, :attr:`vocab`): a document's
+    words, bigrams and char n-grams are looked up from its text and words
+    (:meth:`DocFeatures.encoded`) without building a string per feature, and the half a million
+    names cost 26 MB rather than a dict's 100.
 
     >>> s = FeatureSpace([["a", "b", WORD + "好"], ["b", "c"]])
     >>> ids = np.append(s.ids(["b", "c", "zz", WORD + "好"]), -1)
@@ -296,46 +299,38 @@ class FeatureSpace:
     """
 
     def __init__(self, vocabularies: Sequence[Vocabulary]):
-        self._vocab = _native.Vocab()
-        self._vocab.reserve(sum(_count(v) for v in vocabularies))
+        self.vocab = _native.Vocab()
+        self.vocab.reserve(sum(_count(v) for v in vocabularies))
         union_ids = [
-            np.frombuffer(self._vocab.add(list(v)) if _is_strings(v) else self._vocab.add_joined(v), dtype=np.int32)
+            np.frombuffer(self.vocab.add(list(v)) if _is_strings(v) else self.vocab.add_joined(v), dtype=np.int32)
             for v in vocabularies
         ]
-        self._vocab.shrink()
-        size = len(self._vocab)
-        self._columns = []
-        self._identity = []
-        for ids in union_ids:
-            col = np.full(size + 1, -1, dtype=np.int32)  # the last slot answers id -1
-            col[ids] = np.arange(len(ids), dtype=np.int32)
-            self._columns.append(col)
-            self._identity.append(bool(np.array_equal(ids, np.arange(len(ids)))))
+        self.vocab.shrink()
+        self._union_ids = union_ids
+        self._columns: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
-        return len(self._vocab)
+        return len(self.vocab)
 
     def ids(self, names: Sequence[str]) -> np.ndarray:
         """Union ids (int32) of feature names (-1: in no vocabulary)."""
-        return np.frombuffer(self._vocab.lookup(names), dtype=np.int32)
+        return np.frombuffer(self.vocab.lookup(names), dtype=np.int32)
 
     def columns(self, k: int) -> np.ndarray:
         """Union id -> column of vocabulary ``k`` (or -1); index it with ids, -1 included."""
+        if k not in self._columns:
+            col = np.full(len(self.vocab) + 1, -1, dtype=np.int32)  # the last slot answers id -1
+            ids = self._union_ids[k]
+            col[ids] = np.arange(len(ids), dtype=np.int32)
+            self._columns[k] = col
         return self._columns[k]
 
     def kernel_columns(self, k: int) -> np.ndarray | None:
         """:meth:`columns` for the kernels: None when the ids of vocabulary ``k`` are its columns
-        (the first vocabulary, if it repeats no name), which spares a lookup per feature."""
-        return None if self._identity[k] else self._columns[k]
-
-    def encode(self, feats: Sequence[DocFeatures]) -> None:
-        """Give every document its :class:`Encoded` ids in this space (those that have them
-        already are skipped)."""
-        encode = self._vocab.encode
-        for f in feats:
-            if f._encoded is None or f._encoded.space is not self:
-                low = f._low if f._despaced is not None else None
-                f._encoded = Encoded(self, f, np.frombuffer(encode(f.despaced, low, f.words), dtype=np.int32))
+        (the first vocabulary, if it repeats no name), which spares a lookup per feature (and
+        the map: 2 MB for the sentiment vocabulary)."""
+        ids = self._union_ids[k]
+        return None if np.array_equal(ids, np.arange(len(ids))) else self.columns(k)
 
 
 class Rows:

@@ -291,9 +291,8 @@ class LinearSentimentModel:
         use_neg = state["schema"] >= 2 and bool(state["use_neg"])
         self.negators = frozenset(decode_strings(state["negators"])) if use_neg else None
         scale = np.asarray(state["scale"], dtype=np.float32)
-        self._scale2 = scale * scale
-        self._u = scale * np.asarray(state["coef"], dtype=np.float32)
-        self._weights = np.column_stack([self._scale2, self._u])  # the kernel reads them side by side
+        # (scale², scale · coef) per feature, side by side: the kernel reads both in one cache line
+        self._weights = np.column_stack([scale * scale, scale * np.asarray(state["coef"], dtype=np.float32)])
         self._b = float(state["intercept"])
         self._neu_w = np.asarray(state["neu_coef"], dtype=np.float64)
         self._neu_b = float(state["neu_intercept"])
@@ -345,7 +344,6 @@ class LinearSentimentModel:
         of scipy's or scikit-learn's per-call validation, which dominates for one text.
         """
         space, columns = self._binding()
-        space.encode([d.features for d in docs])
         rows = Rows()
         for d in docs:
             enc = d.features.encoded(space)
