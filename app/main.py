@@ -85,10 +85,10 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
             log.info("pingjia ready: %s", app.state.pipeline.versions)
         if getattr(app.state, "conversation_rules", None) is None:
             app.state.conversation_rules = load_conversation_rules(settings.lexicon_dir)
-        if guard_parts[0] is None:
+        if keys is None:
             log.warning("PINGJIA_API_KEYS is not set: /v1 is open to anyone who can reach this service")
-        elif guard_parts[0].weak:
-            log.warning("API keys shorter than 16 characters are easy to guess: %s", ", ".join(guard_parts[0].weak))
+        elif keys.weak:
+            log.warning("API keys shorter than 16 characters are easy to guess: %s", ", ".join(keys.weak))
         if not hasattr(app.state, "ingest_pool"):  # uploads are read in their own process (None: here)
             app.state.ingest_pool = IngestPool(settings.job_ingest_processes)
         try:
@@ -113,10 +113,10 @@ def create_app(settings: Settings | None = None, *, pipeline=None) -> FastAPI:
     # and rate limits are checked before a body is read. Parts that are off are not added.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, exempt_prefixes=("/v1/jobs",))
     app.add_middleware(BodyTimeout, idle_seconds=settings.body_idle_seconds)
-    guard_parts = build_guard_parts(settings)  # refuses to start on bad PINGJIA_API_KEYS
-    if any(part is not None for part in guard_parts):
-        app.add_middleware(ApiGuard, keys=guard_parts[0], rate=guard_parts[1], upload=guard_parts[2])
-    if guard_parts[0] is not None:
+    keys, rate, upload = build_guard_parts(settings)  # refuses to start on bad PINGJIA_API_KEYS
+    if keys is not None or rate is not None or upload is not None:
+        app.add_middleware(ApiGuard, keys=keys, rate=rate, upload=upload)
+    if keys is not None:
         document_keys(app)
     if settings.cors_origins:
         app.add_middleware(

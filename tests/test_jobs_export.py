@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from app.jobs import export
-from tests.conftest import ROOT, needs_models
+from tests.conftest import ROOT, needs_models, wait
 
 # The OWASP payloads, plus the same behind leading whitespace (a spreadsheet that trims
 # cells on import would otherwise still evaluate them).
@@ -213,22 +213,10 @@ def test_cli_score_writes_neutralised_csv(tmp_path):
         assert 0.0 <= float(row["p_negative"]) <= 1.0
 
 
-# --- end to end: the jobs API (fixture as in tests/test_jobs_api.py) ------------------
+# --- end to end: the jobs API -------------------------------------------------------------
 @pytest.fixture
 def client(make_job_client):
     return make_job_client(workers=1, chunk_rows=4)
-
-
-def wait_done(client, job_id, timeout=30.0):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        st = client.get(f"/v1/jobs/{job_id}").json()
-        if st["status"] in ("done", "failed", "cancelled"):
-            return st
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} not finished after {timeout}s")
 
 
 @pytest.mark.parametrize("bom", [False, True])
@@ -237,7 +225,7 @@ def test_api_csv_results_are_neutralised(client, bom):
     r = client.post("/v1/jobs", json={"kind": "reviews", "items": items})
     assert r.status_code == 202, r.text
     job_id = r.json()["job_id"]
-    assert wait_done(client, job_id)["status"] == "done"
+    assert wait(client, job_id)["status"] == "done"
     resp = client.get(f"/v1/jobs/{job_id}/results", params={"format": "csv", "bom": str(bom).lower()})
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
     rows = read_csv(resp.content, bom)

@@ -161,12 +161,15 @@ def conversation_row(r, rid: str, row: int, versions: dict) -> dict:
         "first_response_seconds": t.first_response_seconds,
         "avg_response_seconds": t.avg_response_seconds,
         "slow_replies": t.slow_replies,
-        "violations": [  # the API's violation, with the code, as VIOLATION has them
-            {k: {**shown, "code": v.code}.get(k) for k in VIOLATION_FIELDS}
-            for v, shown in zip(r.violations, body["violations"])
-        ],
+        "violations": [_violation(shown, v.code) for v, shown in zip(r.violations, body["violations"])],
         "root_causes": body["root_causes"],
         "result_json": json.dumps({"row": row, **body}, ensure_ascii=False, separators=(",", ":")),
         "model": versions,
         "report_facts": facts_row(ConversationScorer.facts(r)),
     }
+
+
+def _violation(shown: dict, code: str) -> dict:
+    """The API's violation, with the code, as ``VIOLATION`` has them."""
+    merged = {**shown, "code": code}
+    return {k: merged.get(k) for k in VIOLATION_FIELDS}

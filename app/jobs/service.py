@@ -172,22 +172,23 @@ def links(rec: JobRecord) -> dict[str, str]:
 def list_view(store: JobStore, owner: str | None, limit: int, offset: int) -> dict:
     """What ``GET /v1/jobs`` answers: a page of the caller's jobs, newest first, with the total."""
     records, total = store.list_jobs(owner, limit, offset)
-    jobs = [
-        {
-            "job_id": r.job_id,
-            "kind": r.kind,
-            "status": r.status,
-            "total": r.total,
-            "done": r.done,
-            "errors": r.errors,
-            "progress": round(r.done / r.total, 4) if r.total else 1.0,
-            "created_at": iso(r.created_at),
-            "finished_at": iso(r.finished_at),
-            "links": links(r),
-        }
-        for r in records
-    ]
+    jobs = [{**_basics(r), "links": links(r)} for r in records]
     return {"jobs": jobs, "total": total, "limit": limit, "offset": offset}
+
+
+def _basics(rec: JobRecord) -> dict:
+    """The fields a job's status and its line in the job list share."""
+    return {
+        "job_id": rec.job_id,
+        "kind": rec.kind,
+        "status": rec.status,
+        "done": rec.done,
+        "total": rec.total,
+        "errors": rec.errors,
+        "progress": round(rec.done / rec.total, 4) if rec.total else 1.0,
+        "created_at": iso(rec.created_at),
+        "finished_at": iso(rec.finished_at),
+    }
 
 
 def status_view(store: JobStore, rec: JobRecord) -> dict:
@@ -204,21 +205,13 @@ def status_view(store: JobStore, rec: JobRecord) -> dict:
         if recent and recent[1] >= 5:
             rate = recent[0] / recent[1]
     eta = None
-    if rec.status in ("queued", "running") and rate:
+    if not rec.finished and rate:
         eta = round((rec.total - rec.done) / rate, 1)
     return {
-        "job_id": rec.job_id,
-        "kind": rec.kind,
-        "status": rec.status,
-        "done": rec.done,
-        "total": rec.total,
-        "errors": rec.errors,
-        "progress": round(rec.done / rec.total, 4) if rec.total else 1.0,
+        **_basics(rec),
         "rows_per_second": round(rate, 1) if rate else None,
         "eta_seconds": eta,
-        "created_at": iso(rec.created_at),
         "started_at": iso(rec.started_at),
-        "finished_at": iso(rec.finished_at),
         "error": {"code": rec.error_code, "message": rec.error_message} if rec.error_code else None,
         "input": rec.params.get("input", {}),
         "report_plan": {k: rec.params.get("plan", {}).get(k) for k in ("group_columns", "date_column")},
