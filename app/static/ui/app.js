@@ -433,7 +433,7 @@
       tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
       grid: { left: 110, right: 40, top: 8, bottom: 24 },
       xAxis: { type: "value" },
-      yAxis: { type: "category", data: viol.map(function (v) { return name("violation", v.code, v.code_zh || v.rule_zh); }) },
+      yAxis: { type: "category", data: viol.map(function (v) { return name("violation", v.code, v.code_zh); }) },
       series: [{ type: "bar", name: t("count"), label: { show: true, position: "right" },
         data: viol.map(function (v) { return { value: v.count, itemStyle: { color: v.service ? "#c9302c" : "#f0ad4e" } }; }) }],
     }, Math.max(160, 30 * viol.length + 40));
@@ -450,12 +450,12 @@
   }
   function violationLinks(g) {
     return el("span", {}, (g.violations || []).map(function (v) {
-      var label = name("violation", v.code, v.code_zh || v.rule_zh) + " " + v.count;
+      var label = name("violation", v.code, v.code_zh) + " " + v.count;
       if (!v.example) return el("span", { class: "chip", text: label });
       return el("a", { href: "#", class: "chip example-link", "data-code": v.code, onclick: function (ev) {
         ev.preventDefault();
         var ex = v.example;
-        showExample(t("example_title") + " · " + name("violation", v.code, v.code_zh || v.rule_zh) + " · " + g.value,
+        showExample(t("example_title") + " · " + name("violation", v.code, v.code_zh) + " · " + g.value,
           [exampleMeta(ex), highlighted(ex.text, [{ start: 0, end: Array.from(ex.text).length, cls: v.service ? "viol" : "viol-soft", title: v.code }])]);
       } }, label);
     }));
