@@ -317,7 +317,7 @@ def test_damage_found_at_run_time_is_a_503_not_a_500(tmp_path, fake_pipeline):
     app = create_app(Settings(data_dir=tmp_path, job_workers=1), pipeline=fake_pipeline)
     with TestClient(app) as c:
         assert c.get("/readyz").json()["jobs"] == {"status": "ok"}
-        damage(db, "report_terms")
+        damage(db, "chunk_reports")
         damage(db, "results", slice(0, 2))
         app.state.job_store.close()  # no connection may answer from pages it cached before
         for path in ("/summary", "/results", "/results?format=csv"):

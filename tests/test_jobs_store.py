@@ -116,6 +116,48 @@ def test_terms_and_counts_sum_across_chunks(store):
     assert dict(((d, k, m), n) for d, k, m, n in store.iter_counts(jid))[("all", "", "rows")] == 8
 
 
+def test_each_chunk_writes_one_report_row_not_a_row_per_term(store, tmp_path):
+    make_job(store, total=10)
+    for _ in range(2):
+        c = store.claim_chunk("w")
+        store.commit_chunk(c, output(c, {f"词{i}": [1, 0, 1, c.start_row] for i in range(50)}))
+    conn = sqlite3.connect(tmp_path / "jobs.db")
+    assert conn.execute("SELECT count(*) FROM chunk_reports").fetchone()[0] == 2
+    assert conn.execute("SELECT count(*) FROM report_terms").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM report_counts").fetchone()[0] == 0
+    c = store.claim_chunk("w")
+    odd = ("g:渠道\t", 'a"b\x00\\😀', "rows")  # group columns and values are the upload's own
+    store.commit_chunk(c, ChunkOutput(output(c).rows, {("all", "", "rows"): c.n_rows, odd: 2}, {}, {}))  # no terms
+    jid = store.get_job("j1").jid
+    terms = {t[0]: t[1:] for t in store.iter_terms(jid)}
+    assert len(terms) == 50 and terms["词7"] == (2, 0, 2, 0)
+    counts = dict(((d, k, m), n) for d, k, m, n in store.iter_counts(jid))
+    assert counts[("all", "", "rows")] == 10 and counts[odd] == 2
+    store.delete_job(jid)
+    assert conn.execute("SELECT count(*) FROM chunk_reports").fetchone()[0] == 0
+
+
+def test_a_job_begun_before_the_v4_upgrade_sums_its_old_and_new_counters(store, tmp_path):
+    """Chunks committed by v3 code left their counters in report_counts/report_terms; the
+    rest, committed after the upgrade, in chunk_reports: a report reads both."""
+    make_job(store, total=8)
+    jid = store.get_job("j1").jid
+    conn = sqlite3.connect(tmp_path / "jobs.db")
+    with conn:
+        conn.execute("INSERT INTO report_counts VALUES (?, 'all', '', 'rows', 4)", (jid,))
+        conn.execute("INSERT INTO report_counts VALUES (?, 'all', '', 'sent:negative', 1)", (jid,))
+        conn.executemany(
+            "INSERT INTO report_terms VALUES (?, ?, ?, ?, ?, ?)", [(jid, "慢", 2, 0, 2, 3), (jid, "旧", 0, 1, 1, None)]
+        )
+    store.claim_chunk("w")  # the first chunk: scored before the upgrade (its counters are above)
+    c2 = store.claim_chunk("w")
+    store.commit_chunk(c2, output(c2, {"慢": [1, 1, 2, 1], "好": [1, 2, 3, 5]}))
+    assert {t[0]: t[1:] for t in store.iter_terms(jid)} == {"慢": (3, 1, 4, 1), "旧": (0, 1, 1, None), "好": (1, 2, 3, 5)}
+    assert store.term_totals(jid) == (4, 4, 8)
+    counts = [c for c in store.iter_counts(jid)]
+    assert counts == sorted(counts) and ("all", "", "rows", 8) in counts and ("all", "", "sent:negative", 1) in counts
+
+
 def test_cancelled_jobs_are_not_claimed(store):
     make_job(store)
     assert store.cancel_job("j1").status == "cancelled"

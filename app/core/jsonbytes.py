@@ -1,4 +1,5 @@
-"""JSON out, for the hot paths: every analysis response body and every scored job row.
+"""JSON out and in, for the hot paths: every analysis response body, every scored job row,
+the job's work-file rows and chunk counters.
 
 orjson writes the same bytes as ``json.dumps(obj, ensure_ascii=False, separators=(",", ":"))``
 on our bodies (checked on 500 analysed reviews) at 1/7 of the time: 29 -> 4 µs per review, a
@@ -9,6 +10,7 @@ rather than raising; no analysis produces NaN.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -23,3 +25,16 @@ def dumps(obj: Any) -> bytes:
     b'{"\\xe6\\xa0\\x87\\xe7\\xad\\xbe":"\\xe5\\xb7\\xae\\xe8\\xaf\\x84","1":[0.5,null,true]}'
     """
     return orjson.dumps(obj, option=_OPTIONS)
+
+
+def loads(data: bytes | str) -> Any:
+    """JSON in: orjson, or the standard parser for what only it accepts (NaN, integers past
+    64 bits), so anything ``json.dumps`` wrote reads back.
+
+    >>> loads(b'{"a":[1,2.5,null]}'), loads(b'[NaN, 123456789012345678901234567890]')
+    ({'a': [1, 2.5, None]}, [nan, 123456789012345678901234567890])
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)

@@ -179,11 +179,17 @@ def bucket_percentile(counts: list[int], q: float) -> float | None:
 
 @dataclass
 class Accumulator:
-    """Additive counters for a set of rows (one chunk, or a whole file)."""
+    """Additive counters for a set of rows (one chunk, or a whole file).
+
+    Term counts are kept as three counters and a first-row map, each filled by one C-level
+    call per row (``Counter.update``, ``dict.update``); :attr:`terms` joins them."""
 
     counts: Counter = field(default_factory=Counter)
-    terms: dict[str, list] = field(default_factory=dict)
     examples: dict[tuple[str, str, str], tuple[int, str]] = field(default_factory=dict)
+    in_texts: Counter = field(default_factory=Counter)  # term -> texts containing it
+    in_negative: Counter = field(default_factory=Counter)
+    in_positive: Counter = field(default_factory=Counter)
+    first_negative: dict[str, int] = field(default_factory=dict)  # term -> first negative row added
 
     def add(
         self,
@@ -218,16 +224,23 @@ class Accumulator:
         if facts is None:
             c[("all", "", f"err:{error or 'error'}")] += 1
             return
-        neg, pos = facts.label == "negative", facts.label == "positive"
-        for term in facts.terms:
-            slot = self.terms.get(term)
-            if slot is None:
-                slot = self.terms[term] = [0, 0, 0, None]
-            slot[0] += neg
-            slot[1] += pos
-            slot[2] += 1
-            if neg and slot[3] is None:
-                slot[3] = row_index
+        terms = facts.terms
+        self.in_texts.update(terms)
+        if facts.label == "negative":
+            self.in_negative.update(terms)
+            self.first_negative.update(dict.fromkeys(terms.difference(self.first_negative), row_index))
+        elif facts.label == "positive":
+            self.in_positive.update(terms)
+
+    def term_totals(self) -> tuple[int, int, int]:
+        """The :attr:`terms` columns' sums: (negative, positive, all) text-term pairs."""
+        return self.in_negative.total(), self.in_positive.total(), self.in_texts.total()
+
+    @property
+    def terms(self) -> dict[str, list]:
+        """term -> [negative texts, positive texts, all texts, first negative row or None]."""
+        neg, pos, first = self.in_negative.get, self.in_positive.get, self.first_negative.get
+        return {t: [neg(t, 0), pos(t, 0), n, first(t)] for t, n in self.in_texts.items()}
 
     def _add_qa(self, row_index: int, row_id: str | None, facts: RowFacts | None, qa_groups: Mapping[str, str]) -> None:
         """QA counters of one conversation, overall and per agent/channel (values as given)."""
@@ -278,13 +291,13 @@ class Accumulator:
 
     def merge(self, other: Accumulator) -> None:
         self.counts.update(other.counts)
-        for term, (n, p, a, ex) in other.terms.items():
-            slot = self.terms.setdefault(term, [0, 0, 0, None])
-            slot[0] += n
-            slot[1] += p
-            slot[2] += a
-            if ex is not None and (slot[3] is None or ex < slot[3]):
-                slot[3] = ex
+        self.in_texts.update(other.in_texts)
+        self.in_negative.update(other.in_negative)
+        self.in_positive.update(other.in_positive)
+        first = self.first_negative
+        for term, row in other.first_negative.items():
+            if term not in first or row < first[term]:
+                first[term] = row
         for key, (row, data) in other.examples.items():
             if key not in self.examples or row < self.examples[key][0]:
                 self.examples[key] = (row, data)
@@ -315,7 +328,7 @@ class MemorySource:
         return ((t, *v) for t, v in self.acc.terms.items())
 
     def term_totals(self):
-        return tuple(sum(v[i] for v in self.acc.terms.values()) for i in range(3))
+        return self.acc.term_totals()
 
     def texts(self, rows):
         return {r: self._texts[r] for r in rows if r in self._texts}

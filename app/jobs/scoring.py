@@ -74,12 +74,14 @@ class ReviewScorer:
     @staticmethod
     def facts(a: Analysis) -> RowFacts:
         """What the report counts of one analysed review (also read by the Spark integration)."""
-        terms = set(a.words) | {k.term for k in a.keywords}
+        terms = frozenset(a.words)
+        if a.keywords:
+            terms = terms.union([k.term for k in a.keywords])
         return RowFacts(
             a.sentiment.label,
             tuple(c.aspect for c in a.root_causes),
             tuple({(x.aspect, x.polarity) for x in a.aspects}),
-            frozenset(terms),
+            terms,
             mixed=a.mixed,
         )
 
@@ -193,7 +195,7 @@ def _collect(
             row_id=rid,
         )
         out.append((index, rid, facts is None, _dumps(body)))
-    return ChunkOutput(out, acc.counts, acc.terms, versions, acc.examples)
+    return ChunkOutput(out, acc.counts, acc.terms, versions, acc.examples, acc.term_totals())
 
 
 class Scorers:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from app.core import jsonbytes
+
 
 @dataclass(frozen=True, slots=True)
 class WorkRow:
@@ -44,7 +46,7 @@ class WorkRow:
     @classmethod
     def decode(cls, line: bytes) -> WorkRow:
         """A row from its line."""
-        row = json.loads(line)
+        row = jsonbytes.loads(line)
         return cls(row[0], row[1], row[2], tuple(row[3]) if len(row) >= 4 else None)
 
 
