@@ -152,9 +152,10 @@ def test_a_job_begun_before_the_v4_upgrade_sums_its_old_and_new_counters(store, 
     store.claim_chunk("w")  # the first chunk: scored before the upgrade (its counters are above)
     c2 = store.claim_chunk("w")
     store.commit_chunk(c2, output(c2, {"慢": [1, 1, 2, 1], "好": [1, 2, 3, 5]}))
-    assert {t[0]: t[1:] for t in store.iter_terms(jid)} == {"慢": (3, 1, 4, 1), "旧": (0, 1, 1, None), "好": (1, 2, 3, 5)}
+    terms = {t[0]: t[1:] for t in store.iter_terms(jid)}
+    assert terms == {"慢": (3, 1, 4, 1), "旧": (0, 1, 1, None), "好": (1, 2, 3, 5)}
     assert store.term_totals(jid) == (4, 4, 8)
-    counts = [c for c in store.iter_counts(jid)]
+    counts = list(store.iter_counts(jid))
     assert counts == sorted(counts) and ("all", "", "rows", 8) in counts and ("all", "", "sent:negative", 1) in counts
 
 
