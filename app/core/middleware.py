@@ -201,7 +201,8 @@ class BodyTimeout:
             if body_done:
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.idle)
+                async with asyncio.timeout(self.idle):  # a timer, not wait_for's task per message
+                    message = await receive()
             except TimeoutError:
                 raise HTTPException(
                     408, detail=f"no request body data for {self.idle:g} s; send the body without pauses"

@@ -11,12 +11,12 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz():
+async def healthz():
     return {"status": "ok"}
 
 
 @router.get("/readyz", responses={503: {"description": 'models still loading: {"status": "loading"}'}})
-def readyz(request: Request):
+async def readyz(request: Request):
     """Ready once the models are loaded; ``jobs`` says how batch jobs are, without changing
     that: the review API serves even when the job database cannot be used."""
     pipeline = getattr(request.app.state, "pipeline", None)
