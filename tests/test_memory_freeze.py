@@ -7,7 +7,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from app.core.memory import freeze_loaded
+from app.core.memory import YOUNG_GENERATION, collect_less_often, freeze_loaded
 from app.pipeline.sentiment import load_sentiment_model
 from tests.conftest import ROOT, needs_models
 
@@ -40,3 +40,13 @@ def test_a_replaced_sentiment_model_is_freed_without_the_collector():
         assert ref() is None  # no cycle through the model (its count table holds no self)
     finally:
         gc.enable()
+
+
+def test_collect_less_often_raises_only_the_young_generations_threshold():
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 11, 12)
+        collect_less_often()
+        assert gc.get_threshold() == (YOUNG_GENERATION, 11, 12)
+    finally:
+        gc.set_threshold(*before)

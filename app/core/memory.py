@@ -4,7 +4,8 @@
   but glibc keeps the pages in its arenas, so the process RSS stays at its peak: after one
   maximum batch the service kept ~0.7 GB. glibc's ``malloc_trim`` returns free pages at the
   top of every arena (:func:`release_memory`).
-* Keeping the loaded models out of the cyclic garbage collector's walks (:func:`freeze_loaded`)."""
+* Keeping the loaded models out of the cyclic garbage collector's walks (:func:`freeze_loaded`),
+  and running it less often (:func:`collect_less_often`)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,20 @@ def freeze_loaded() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+YOUNG_GENERATION = 50_000
+"""Allocations between two collections of the youngest generation (CPython's default: 700)."""
+
+
+def collect_less_often() -> None:
+    """Let the collector run once per ``YOUNG_GENERATION`` allocations instead of 700 (the
+    older generations' thresholds unchanged).
+
+    Why: analysing one review allocates a few thousand objects that reference counting frees at
+    once, but at 700 the collector still ran every few hundred microseconds to look for cycles
+    there are almost none of: 1,953 collections, 0.30 s of a 20,000-row scoring run (4 % of it).
+    At 50,000 it ran once (0.03 s) and the run took 6 % less time; the few cycles wait a little
+    longer. The setting is per process; forked job workers inherit it."""
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION, older, oldest)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import EmptyText, InvalidInput, PingjiaError
-from app.core.memory import freeze_loaded
+from app.core.memory import collect_less_often, freeze_loaded
 from app.pipeline.aspect_model import load_aspect_model
 from app.pipeline.aspects import AspectScorer
 from app.pipeline.chat_model import ChatModel, load_chat_model
@@ -197,4 +197,5 @@ def build_pipeline(
         chat=chat,
     )
     freeze_loaded()
+    collect_less_often()
     return pipeline
