@@ -9,12 +9,15 @@ import sqlite3
 import stat
 import time
 
+import numpy as np
 import pytest
 
 from app.jobs.store import (
     MAX_ATTEMPTS,
+    NO_ROW,
     SCHEMA_VERSION,
     ChunkOutput,
+    ColumnSums,
     NewJob,
     StoreUnusable,
     check_not_lost,
@@ -263,3 +266,19 @@ def test_the_job_database_is_owner_only_whatever_the_umask(tmp_path):
     assert {p.name for p in files} >= {"jobs.db", "jobs.db-wal"}
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
     store.close()
+
+
+def test_column_sums_fold_as_they_go_and_give_the_same_totals(monkeypatch):
+    chunks = [(["慢", "好", f"词{i}"], [[1, 0, 2], [0, 1, 0], [1, 1, 1], [i, -1, 7 - i]]) for i in range(5)]
+    totals = []
+    for fold_every in (3, 10**6):  # folding after every chunk or two, or only at the end
+        monkeypatch.setattr(ColumnSums, "FOLD_ENTRIES", fold_every)
+        sums = ColumnSums((np.add, np.add, np.add, np.minimum))
+        for keys, columns in chunks:
+            sums.add(keys, columns)
+        keys, columns = sums.result()
+        totals.append((keys, [c.tolist() for c in columns]))
+    assert totals[0] == totals[1]
+    keys, (neg, pos, n_all, first) = totals[0]
+    assert keys == ["慢", "好", "词0", "词1", "词2", "词3", "词4"]
+    assert neg[:2] == [5, 0] and n_all[:2] == [5, 5] and first[:3] == [0, NO_ROW, 7]
