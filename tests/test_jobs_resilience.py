@@ -60,12 +60,12 @@ class Disk:
         self.unlimited = sqlite3.connect(":memory:").execute("PRAGMA max_page_count").fetchone()[0]
         real = SQLiteJobStore._commit
 
-        def commit(c, claim, out, now):
+        def commit(c, claim, *rest):
             with self._lock:  # one check-and-take: two workers may not both get the last room
                 full = self.room <= 0 and not self.freed.exists()
                 self.room -= 1
             c.execute(f"PRAGMA max_page_count = {1 if full else self.unlimited}")  # 1: no growth at all
-            real(c, claim, out, now)
+            real(c, claim, *rest)
 
         monkeypatch.setattr(SQLiteJobStore, "_commit", staticmethod(commit))
 
@@ -326,6 +326,19 @@ def test_damage_found_at_run_time_is_a_503_not_a_500(tmp_path, fake_pipeline):
             err = r.json()["error"]
             assert err["code"] == "jobs_unavailable" and str(db) in err["message"] and "damaged" in err["message"]
         assert c.post("/v1/analyze", json={"text": TEXTS[1]}).status_code == 200
+
+
+def test_a_report_row_that_does_not_decode_is_a_503_not_a_500(tmp_path, fake_pipeline):
+    job_id = finished_job(tmp_path, fake_pipeline)
+    with sqlite3.connect(tmp_path / "jobs.db") as conn:  # the page is sound; its bytes are not
+        assert conn.execute("UPDATE chunk_reports SET terms = x'789c00'").rowcount >= 1
+    app = create_app(Settings(data_dir=tmp_path, job_workers=1), pipeline=fake_pipeline)
+    with TestClient(app) as c:
+        r = c.get(f"/v1/jobs/{job_id}/summary")
+        assert r.status_code == 503, r.text
+        err = r.json()["error"]
+        assert err["code"] == "jobs_unavailable" and "chunk_reports" in err["message"] and "damaged" in err["message"]
+        assert c.get(f"/v1/jobs/{job_id}/results").status_code == 200  # the results themselves are sound
 
 
 @contextmanager

@@ -140,6 +140,16 @@ def test_each_chunk_writes_one_report_row_not_a_row_per_term(store, tmp_path):
     assert conn.execute("SELECT count(*) FROM chunk_reports").fetchone()[0] == 0
 
 
+def test_counters_read_back_in_key_order_whatever_order_chunks_brought_them(store):
+    make_job(store, total=8)
+    later, earlier = ("day", "2026-10-02", "rows"), ("day", "2026-10-01", "rows")
+    for counts in ({later: 4, ("g:渠道", "web", "rows"): 4}, {earlier: 4, ("all", "", "rows"): 8}):
+        c = store.claim_chunk("w")
+        store.commit_chunk(c, ChunkOutput(output(c).rows, counts, {}, {}))
+    counts = list(store.iter_counts(store.get_job("j1").jid))
+    assert [c[:3] for c in counts] == [("all", "", "rows"), earlier, later, ("g:渠道", "web", "rows")]
+
+
 def test_a_job_begun_before_the_v4_upgrade_sums_its_old_and_new_counters(store, tmp_path):
     """Chunks committed by v3 code left their counters in report_counts/report_terms; the
     rest, committed after the upgrade, in chunk_reports: a report reads both."""

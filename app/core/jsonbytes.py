@@ -11,6 +11,7 @@ rather than raising; no analysis produces NaN.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -27,13 +28,21 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, option=_OPTIONS)
 
 
-def loads(data: bytes | str) -> Any:
-    """JSON in: orjson, or the standard parser for what only it accepts (NaN, integers past
-    64 bits), so anything ``json.dumps`` wrote reads back.
+_LONG_NUMBER = re.compile(rb"\d{19}")  # may be past 64 bits, where orjson returns a float
 
-    >>> loads(b'{"a":[1,2.5,null]}'), loads(b'[NaN, 123456789012345678901234567890]')
-    ({'a': [1, 2.5, None]}, [nan, 123456789012345678901234567890])
+
+def loads(data: bytes) -> Any:
+    """JSON in: orjson, or the standard parser where they differ, so anything ``json.dumps``
+    wrote reads back the same: NaN (orjson refuses it) and integers past 64 bits (orjson
+    rounds them to a float; any run of 19 digits, in a string too, goes to ``json``).
+
+    >>> loads(b'{"a":[1,2.5,null]}'), loads(b'[NaN]')
+    ({'a': [1, 2.5, None]}, [nan])
+    >>> loads(b'[123456789012345678901234567890, -9223372036854775809]')
+    [123456789012345678901234567890, -9223372036854775809]
     """
+    if _LONG_NUMBER.search(data):
+        return json.loads(data)
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:

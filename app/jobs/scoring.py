@@ -195,7 +195,7 @@ def _collect(
             row_id=rid,
         )
         out.append((index, rid, facts is None, _dumps(body)))
-    return ChunkOutput(out, acc.counts, acc.terms, versions, acc.examples, acc.term_totals())
+    return ChunkOutput(out, acc.counts, acc.terms, versions, acc.examples)
 
 
 class Scorers:

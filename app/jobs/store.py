@@ -16,12 +16,13 @@ Tables (schema v4, created/migrated on open; ``schema_version`` records the vers
   the index ``jobs_owner (owner, jid)`` the job list reads newest first (and
   ``chunks_committed`` for the rows-per-second metric). An older file gains them on open;
   its jobs have no owner (listed and readable only while keys are off).
-- v4: ``chunk_reports``: one row per committed chunk: its counter keys and terms (JSON lists
-  of strings; a counter key is the JSON text of ``[dim, key, metric]``), their values as
-  little-endian int64 columns (counters: n; terms: neg, pos, n_all, first negative row or -1)
-  and its term totals, summed when a report is read. The per-row upserts
-  into ``report_counts``/``report_terms`` cost a tenth of a worker's time (~3,900 upserts a
-  chunk); one insert a chunk costs nothing measurable, and a report reads the blobs once.
+- v4: ``chunk_reports``: one row per committed chunk (:func:`chunk_report`): its counter keys
+  and terms (JSON lists of strings; a counter key is the JSON text of ``[dim, key, metric]``),
+  their values as little-endian int64 columns (counters: n; terms: neg, pos, n_all, first
+  negative row or -1), each of the four zlib-compressed, and its term totals; summed when a
+  report is read (:class:`ColumnSums`). The per-row upserts into ``report_counts`` /
+  ``report_terms`` took a tenth of a worker's time (~3,900 upserts a chunk); one insert a
+  chunk costs ~60 bytes a row on disk. An upgraded file cannot be opened by older code.
 
 Exactly once: ``commit_chunk`` writes a chunk's results, its counters and the job's
 progress in ONE transaction, and only if the chunk is still leased to the committing
@@ -46,6 +47,7 @@ import os
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -130,13 +132,6 @@ class ChunkOutput:
     terms: dict[str, list]  # term -> [neg, pos, n_all, example_row | None]
     model: dict[str, str]
     examples: dict[tuple[str, str, str], tuple[int, str]] = field(default_factory=dict)  # -> (row, JSON)
-    totals: tuple[int, int, int] | None = None  # the terms' column sums, when the scorer knows them
-
-    @property
-    def term_totals(self) -> tuple[int, int, int]:
-        if self.totals is not None:
-            return self.totals
-        return tuple(sum(v[i] for v in self.terms.values()) for i in range(3))
 
     @property
     def errors(self) -> int:
@@ -568,15 +563,16 @@ class SQLiteJobStore:
     def commit_chunk(self, claim: Claim, out: ChunkOutput) -> bool:
         """Results + counters + progress in one transaction; False if the lease was lost."""
         now = time.time()
+        report = chunk_report(out)  # encoded before the write lock is taken
         try:
             with self._tx() as c:
-                self._commit(c, claim, out, now)
+                self._commit(c, claim, out, report, now)
         except _LeaseLost:
             return False
         return True
 
     @staticmethod
-    def _commit(c: sqlite3.Connection, claim: Claim, out: ChunkOutput, now: float) -> None:
+    def _commit(c: sqlite3.Connection, claim: Claim, out: ChunkOutput, report: tuple, now: float) -> None:
         cur = c.execute(
             "UPDATE chunks SET state = 'done', owner = NULL, committed_at = ?"
             " WHERE jid = ? AND chunk_index = ? AND state = 'leased' AND owner = ?",
@@ -588,23 +584,10 @@ class SQLiteJobStore:
             "INSERT INTO results (jid, row_index, row_id, is_error, body) VALUES (?, ?, ?, ?, ?)",
             ((claim.jid, *r) for r in out.rows),
         )
-        n_neg, n_pos, n_all = out.term_totals
-        terms = [list(column) for column in zip(*out.terms.values())] or [[], [], [], []]
-        terms[3] = [-1 if row is None else row for row in terms[3]]  # the first negative row
         c.execute(
             "INSERT INTO chunk_reports (jid, chunk_index, count_keys, counts, term_keys, terms, neg, pos, n_all)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                claim.jid,
-                claim.chunk_index,
-                jsonbytes.dumps([_count_key(k) for k in out.counts]),
-                _int64s([list(out.counts.values())]),
-                jsonbytes.dumps(list(out.terms)),
-                _int64s(terms),
-                n_neg,
-                n_pos,
-                n_all,
-            ),
+            (claim.jid, claim.chunk_index, *report),
         )
         c.executemany(
             "INSERT INTO report_examples (jid, dim, key, metric, row_index, data) VALUES (?, ?, ?, ?, ?, ?)"
@@ -696,7 +679,7 @@ class SQLiteJobStore:
         for keys, values in self._chunk_reports(jid, "count_keys, counts", 1):
             sums.add(keys, values)
         keys, (n,) = sums.result()
-        keyed = sorted(zip(map(jsonbytes.loads, keys), n.tolist()))  # in key order, as the table's
+        keyed = sorted(zip(map(json.loads, keys), n.tolist()))  # in key order, as the table's
         return ((dim, key, metric, count) for (dim, key, metric), count in keyed)
 
     def iter_terms(self, jid: int) -> Iterator[tuple[str, int, int, int, int | None]]:
@@ -714,14 +697,17 @@ class SQLiteJobStore:
         )
 
     def _chunk_reports(self, jid: int, columns: str, width: int) -> Iterator[tuple[list[str], np.ndarray]]:
-        """(keys, ``width`` value columns) of each ``chunk_reports`` row of job ``jid``, one at a time."""
-        conn = self.connect()  # its own: the caller may stop reading halfway
-        try:
-            for keys, values in conn.execute(f"SELECT {columns} FROM chunk_reports WHERE jid = ?", (jid,)):
-                keys = jsonbytes.loads(keys)
-                yield keys, np.frombuffer(values, "<i8").reshape(width, len(keys))
-        finally:
-            conn.close()
+        """(keys, ``width`` value columns) of each ``chunk_reports`` row of job ``jid``; a row that
+        does not decode is damage (a ``DatabaseError``, answered 503 like a damaged page)."""
+        for keys, values in self._conn.execute(f"SELECT {columns} FROM chunk_reports WHERE jid = ?", (jid,)):
+            try:
+                keys = jsonbytes.loads(zlib.decompress(keys))
+                yield keys, np.frombuffer(zlib.decompress(values), "<i8").reshape(width, len(keys))
+            except (zlib.error, ValueError, TypeError) as exc:
+                raise StoreUnusable(
+                    f"job database {self.path} is damaged (a chunk_reports row of job {jid} does not decode:"
+                    f" {exc}): {REPAIR}"
+                ) from None
 
     def term_totals(self, jid: int) -> tuple[int, int, int]:
         row = self._conn.execute(
@@ -800,13 +786,29 @@ class SQLiteJobStore:
 NO_ROW = np.iinfo(np.int64).max  # the first-row column's "none" (stored as -1)
 
 
+def chunk_report(out: ChunkOutput) -> tuple[bytes, bytes, bytes, bytes, int, int, int]:
+    """A chunk's ``chunk_reports`` columns after (jid, chunk_index): counter keys and values,
+    term keys and values (each zlib level 1: a chunk's 180 KB in 28 KB, in under 2 ms) and
+    the term columns' totals."""
+    neg, pos, n_all, first = zip(*out.terms.values()) if out.terms else ((), (), (), ())
+    first = [-1 if row is None else row for row in first]  # the first negative row
+    terms = np.array([neg, pos, n_all, first], "<i8").reshape(4, -1)
+    return (
+        _packed(jsonbytes.dumps([_count_key(k) for k in out.counts])),
+        _packed(np.asarray(list(out.counts.values()), "<i8").tobytes()),
+        _packed(jsonbytes.dumps(list(out.terms))),
+        _packed(terms.tobytes()),
+        *(int(total) for total in terms[:3].sum(axis=1)),
+    )
+
+
+def _packed(data: bytes) -> bytes:
+    return zlib.compress(data, 1)
+
+
 def _count_key(key: tuple[str, str, str]) -> str:
     """A counter key as one string (any characters survive): the JSON text of the triple."""
     return jsonbytes.dumps(key).decode()
-
-
-def _int64s(columns: list[list[int]]) -> bytes:
-    return np.asarray(columns, "<i8").reshape(len(columns), -1).tobytes()
 
 
 class ColumnSums:
