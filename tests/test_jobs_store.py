@@ -292,3 +292,56 @@ def test_column_sums_fold_as_they_go_and_give_the_same_totals(monkeypatch):
     keys, (neg, pos, n_all, first) = totals[0]
     assert keys == ["慢", "好", "词0", "词1", "词2", "词3", "词4"]
     assert neg[:2] == [5, 0] and n_all[:2] == [5, 5] and first[:3] == [0, NO_ROW, 7]
+
+
+def commit_all(store, terms_of) -> int:
+    n = 0
+    while c := store.claim_chunk("w"):
+        store.commit_chunk(c, output(c, terms_of(c)))
+        n += 1
+    return n
+
+
+def report_of(store, jid):
+    return sorted(store.iter_terms(jid)), list(store.iter_counts(jid)), store.term_totals(jid)
+
+
+def test_workers_fold_every_few_chunks_report_rows_into_one_and_the_report_is_the_same(tmp_path, monkeypatch):
+    def terms_of(c):
+        return {"慢": [1, 0, 1, c.start_row + 1], f"词{c.chunk_index}": [0, 1, 1, None], "好": [0, 2, 2, None]}
+
+    reports = []
+    for fold in (10**6, 3):
+        monkeypatch.setattr("app.jobs.store.FOLD_CHUNKS", fold)
+        s = open_store(tmp_path / f"fold{fold}.db")
+        make_job(s, total=40)  # 10 chunks of 4
+        assert commit_all(s, terms_of) == 10
+        jid = s.get_job("j1").jid
+        rows = [i for (i,) in s._conn.execute("SELECT chunk_index FROM chunk_reports ORDER BY chunk_index")]
+        reports.append(report_of(s, jid))
+        s.close()
+    assert rows == [-7, -4, -1, 9]  # three folds of three chunks, keyed by their first, and the last chunk
+    assert reports[0] == reports[1]
+    terms, _, totals = reports[1]
+    assert ("慢", 10, 0, 10, 1) in terms and ("好", 0, 20, 20, None) in terms and totals == (10, 30, 40)
+
+
+def test_two_workers_folding_the_same_rows_count_them_once(tmp_path, monkeypatch):
+    monkeypatch.setattr("app.jobs.store.FOLD_CHUNKS", 10**6)
+    a, b = open_store(tmp_path / "jobs.db"), open_store(tmp_path / "jobs.db")
+    make_job(a, total=12)
+    commit_all(a, lambda c: {"慢": [1, 0, 1, c.start_row]})
+    jid = a.get_job("j1").jid
+    before = report_of(a, jid)
+    monkeypatch.setattr("app.jobs.store.FOLD_CHUNKS", 3)
+    real = ColumnSums.result
+
+    def result_after_the_other_folds(self):
+        monkeypatch.setattr(ColumnSums, "result", real)
+        assert a._fold_reports(jid)  # the other worker folds the same rows meanwhile
+        return real(self)
+
+    monkeypatch.setattr(ColumnSums, "result", result_after_the_other_folds)
+    assert b._fold_reports(jid) is False  # the rows it summed are gone: its sum is dropped
+    assert report_of(a, jid) == before
+    assert a._conn.execute("SELECT count(*) FROM chunk_reports").fetchone()[0] == 1

@@ -20,7 +20,9 @@ Tables (schema v4, created/migrated on open; ``schema_version`` records the vers
   and terms (JSON lists of strings; a counter key is the JSON text of ``[dim, key, metric]``),
   their values as little-endian int64 columns (counters: n; terms: neg, pos, n_all, first
   negative row or -1), each of the four zlib-compressed, and its term totals; summed when a
-  report is read (:class:`ColumnSums`). The per-row upserts into ``report_counts`` /
+  report is read (:class:`ColumnSums`). Every ``FOLD_CHUNKS`` committed chunks, a worker
+  replaces their rows with one row of their sums, keyed ``-1 - first chunk_index``
+  (:meth:`SQLiteJobStore._fold_reports`). The per-row upserts into ``report_counts`` /
   ``report_terms`` took a tenth of a worker's time (~3,900 upserts a chunk); one insert a
   chunk costs ~60 bytes a row on disk. An upgraded file cannot be opened by older code.
 
@@ -43,6 +45,7 @@ from __future__ import annotations
 import errno
 import itertools
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -58,6 +61,8 @@ import numpy as np
 
 from app.core import jsonbytes
 from app.pipeline._native import Vocab
+
+log = logging.getLogger("pingjia.jobs")
 
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
@@ -569,6 +574,10 @@ class SQLiteJobStore:
                 self._commit(c, claim, out, report, now)
         except _LeaseLost:
             return False
+        try:
+            self._fold_reports(claim.jid)
+        except sqlite3.OperationalError as exc:  # a full disk, say: the rows stay as they are
+            log.warning("job %s: chunk reports not folded (%s)", claim.job_id, exc)
         return True
 
     @staticmethod
@@ -584,11 +593,7 @@ class SQLiteJobStore:
             "INSERT INTO results (jid, row_index, row_id, is_error, body) VALUES (?, ?, ?, ?, ?)",
             ((claim.jid, *r) for r in out.rows),
         )
-        c.execute(
-            "INSERT INTO chunk_reports (jid, chunk_index, count_keys, counts, term_keys, terms, neg, pos, n_all)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (claim.jid, claim.chunk_index, *report),
-        )
+        c.execute(_INSERT_REPORT, (claim.jid, claim.chunk_index, *report))
         c.executemany(
             "INSERT INTO report_examples (jid, dim, key, metric, row_index, data) VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (jid, dim, key, metric) DO UPDATE SET row_index = excluded.row_index,"
@@ -696,10 +701,13 @@ class SQLiteJobStore:
             for t, neg, pos, n_all, first in zip(keys, *(c.tolist() for c in columns))
         )
 
-    def _chunk_reports(self, jid: int, columns: str, width: int) -> Iterator[tuple[list[str], np.ndarray]]:
+    def _chunk_reports(
+        self, jid: int, columns: str, width: int, where: str = ""
+    ) -> Iterator[tuple[list[str], np.ndarray]]:
         """(keys, ``width`` value columns) of each ``chunk_reports`` row of job ``jid``; a row that
         does not decode is damage (a ``DatabaseError``, answered 503 like a damaged page)."""
-        for keys, values in self._conn.execute(f"SELECT {columns} FROM chunk_reports WHERE jid = ?", (jid,)):
+        sql = f"SELECT {columns} FROM chunk_reports WHERE jid = ?{where}"
+        for keys, values in self._conn.execute(sql, (jid,)):
             try:
                 keys = jsonbytes.loads(zlib.decompress(keys))
                 yield keys, np.frombuffer(zlib.decompress(values), "<i8").reshape(width, len(keys))
@@ -708,6 +716,44 @@ class SQLiteJobStore:
                     f"job database {self.path} is damaged (a chunk_reports row of job {jid} does not decode:"
                     f" {exc}): {REPAIR}"
                 ) from None
+
+    def _fold_reports(self, jid: int) -> bool:
+        """Replace ``FOLD_CHUNKS`` committed chunks' ``chunk_reports`` rows of job ``jid`` with
+        one row of their sums, when that many are there; True if it did.
+
+        Why: a report reads every row, so a million-row job's 2,000 rows took 7.8 s to sum; the
+        worker that commits the 64th chunk folds them (~0.1 s, outside the write lock; 2 % of its
+        time), and a report reads ~30 folded rows and at most 63 others. The sums are made from a
+        read, then the rows are deleted and the sum inserted in one transaction that checks the
+        rows were still all there (two workers may fold at once: one wins, the other's is dropped)."""
+        ids = [
+            i
+            for (i,) in self._conn.execute(
+                "SELECT chunk_index FROM chunk_reports WHERE jid = ? AND chunk_index >= 0 ORDER BY chunk_index LIMIT ?",
+                (jid, FOLD_CHUNKS),
+            )
+        ]
+        if len(ids) < FOLD_CHUNKS:
+            return False
+        chosen = f" AND chunk_index >= 0 AND chunk_index <= {ids[-1]}"
+        counts, terms = ColumnSums((np.add,)), ColumnSums((np.add, np.add, np.add, np.minimum))
+        for keys, values in self._chunk_reports(jid, "count_keys, counts", 1, chosen):
+            counts.add(keys, values)
+        for keys, values in self._chunk_reports(jid, "term_keys, terms", 4, chosen):
+            terms.add(keys, values)
+        count_keys, (n,) = counts.result()
+        term_keys, (neg, pos, n_all, first) = terms.result()
+        row = packed_report(count_keys, [n], term_keys, [neg, pos, n_all, np.where(first == NO_ROW, -1, first)])
+        try:
+            with self._tx() as c:
+                marks = ", ".join("?" * len(ids))
+                gone = c.execute(f"DELETE FROM chunk_reports WHERE jid = ? AND chunk_index IN ({marks})", (jid, *ids))
+                if gone.rowcount != len(ids):
+                    raise _Raced
+                c.execute(_INSERT_REPORT, (jid, -1 - ids[0], *row))  # folded: negative, by its first chunk
+        except _Raced:
+            return False
+        return True
 
     def term_totals(self, jid: int) -> tuple[int, int, int]:
         row = self._conn.execute(
@@ -784,19 +830,30 @@ class SQLiteJobStore:
 
 
 NO_ROW = np.iinfo(np.int64).max  # the first-row column's "none" (stored as -1)
+FOLD_CHUNKS = 64  # committed chunks whose report rows a worker folds into one (_fold_reports)
+_INSERT_REPORT = (
+    "INSERT INTO chunk_reports (jid, chunk_index, count_keys, counts, term_keys, terms, neg, pos, n_all)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def chunk_report(out: ChunkOutput) -> tuple[bytes, bytes, bytes, bytes, int, int, int]:
-    """A chunk's ``chunk_reports`` columns after (jid, chunk_index): counter keys and values,
-    term keys and values (each zlib level 1: a chunk's 180 KB in 28 KB, in under 2 ms) and
-    the term columns' totals."""
+    """A chunk's ``chunk_reports`` columns after (jid, chunk_index)."""
     neg, pos, n_all, first = zip(*out.terms.values()) if out.terms else ((), (), (), ())
     first = [-1 if row is None else row for row in first]  # the first negative row
-    terms = np.array([neg, pos, n_all, first], "<i8").reshape(4, -1)
+    return packed_report(
+        [_count_key(k) for k in out.counts], [list(out.counts.values())], list(out.terms), [neg, pos, n_all, first]
+    )
+
+
+def packed_report(count_keys: list[str], counts, term_keys: list[str], terms) -> tuple:
+    """``chunk_reports`` columns: counter keys and values, term keys and values (each zlib
+    level 1: a chunk's 180 KB in 28 KB, in under 2 ms) and the term columns' totals."""
+    terms = np.asarray(terms, "<i8").reshape(4, -1)
     return (
-        _packed(jsonbytes.dumps([_count_key(k) for k in out.counts])),
-        _packed(np.asarray(list(out.counts.values()), "<i8").tobytes()),
-        _packed(jsonbytes.dumps(list(out.terms))),
+        _packed(jsonbytes.dumps(count_keys)),
+        _packed(np.asarray(counts, "<i8").tobytes()),
+        _packed(jsonbytes.dumps(term_keys)),
         _packed(terms.tobytes()),
         *(int(total) for total in terms[:3].sum(axis=1)),
     )
@@ -858,6 +915,10 @@ class ColumnSums:
 
 class _LeaseLost(Exception):
     """The chunk is no longer leased to the committing worker; its work is discarded."""
+
+
+class _Raced(Exception):
+    """Another worker folded some of the same report rows first; this fold is dropped."""
 
 
 def _fail(c: sqlite3.Connection, jid: int, code: str, message: str) -> None:
