@@ -345,3 +345,27 @@ def test_two_workers_folding_the_same_rows_count_them_once(tmp_path, monkeypatch
     assert b._fold_reports(jid) is False  # the rows it summed are gone: its sum is dropped
     assert report_of(a, jid) == before
     assert a._conn.execute("SELECT count(*) FROM chunk_reports").fetchone()[0] == 1
+
+
+def test_a_chunk_committed_while_a_fold_sums_is_counted_once(tmp_path, monkeypatch):
+    """Chunks commit out of order: the fold sums exactly the rows it chose, not a range that a
+    chunk committed meanwhile would fall into (it would then be counted in the sum and again
+    on its own)."""
+    monkeypatch.setattr("app.jobs.store.FOLD_CHUNKS", 10**6)
+    a, b = open_store(tmp_path / "jobs.db"), open_store(tmp_path / "jobs.db")
+    make_job(a, total=16)  # chunks 0-3
+    claims = [a.claim_chunk("w") for _ in range(4)]
+    for c in (claims[0], claims[1], claims[3]):
+        a.commit_chunk(c, output(c, {"慢": [1, 0, 1, c.start_row]}))
+    monkeypatch.setattr("app.jobs.store.FOLD_CHUNKS", 3)
+    real_add = ColumnSums.add
+
+    def add_while_chunk_2_commits(self, keys, columns):
+        monkeypatch.setattr(ColumnSums, "add", real_add)
+        b.commit_chunk(claims[2], output(claims[2], {"慢": [1, 0, 1, 8]}))  # another worker, meanwhile
+        real_add(self, keys, columns)
+
+    monkeypatch.setattr(ColumnSums, "add", add_while_chunk_2_commits)
+    monkeypatch.setattr(b, "_fold_reports", lambda jid: False)  # b only commits here
+    assert a._fold_reports(a.get_job("j1").jid)
+    assert list(a.iter_terms(a.get_job("j1").jid)) == [("慢", 4, 0, 4, 0)]

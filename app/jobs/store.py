@@ -678,44 +678,49 @@ class SQLiteJobStore:
             conn.close()
 
     def iter_counts(self, jid: int) -> Iterator[tuple[str, str, str, int]]:
-        sums = ColumnSums((np.add,))
         rows = self._conn.execute("SELECT dim, key, metric, n FROM report_counts WHERE jid = ?", (jid,)).fetchall()
-        sums.add([_count_key(r[:3]) for r in rows], [[r[3] for r in rows]])
-        for keys, values in self._chunk_reports(jid, "count_keys, counts", 1):
-            sums.add(keys, values)
-        keys, (n,) = sums.result()
+        keys, (n,) = self._summed(jid, "counts", legacy=([_count_key(r[:3]) for r in rows], [[r[3] for r in rows]]))
         keyed = sorted(zip(map(json.loads, keys), n.tolist()))  # in key order, as the table's
         return ((dim, key, metric, count) for (dim, key, metric), count in keyed)
 
     def iter_terms(self, jid: int) -> Iterator[tuple[str, int, int, int, int | None]]:
-        sums = ColumnSums((np.add, np.add, np.add, np.minimum))
         rows = self._conn.execute(
             "SELECT term, neg, pos, n_all, coalesce(example_row, -1) FROM report_terms WHERE jid = ?", (jid,)
         ).fetchall()
-        sums.add([r[0] for r in rows], list(zip(*rows))[1:] if rows else [[]] * 4)
-        for keys, values in self._chunk_reports(jid, "term_keys, terms", 4):
-            sums.add(keys, values)
-        keys, columns = sums.result()
+        keys, columns = self._summed(
+            jid, "terms", legacy=([r[0] for r in rows], [[r[i] for r in rows] for i in range(1, 5)])
+        )
         return (
             (t, neg, pos, n_all, None if first == NO_ROW else first)
             for t, neg, pos, n_all, first in zip(keys, *(c.tolist() for c in columns))
         )
 
-    def _chunk_reports(
-        self, jid: int, columns: str, width: int, where: str = ""
-    ) -> Iterator[tuple[list[str], np.ndarray]]:
-        """(keys, ``width`` value columns) of each ``chunk_reports`` row of job ``jid``; a row that
-        does not decode is damage (a ``DatabaseError``, answered 503 like a damaged page)."""
-        sql = f"SELECT {columns} FROM chunk_reports WHERE jid = ?{where}"
-        for keys, values in self._conn.execute(sql, (jid,)):
+    def _summed(
+        self, jid: int, part: str, *, legacy: tuple | None = None, chunks: list[int] | None = None
+    ) -> tuple[list[str], list[np.ndarray]]:
+        """The ``chunk_reports`` rows of job ``jid`` (only those of index ``chunks`` when given)
+        summed for ``part`` (``counts`` or ``terms``), with ``legacy`` (keys, columns) from the
+        tables before v4. A row that does not decode is damage (a ``DatabaseError``, answered 503
+        like a damaged page)."""
+        columns, reducers = _REPORT_PARTS[part]
+        sums = ColumnSums(reducers)
+        if legacy is not None:
+            sums.add(*legacy)
+        sql, args = f"SELECT {columns} FROM chunk_reports WHERE jid = ?", [jid]
+        if chunks is not None:
+            sql += f" AND chunk_index IN ({', '.join('?' * len(chunks))})"
+            args += chunks
+        for keys, values in self._conn.execute(sql, args):
             try:
                 keys = jsonbytes.loads(zlib.decompress(keys))
-                yield keys, np.frombuffer(zlib.decompress(values), "<i8").reshape(width, len(keys))
+                values = np.frombuffer(zlib.decompress(values), "<i8").reshape(len(reducers), len(keys))
             except (zlib.error, ValueError, TypeError) as exc:
                 raise StoreUnusable(
                     f"job database {self.path} is damaged (a chunk_reports row of job {jid} does not decode:"
                     f" {exc}): {REPAIR}"
                 ) from None
+            sums.add(keys, values)
+        return sums.result()
 
     def _fold_reports(self, jid: int) -> bool:
         """Replace ``FOLD_CHUNKS`` committed chunks' ``chunk_reports`` rows of job ``jid`` with
@@ -724,8 +729,9 @@ class SQLiteJobStore:
         Why: a report reads every row, so a million-row job's 2,000 rows took 7.8 s to sum; the
         worker that commits the 64th chunk folds them (~0.1 s, outside the write lock; 2 % of its
         time), and a report reads ~30 folded rows and at most 63 others. The sums are made from a
-        read, then the rows are deleted and the sum inserted in one transaction that checks the
-        rows were still all there (two workers may fold at once: one wins, the other's is dropped)."""
+        read of exactly those rows, then the rows are deleted and the sum inserted in one
+        transaction that checks they were all still there (two workers may fold at once: one
+        wins, the other's sum is dropped)."""
         ids = [
             i
             for (i,) in self._conn.execute(
@@ -735,14 +741,8 @@ class SQLiteJobStore:
         ]
         if len(ids) < FOLD_CHUNKS:
             return False
-        chosen = f" AND chunk_index >= 0 AND chunk_index <= {ids[-1]}"
-        counts, terms = ColumnSums((np.add,)), ColumnSums((np.add, np.add, np.add, np.minimum))
-        for keys, values in self._chunk_reports(jid, "count_keys, counts", 1, chosen):
-            counts.add(keys, values)
-        for keys, values in self._chunk_reports(jid, "term_keys, terms", 4, chosen):
-            terms.add(keys, values)
-        count_keys, (n,) = counts.result()
-        term_keys, (neg, pos, n_all, first) = terms.result()
+        count_keys, (n,) = self._summed(jid, "counts", chunks=ids)
+        term_keys, (neg, pos, n_all, first) = self._summed(jid, "terms", chunks=ids)
         row = packed_report(count_keys, [n], term_keys, [neg, pos, n_all, np.where(first == NO_ROW, -1, first)])
         try:
             with self._tx() as c:
@@ -831,6 +831,10 @@ class SQLiteJobStore:
 
 NO_ROW = np.iinfo(np.int64).max  # the first-row column's "none" (stored as -1)
 FOLD_CHUNKS = 64  # committed chunks whose report rows a worker folds into one (_fold_reports)
+_REPORT_PARTS = {  # the chunk_reports columns of each part, and how each value column adds up
+    "counts": ("count_keys, counts", (np.add,)),
+    "terms": ("term_keys, terms", (np.add, np.add, np.add, np.minimum)),  # neg, pos, n_all, first row
+}
 _INSERT_REPORT = (
     "INSERT INTO chunk_reports (jid, chunk_index, count_keys, counts, term_keys, terms, neg, pos, n_all)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
