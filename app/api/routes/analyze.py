@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from app.api.deps import PipelineDep, PoolDep, SettingsDep
+from app.api.deps import loaded
 from app.api.metrics import texts_analysed
 from app.api.schemas import (
     ERRORS,
@@ -43,13 +43,14 @@ def analyze_one(pipeline: Pipeline, req: AnalyzeRequest, top_terms: int) -> dict
 
 
 @router.post("/analyze", response_model=AnalyzeResponse, responses=ERRORS)
-async def analyze(req: AnalyzeRequest, pipeline: PipelineDep, settings: SettingsDep, pool: PoolDep, request: Request):
+async def analyze(req: AnalyzeRequest, request: Request):
+    pipeline, settings = loaded(request, "pipeline"), request.app.state.settings
     k = settings.top_terms if req.top_terms is None else req.top_terms
     if len(req.text) <= settings.inline_max_chars:
         # ~1-2 ms of CPU: inline is cheaper than a thread hop and cannot stall the loop.
         body = to_json(analyze_one(pipeline, req, k))
     else:
-        body = await pool.run_json(analyze_one, pipeline, req, k)
+        body = await loaded(request, "analysis_pool").run_json(analyze_one, pipeline, req, k)
     texts_analysed(request, "review")
     return json_response(body)
 
@@ -114,9 +115,8 @@ def check_batch_size(n_items: int, n_chars: int, settings, what: str = "items") 
 
 
 @router.post("/analyze/batch", response_model=BatchResponse, responses=ERRORS)
-async def analyze_batch(
-    req: BatchRequest, pipeline: PipelineDep, settings: SettingsDep, pool: PoolDep, request: Request
-):
+async def analyze_batch(req: BatchRequest, request: Request):
+    pipeline, pool, settings = loaded(request, "pipeline"), loaded(request, "analysis_pool"), request.app.state.settings
     chars = sum(len(r["text"]) for r in req.items if isinstance(r, dict) and isinstance(r.get("text"), str))
     check_batch_size(len(req.items), chars, settings)
     k = settings.top_terms if req.top_terms is None else req.top_terms

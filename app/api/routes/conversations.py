@@ -13,7 +13,7 @@ from app.api.conversation_schemas import (
     ConversationRequest,
     ConversationResponse,
 )
-from app.api.deps import PipelineDep, PoolDep, RulesDep, SettingsDep
+from app.api.deps import loaded
 from app.api.metrics import texts_analysed
 from app.api.routes.analyze import check_batch_size, json_response
 from app.api.schemas import ERRORS
@@ -46,28 +46,18 @@ def _chars(conv: Any) -> int:
 
 
 @router.post("/analyze", response_model=ConversationResponse, responses=ERRORS)
-async def analyze(
-    req: ConversationRequest,
-    pipeline: PipelineDep,
-    rules: RulesDep,
-    settings: SettingsDep,
-    pool: PoolDep,
-    request: Request,
-):
+async def analyze(req: ConversationRequest, request: Request):
+    pipeline, rules = loaded(request, "pipeline"), loaded(request, "conversation_rules")
+    pool, settings = loaded(request, "analysis_pool"), request.app.state.settings
     body = await pool.run_json(_report, req.model_dump(), pipeline, rules, Limits.from_settings(settings))
     texts_analysed(request, "conversation")
     return json_response(body)
 
 
 @router.post("/analyze/batch", response_model=ConversationBatchResponse, responses=ERRORS)
-async def analyze_batch(
-    req: ConversationBatchRequest,
-    pipeline: PipelineDep,
-    rules: RulesDep,
-    settings: SettingsDep,
-    pool: PoolDep,
-    request: Request,
-):
+async def analyze_batch(req: ConversationBatchRequest, request: Request):
+    pipeline, rules = loaded(request, "pipeline"), loaded(request, "conversation_rules")
+    pool, settings = loaded(request, "analysis_pool"), request.app.state.settings
     check_batch_size(len(req.items), sum(_chars(c) for c in req.items), settings, what="conversations")
     body = await pool.run_json(_batch, req.items, pipeline, rules, Limits.from_settings(settings))
     texts_analysed(request, "conversation", len(req.items))
