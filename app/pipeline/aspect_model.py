@@ -325,18 +325,21 @@ class Featurizer:
 # ---------------------------------------------------------------- scores
 
 
+_PRESENCE_OF_PAIR = np.repeat(np.arange(PRESENCE_SCORES.start, PRESENCE_SCORES.stop), 2)
+_POLARITY_OF_PAIR = np.repeat(np.arange(POLARITY_SCORES.start, POLARITY_SCORES.stop), 2)
+_POLARITY_SIGN = np.tile([-1.0, 1.0], len(ASPECTS))  # x * -1.0 is exactly -x
+
+
 def combine(lin: np.ndarray) -> np.ndarray:
     """(n, N_LINEAR) linear scores -> (n, N_PAIRS) raw pair scores: direct + min(presence, ±polarity).
-    ``PAIRS`` alternate positive, negative per aspect."""
-    direct, presence, polarity = lin[:, DIRECT_SCORES], lin[:, PRESENCE_SCORES], lin[:, POLARITY_SCORES]
-    out = np.empty_like(direct)
-    out[:, 0::2] = direct[:, 0::2] + np.minimum(presence, -polarity)  # positive pairs
-    out[:, 1::2] = direct[:, 1::2] + np.minimum(presence, polarity)  # negative pairs
-    return out
+    ``PAIRS`` alternate positive, negative per aspect: a positive pair reads -polarity."""
+    return lin[:, DIRECT_SCORES] + np.minimum(lin[:, _PRESENCE_OF_PAIR], lin[:, _POLARITY_OF_PAIR] * _POLARITY_SIGN)
 
 
 def platt(raw: np.ndarray, a: np.ndarray, c: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(raw * a + c, -35, 35)))
+    """Calibrated probabilities; the exponent clipped to ±35 (np.clip's value, without its
+    per-call dispatch)."""
+    return 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(raw * a + c, -35.0), 35.0)))
 
 
 class AspectModel:
@@ -478,15 +481,17 @@ class AspectModel:
         return lin.astype(np.float64) + self._b
 
     def _corpus_block(self, rows: Rows, columns: np.ndarray | None) -> np.ndarray:
-        """:meth:`CorpusWords.transform` from word ids of the feature pass."""
+        """:meth:`CorpusWords.transform` from word ids of the feature pass: the same float32
+        operations, written into one array (``norm`` spelled out as numpy computes it)."""
         c = self.corpus
         zv = np.zeros((len(rows), 1 + c.vectors.shape[1]), dtype=np.float32)
         tfidf_product(rows, columns, self._corpus_idf, None, self._corpus_weights, zv)
-        z = np.tanh(zv[:, 0] + c.intercept)
+        out = np.zeros_like(zv)
+        out[:, 0] = np.tanh(zv[:, 0] + c.intercept)
         v = np.ascontiguousarray(zv[:, 1:])
-        vn = np.linalg.norm(v, axis=1, keepdims=True)
-        v = np.divide(v, vn, out=np.zeros_like(v), where=vn > 0)
-        return np.hstack([z.reshape(-1, 1), v]).astype(np.float32)
+        vn = np.sqrt(np.add.reduce(v * v, axis=1, keepdims=True))
+        np.divide(v, vn, out=out[:, 1:], where=vn > 0)
+        return out
 
     def probabilities(self, views: Sequence[View]) -> np.ndarray:
         """(n, N_PAIRS) calibrated probability of each pair, in PAIRS order."""
@@ -508,7 +513,7 @@ class AspectModel:
             pairs[i].append(j)
         hit_clauses = [_pair_clauses(d, js) for d, js in zip(docs, pairs)]
         need = [i for i, hc in enumerate(hit_clauses) if len(docs[i].clauses) > 1 and not all(hc.values())]
-        fallback = dict(zip(need, self.clause_scores([docs[i] for i in need])))
+        fallback = dict(zip(need, self.clause_scores([docs[i] for i in need]))) if need else {}
         out = []
         for i, (doc, p) in enumerate(zip(docs, probs.tolist())):
             findings = []
