@@ -205,3 +205,7 @@ def test_not_ready_is_reported(fake_pipeline):
         app.state.pipeline = None  # as while the lifespan is still loading
         assert c.get("/readyz").status_code == 503
         assert error_code(c.post("/v1/analyze", json={"text": "好"})) == "not_ready"
+        assert error_code(c.post("/v1/analyze/batch", json={"items": [{"text": "好"}]})) == "not_ready"
+        conversation = {"turns": [{"role": "customer", "text": "好"}]}
+        assert error_code(c.post("/v1/conversations/analyze", json=conversation)) == "not_ready"
+        assert error_code(c.post("/v1/conversations/analyze/batch", json={"items": [conversation]})) == "not_ready"

@@ -274,3 +274,21 @@ def test_eval_command_stops_on_a_bad_row(tmp_path, capfd):
     bad.write_text("text,label\n好,1\n坏,maybe\n", encoding="utf-8")
     assert main(["eval", "--data", str(bad)]) == 2
     assert "bad.csv:3: label must be" in capfd.readouterr().err
+
+
+def test_combine_and_platt_are_the_documented_formulas():
+    """combine() and platt() are written for few numpy calls; they must stay these formulas
+    bit for bit (the shipped models' thresholds were fitted on them)."""
+    rng = np.random.default_rng(3)
+    lin = rng.normal(0, 3, size=(7, AM.N_LINEAR))
+    raw = AM.combine(lin)
+    for i in range(len(lin)):
+        for j, (aspect, polarity) in enumerate(AM.PAIRS):
+            k = AM.ASPECTS.index(aspect)
+            presence = lin[i, AM.PRESENCE_SCORES.start + k]
+            lean = lin[i, AM.POLARITY_SCORES.start + k]
+            expected = lin[i, j] + min(presence, -lean if polarity == "positive" else lean)
+            assert raw[i, j] == expected
+    x = np.concatenate([raw.ravel(), [-1e9, -36.0, -35.0, 0.0, 35.0, 36.0, 1e9]])
+    a, c = rng.normal(1, 0.5, size=len(x)), rng.normal(0, 1, size=len(x))
+    assert np.array_equal(AM.platt(x, a, c), 1.0 / (1.0 + np.exp(-np.clip(x * a + c, -35, 35))))
