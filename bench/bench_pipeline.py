@@ -44,24 +44,19 @@ def rate(n: int, seconds: float) -> str:
     return f"{n / seconds:8.0f} docs/s"
 
 
-def bench_inprocess(texts: list[str], rounds: int = 3) -> dict:
-    """Raw jieba and the pipeline over the same texts, interleaved slice by slice (1,000 texts,
-    jieba then the pipeline in 500-text batches) for ``rounds`` rounds; each slice's best time
-    per side, summed. The machine's speed drifts by up to 2x within minutes (other sessions
-    share it): interleaving keeps a drift from favouring either side."""
+def interleaved_with_jieba(texts: list[str], run_batch, rounds: int = 3) -> tuple[float, float]:
+    """Seconds of raw ``jieba.lcut`` and of ``run_batch`` (called on 500 texts at a time) over
+    ``texts``, interleaved slice by slice (1,000 texts, jieba then ``run_batch``) for ``rounds``
+    rounds; each slice's best time per side, summed. The machine's speed drifts by up to 2x
+    within minutes (other sessions share it): interleaving keeps a drift from favouring either
+    side."""
     import jieba
-
-    from app.core.config import get_settings
-    from app.pipeline.engine import TextItem, build_pipeline
 
     jieba.setLogLevel(60)
     jieba.lcut("预热")
-    s = get_settings()
-    pipeline = build_pipeline(s.lexicon_dir, s.models_dir)
-    pipeline.analyze("预热一下")
     slices = [texts[i : i + 1000] for i in range(0, len(texts), 1000)]
     best_jieba = [float("inf")] * len(slices)
-    best_pipe = [float("inf")] * len(slices)
+    best_other = [float("inf")] * len(slices)
     for _ in range(rounds):
         for k, part in enumerate(slices):
             t = time.perf_counter()
@@ -70,9 +65,20 @@ def bench_inprocess(texts: list[str], rounds: int = 3) -> dict:
             best_jieba[k] = min(best_jieba[k], time.perf_counter() - t)
             t = time.perf_counter()
             for i in range(0, len(part), 500):
-                pipeline.analyze_batch([TextItem(x) for x in part[i : i + 500]])
-            best_pipe[k] = min(best_pipe[k], time.perf_counter() - t)
-    jieba_s, pipe_s = sum(best_jieba), sum(best_pipe)
+                run_batch(part[i : i + 500])
+            best_other[k] = min(best_other[k], time.perf_counter() - t)
+    return sum(best_jieba), sum(best_other)
+
+
+def bench_inprocess(texts: list[str]) -> dict:
+    """Raw jieba and the pipeline's ``analyze_batch``, interleaved (:func:`interleaved_with_jieba`)."""
+    from app.core.config import get_settings
+    from app.pipeline.engine import TextItem, build_pipeline
+
+    s = get_settings()
+    pipeline = build_pipeline(s.lexicon_dir, s.models_dir)
+    pipeline.analyze("预热一下")
+    jieba_s, pipe_s = interleaved_with_jieba(texts, lambda part: pipeline.analyze_batch([TextItem(x) for x in part]))
 
     from snownlp import SnowNLP
 
@@ -133,28 +139,15 @@ def bench_http(texts: list[str]) -> dict:
     base = f"http://127.0.0.1:{port}"
     out: dict = {"startup_to_readyz_s": startup}
     try:
-        import jieba
-
-        jieba.setLogLevel(60)
-        jieba.lcut("预热")
         with httpx.Client(base_url=base, timeout=60) as c:
-            # raw jieba in this process and the batch endpoint, interleaved as in bench_inprocess
-            slices = [texts[i : i + 1000] for i in range(0, len(texts), 1000)]
-            best_jieba = [float("inf")] * len(slices)
-            best_http = [float("inf")] * len(slices)
-            for _ in range(3):
-                for k, part in enumerate(slices):
-                    t = time.perf_counter()
-                    for x in part:
-                        jieba.lcut(x)
-                    best_jieba[k] = min(best_jieba[k], time.perf_counter() - t)
-                    t = time.perf_counter()
-                    for i in range(0, len(part), 500):
-                        items = [{"id": str(j), "text": x} for j, x in enumerate(part[i : i + 500])]
-                        c.post("/v1/analyze/batch", json={"items": items}).raise_for_status()
-                    best_http[k] = min(best_http[k], time.perf_counter() - t)
-            out["batch_http_docs_s"] = len(texts) / sum(best_http)
-            out["jieba_beside_http_docs_s"] = len(texts) / sum(best_jieba)
+
+            def post_batch(part: list[str]) -> None:
+                items = [{"id": str(j), "text": x} for j, x in enumerate(part)]
+                c.post("/v1/analyze/batch", json={"items": items}).raise_for_status()
+
+            jieba_s, http_s = interleaved_with_jieba(texts, post_batch)
+            out["batch_http_docs_s"] = len(texts) / http_s
+            out["jieba_beside_http_docs_s"] = len(texts) / jieba_s
 
             floor = []
             for _ in range(500):  # the HTTP round trip alone, for scale
