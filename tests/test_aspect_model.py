@@ -114,14 +114,24 @@ def test_a_finding_takes_the_polarity_of_its_clause(lexicon, segmenter):
 
 @needs_aspects
 def test_batch_is_one_matrix_call_and_matches_single_texts(pipe, model, monkeypatch):
+    """A batch: its documents, then (if needed) the clauses of those that need them. One text:
+    the document and all its clauses in one product. The findings are the same."""
+    # 味道不错，就是分量有点少: its negative finding's evidence comes from the clause scores
     texts = ["物流很快，包装完好", "质量太差了，用了两天就坏了", "味道不错，就是分量有点少", "价格实惠，性价比高"]
-    singles = [pipe.aspects.score([pipe.make_doc(t)])[0] for t in texts]
+    texts += ["买了三个，第二天到的，孩子说穿着不舒服"]
     calls = []
     original = model.linear_parts
     monkeypatch.setattr(model, "linear_parts", lambda parts: calls.append(len(parts)) or original(parts))
+    singles = []
+    for t in texts:
+        doc = pipe.make_doc(t)
+        singles += model.score([doc])
+        assert calls.pop() == 1 + (len(doc.clauses) if len(doc.clauses) > 1 else 0) and not calls
     batch = model.score([pipe.make_doc(t) for t in texts])
     assert batch == singles
-    assert calls[0] == len(texts) and len(calls) <= 2  # documents, then (if needed) all their clauses
+    assert calls[0] == len(texts) and len(calls) <= 2
+    monkeypatch.setattr(AM, "CLAUSES_AHEAD_BELOW", 0)  # one text scored as a batch is
+    assert [model.score([pipe.make_doc(t)])[0] for t in texts] == singles
 
 
 @needs_aspects

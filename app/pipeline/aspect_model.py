@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,9 @@ log = logging.getLogger(__name__)
 
 KIND = "aspects"
 STATE_SCHEMA = 2  # 2: the corpus block (word vectors and word polarity)
+CLAUSES_AHEAD_BELOW = 2
+"""Batches smaller than this score every clause of their documents in the documents' own
+product (:meth:`AspectModel.score`); larger ones only the clauses they need, afterwards."""
 NEVER = 2.0  # threshold for a pair the model does not assert (probabilities are <= 1)
 
 DIRECT_SCORES = slice(0, N_PAIRS)
@@ -187,6 +191,36 @@ class Parts:
         self.lengths.append(length)
         self.n_clauses.append(n_clauses)
 
+    def add_clauses_lex(
+        self,
+        hits: Sequence[KeywordHit],
+        targets: Sequence[tuple[int, int]],
+        spans: Sequence[tuple[int, int]],
+        words: Sequence[tuple[int, int]],
+    ) -> None:
+        """One row per clause (``spans``, their word ranges ``words``): what :meth:`add_lex` adds
+        for each clause alone, its hits and the targets among its words, in one pass over the
+        document's hits and targets (``targets``: :meth:`targets_of` its words). A cell gets its
+        entries in the same order: hits and targets fill different columns."""
+        first, n = len(self.lengths), len(spans)
+        rows, cols, vals = self.lex
+        for h in hits:
+            if 0 <= h.clause < n and (hc := _HIT_COLUMNS.get((h.dimension, h.polarity))) is not None:
+                row = first + h.clause
+                rows += (row, row, row)
+                cols += hc
+                vals += (h.weight, 1.0, float(h.negated))
+        if targets:
+            starts = [lo for lo, _ in words]
+            for k, c in targets:
+                i = bisect_right(starts, k) - 1  # the word ranges are in order and disjoint
+                if i >= 0 and k < words[i][1]:
+                    rows.append(first + i)
+                    cols.append(c)
+                    vals.append(1.0)
+        self.lengths += [b - a for a, b in spans]
+        self.n_clauses += [1] * n
+
     def targets_of(self, words: Sequence[str]) -> list[tuple[int, int]]:
         """(word index, lexicon column) of the aspect targets among ``words``."""
         if self.target_cols.keys().isdisjoint(words):
@@ -218,9 +252,12 @@ def lex_matrix(parts: Parts) -> np.ndarray:
     return out
 
 
-def doc_parts(docs: Sequence[Doc], space: FeatureSpace, target_cols: dict[str, int]) -> Parts:
-    """Each document whole, from its feature pass (``target_cols``: :func:`target_columns`)."""
-    out = Parts(target_cols)
+def doc_parts(
+    docs: Sequence[Doc], space: FeatureSpace, target_cols: dict[str, int], into: Parts | None = None
+) -> Parts:
+    """Each document whole, from its feature pass (``target_cols``: :func:`target_columns`),
+    as new rows (of ``into``, when given)."""
+    out = into if into is not None else Parts(target_cols)
     for d in docs:
         f = d.features
         enc = f.encoded(space)
@@ -231,10 +268,13 @@ def doc_parts(docs: Sequence[Doc], space: FeatureSpace, target_cols: dict[str, i
     return out
 
 
-def clause_parts(docs: Sequence[Doc], space: FeatureSpace, target_cols: dict[str, int]) -> Parts:
+def clause_parts(
+    docs: Sequence[Doc], space: FeatureSpace, target_cols: dict[str, int], into: Parts | None = None
+) -> Parts:
     """Each clause of each document alone, as runs of the document's feature pass (no clause
-    is re-featurised: :meth:`Encoded.clause_runs`); the same features as :func:`clause_views`."""
-    out = Parts(target_cols)
+    is re-featurised: :meth:`Encoded.clause_runs`); the same features as :func:`clause_views`.
+    New rows (of ``into``, when given)."""
+    out = into if into is not None else Parts(target_cols)
     for doc in docs:
         f = doc.features
         enc = f.encoded(space)
@@ -252,13 +292,7 @@ def clause_parts(docs: Sequence[Doc], space: FeatureSpace, target_cols: dict[str
                 at = out.ngrams.attach(own)
                 out.ngrams.add(at, at + len(own))
                 out.words.add(base + lo, base + hi)
-        hits: dict[int, list[KeywordHit]] = {}
-        for h in doc.hits:
-            hits.setdefault(h.clause, []).append(h)
-        targets = out.targets_of(f.raw_words)  # found once per text; a clause takes those in its range
-        for i, ((a, b), (lo, hi)) in enumerate(zip(spans, ranges)):
-            mine = [c for k, c in targets if lo <= k < hi] if targets else targets
-            out.add_lex(hits.get(i, ()), mine, b - a, 1)
+        out.add_clauses_lex(doc.hits, out.targets_of(f.raw_words), spans, ranges)
     return out
 
 
@@ -506,14 +540,24 @@ class AspectModel:
         """Asserted pairs per document, best first, each with its evidence clauses."""
         if not docs:
             return []
-        space = self._binding()[0]
-        probs = platt(combine(self.linear_parts(doc_parts(docs, space, self._target_cols))), self.platt_a, self.platt_c)
+        space, n = self._binding()[0], len(docs)
+        parts = doc_parts(docs, space, self._target_cols)
+        # One text scores its clauses in the document's product, needed or not (6 reviews in 10
+        # need them): a second product costs more than they do (158 -> 148 us a review).
+        ahead = [i for i, d in enumerate(docs) if len(d.clauses) > 1] if n < CLAUSES_AHEAD_BELOW else []
+        if ahead:
+            clause_parts([docs[i] for i in ahead], space, self._target_cols, into=parts)
+        raw = combine(self.linear_parts(parts))
+        probs = platt(raw[:n], self.platt_a, self.platt_c)
         pairs: list[list[int]] = [[] for _ in docs]
         for i, j in zip(*(a.tolist() for a in np.nonzero(self.decide(probs, docs)))):
             pairs[i].append(j)
         hit_clauses = [_pair_clauses(d, js) for d, js in zip(docs, pairs)]
         need = [i for i, hc in enumerate(hit_clauses) if len(docs[i].clauses) > 1 and not all(hc.values())]
-        fallback = dict(zip(need, self.clause_scores([docs[i] for i in need]))) if need else {}
+        if ahead:
+            fallback = dict(zip(ahead, _per_doc(raw[n:].tolist(), [docs[i] for i in ahead])))
+        else:
+            fallback = dict(zip(need, self.clause_scores([docs[i] for i in need]))) if need else {}
         out = []
         for i, (doc, p) in enumerate(zip(docs, probs.tolist())):
             findings = []
@@ -540,12 +584,16 @@ class AspectModel:
         clause that scores highest for a pair is the one that carried it. One product over runs
         of each document's feature pass."""
         space = self._binding()[0]
-        raw = combine(self.linear_parts(clause_parts(docs, space, self._target_cols))).tolist()
-        out, k = [], 0
-        for d in docs:
-            out.append(raw[k : k + len(d.clauses)])
-            k += len(d.clauses)
-        return out
+        return _per_doc(combine(self.linear_parts(clause_parts(docs, space, self._target_cols))).tolist(), docs)
+
+
+def _per_doc(clause_rows: list, docs: Sequence[Doc]) -> list[list]:
+    """Rows of the documents' clauses, in order, cut into one list per document."""
+    out, k = [], 0
+    for d in docs:
+        out.append(clause_rows[k : k + len(d.clauses)])
+        k += len(d.clauses)
+    return out
 
 
 def _polarity_of_clauses(doc: Doc, j: int, clauses: Sequence[int]) -> int | None:
@@ -581,13 +629,15 @@ def _one_polarity_per_evidence(findings: list[AspectFinding]) -> tuple[AspectFin
     return tuple(sorted(best.values(), key=lambda f: -f.score))
 
 
+_PAIR_INDEX = {p: j for j, p in enumerate(PAIRS)}
+
+
 def lexicon_pairs(docs: Sequence[Doc]) -> np.ndarray:
     """(n, N_PAIRS) whether each document has a lexicon hit of each (aspect, polarity) pair."""
-    index = {p: j for j, p in enumerate(PAIRS)}
     out = np.zeros((len(docs), len(PAIRS)), dtype=bool)
     for i, d in enumerate(docs):
         for h in d.hits:
-            if (j := index.get((h.dimension, h.polarity))) is not None:
+            if (j := _PAIR_INDEX.get((h.dimension, h.polarity))) is not None:
                 out[i, j] = True
     return out
 
