@@ -132,9 +132,13 @@ class Pipeline:
             if h.dimension == "general":
                 continue
             s, e = doc.norm.to_original(h.start, h.end)
+            text = doc.norm.original[s:e]
+            if s == h.start and e == h.end and text == h.text:
+                yield h  # nothing moved (the usual case): the hit itself
+                continue
             yield KeywordHit(
                 term=h.term,
-                text=doc.norm.original[s:e],
+                text=text,
                 dimension=h.dimension,
                 polarity=h.polarity,
                 negated=h.negated,
