@@ -252,12 +252,9 @@ def lex_matrix(parts: Parts) -> np.ndarray:
     return out
 
 
-def doc_parts(
-    docs: Sequence[Doc], space: FeatureSpace, target_cols: dict[str, int], into: Parts | None = None
-) -> Parts:
-    """Each document whole, from its feature pass (``target_cols``: :func:`target_columns`),
-    as new rows (of ``into``, when given)."""
-    out = into if into is not None else Parts(target_cols)
+def doc_parts(docs: Sequence[Doc], space: FeatureSpace, target_cols: dict[str, int]) -> Parts:
+    """Each document whole, from its feature pass (``target_cols``: :func:`target_columns`)."""
+    out = Parts(target_cols)
     for d in docs:
         f = d.features
         enc = f.encoded(space)
