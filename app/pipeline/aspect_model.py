@@ -26,7 +26,8 @@ What it computes, for a batch of documents, in one sparse matrix product:
 
 Evidence for an asserted pair is the clause(s) holding lexicon hits of that aspect and
 polarity; when there are none, the clause whose own score for the pair is highest
-(the same model applied to each clause alone, again one matrix product per batch).
+(the same model applied to each clause alone: one more matrix product per batch, or, for a
+single text, more rows of the document's own product).
 
 The artifact is data only (numpy arrays, numbers, strings): nothing but skops' default
 types, so it loads with an empty trusted-types list. Training lives in
