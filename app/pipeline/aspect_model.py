@@ -181,10 +181,7 @@ class Parts:
         row = len(self.lengths)
         rows, cols, vals = self.lex
         for h in hits:
-            if (hc := _HIT_COLUMNS.get((h.dimension, h.polarity))) is not None:
-                rows += (row, row, row)
-                cols += hc
-                vals += (h.weight, 1.0, float(h.negated))
+            self._add_hit(row, h)
         if targets:
             rows += [row] * len(targets)
             cols += targets
@@ -206,11 +203,8 @@ class Parts:
         first, n = len(self.lengths), len(spans)
         rows, cols, vals = self.lex
         for h in hits:
-            if 0 <= h.clause < n and (hc := _HIT_COLUMNS.get((h.dimension, h.polarity))) is not None:
-                row = first + h.clause
-                rows += (row, row, row)
-                cols += hc
-                vals += (h.weight, 1.0, float(h.negated))
+            if 0 <= h.clause < n:
+                self._add_hit(first + h.clause, h)
         if targets:
             starts = [lo for lo, _ in words]
             for k, c in targets:
@@ -221,6 +215,14 @@ class Parts:
                     vals.append(1.0)
         self.lengths += [b - a for a, b in spans]
         self.n_clauses += [1] * n
+
+    def _add_hit(self, row: int, h: KeywordHit) -> None:
+        """A hit's weight, count and negation in ``row`` (none for a dimension without columns)."""
+        if (hc := _HIT_COLUMNS.get((h.dimension, h.polarity))) is not None:
+            rows, cols, vals = self.lex
+            rows += (row, row, row)
+            cols += hc
+            vals += (h.weight, 1.0, float(h.negated))
 
     def targets_of(self, words: Sequence[str]) -> list[tuple[int, int]]:
         """(word index, lexicon column) of the aspect targets among ``words``."""
