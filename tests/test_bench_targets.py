@@ -1,0 +1,86 @@
+"""bench/targets.py judges one `make bench` run against issue 13's targets, and
+bench_jobs.pss_growth gives it the memory figure: both read numbers, so both are checked here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import bench_jobs  # noqa: E402
+import targets  # noqa: E402
+
+PIPELINE = {
+    "pipeline_vs_jieba": 1.04,
+    "batch_http_vs_jieba": 0.79,
+    "seq_p50_ms": 2.14,
+    "seq_p99_ms": 3.11,
+    "lean_seq_p50_ms": 1.23,
+    "lean_seq_p99_ms": 2.14,
+    "server_peak_rss_mb": 247.0,
+    "startup_to_readyz_s": 2.58,
+}
+JOBS = {"rows": 100_000, "rows_per_s": 6349.0, "pss_second_quarter_mb": 300.0, "pss_last_quarter_mb": 345.0}
+
+
+def judged(tmp_path, monkeypatch, capsys, pipeline: dict, jobs: dict) -> dict[str, str]:
+    paths = []
+    for name, data in (("p.json", pipeline), ("j.json", jobs)):
+        (tmp_path / name).write_text(json.dumps(data))
+        paths.append(str(tmp_path / name))
+    monkeypatch.setattr(sys, "argv", ["targets.py", *paths])
+    targets.main()
+    lines = capsys.readouterr().out.splitlines()[2:]
+    return {name: next(line for line in lines if name in line) for name, *_ in targets.TARGETS}
+
+
+def verdict(line: str) -> str:
+    return "NOT met" if line.endswith("NOT met") else "met" if line.endswith(" met") else "none"
+
+
+def test_each_target_is_judged_on_its_own_figure(tmp_path, monkeypatch, capsys):
+    out = judged(tmp_path, monkeypatch, capsys, PIPELINE, JOBS)
+    verdicts = {name: verdict(line) for name, line in out.items()}
+    assert verdicts == {
+        "pipeline in-process vs raw jieba": "met",
+        "/v1/analyze/batch vs raw jieba": "NOT met",  # 0.79 < 0.8
+        "/v1/analyze p50, httpx": "NOT met",
+        "/v1/analyze p99, httpx": "met",
+        "/v1/analyze p50, raw client": "met",
+        "/v1/analyze p99, raw client": "met",
+        "server peak RSS, one worker": "met",
+        "start-up to /readyz": "met",
+        "jobs, rows/s on 2 cores": "met",
+        "jobs, Pss growth over the run": "NOT met",  # +15 % is not flat
+    }
+    assert "1.04x" in out["pipeline in-process vs raw jieba"] and "2.14 ms" in out["/v1/analyze p50, httpx"]
+    assert "6,349" in out["jobs, rows/s on 2 cores"] and "+15.0%" in out["jobs, Pss growth over the run"]
+
+
+def test_a_figure_the_run_lacks_is_not_measured_rather_than_met(tmp_path, monkeypatch, capsys):
+    jobs = {"rows": 1000, "rows_per_s": 7000.0}  # too short to sample Pss twice
+    out = judged(tmp_path, monkeypatch, capsys, PIPELINE, jobs)
+    assert "not measured" in out["jobs, Pss growth over the run"]
+    assert verdict(out["jobs, Pss growth over the run"]) == "none"
+
+
+@pytest.mark.parametrize(
+    "progress, expected",
+    [
+        # (rows done, Pss kB) per poll of a 100-row job: the highest of each quarter's readings
+        ([(0, 0), (30, 1024 * 300), (40, 1024 * 310), (80, 1024 * 305), (99, 1024 * 320)], (310, 320)),
+        ([(0, 0), (30, 0), (80, 1024 * 305)], None),  # no Pss read yet in the second quarter
+        ([(30, 1024 * 300)], None),  # finished before the last quarter was polled
+    ],
+)
+def test_pss_growth_compares_the_second_and_the_last_quarter(progress, expected):
+    got = bench_jobs.pss_growth(progress, 100)
+    if expected is None:
+        assert got == {}
+    else:
+        assert (got["pss_second_quarter_mb"], got["pss_last_quarter_mb"]) == expected
