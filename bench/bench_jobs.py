@@ -6,8 +6,8 @@ Run (real models):
 Before models/current.json exists, --fake serves the stand-in sentiment model
 (tests.test_jobs_crash:fake_app) in the service and its workers.
 
-It writes N synthetic reviews to a temporary CSV (texts sampled from
-reviews_train.csv in --data, ../shared/data by default, when present — never copied into the repo — else from
+It writes N synthetic reviews to a temporary CSV (texts sampled from reviews_train.csv in
+--data, ../shared/data by default, when present — never copied into the repo — else from
 templates; plus channel/agent/category/date columns with a planted channel effect and a
 planted spike day), starts ``uvicorn app.main:app`` on a free loopback port with a
 temporary PINGJIA_DATA_DIR, submits the file as a multipart upload, polls until done,
