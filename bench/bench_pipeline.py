@@ -8,7 +8,8 @@ Everything below is measured in this one run on the same reviews; the service ke
 results, and the sequential requests each carry a different text. Throughput figures are also
 given as ratios to ``jieba.lcut`` interleaved with them in the same run, which the machine's
 load moves less than absolute rates. Latency is timed from two clients: httpx, and a raw
-socket client whose own cost is microseconds (:class:`RawClient`).
+socket client whose own cost is microseconds (:class:`RawClient`). ``--json`` writes the
+figures for ``bench/targets.py``, which judges them against issue 13's targets (``make bench``).
 """
 
 from __future__ import annotations
@@ -323,18 +324,18 @@ def main() -> None:
     print(f"  raw Python jieba.lcut    {rate(1, 1 / jieba_rate)}")
     print(
         f"  Pingjia pipeline         {rate(1, 1 / res['pipeline_docs_s'])}"
-        f"   ({res['pipeline_vs_jieba']:.2f}x raw jieba; target >= 1.0x)"
+        f"   ({res['pipeline_vs_jieba']:.2f}x raw jieba)"
     )
     print(f"  SnowNLP sentiment only   {rate(1, 1 / res['snownlp_docs_s'])}")
     print("HTTP, one uvicorn worker on loopback")
     print(
         f"  /v1/analyze/batch (500)  {rate(1, 1 / res['batch_http_docs_s'])}"
         f"   ({res['batch_http_vs_jieba']:.2f}x raw jieba interleaved with it, 1,000-text slices, best of 3:"
-        f" {res['jieba_beside_http_docs_s']:.0f} docs/s; target >= 0.8x)"
+        f" {res['jieba_beside_http_docs_s']:.0f} docs/s)"
     )
     print(
         f"  /v1/analyze sequential   p50 {res['seq_p50_ms']:.2f} ms, p99 {res['seq_p99_ms']:.2f} ms"
-        f"  (targets 1.5 / 5 ms; GET /healthz p50 {res['healthz_p50_ms']:.2f} ms)"
+        f"  (GET /healthz p50 {res['healthz_p50_ms']:.2f} ms)"
     )
     print(
         f"  the same, raw client     p50 {res['lean_seq_p50_ms']:.2f} ms, p99 {res['lean_seq_p99_ms']:.2f} ms"
@@ -342,8 +343,8 @@ def main() -> None:
         f" httpx's own share: {res['seq_p50_ms'] - res['lean_seq_p50_ms']:.2f} ms)"
     )
     print(f"  /v1/analyze concurrency 8  {res['c8_req_s']:.0f} req/s")
-    print(f"  server peak RSS          {res['server_peak_rss_mb']:.0f} MB (target <= 300 MB)")
-    print(f"  start-up to /readyz      {res['startup_to_readyz_s']:.2f} s (target <= 3 s)")
+    print(f"  server peak RSS          {res['server_peak_rss_mb']:.0f} MB")
+    print(f"  start-up to /readyz      {res['startup_to_readyz_s']:.2f} s")
     print(f"  {load_average()} after the run")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))

@@ -1,7 +1,8 @@
 """Issue 13's targets against the figures of one ``make bench`` run, one line each.
 
 Reads the JSON that ``bench_pipeline.py --json`` and ``bench_jobs.py --json`` wrote in the same
-run; prints each figure, its target and whether it was met. It judges, it does not measure.
+run; prints each figure, its target and whether it was met. It judges, it does not measure, and
+it is where the targets live (the benches print figures only).
 
     .venv/bin/python bench/targets.py .bench/pipeline.json .bench/jobs.json
 """
@@ -39,8 +40,7 @@ def main() -> None:
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
     pipeline, jobs = (json.loads(Path(a).read_text(encoding="utf-8")) for a in sys.argv[1:])
-    rows = jobs.get("rows")
-    print(f"\n== issue 13's targets, this run (jobs: {rows:,} rows) ==")
+    print(f"\n== issue 13's targets, this run (jobs: {jobs['rows']:,} rows) ==")
     for name, value_of, shown, target, met in TARGETS:
         try:
             value = value_of(pipeline, jobs)
