@@ -7,6 +7,7 @@ import json
 from app.jobs.scoring import ReviewScorer
 from app.jobs.workfile import WorkRow
 from app.pipeline.engine import TextItem
+from app.pipeline.terms import ContentWords
 
 PLAN = {"group_columns": ["channel"], "date_column": "date"}
 
@@ -17,6 +18,16 @@ def test_content_words_keep_single_characters_and_drop_stop_words(fake_pipeline)
     assert not {"了", "，", "2", "也"} & set(a.words)
     (b,) = fake_pipeline.analyze_batch([TextItem("发货太慢了")])
     assert b.words == ()  # only when asked for
+
+
+def test_content_words_remember_a_bounded_number_of_words(fake_pipeline):
+    texts = ["发货太慢了，质量也差", "质量很好，物流也快", "客服态度差，发货慢", "很满意的一次购物"] * 3
+    docs = [fake_pipeline.make_doc(t) for t in texts]
+    fresh = [ContentWords(fake_pipeline.lexicon.stopwords)(d) for d in docs]  # each asked once
+    small = ContentWords(fake_pipeline.lexicon.stopwords)
+    small.REMEMBERED = 5
+    assert [small(d) for d in docs] == fresh
+    assert 0 < len(small._known) <= small.REMEMBERED + max(len(d.features.words) for d in docs)
 
 
 def test_a_chunk_scores_in_order_with_row_errors_and_counters(fake_pipeline):

@@ -24,7 +24,7 @@ from app.pipeline.lexicon import Lexicon, load_lexicon
 from app.pipeline.normalize import InvalidText, check_text, normalize
 from app.pipeline.segment import Segmenter, clauses
 from app.pipeline.sentiment import load_sentiment_model
-from app.pipeline.terms import TfidfTerms, content_words
+from app.pipeline.terms import ContentWords, TfidfTerms
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class Pipeline:
         self.sentiment = sentiment
         self.aspects = aspects
         self.terms = TfidfTerms(lexicon.stopwords)
+        self.content_words = ContentWords(lexicon.stopwords)
         self.max_text_chars = max_text_chars
         self.space = share_features(sentiment, aspects)
         for model in (sentiment, aspects, chat):
@@ -112,7 +113,7 @@ class Pipeline:
                     keywords=tuple(self._report(slot)),
                     aspects=next(aspects),
                     top_terms=self.terms.top(slot, top_terms) if top_terms else (),
-                    words=content_words(slot, self.lexicon.stopwords) if with_words else (),
+                    words=self.content_words(slot) if with_words else (),
                     doc=slot if with_docs else None,
                 )
             )

@@ -15,14 +15,35 @@ from app.pipeline.findings import Doc, TermScore
 _WORDLIKE = re.compile(r"[\u4e00-\u9fffA-Za-z]")
 
 
-def content_words(doc: Doc, stopwords: frozenset[str]) -> tuple[str, ...]:
+class ContentWords:
     """A text's distinct content words in order, for corpus statistics (complaint terms).
 
     Unlike ``TfidfTerms`` no IDF table (~150 MB per process) and single characters stay:
     慢, 差, 贵 are complaint words. Stop words, digits and punctuation go.
+
+    Whether a word is one is remembered, since a corpus repeats its words (5,000 reviews: 28
+    words each, 14,000 distinct): 11.6 -> 6.6 µs a review. At most ``REMEMBERED`` words; past
+    that the memory starts afresh, so it stays bounded on any input.
     """
-    search = _WORDLIKE.search  # the feature pass's words: lower-cased, whitespace tokens out
-    return tuple(dict.fromkeys([w for w in doc.features.words if w not in stopwords and len(w) <= 12 and search(w)]))
+
+    REMEMBERED = 200_000
+
+    def __init__(self, stopwords: frozenset[str]):
+        self.stopwords = stopwords
+        self._known: dict[str, bool] = {}
+
+    def __call__(self, doc: Doc) -> tuple[str, ...]:
+        known = self._known
+        if len(known) > self.REMEMBERED:
+            known.clear()
+        out = []
+        for w in doc.features.words:  # the feature pass's words: lower-cased, whitespace tokens out
+            keep = known.get(w)
+            if keep is None:
+                keep = known[w] = w not in self.stopwords and len(w) <= 12 and _WORDLIKE.search(w) is not None
+            if keep:
+                out.append(w)
+        return tuple(dict.fromkeys(out))
 
 
 class TfidfTerms:
