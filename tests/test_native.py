@@ -81,26 +81,29 @@ def test_the_term_search_refuses_tokens_that_do_not_tile_the_text():
         _native.scan_terms(t, t, empty, t, np.zeros(0, np.uint8), np.zeros(0), 1, "好", [("好", 0, 1)])
 
 
-def test_tfidf_product_equals_numpy_on_long_rows_with_large_counts():
-    """The kernel against tfidf_values + a float32 product, with counts past the first table."""
+@pytest.mark.parametrize("width", [50, 300, 70_000])  # columns sorted in one, two, three radix passes
+def test_tfidf_product_equals_numpy_on_long_rows_with_large_counts(width):
+    """The kernel against tfidf_values + a float32 product, with counts past the first table,
+    on rows long enough to be radix-sorted and rows short enough not to be."""
     rng = np.random.default_rng(3)
-    width, k = 50, 4
+    k = 4
     pool = rng.integers(-1, width + 10, size=6000).astype(np.int32)  # unknown ids too
     pool[:3000] = 7  # one column counted 3,000 times in the first row
     rows = F.Rows()
     base = rows.attach(pool)
     rows.add(base, base + 3500)
     rows.add(base + 3500, base + 6000, base, base + 10)
+    rows.add(base + 4000, base + 4030)  # a short row
     columns = np.full(width + 11, -1, dtype=np.int32)
     columns[:width] = rng.permutation(width)
     idf = rng.uniform(1, 5, width)
     groups = (np.arange(width) % 2).astype(np.uint8)
     weights = rng.normal(size=(width, k)).astype(np.float32)
-    out = np.zeros((2, k), dtype=np.float32)
+    out = np.zeros((3, k), dtype=np.float32)
     F.tfidf_product(rows, columns, idf, groups, weights, out)
 
-    expected = np.zeros((2, k), dtype=np.float32)
-    for r, ids_ in enumerate([pool[:3500], np.concatenate([pool[3500:], pool[:10]])]):
+    expected = np.zeros((3, k), dtype=np.float32)
+    for r, ids_ in enumerate([pool[:3500], np.concatenate([pool[3500:], pool[:10]]), pool[4000:4030]]):
         cols = columns[ids_[ids_ >= 0]]
         cols = cols[cols >= 0]
         uniq, counts = np.unique(cols, return_counts=True)
