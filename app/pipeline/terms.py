@@ -22,11 +22,12 @@ class ContentWords:
     慢, 差, 贵 are complaint words. Stop words, digits and punctuation go.
 
     Whether a word is one is remembered, since a corpus repeats its words (5,000 reviews: 28
-    words each, 14,000 distinct): 11.6 -> 6.6 µs a review. At most ``REMEMBERED`` words; past
-    that the memory starts afresh, so it stays bounded on any input.
+    words each, 14,000 distinct): 11.6 -> 6.6 µs a review. At most ``REMEMBERED`` words (~6 MB
+    with their strings; 200,000 took 23 MB); past that the memory starts afresh, so a job
+    worker's memory stays flat on any input.
     """
 
-    REMEMBERED = 200_000
+    REMEMBERED = 50_000
 
     def __init__(self, stopwords: frozenset[str]):
         self.stopwords = stopwords
