@@ -553,10 +553,10 @@ class AspectModel:
         for i, j in zip(*(a.tolist() for a in np.nonzero(self.decide(probs, docs)))):
             pairs[i].append(j)
         hit_clauses = [_pair_clauses(d, js) for d, js in zip(docs, pairs)]
-        need = [i for i, hc in enumerate(hit_clauses) if len(docs[i].clauses) > 1 and not all(hc.values())]
         if ahead:
             fallback = dict(zip(ahead, _per_doc(raw[n:].tolist(), [docs[i] for i in ahead])))
-        else:
+        else:  # only the documents with a decided pair that no lexicon hit places
+            need = [i for i, hc in enumerate(hit_clauses) if len(docs[i].clauses) > 1 and not all(hc.values())]
             fallback = dict(zip(need, self.clause_scores([docs[i] for i in need]))) if need else {}
         out = []
         for i, (doc, p) in enumerate(zip(docs, probs.tolist())):
