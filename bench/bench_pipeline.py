@@ -107,14 +107,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+SERVER_LOG = ROOT / ".bench" / "server.log"
+
+
 def start_server(port: int) -> tuple[subprocess.Popen, float]:
-    """The server and the seconds from launching it to its first ``/readyz`` 200."""
+    """The server as ``make run`` starts it (``pingjia serve``: its protocol, a JSON access line
+    per request, written to ``SERVER_LOG`` as a log collector would take it) and the seconds
+    from launching it to its first ``/readyz`` 200."""
+    SERVER_LOG.parent.mkdir(exist_ok=True)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        start_new_session=True,
-    )
+    with open(SERVER_LOG, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            start_new_session=True,
+            stderr=log,
+        )
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -124,7 +132,7 @@ def start_server(port: int) -> tuple[subprocess.Popen, float]:
             pass
         time.sleep(0.05)
     proc.kill()
-    raise SystemExit("server did not become ready in 60 s")
+    raise SystemExit(f"server did not become ready in 60 s; its log: {SERVER_LOG}")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -164,6 +172,15 @@ def bench_http(texts: list[str]) -> dict:
                 lat.append((time.perf_counter() - t) * 1000)
                 r.raise_for_status()
             out["seq_p50_ms"], out["seq_p99_ms"] = p50_p99(lat)
+
+            refused = []
+            for x in texts[:500]:  # the same bodies, refused before any analysis: the floor
+                t = time.perf_counter()
+                r = c.post("/v1/analyze", json=refused_body(x))
+                refused.append((time.perf_counter() - t) * 1000)
+                if r.status_code != 422:
+                    raise SystemExit(f"/v1/analyze with top_terms 99: HTTP {r.status_code}, expected 422")
+            out["refused_p50_ms"] = statistics.median(refused)
         out.update(bench_lean_client(port, texts[:2000]))
 
         def worker(chunk):
@@ -181,6 +198,12 @@ def bench_http(texts: list[str]) -> dict:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
     return out
+
+
+def refused_body(text: str) -> dict:
+    """A request /v1/analyze refuses (422: ``top_terms`` is at most 50) after reading and
+    validating the whole body, before any analysis: what the framework and the client cost."""
+    return {"text": text, "top_terms": 99}
 
 
 def p50_p99(ms: list[float]) -> tuple[float, float]:
@@ -225,16 +248,17 @@ def bench_lean_client(port: int, texts: list[str]) -> dict:
     its timing) to be a 200 with an analysis in it."""
     client = RawClient(port)
 
-    def timed(method: str, path: str, body: bytes = b"") -> tuple[float, bytes]:
+    def timed(method: str, path: str, body: bytes = b"", expect: int = 200) -> tuple[float, bytes]:
         t = time.perf_counter()
         status, data = client.request(method, path, body)
         ms = (time.perf_counter() - t) * 1000
-        if status != 200:
-            raise SystemExit(f"{path}: HTTP {status}")
+        if status != expect:
+            raise SystemExit(f"{path}: HTTP {status}, expected {expect}")
         return ms, data
 
     try:
         floor = [timed("GET", "/healthz")[0] for _ in range(500)]
+        refused = [timed("POST", "/v1/analyze", json.dumps(refused_body(x)).encode(), 422)[0] for x in texts[:500]]
         lat = []
         for x in texts:
             ms, data = timed("POST", "/v1/analyze", json.dumps({"text": x}).encode())
@@ -244,7 +268,12 @@ def bench_lean_client(port: int, texts: list[str]) -> dict:
     finally:
         client.close()
     p50, p99 = p50_p99(lat)
-    return {"lean_healthz_p50_ms": statistics.median(floor), "lean_seq_p50_ms": p50, "lean_seq_p99_ms": p99}
+    return {
+        "lean_healthz_p50_ms": statistics.median(floor),
+        "lean_refused_p50_ms": statistics.median(refused),
+        "lean_seq_p50_ms": p50,
+        "lean_seq_p99_ms": p99,
+    }
 
 
 def bench_stages(texts: list[str]) -> None:
@@ -327,7 +356,7 @@ def main() -> None:
         f"   ({res['pipeline_vs_jieba']:.2f}x raw jieba)"
     )
     print(f"  SnowNLP sentiment only   {rate(1, 1 / res['snownlp_docs_s'])}")
-    print("HTTP, one uvicorn worker on loopback")
+    print(f"HTTP, pingjia serve (one worker) on loopback, its log in {SERVER_LOG.relative_to(ROOT)}")
     print(
         f"  /v1/analyze/batch (500)  {rate(1, 1 / res['batch_http_docs_s'])}"
         f"   ({res['batch_http_vs_jieba']:.2f}x raw jieba interleaved with it, 1,000-text slices, best of 3:"
@@ -341,6 +370,10 @@ def main() -> None:
         f"  the same, raw client     p50 {res['lean_seq_p50_ms']:.2f} ms, p99 {res['lean_seq_p99_ms']:.2f} ms"
         f"  (one sendall a request: what curl or a Go client sees; GET /healthz p50 {res['lean_healthz_p50_ms']:.2f} ms;"
         f" httpx's own share: {res['seq_p50_ms'] - res['lean_seq_p50_ms']:.2f} ms)"
+    )
+    print(
+        f"  the same bodies refused  p50 {res['refused_p50_ms']:.2f} ms httpx, {res['lean_refused_p50_ms']:.2f} ms raw"
+        "  (422 before any analysis: the floor of the framework and the client)"
     )
     print(f"  /v1/analyze concurrency 8  {res['c8_req_s']:.0f} req/s")
     print(f"  server peak RSS          {res['server_peak_rss_mb']:.0f} MB")
