@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 DATA   ?= ../shared/data
 
-.PHONY: install run test test-fast lint train eval bench docker clean
+.PHONY: install run test test-fast lint train examples eval bench docker clean
 
 $(VENV)/.installed: pyproject.toml setup.py app/pipeline/_native.c  # the C extension builds at install
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +29,14 @@ lint: install  ## ruff lint + format check (`$(BIN)/ruff format .` fixes the for
 	$(BIN)/ruff check app training tests bench
 	$(BIN)/ruff format --check app training tests bench
 
-train: install  ## retrain the models from $(DATA) into models/ (new versions, pointer updated)
+train: install  ## retrain the models from $(DATA) into models/ (new versions, pointer updated), then re-record the API examples
 	$(BIN)/python training/train_sentiment.py --data $(DATA) --out models
 	$(BIN)/python training/train_aspects.py --data $(DATA) --out models
 	$(BIN)/python training/train_chat.py --data $(DATA) --out models
+	$(MAKE) examples
+
+examples: install  ## re-record the OpenAPI examples (app/api/examples/) and the README's example answer from the served models
+	$(BIN)/python training/record_examples.py
 
 eval: install  ## per-class figures of the served models on a labelled file (EVAL=path)
 	$(BIN)/pingjia eval --data $(or $(EVAL),$(DATA))

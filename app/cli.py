@@ -202,6 +202,11 @@ def cmd_train(args) -> int:
         except TrainingError as exc:
             print(f"pingjia train: {model}: {exc}", file=sys.stderr)
             return 2
+    if out == get_settings().models_dir.resolve():  # the served models changed: so do their answers
+        from training.record_examples import answers, write
+
+        write(answers(out, get_settings().lexicon_dir))
+        print("pingjia train: re-recorded the API's example answers (app/api/examples/, README)", file=sys.stderr)
     return 0
 
 

@@ -153,6 +153,23 @@ def test_pingjia_train_calls_the_library_in_process(tmp_path, monkeypatch):
     assert aspects.corpus == "none" and not sentiment.dry_run
 
 
+def test_pingjia_train_re_records_the_examples_only_when_it_trains_the_served_models(tmp_path, monkeypatch):
+    from app.core.config import get_settings
+    from training import aspects_run, chat_run, record_examples, sentiment_run
+
+    for module, name in ((sentiment_run, "train_sentiment"), (aspects_run, "train_aspects"), (chat_run, "train_chat")):
+        monkeypatch.setattr(module, name, lambda config: None)
+    recorded = []
+    monkeypatch.setattr(record_examples, "answers", lambda models, lexicons: {"analyze": {"from": models}})
+    monkeypatch.setattr(record_examples, "write", recorded.append)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--data", "d", "--out", "m"]) == 0
+    assert recorded == []  # models elsewhere: what is served has not changed
+    served = get_settings().models_dir.resolve()
+    assert main(["train", "--data", "d", "--out", str(served)]) == 0
+    assert recorded == [{"analyze": {"from": served}}]
+
+
 def test_pingjia_train_stops_on_a_bad_row_before_writing(tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()

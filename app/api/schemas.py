@@ -67,8 +67,10 @@ def first_error(errors: list[dict]) -> tuple[str, str]:
 
 
 def example(name: str) -> dict:
-    """A real response, recorded from the shipped models into app/api/examples/ (a test
-    validates each against its model, so the examples cannot drift from the contract)."""
+    """A real response of the served models to its request in app/api/examples/requests.json,
+    recorded by training/record_examples.py; tests check each against its response model and
+    against what the served models answer, so an example drifts neither from the contract nor
+    from the models."""
     return json.loads((EXAMPLES / f"{name}.json").read_text(encoding="utf-8"))
 
 
