@@ -1,5 +1,6 @@
-"""bench/targets.py judges one `make bench` run against issue 13's targets, and
-bench_jobs.pss_growth gives it the memory figure: both read numbers, so both are checked here."""
+"""bench/targets.py judges one `make bench` run against issue 13's targets, bench_jobs.pss_growth
+gives it the memory figure and bench_pipeline.server_side_p50 reads the server's own timing from
+its access log: all three read numbers, so all are checked here."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import bench_jobs  # noqa: E402
+import bench_pipeline  # noqa: E402
 import targets  # noqa: E402
 
 PIPELINE = {
@@ -84,3 +86,20 @@ def test_pss_growth_compares_the_second_and_the_last_quarter(progress, expected)
         assert got == {}
     else:
         assert (got["pss_second_quarter_mb"], got["pss_last_quarter_mb"]) == expected
+
+
+def access_line(route: str, status: int, ms: float) -> str:
+    fields = {"logger": "pingjia.access", "route": route, "status": status, "duration_ms": ms}
+    return json.dumps({"ts": "2026-12-05T21:00:00.000Z", "level": "info", **fields})
+
+
+def test_server_side_p50_splits_the_sequential_requests_by_client(tmp_path):
+    log = tmp_path / "server.log"
+    lines = [json.dumps({"logger": "uvicorn.error", "message": "Started"}), access_line("/v1/analyze/batch", 200, 90.0)]
+    lines += [access_line("/v1/analyze", 200, ms) for ms in (1.0, 2.0, 3.0)]  # httpx
+    lines += [access_line("/v1/analyze", 422, 0.2)]  # refused bodies are not counted
+    lines += [access_line("/v1/analyze", 200, ms) for ms in (0.5, 0.7, 0.9)]  # the raw client
+    lines += [access_line("/v1/analyze", 200, 9.0)]  # the concurrent requests after them
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert bench_pipeline.server_side_p50(log, 3) == {"server_seq_p50_ms": 2.0, "server_lean_seq_p50_ms": 0.7}
+    assert bench_pipeline.server_side_p50(log, 4) == {}  # fewer lines than two runs of 4: not measured
