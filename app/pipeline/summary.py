@@ -23,8 +23,10 @@ def summarize(results: Iterable[Analysis | ItemError]) -> dict:
             continue
         sentiment[r.sentiment.label] += 1
         mixed += r.mixed
-        causes.update({a.aspect for a in r.root_causes})
-        aspects.update({f"{a.aspect}:{a.polarity}" for a in r.aspects})
+        # each once per text, in the text's order (a set's order would change with the hash
+        # seed, and with it the order of equal counts: one answer, one order)
+        causes.update(dict.fromkeys(a.aspect for a in r.root_causes).keys())
+        aspects.update(dict.fromkeys(f"{a.aspect}:{a.polarity}" for a in r.aspects).keys())
     analysed = total - errors
     return {
         "total": total,
