@@ -38,7 +38,10 @@ def answers(models_dir: Path = DEFAULT_MODELS, lexicon_dir: Path = DEFAULT_LEXIC
     pipeline = build_pipeline(settings.lexicon_dir, settings.models_dir, max_text_chars=settings.max_text_chars)
     app = create_app(settings, pipeline=pipeline)
     app.state.conversation_rules = load_conversation_rules(settings.lexicon_dir)
-    return {name: asyncio.run(_post(app, r["path"], r["body"])) for name, r in recorded_requests().items()}
+    try:
+        return {name: asyncio.run(_post(app, r["path"], r["body"])) for name, r in recorded_requests().items()}
+    finally:
+        app.state.analysis_pool.shutdown()
 
 
 async def _post(app, path: str, body: dict) -> dict:
@@ -78,15 +81,18 @@ async def _post(app, path: str, body: dict) -> dict:
 
 def readme_block(analysis: dict) -> str:
     """An answer as the README shows it: one line per key, list items one per line."""
-    one = lambda v: json.dumps(v, ensure_ascii=False)  # noqa: E731
     lines = []
     for key, value in analysis.items():
         if isinstance(value, list) and value:
-            shown = "[\n" + ",\n".join(f"  {one(v)}" for v in value) + "]"
+            shown = "[\n" + ",\n".join(f"  {_one_line(v)}" for v in value) + "]"
         else:
-            shown = one(value)
-        lines.append(f" {one(key)}: {shown}")
+            shown = _one_line(value)
+        lines.append(f" {_one_line(key)}: {shown}")
     return "```json\n{\n" + ",\n".join(lines) + "\n}\n```\n"
+
+
+def _one_line(value) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def readme_example(readme: str) -> str:
