@@ -24,6 +24,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +33,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from worktree import checkout, remove  # noqa: E402
 
 
 def load_reviews(data: Path, n: int, seed: int = 7) -> list[str]:
@@ -114,15 +117,18 @@ def start_server(port: int) -> tuple[subprocess.Popen, float]:
     """The server as ``make run`` starts it (``pingjia serve``: its protocol, a JSON access line
     per request, written to ``SERVER_LOG`` as a log collector would take it) and the seconds
     from launching it to its first ``/readyz`` 200."""
-    SERVER_LOG.parent.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return launch(cmd, ROOT, SERVER_LOG, port)
+
+
+def launch(cmd: list[str], tree: Path, log_path: Path, port: int) -> tuple[subprocess.Popen, float]:
+    """``cmd`` run in ``tree`` (its own code first on the path), stderr to ``log_path``; the
+    seconds to its first ``/readyz`` 200."""
+    log_path.parent.mkdir(exist_ok=True)
     t0 = time.perf_counter()
-    with open(SERVER_LOG, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            start_new_session=True,
-            stderr=log,
-        )
+    with open(log_path, "wb") as log:
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        proc = subprocess.Popen(cmd, cwd=tree, env=env, start_new_session=True, stderr=log)
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -130,9 +136,16 @@ def start_server(port: int) -> tuple[subprocess.Popen, float]:
                 return proc, time.perf_counter() - t0
         except httpx.HTTPError:
             pass
+        if proc.poll() is not None:
+            break
         time.sleep(0.05)
     proc.kill()
-    raise SystemExit(f"server did not become ready in 60 s; its log: {SERVER_LOG}")
+    raise SystemExit(f"server did not become ready in 60 s; its log: {log_path}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(10)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -142,7 +155,7 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def bench_http(texts: list[str]) -> dict:
+def bench_http(texts: list[str], baseline: str | None = None) -> dict:
     port = free_port()
     proc, startup = start_server(port)
     base = f"http://127.0.0.1:{port}"
@@ -194,11 +207,68 @@ def bench_http(texts: list[str]) -> dict:
             list(ex.map(worker, [conc[i::8] for i in range(8)]))
         out["c8_req_s"] = len(conc) / (time.perf_counter() - t)
         out["server_peak_rss_mb"] = peak_rss_mb(proc.pid)
+        if baseline:
+            out.update(bench_baseline(baseline, base, texts[:2000]))
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
+        stop(proc)
     out.update(server_side_p50(SERVER_LOG, 2000))
     return out
+
+
+BASELINE_LOG = ROOT / ".bench" / "baseline_server.log"
+BLOCK = 250  # requests to one server before the other takes its turn
+
+
+def alternating_latency(
+    clients: dict[str, httpx.Client], texts: list[str], block: int = BLOCK
+) -> dict[str, list[float]]:
+    """Milliseconds of each sequential ``POST /v1/analyze`` of ``texts`` to each server, the
+    servers taking turns every ``block`` texts, so the machine's drift hits them alike."""
+    ms: dict[str, list[float]] = {name: [] for name in clients}
+    for i in range(0, len(texts), block):
+        for name, client in clients.items():
+            for x in texts[i : i + block]:
+                t = time.perf_counter()
+                r = client.post("/v1/analyze", json={"text": x})
+                ms[name].append((time.perf_counter() - t) * 1000)
+                r.raise_for_status()
+    return ms
+
+
+def bench_baseline(rev: str, base: str, texts: list[str]) -> dict:
+    """The sequential httpx latency of this server against the code at ``rev`` (its models
+    and lexicons too), served as that code's own bench served it (``uvicorn app.main:app``),
+    the same bodies in alternating blocks: issue 13's latency row as a ratio. ``{}`` when
+    ``rev`` cannot be checked out (a shallow clone)."""
+    with tempfile.TemporaryDirectory(prefix="pingjia-baseline-") as tmp:
+        try:
+            tree = checkout(rev, Path(tmp) / "tree")
+        except subprocess.CalledProcessError as exc:
+            print(f"baseline {rev}: not measured, no checkout ({exc.stderr.strip()})")
+            return {}
+        try:
+            port = free_port()
+            cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"]
+            proc, _ = launch(cmd, tree, BASELINE_LOG, port)
+            try:
+                with (
+                    httpx.Client(base_url=base, timeout=60) as now,
+                    httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as before,
+                ):
+                    alternating_latency({"now": now, "before": before}, texts[:200])  # warm-up
+                    ms = alternating_latency({"now": now, "before": before}, texts)
+            finally:
+                stop(proc)
+        finally:
+            remove(tree)
+    (now_p50, now_p99), (before_p50, before_p99) = p50_p99(ms["now"]), p50_p99(ms["before"])
+    return {
+        "baseline_rev": rev,
+        "ab_seq_p50_ms": now_p50,
+        "ab_seq_p99_ms": now_p99,
+        "baseline_seq_p50_ms": before_p50,
+        "baseline_seq_p99_ms": before_p99,
+    }
 
 
 def server_side_p50(log: Path, n: int) -> dict:
@@ -351,6 +421,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--stages", action="store_true", help="where a review's time goes, stage by stage")
+    ap.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also time /v1/analyze against the code at this git revision, alternating (make bench: "
+        "13a99ba, the code before issue 13)",
+    )
     args = ap.parse_args()
     if not (args.data / "reviews_train.csv").is_file():
         raise SystemExit(f"{args.data}/reviews_train.csv not found: pass --data")
@@ -359,7 +435,7 @@ def main() -> None:
         bench_stages(texts)
         return
     res = bench_inprocess(texts)
-    res.update(bench_http(texts))
+    res.update(bench_http(texts, args.baseline))
     jieba_rate = res["jieba_lcut_docs_s"]
     res["batch_http_vs_jieba"] = res["batch_http_docs_s"] / res["jieba_beside_http_docs_s"]
     print(
@@ -395,6 +471,14 @@ def main() -> None:
         print(
             f"  timed inside the server  p50 {res['server_seq_p50_ms']:.2f} ms behind httpx,"
             f" {res['server_lean_seq_p50_ms']:.2f} ms behind the raw client  (its access log's duration_ms)"
+        )
+    if "baseline_seq_p50_ms" in res:
+        p50, p99 = res["ab_seq_p50_ms"] / res["baseline_seq_p50_ms"], res["ab_seq_p99_ms"] / res["baseline_seq_p99_ms"]
+        print(
+            f"  vs {res['baseline_rev']} (before issue 13) p50 {res['ab_seq_p50_ms']:.2f} against"
+            f" {res['baseline_seq_p50_ms']:.2f} ms ({p50:.2f}x), p99 {res['ab_seq_p99_ms']:.2f} against"
+            f" {res['baseline_seq_p99_ms']:.2f} ms ({p99:.2f}x)  (httpx, the same bodies, the servers taking"
+            f" turns every {BLOCK}; that code served as its bench served it: uvicorn app.main:app)"
         )
     print(f"  /v1/analyze concurrency 8  {res['c8_req_s']:.0f} req/s")
     print(f"  server peak RSS          {res['server_peak_rss_mb']:.0f} MB")

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_pipeline import load_average, load_reviews  # noqa: E402
+from worktree import checkout, git, remove  # noqa: E402
 
 CHILD = r"""
 import dataclasses, json, sys, time
@@ -59,23 +60,6 @@ if out:
             f.write(json.dumps(d, ensure_ascii=False, sort_keys=True, default=str) + "\n")
 print(json.dumps({"docs_s": len(texts) / pipe_s, "vs_jieba": jieba_s / pipe_s}))
 """
-
-
-def git(*args: str, cwd: Path = ROOT) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def checkout(rev: str, where: Path) -> Path:
-    """``rev`` in a detached worktree at ``where``, its extension (if any) built in place."""
-    git("worktree", "add", "--detach", "--force", str(where), rev)
-    if (where / "setup.py").exists():
-        subprocess.run(
-            [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
-            cwd=where,
-            check=True,
-            capture_output=True,
-        )
-    return where
 
 
 def run_child(tree: Path, texts_file: Path, findings: Path | None) -> dict:
@@ -166,7 +150,7 @@ def main() -> None:
                             f"root causes micro-F1 {asp['root_causes']['micro_f1']} ({report['rows']} rows)"
                         )
         finally:
-            git("worktree", "remove", "--force", str(old))
+            remove(old)
     print(f"{load_average()} after the run")
 
 

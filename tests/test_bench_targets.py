@@ -1,6 +1,7 @@
 """bench/targets.py judges one `make bench` run against issue 13's targets, bench_jobs.pss_growth
-gives it the memory figure and bench_pipeline.server_side_p50 reads the server's own timing from
-its access log: all three read numbers, so all are checked here."""
+gives it the memory figure, bench_pipeline.server_side_p50 reads the server's own timing from
+its access log and bench_pipeline.alternating_latency times this server and the baseline on the
+same texts: all read or order numbers, so all are checked here."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ PIPELINE = {
     "lean_seq_p99_ms": 2.14,
     "server_peak_rss_mb": 247.0,
     "startup_to_readyz_s": 2.58,
+    "ab_seq_p50_ms": 2.0,
+    "baseline_seq_p50_ms": 3.0,  # 0.67x: more than 1.5 / 2.4
+    "ab_seq_p99_ms": 3.0,
+    "baseline_seq_p99_ms": 5.0,
 }
 JOBS = {"rows": 100_000, "rows_per_s": 6349.0, "pss_second_quarter_mb": 300.0, "pss_last_quarter_mb": 345.0}
 
@@ -53,6 +58,8 @@ def test_each_target_is_judged_on_its_own_figure(tmp_path, monkeypatch, capsys):
         "/v1/analyze/batch vs raw jieba": "NOT met",  # 0.79 < 0.8
         "/v1/analyze p50, httpx": "NOT met",
         "/v1/analyze p99, httpx": "met",
+        "/v1/analyze p50, httpx, vs before 13": "NOT met",
+        "/v1/analyze p99, httpx, vs before 13": "met",
         "/v1/analyze p50, raw client": "met",
         "/v1/analyze p99, raw client": "met",
         "server peak RSS, one worker": "met",
@@ -61,14 +68,42 @@ def test_each_target_is_judged_on_its_own_figure(tmp_path, monkeypatch, capsys):
         "jobs, Pss growth over the run": "NOT met",  # +15 % is not flat
     }
     assert "1.04x" in out["pipeline in-process vs raw jieba"] and "2.14 ms" in out["/v1/analyze p50, httpx"]
+    assert "0.67x" in out["/v1/analyze p50, httpx, vs before 13"]
     assert "6,349" in out["jobs, rows/s on 2 cores"] and "+15.0%" in out["jobs, Pss growth over the run"]
 
 
 def test_a_figure_the_run_lacks_is_not_measured_rather_than_met(tmp_path, monkeypatch, capsys):
     jobs = {"rows": 1000, "rows_per_s": 7000.0}  # too short to sample Pss twice
-    out = judged(tmp_path, monkeypatch, capsys, PIPELINE, jobs)
-    assert "not measured" in out["jobs, Pss growth over the run"]
-    assert verdict(out["jobs, Pss growth over the run"]) == "none"
+    pipeline = {k: v for k, v in PIPELINE.items() if not k.startswith(("ab_", "baseline_"))}  # no --baseline
+    out = judged(tmp_path, monkeypatch, capsys, pipeline, jobs)
+    for name in ("jobs, Pss growth over the run", "/v1/analyze p50, httpx, vs before 13"):
+        assert "not measured" in out[name]
+        assert verdict(out[name]) == "none"
+
+
+class FakeClient:
+    """Records the texts it is sent, in order, in a log it shares with the other client."""
+
+    def __init__(self, name: str, log: list):
+        self.name, self.log = name, log
+
+    def post(self, path: str, json: dict):
+        assert path == "/v1/analyze"
+        self.log.append((self.name, json["text"]))
+        return self
+
+    def raise_for_status(self) -> None:
+        pass
+
+
+def test_the_baseline_and_this_server_take_turns_on_the_same_texts():
+    log: list = []
+    texts = [f"t{i}" for i in range(5)]
+    clients = {"now": FakeClient("now", log), "before": FakeClient("before", log)}
+    ms = bench_pipeline.alternating_latency(clients, texts, 2)
+    assert [name for name, _ in log] == ["now"] * 2 + ["before"] * 2 + ["now"] * 2 + ["before"] * 2 + ["now", "before"]
+    assert [t for name, t in log if name == "now"] == [t for name, t in log if name == "before"] == texts
+    assert len(ms["now"]) == len(ms["before"]) == 5 and all(v >= 0 for v in ms["now"])
 
 
 @pytest.mark.parametrize(
