@@ -1,15 +1,19 @@
 """Throughput, latency, memory and start-up of the review pipeline, against plain Python jieba
 (``jieba.lcut``, the segmentation-only reference) and SnowNLP.
 
-Run: .venv/bin/python bench/bench_pipeline.py --data ../shared/data [--n 5000] [--stages]
+Run: .venv/bin/python bench/bench_pipeline.py --data ../shared/data [--n 5000] [--baseline REV] [--stages]
 ``--stages`` instead prints where a review's time goes: each stage of ``analyze_batch`` run on
 its own over the same reviews (CPU time, best of 3), beside raw ``jieba.lcut``.
 Everything below is measured in this one run on the same reviews; the service keeps no
 results, and the sequential requests each carry a different text. Throughput figures are also
 given as ratios to ``jieba.lcut`` interleaved with them in the same run, which the machine's
 load moves less than absolute rates. Latency is timed from two clients: httpx, and a raw
-socket client whose own cost is microseconds (:class:`RawClient`). ``--json`` writes the
-figures for ``bench/targets.py``, which judges them against issue 13's targets (``make bench``).
+socket client whose own cost is microseconds (:class:`RawClient`). ``--baseline REV`` also
+serves the code at ``REV`` (``make bench``: 13a99ba, the code before issue 13) from a temporary
+worktree and times both servers from httpx on the same bodies, taking turns
+(:func:`bench_baseline`): issue 13's latency row as a ratio, which the machine's drift moves
+far less than milliseconds. ``--json`` writes the figures for ``bench/targets.py``, which
+judges them against issue 13's targets (``make bench``).
 """
 
 from __future__ import annotations
