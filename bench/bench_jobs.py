@@ -14,7 +14,9 @@ temporary PINGJIA_DATA_DIR, submits the file as a multipart upload, polls until 
 fetches the summary and streams the results back (checking every id once, in order).
 A sampler thread reads VmRSS and Pss of the service and all its descendants every 0.2 s.
 The peer is the same pipeline in this process on one core (``analyze_batch`` in chunks of
-500) and plain ``jieba.lcut`` over the same rows.
+500) and plain ``jieba.lcut`` over the same rows. ``--baseline REV`` (``make bench``: 13a99ba,
+the code before issue 13) then runs the same job on a service started from a worktree of
+``REV``, with its own models: issue 13's jobs row as a ratio.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
+
+from worktree import checkout, remove  # noqa: E402
+
 TEMPLATES = [
     ("发货太慢了，等了{n}天才到", 0),
     ("客服态度很差，问了{n}次都没人回复", 0),
@@ -190,7 +195,7 @@ def pss_growth(progress: list[tuple[int, int]], total: int) -> dict:
     return {"pss_second_quarter_mb": max(early) / 1024, "pss_last_quarter_mb": max(late) / 1024}
 
 
-def start_service(data_dir: Path, args) -> tuple[subprocess.Popen, str]:
+def start_service(data_dir: Path, args, code: Path = ROOT) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {
         **os.environ,
@@ -198,7 +203,7 @@ def start_service(data_dir: Path, args) -> tuple[subprocess.Popen, str]:
         "PINGJIA_JOB_WORKERS": str(args.workers),
         "PINGJIA_JOB_CHUNK_ROWS": str(args.chunk_rows),
         "PINGJIA_JOB_WORKER_START": args.start,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(code),
     }
     target = ["tests.test_jobs_crash:fake_app", "--factory"] if args.fake else ["app.main:app"]
     proc = subprocess.Popen(
@@ -214,7 +219,7 @@ def start_service(data_dir: Path, args) -> tuple[subprocess.Popen, str]:
             "--log-level",
             "warning",
         ],
-        cwd=ROOT,
+        cwd=code,
         env=env,
         start_new_session=True,
         stdout=open(data_dir / "service.log", "wb"),
@@ -235,9 +240,11 @@ def start_service(data_dir: Path, args) -> tuple[subprocess.Popen, str]:
 
 
 # --- the measured run ---------------------------------------------------------------
-def run_job(csv_path: Path, args) -> dict:
+def run_job(csv_path: Path, args, code: Path = ROOT) -> dict:
+    """The job of ``csv_path`` on a service started from ``code`` (this project, or an earlier
+    revision's worktree): rows/s, CPU, memory and what its summary says."""
     data_dir = Path(tempfile.mkdtemp(prefix="pingjia-bench-data-", dir=args.work_dir))
-    proc, base = start_service(data_dir, args)
+    proc, base = start_service(data_dir, args, code)
     ROOT_PID[0] = proc.pid
     sampler = Sampler(proc.pid)
     idle_rss = sum(mem_kb(p)[0] for p in tree(proc.pid))
@@ -317,6 +324,27 @@ def run_job(csv_path: Path, args) -> dict:
     return out
 
 
+def baseline_job(csv_path: Path, args) -> dict:
+    """The same job on the code at ``args.baseline`` (its models too) right after this tree's:
+    issue 13's jobs row as a ratio. ``{}`` when the revision cannot be checked out."""
+    with tempfile.TemporaryDirectory(prefix="pingjia-baseline-") as tmp:
+        try:
+            code = checkout(args.baseline, Path(tmp) / "tree")
+        except subprocess.CalledProcessError as exc:
+            print(f"baseline {args.baseline}: not measured, no checkout ({exc.stderr.strip()})", file=sys.stderr)
+            return {}
+        try:
+            before = run_job(csv_path, args, code)
+        finally:
+            remove(code)
+    return {
+        "baseline_rev": args.baseline,
+        "baseline_rows_per_s": before["rows_per_s"],
+        "baseline_rows_per_cpu_s": before["rows_per_cpu_s"],
+        "baseline_load_avg": before["load_avg"],
+    }
+
+
 def peer(csv_path: Path, n: int, fake: bool) -> dict:
     """The same pipeline in this process on one core, and plain jieba.lcut, on the first n rows."""
     import jieba
@@ -369,6 +397,11 @@ def main() -> None:
     ap.add_argument("--work-dir", help="where the CSV and the service's data dir go (default: system temp)")
     ap.add_argument("--keep", action="store_true", help="keep the data dir")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run the same job on the code at this git revision (make bench: 13a99ba, before issue 13)",
+    )
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="pingjia-bench-", dir=args.work_dir))
@@ -383,6 +416,8 @@ def main() -> None:
             file=sys.stderr,
         )
         res = run_job(csv_path, args)
+        if args.baseline:
+            res.update(baseline_job(csv_path, args))
         if args.peer_rows:
             res.update(peer(csv_path, min(args.peer_rows, args.rows), args.fake))
     finally:
@@ -429,6 +464,12 @@ def main() -> None:
         print(
             f"jobs service vs 1-core in-process pipeline (wall clock): "
             f"{res['rows_per_s'] / res['pipeline_1core_rows_per_s']:.2f}x"
+        )
+    if "baseline_rows_per_s" in res:
+        print(
+            f"the same job on {res['baseline_rev']} (before issue 13): {res['baseline_rows_per_s']:,.0f} rows/s"
+            f" ({res['baseline_rows_per_cpu_s']:,.0f} rows per CPU-second, load average {res['baseline_load_avg']});"
+            f" this tree {res['rows_per_s'] / res['baseline_rows_per_s']:.2f}x of it"
         )
     if args.json:
         args.json.write_text(json.dumps(res, indent=2, ensure_ascii=False))

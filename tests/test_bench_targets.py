@@ -32,7 +32,13 @@ PIPELINE = {
     "ab_seq_p99_ms": 3.0,
     "baseline_seq_p99_ms": 5.0,
 }
-JOBS = {"rows": 100_000, "rows_per_s": 6349.0, "pss_second_quarter_mb": 300.0, "pss_last_quarter_mb": 345.0}
+JOBS = {
+    "rows": 100_000,
+    "rows_per_s": 6349.0,
+    "pss_second_quarter_mb": 300.0,
+    "pss_last_quarter_mb": 345.0,
+    "baseline_rows_per_s": 3000.0,  # 2.12x: at least 6,000 / 2,900
+}
 
 
 def judged(tmp_path, monkeypatch, capsys, pipeline: dict, jobs: dict) -> dict[str, str]:
@@ -65,18 +71,20 @@ def test_each_target_is_judged_on_its_own_figure(tmp_path, monkeypatch, capsys):
         "server peak RSS, one worker": "met",
         "start-up to /readyz": "met",
         "jobs, rows/s on 2 cores": "met",
+        "jobs, rows/s vs before 13": "met",
         "jobs, Pss growth over the run": "NOT met",  # +15 % is not flat
     }
     assert "1.04x" in out["pipeline in-process vs raw jieba"] and "2.14 ms" in out["/v1/analyze p50, httpx"]
     assert "0.67x" in out["/v1/analyze p50, httpx, vs before 13"]
-    assert "6,349" in out["jobs, rows/s on 2 cores"] and "+15.0%" in out["jobs, Pss growth over the run"]
+    assert "6,349" in out["jobs, rows/s on 2 cores"] and "2.12x" in out["jobs, rows/s vs before 13"]
+    assert "+15.0%" in out["jobs, Pss growth over the run"]
 
 
 def test_a_figure_the_run_lacks_is_not_measured_rather_than_met(tmp_path, monkeypatch, capsys):
-    jobs = {"rows": 1000, "rows_per_s": 7000.0}  # too short to sample Pss twice
+    jobs = {"rows": 1000, "rows_per_s": 7000.0}  # too short to sample Pss twice, no --baseline
     pipeline = {k: v for k, v in PIPELINE.items() if not k.startswith(("ab_", "baseline_"))}  # no --baseline
     out = judged(tmp_path, monkeypatch, capsys, pipeline, jobs)
-    for name in ("jobs, Pss growth over the run", "/v1/analyze p50, httpx, vs before 13"):
+    for name in ("jobs, Pss growth over the run", "jobs, rows/s vs before 13", "/v1/analyze p50, httpx, vs before 13"):
         assert "not measured" in out[name]
         assert verdict(out[name]) == "none"
 
