@@ -146,3 +146,35 @@ def test_server_side_p50_splits_the_sequential_requests_by_client(tmp_path):
     log.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert bench_pipeline.server_side_p50(log, 3) == {"server_seq_p50_ms": 2.0, "server_lean_seq_p50_ms": 0.7}
     assert bench_pipeline.server_side_p50(log, 4) == {}  # fewer lines than two runs of 4: not measured
+
+
+def test_a_baseline_that_does_not_start_leaves_this_trees_figures_standing(tmp_path, monkeypatch):
+    """``make bench`` still reports this tree when the earlier revision's server or job service
+    cannot start (its worktree is made and removed as usual)."""
+    removed = []
+    for module in (bench_pipeline, bench_jobs):
+        monkeypatch.setattr(module, "checkout", lambda rev, where: where)
+        monkeypatch.setattr(module, "remove", removed.append)
+
+    def no_server(*args, **kwargs):
+        raise SystemExit("server did not become ready in 60 s")
+
+    monkeypatch.setattr(bench_pipeline, "launch", no_server)
+    assert bench_pipeline.bench_baseline("13a99ba", "http://127.0.0.1:1", ["好"]) == {}
+
+    started, stopped = [], []
+
+    def first_only(data_dir, args, code):
+        if started:
+            raise SystemExit("service not ready after 120 s")
+        started.append(code)
+        return "this tree's service", "http://127.0.0.1:1"
+
+    monkeypatch.setattr(bench_jobs, "start_service", first_only)
+    monkeypatch.setattr(bench_jobs, "stop_service", stopped.append)
+    csv_path = tmp_path / "rows.csv"
+    csv_path.write_text("id,text\nr0,好\n", encoding="utf-8")
+    args = type("Args", (), {"baseline": "13a99ba", "work_dir": str(tmp_path)})()
+    assert bench_jobs.baseline_jobs(csv_path, args) == {}
+    assert started == [bench_jobs.ROOT] and stopped == ["this tree's service"]
+    assert len(removed) == 2  # both worktrees removed
