@@ -359,8 +359,9 @@ def first_rows(csv_path: Path, n: int, out: Path) -> Path:
 def baseline_jobs(csv_path: Path, args) -> dict:
     """Issue 13's jobs row as a ratio: this tree's service and one started from a worktree of
     ``args.baseline`` (its models too), both up, take turns on the same job (``ROUNDS`` each, of
-    the first ``ROUND_ROWS`` rows, after a warm-up job), so the machine's drift hits both alike;
-    the ratio is the median of the rounds'. ``{}`` when the revision cannot be checked out."""
+    the first ``ROUND_ROWS`` rows or all of a smaller file, after a warm-up job), so the
+    machine's drift hits both alike; the ratio is the median of the rounds'. ``{}`` when the
+    revision cannot be checked out or started."""
     with tempfile.TemporaryDirectory(prefix="pingjia-baseline-", dir=args.work_dir) as tmp:
         tmp = Path(tmp)
         try:
@@ -368,7 +369,8 @@ def baseline_jobs(csv_path: Path, args) -> dict:
         except subprocess.CalledProcessError as exc:
             print(f"baseline {args.baseline}: not measured, no checkout ({exc.stderr.strip()})", file=sys.stderr)
             return {}
-        part, warm = first_rows(csv_path, ROUND_ROWS, tmp / "part.csv"), first_rows(csv_path, 1000, tmp / "warm.csv")
+        rows = min(ROUND_ROWS, args.rows)
+        part, warm = first_rows(csv_path, rows, tmp / "part.csv"), first_rows(csv_path, 1000, tmp / "warm.csv")
         procs: list[subprocess.Popen] = []
         clients: dict[str, httpx.Client] = {}
         rates: dict[str, list[float]] = {"now": [], "before": []}
@@ -396,6 +398,7 @@ def baseline_jobs(csv_path: Path, args) -> dict:
     ratios = [a / b for a, b in zip(rates["now"], rates["before"])]
     return {
         "baseline_rev": args.baseline,
+        "baseline_round_rows": rows,
         "baseline_rounds": [(round(a), round(b)) for a, b in zip(rates["now"], rates["before"])],
         "jobs_vs_baseline": statistics.median(ratios),
     }
@@ -523,7 +526,8 @@ def main() -> None:
         )
     if "jobs_vs_baseline" in res:
         print(
-            f"this tree and {res['baseline_rev']} (before issue 13) taking turns, {ROUNDS} jobs of {ROUND_ROWS:,} rows"
+            f"this tree and {res['baseline_rev']} (before issue 13) taking turns, {ROUNDS} jobs of"
+            f" {res['baseline_round_rows']:,} rows"
             f" each, rows/s (this, that): {res['baseline_rounds']}; this tree {res['jobs_vs_baseline']:.2f}x"
             " of it (the median of the rounds' ratios)"
         )

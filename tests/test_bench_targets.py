@@ -174,7 +174,7 @@ def test_a_baseline_that_does_not_start_leaves_this_trees_figures_standing(tmp_p
     monkeypatch.setattr(bench_jobs, "stop_service", stopped.append)
     csv_path = tmp_path / "rows.csv"
     csv_path.write_text("id,text\nr0,好\n", encoding="utf-8")
-    args = type("Args", (), {"baseline": "13a99ba", "work_dir": str(tmp_path)})()
+    args = type("Args", (), {"baseline": "13a99ba", "work_dir": str(tmp_path), "rows": 1})()
     assert bench_jobs.baseline_jobs(csv_path, args) == {}
     assert started == [bench_jobs.ROOT] and stopped == ["this tree's service"]
     assert len(removed) == 2  # both worktrees removed
