@@ -45,7 +45,8 @@ def answers(models_dir: Path = DEFAULT_MODELS, lexicon_dir: Path = DEFAULT_LEXIC
 
 
 async def _post(app, path: str, body: dict) -> dict:
-    """One POST through the ASGI app; the answer must be a 200."""
+    """One POST through the ASGI app; the answer must be a 200. Written out rather than through
+    httpx's ASGI transport: httpx is a dev dependency, and ``pingjia train`` runs this."""
     data = json.dumps(body, ensure_ascii=False).encode()
     incoming = [{"type": "http.request", "body": data, "more_body": False}]
     sent: list[dict] = []
