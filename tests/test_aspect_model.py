@@ -302,3 +302,60 @@ def test_combine_and_platt_are_the_documented_formulas():
     x = np.concatenate([raw.ravel(), [-1e9, -36.0, -35.0, 0.0, 35.0, 36.0, 1e9]])
     a, c = rng.normal(1, 0.5, size=len(x)), rng.normal(0, 1, size=len(x))
     assert np.array_equal(AM.platt(x, a, c), 1.0 / (1.0 + np.exp(-np.clip(x * a + c, -35, 35))))
+
+
+def test_pair_scores_kernel_is_combine_platt_and_decide():
+    """``AspectModel.score`` reads its pairs from one compiled call: combine()'s raw scores bit
+    for bit, platt()'s probabilities but for the last bit (the C library's exp, not numpy's),
+    decide()'s decisions, the lexicon-union path included."""
+    from app.pipeline import _native
+
+    rng = np.random.default_rng(5)
+    n_docs = 3
+    lin = rng.normal(0, 3, size=(8, AM.N_LINEAR))
+    lin[1] *= 40  # past the clip at +-35
+    p = AM.N_PAIRS
+    a, c = rng.normal(1, 0.5, p), rng.normal(0, 1, p)
+    thr, union = rng.uniform(0.2, 0.8, p), rng.integers(0, 2, p).astype(np.uint8)
+    lex = rng.integers(0, 2, (n_docs, p)).astype(np.uint8)
+    tables = (
+        np.arange(p, dtype=np.int32),
+        AM._PRESENCE_OF_PAIR.astype(np.int32),
+        AM._POLARITY_OF_PAIR.astype(np.int32),
+        AM._POLARITY_SIGN,
+        a,
+        c,
+        thr,
+        union,
+    )
+    probs, decided, clause_raw = _native.pair_scores(lin, AM.N_LINEAR, n_docs, *tables, lex.tobytes())
+    raw = AM.combine(lin)
+    assert np.array_equal(np.array(clause_raw), raw[n_docs:])
+    expected = AM.platt(raw[:n_docs], a, c)
+    np.testing.assert_allclose(probs, expected, rtol=1e-15, atol=0)
+    want = (expected >= thr) | (union.astype(bool) & lex.astype(bool))
+    assert decided == [np.flatnonzero(row).tolist() for row in want]
+    assert any(decided) and not all(map(all, want))
+    assert _native.pair_scores(lin[:0], AM.N_LINEAR, 0, *tables, b"") == ([], [], [])
+    bad_index = (np.full(p, AM.N_LINEAR, dtype=np.int32), *tables[1:])
+    for args in (
+        (lin, AM.N_LINEAR, n_docs + 99, *tables, lex.tobytes()),  # more documents than rows
+        (lin, AM.N_LINEAR, n_docs, *tables, b"\x00"),  # lexicon of the wrong size
+        (lin, AM.N_LINEAR + 1, n_docs, *tables, lex.tobytes()),  # rows of the wrong width
+        (lin, AM.N_LINEAR, n_docs, *bad_index, lex.tobytes()),
+    ):
+        with pytest.raises(ValueError):
+            _native.pair_scores(*args)
+
+
+@needs_aspects
+def test_score_single_and_batched_agree(model, pipe):
+    texts = [
+        "物流很快，质量不错",
+        "客服态度很差，一直不回复",
+        "包装破损了，但是东西还行",
+        "一般",
+        "发货太慢了，等了一周",
+    ]
+    docs = [pipe.make_doc(t) for t in texts]
+    assert model.score(docs) == [model.score([d])[0] for d in docs]

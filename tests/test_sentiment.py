@@ -124,9 +124,35 @@ def test_works_without_keyword_hits(model, make):
 
 
 def test_round_probabilities_sum_to_one():
-    p = np.array([[1 / 3, 1 / 3, 1 / 3], [0.12345, 0.54321, 0.33334], [1.0, 0.0, 0.0]])
-    for row in S.round_probabilities(p):
+    for p in ([1 / 3, 1 / 3, 1 / 3], [0.12345, 0.54321, 0.33334], [1.0, 0.0, 0.0]):
+        row = S.round_probabilities(p)
         assert sum(row) == pytest.approx(1.0, abs=1e-12) and all(round(x, 4) == x for x in row)
+
+
+def test_round_probabilities_rounds_as_numpy():
+    """Python floats, the numpy formula it replaced to the bit: each entry ``round(4)``, the
+    largest (first of equals) takes 1 minus the others."""
+    rng = np.random.default_rng(11)
+    rows = np.vstack([rng.dirichlet([1, 1, 1], 3000), [[0.00005, 0.99990, 0.00005], [0.5, 0.5, 0.0]]])
+    for p in rows:
+        r = p.round(4)
+        top = int(p.argmax())
+        r[top] = (1.0 - (r.sum() - r[top])).round(4)
+        assert S.round_probabilities(p.tolist()) == r.tolist()
+
+
+def test_three_class_row_is_the_calibrator_formula():
+    """Serving computes each row in Python floats; it must stay the documented formula over
+    :func:`calibration_inputs`, which training fits the calibrator on."""
+    rng = np.random.default_rng(5)
+    z, hits = rng.normal(0, 3, 300), rng.integers(0, 6, (300, 2)).astype(float)
+    coef, intercept, slope = rng.normal(0, 1, 4), 0.3, 1.7
+    q = 1 / (1 + np.exp(-(S.calibration_inputs(z, hits) @ coef + intercept)))
+    pos = 1 / (1 + np.exp(-slope * z))
+    expected = np.column_stack([(1 - q) * pos, q, (1 - q) * (1 - pos)])
+    np.testing.assert_allclose(S.three_class(z, hits, coef, intercept, slope), expected, rtol=1e-13, atol=1e-300)
+    # exp(1000) overflows in Python (numpy returns inf): the sigmoid is 0, not an OverflowError
+    assert S.three_class_row(-1000.0, 0, 0, [1.0, 0.0, 0.0, 0.0], 0.0, 1.0) == (0.0, 0.0, 1.0)
 
 
 def test_has_letters():

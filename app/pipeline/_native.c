@@ -1072,12 +1072,119 @@ done:
     return result;
 }
 
+/* pair_scores(lin, k, n_docs, direct, presence, polarity, sign, a, c, threshold, lexicon_union, lexicon)
+ *   -> (probabilities, decided, clause_raw): the aspect model after its linear scores, for one
+ *   call's rows (``AspectModel.score``). ``lin`` is (rows, k) float64; pair j's raw score is
+ *   lin[direct[j]] + min(lin[presence[j]], lin[polarity[j]] * sign[j]) (aspect_model.combine).
+ *   The first n_docs rows (documents) get their Platt probabilities 1 / (1 + exp(-clip(raw * a + c,
+ *   -35, 35))) (aspect_model.platt) and the pairs decided: probability >= threshold, or
+ *   lexicon_union[j] and the document's lexicon hit of pair j (``lexicon``: n_docs x pairs bytes,
+ *   aspect_model.lexicon_pairs); the other rows (clauses) their raw scores. All as Python lists:
+ *   numpy's per-call dispatch of those two dozen small steps cost more than the maths for one
+ *   text, and several times more when a request finds it out of the CPU caches. */
+static PyObject *float_list(const double *x, Py_ssize_t n) {
+    PyObject *list = PyList_New(n);
+    if (!list) return NULL;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *f = PyFloat_FromDouble(x[j]);
+        if (!f) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, j, f);
+    }
+    return list;
+}
+
+static PyObject *pair_scores(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer lin = {0}, direct = {0}, presence = {0}, polarity = {0}, sign = {0}, a = {0}, c = {0}, thr = {0},
+              uni = {0}, lex = {0};
+    Py_ssize_t k, n_docs;
+    PyObject *probs = NULL, *decided = NULL, *rest = NULL, *result = NULL;
+    double *raw = NULL;
+    if (!PyArg_ParseTuple(args, "y*nny*y*y*y*y*y*y*y*y*:pair_scores", &lin, &k, &n_docs, &direct, &presence,
+                          &polarity, &sign, &a, &c, &thr, &uni, &lex))
+        return NULL;
+    Py_ssize_t p = direct.len / 4;
+    if (k <= 0 || need(&lin, 8, -1, "lin") || lin.len / 8 % k) {
+        PyErr_SetString(PyExc_ValueError, "lin: expected (rows, k) float64");
+        goto done;
+    }
+    Py_ssize_t n_rows = lin.len / 8 / k;
+    if (need(&direct, 4, -1, "direct") || need(&presence, 4, p, "presence") || need(&polarity, 4, p, "polarity") ||
+        need(&sign, 8, p, "sign") || need(&a, 8, p, "a") || need(&c, 8, p, "c") || need(&thr, 8, p, "threshold") ||
+        need(&uni, 1, p, "lexicon_union"))
+        goto done;
+    if (n_docs < 0 || n_docs > n_rows || (p && n_docs > PY_SSIZE_T_MAX / p)) {
+        PyErr_SetString(PyExc_ValueError, "pair_scores: n_docs must be between 0 and the rows of lin");
+        goto done;
+    }
+    if (need(&lex, 1, n_docs * p, "lexicon")) goto done;
+    const int32_t *di = direct.buf, *pr = presence.buf, *po = polarity.buf;
+    for (Py_ssize_t j = 0; j < p; j++)
+        if (di[j] < 0 || di[j] >= k || pr[j] < 0 || pr[j] >= k || po[j] < 0 || po[j] >= k) {
+            PyErr_SetString(PyExc_ValueError, "pair_scores: a score index is out of range");
+            goto done;
+        }
+    if (!(raw = PyMem_Malloc((size_t)(p ? p : 1) * sizeof(double)))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (!(probs = PyList_New(n_docs)) || !(decided = PyList_New(n_docs)) || !(rest = PyList_New(n_rows - n_docs)))
+        goto done;
+    const double *L = lin.buf, *sg = sign.buf, *A = a.buf, *C = c.buf, *T = thr.buf;
+    const uint8_t *U = uni.buf, *X = lex.buf;
+    for (Py_ssize_t i = 0; i < n_rows; i++) {
+        const double *row = L + i * k;
+        for (Py_ssize_t j = 0; j < p; j++) {
+            double q = row[pr[j]], o = row[po[j]] * sg[j];
+            raw[j] = row[di[j]] + (o < q ? o : q); /* np.minimum without NaNs: the smaller */
+        }
+        if (i >= n_docs) {
+            PyObject *r = float_list(raw, p);
+            if (!r) goto done;
+            PyList_SET_ITEM(rest, i - n_docs, r);
+            continue;
+        }
+        PyObject *js = PyList_New(0);
+        if (!js) goto done;
+        PyList_SET_ITEM(decided, i, js);
+        for (Py_ssize_t j = 0; j < p; j++) {
+            double t = raw[j] * A[j] + C[j];
+            t = t < -35.0 ? -35.0 : t > 35.0 ? 35.0 : t;
+            raw[j] = 1.0 / (1.0 + exp(-t));
+            if (raw[j] >= T[j] || (U[j] && X[i * p + j])) {
+                PyObject *jj = PyLong_FromSsize_t(j);
+                if (!jj || PyList_Append(js, jj) < 0) {
+                    Py_XDECREF(jj);
+                    goto done;
+                }
+                Py_DECREF(jj);
+            }
+        }
+        PyObject *r = float_list(raw, p);
+        if (!r) goto done;
+        PyList_SET_ITEM(probs, i, r);
+    }
+    result = PyTuple_Pack(3, probs, decided, rest);
+done:
+    Py_XDECREF(probs);
+    Py_XDECREF(decided);
+    Py_XDECREF(rest);
+    PyMem_Free(raw);
+    Py_buffer *all[] = {&lin, &direct, &presence, &polarity, &sign, &a, &c, &thr, &uni, &lex};
+    release(all, sizeof all / sizeof all[0]);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"scan_terms", scan_terms, METH_VARARGS, "lexicon terms on token boundaries (see the function)"},
     {"clause_rows", clause_rows, METH_VARARGS, "a text's clause rows for the aspect model (see the function)"},
     {"add_dense", add_dense, METH_VARARGS, "out += x @ weights over the nonzeros of x, in float32 (see the module)"},
     {"tfidf_product", tfidf_product, METH_VARARGS, "per-row tf-idf, L2 per group, times weights (see the module)"},
     {"sentiment_margins", sentiment_margins, METH_VARARGS, "the sentiment model's margins (see the module)"},
+    {"pair_scores", pair_scores, METH_VARARGS, "the aspect model's pair scores, probabilities and decisions (see the function)"},
     {NULL}};
 
 static struct PyModuleDef module = {

@@ -48,6 +48,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from app.core.taxonomy import ASPECTS, KEYWORD_DIMENSIONS, N_PAIRS, PAIR_CODES, PAIRS, POLARITIES
+from app.pipeline import _native
 from app.pipeline.artifacts import (
     ArtifactError,
     check_state,
@@ -431,6 +432,14 @@ class AspectModel:
         self.platt_c = np.asarray(state["platt_c"], dtype=np.float64)
         self.threshold = np.asarray(state["threshold"], dtype=np.float64)
         self.lexicon_union = np.asarray(state["lexicon_union"], dtype=bool)
+        self._pair_tables = (  # what _native.pair_scores reads after the linear scores
+            np.arange(DIRECT_SCORES.start, DIRECT_SCORES.stop, dtype=np.int32),
+            _PRESENCE_OF_PAIR.astype(np.int32),
+            _POLARITY_OF_PAIR.astype(np.int32),
+            _POLARITY_SIGN,
+            *(np.ascontiguousarray(x) for x in (self.platt_a, self.platt_c, self.threshold)),
+            self.lexicon_union.astype(np.uint8),
+        )
 
     @staticmethod
     def _check(state) -> None:
@@ -531,11 +540,6 @@ class AspectModel:
         """(n, N_PAIRS) calibrated probability of each pair, in PAIRS order."""
         return platt(combine(self.linear(views)), self.platt_a, self.platt_c)
 
-    def decide(self, probs: np.ndarray, docs: Sequence[Doc]) -> np.ndarray:
-        """(n, N_PAIRS) decisions: probability over the pair's threshold, or (for the pairs flagged
-        in ``lexicon_union``) a lexicon hit of that aspect and polarity."""
-        return (probs >= self.threshold) | (self.lexicon_union & lexicon_pairs(docs))
-
     def score(self, docs: Sequence[Doc]) -> list[tuple[AspectFinding, ...]]:
         """Asserted pairs per document, best first, each with its evidence clauses."""
         if not docs:
@@ -547,19 +551,15 @@ class AspectModel:
         ahead = [i for i, d in enumerate(docs) if len(d.clauses) > 1] if n < CLAUSES_AHEAD_BELOW else []
         if ahead:
             clause_parts([docs[i] for i in ahead], space, self._target_cols, into=parts)
-        raw = combine(self.linear_parts(parts))
-        probs = platt(raw[:n], self.platt_a, self.platt_c)
-        pairs: list[list[int]] = [[] for _ in docs]
-        for i, j in zip(*(a.tolist() for a in np.nonzero(self.decide(probs, docs)))):
-            pairs[i].append(j)
+        probs, pairs, clause_raw = self._pair_scores(self.linear_parts(parts), docs)
         hit_clauses = [_pair_clauses(d, js) for d, js in zip(docs, pairs)]
         if ahead:
-            fallback = dict(zip(ahead, _per_doc(raw[n:].tolist(), [docs[i] for i in ahead])))
+            fallback = dict(zip(ahead, _per_doc(clause_raw, [docs[i] for i in ahead])))
         else:  # only the documents with a decided pair that no lexicon hit places
             need = [i for i, hc in enumerate(hit_clauses) if len(docs[i].clauses) > 1 and not all(hc.values())]
             fallback = dict(zip(need, self.clause_scores([docs[i] for i in need]))) if need else {}
         out = []
-        for i, (doc, p) in enumerate(zip(docs, probs.tolist())):
+        for i, (doc, p) in enumerate(zip(docs, probs)):
             findings = []
             for j, clauses in hit_clauses[i].items():
                 if not clauses and doc.clauses:
@@ -584,7 +584,21 @@ class AspectModel:
         clause that scores highest for a pair is the one that carried it. One product over runs
         of each document's feature pass."""
         space = self._binding()[0]
-        return _per_doc(combine(self.linear_parts(clause_parts(docs, space, self._target_cols))).tolist(), docs)
+        return _per_doc(self._pair_scores(self.linear_parts(clause_parts(docs, space, self._target_cols)), [])[2], docs)
+
+    def _pair_scores(self, lin: np.ndarray, docs: Sequence[Doc]) -> tuple[list, list, list]:
+        """:func:`combine` and :func:`platt` of linear scores whose first ``len(docs)`` rows are
+        ``docs`` and the rest clauses, in one compiled call (the same arithmetic; its ``exp`` is
+        the C library's): each document's probabilities (in ``PAIRS`` order) and decided pairs
+        (probability over the pair's threshold, or, for the pairs flagged in ``lexicon_union``,
+        a lexicon hit of that aspect and polarity), and each clause row's raw scores, as lists."""
+        return _native.pair_scores(
+            np.ascontiguousarray(lin, dtype=np.float64),
+            N_LINEAR,
+            len(docs),
+            *self._pair_tables,
+            lexicon_pair_bytes(docs),
+        )
 
 
 def _per_doc(clause_rows: list, docs: Sequence[Doc]) -> list[list]:
@@ -634,11 +648,16 @@ _PAIR_INDEX = {p: j for j, p in enumerate(PAIRS)}
 
 def lexicon_pairs(docs: Sequence[Doc]) -> np.ndarray:
     """(n, N_PAIRS) whether each document has a lexicon hit of each (aspect, polarity) pair."""
-    out = np.zeros((len(docs), len(PAIRS)), dtype=bool)
+    return np.frombuffer(lexicon_pair_bytes(docs), dtype=bool).reshape(len(docs), N_PAIRS)
+
+
+def lexicon_pair_bytes(docs: Sequence[Doc]) -> bytearray:
+    """:func:`lexicon_pairs` as the compiled kernel reads it: one byte (0/1) per document and pair."""
+    out = bytearray(len(docs) * N_PAIRS)
     for i, d in enumerate(docs):
         for h in d.hits:
             if (j := _PAIR_INDEX.get((h.dimension, h.polarity))) is not None:
-                out[i, j] = True
+                out[i * N_PAIRS + j] = 1
     return out
 
 
