@@ -4,6 +4,7 @@ held-out check of the targets on the shared data (skipped when ../shared/data is
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -359,3 +360,33 @@ def test_score_single_and_batched_agree(model, pipe):
     ]
     docs = [pipe.make_doc(t) for t in texts]
     assert model.score(docs) == [model.score([d])[0] for d in docs]
+
+
+def test_add_lex_kernel_sums_the_block_and_refuses_bad_arguments():
+    """The lexicon block's kernel (``linear_parts`` against ``linear`` in test_features checks it
+    on real documents): entries summed per cell, the size columns set, scaled, times weights."""
+    from app.pipeline import _native
+
+    m = len(AM.LEX_FEATURES)
+    w = np.arange(m * 2, dtype=np.float32).reshape(m, 2)
+    out = np.zeros((2, 2), dtype=np.float32)
+    args = ([1, 1, 0], [0, 0, 3], [0.5, 0.25, 1.0], [3, 10], [1, 2], AM._LEX_LEN, AM._LEX_CLAUSES, 2.0, w, out)
+    _native.add_lex(*args)
+    for i, x in enumerate(
+        [{3: 2.0}, {0: 1.5}],
+    ):
+        x |= {AM._LEX_LEN: math.log1p([3, 10][i]) / 5 * 2.0, AM._LEX_CLAUSES: math.log1p([1, 2][i]) / 2 * 2.0}
+        expected = np.zeros(2, dtype=np.float32)
+        for j in sorted(x):
+            expected += np.float32(x[j]) * w[j]
+        assert out[i].tolist() == expected.tolist()
+    for bad in (
+        ([2], [0], [1.0]),  # a row past the rows
+        ([0], [m], [1.0]),  # a column past the block
+        ([0], [0], ["x"]),  # not a number
+        ([0, 1], [0], [1.0]),  # lists of different lengths
+    ):
+        with pytest.raises((ValueError, TypeError)):
+            _native.add_lex(*bad, *args[3:])
+    with pytest.raises(ValueError):
+        _native.add_lex(*args[:-1], np.zeros((2, 3), dtype=np.float32))  # out of the wrong width

@@ -1072,6 +1072,82 @@ done:
     return result;
 }
 
+/* add_lex(rows, cols, vals, lengths, n_clauses, len_col, clauses_col, scale, weights, out):
+ *   the aspect model's lexicon block times its weights, added to out (float32, n x k) for the
+ *   n = len(lengths) rows. A row's block is float64: the entries (rows, cols, vals: lists of
+ *   equal length) summed in order as aspect_model.lex_vector adds them, then len_col =
+ *   log1p(length) / 5 and clauses_col = log1p(n_clauses) / 2; times scale, cast to float32, and
+ *   each nonzero column j in order adds x_j * weights[j] (float32; add_dense's loop). One call
+ *   instead of a dense matrix built by eight numpy calls (np.add.at and its casts). */
+static PyObject *add_lex(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *rows, *cols, *vals, *lengths, *clauses, *result = NULL;
+    Py_ssize_t len_col, clauses_col;
+    double scale;
+    Py_buffer w = {0}, out = {0};
+    double *block = NULL;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!nndy*w*:add_lex", &PyList_Type, &rows, &PyList_Type, &cols, &PyList_Type,
+                          &vals, &PyList_Type, &lengths, &PyList_Type, &clauses, &len_col, &clauses_col, &scale, &w,
+                          &out))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(lengths), e = PyList_GET_SIZE(rows), m = 0, k = 0;
+    if (PyList_GET_SIZE(clauses) != n || PyList_GET_SIZE(cols) != e || PyList_GET_SIZE(vals) != e) {
+        PyErr_SetString(PyExc_ValueError, "add_lex: rows, cols, vals (and lengths, n_clauses) differ in length");
+        goto done;
+    }
+    if (!n) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    if (need(&out, 4, -1, "out") || need(&w, 4, -1, "weights")) goto done;
+    k = out.len / 4 / n;
+    if (k <= 0 || out.len != n * k * 4 || w.len / 4 % k) {
+        PyErr_SetString(PyExc_ValueError, "add_lex: expected out (n, k) and weights (m, k) float32");
+        goto done;
+    }
+    m = w.len / 4 / k;
+    if (len_col < 0 || len_col >= m || clauses_col < 0 || clauses_col >= m || n > PY_SSIZE_T_MAX / 8 / m) {
+        PyErr_SetString(PyExc_ValueError, "add_lex: a column is out of range");
+        goto done;
+    }
+    if (!(block = PyMem_Calloc((size_t)(n * m), sizeof(double)))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < e; i++) {
+        Py_ssize_t r = PyLong_AsSsize_t(PyList_GET_ITEM(rows, i)), c = PyLong_AsSsize_t(PyList_GET_ITEM(cols, i));
+        double v = PyFloat_AsDouble(PyList_GET_ITEM(vals, i));
+        if (PyErr_Occurred()) goto done;
+        if (r < 0 || r >= n || c < 0 || c >= m) {
+            PyErr_SetString(PyExc_ValueError, "add_lex: an entry is out of range");
+            goto done;
+        }
+        block[r * m + c] += v;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t size = PyLong_AsSsize_t(PyList_GET_ITEM(lengths, i)), nc = PyLong_AsSsize_t(PyList_GET_ITEM(clauses, i));
+        if (PyErr_Occurred()) goto done;
+        block[i * m + len_col] = log1p((double)size) / 5;
+        block[i * m + clauses_col] = log1p((double)nc) / 2;
+    }
+    const float *restrict W = w.buf;
+    float *restrict Y = out.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        float *restrict y = Y + i * k;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            float a = (float)(block[i * m + j] * scale);
+            if (a == 0.0f) continue;
+            for (Py_ssize_t c = 0; c < k; c++) y[c] += a * W[j * k + c];
+        }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(block);
+    Py_buffer *all[] = {&w, &out};
+    release(all, sizeof all / sizeof all[0]);
+    return result;
+}
+
 /* pair_scores(lin, k, n_docs, direct, presence, polarity, sign, a, c, threshold, lexicon_union, lexicon)
  *   -> (probabilities, decided, clause_raw): the aspect model after its linear scores, for one
  *   call's rows (``AspectModel.score``). ``lin`` is (rows, k) float64; pair j's raw score is
@@ -1184,6 +1260,7 @@ static PyMethodDef module_methods[] = {
     {"add_dense", add_dense, METH_VARARGS, "out += x @ weights over the nonzeros of x, in float32 (see the module)"},
     {"tfidf_product", tfidf_product, METH_VARARGS, "per-row tf-idf, L2 per group, times weights (see the module)"},
     {"sentiment_margins", sentiment_margins, METH_VARARGS, "the sentiment model's margins (see the module)"},
+    {"add_lex", add_lex, METH_VARARGS, "the aspect model's lexicon block times its weights (see the function)"},
     {"pair_scores", pair_scores, METH_VARARGS, "the aspect model's pair scores, probabilities and decisions (see the function)"},
     {NULL}};
 

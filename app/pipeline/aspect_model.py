@@ -245,17 +245,6 @@ def target_columns(targets: dict[str, str]) -> dict[str, int]:
     return {w: _LEX_INDEX[f"t:{d}"] for w, d in targets.items()}
 
 
-def lex_matrix(parts: Parts) -> np.ndarray:
-    """:func:`lex_vector` of every part, as rows of one (n, LEX_FEATURES) array (the same sums,
-    added in the same order: ``np.add.at`` applies the entries in turn)."""
-    out = np.zeros((len(parts), len(LEX_FEATURES)), dtype=np.float64)
-    rows, cols, vals = parts.lex
-    np.add.at(out, (rows, cols), vals)
-    out[:, _LEX_LEN] = [math.log1p(n) / 5 for n in parts.lengths]
-    out[:, _LEX_CLAUSES] = [math.log1p(n) / 2 for n in parts.n_clauses]
-    return out
-
-
 def doc_parts(docs: Sequence[Doc], space: FeatureSpace, target_cols: dict[str, int]) -> Parts:
     """Each document whole, from its feature pass (``target_cols``: :func:`target_columns`)."""
     out = Parts(target_cols)
@@ -427,6 +416,7 @@ class AspectModel:
             self._corpus_idf = self.corpus.idf.astype(np.float64)
         self._bound: tuple[FeatureSpace, np.ndarray | None, np.ndarray | None] | None = None
         self._w = np.ascontiguousarray(np.asarray(state["coef"], dtype=np.float32).T)
+        self._lex_w = np.ascontiguousarray(self._w[self._n_vocab : self._n_vocab + len(LEX_FEATURES)])
         self._b = np.asarray(state["intercept"], dtype=np.float64)
         self.platt_a = np.asarray(state["platt_a"], dtype=np.float64)
         self.platt_c = np.asarray(state["platt_c"], dtype=np.float64)
@@ -516,8 +506,10 @@ class AspectModel:
         width = self._n_vocab
         lin = np.zeros((n, N_LINEAR), dtype=np.float32)
         tfidf_product(parts.ngrams, ngram_cols, self._idf, self._is_word, self._w[:width], lin)
-        lex = lex_matrix(parts) * self.lex_scale
-        add_dense(lin, lex, self._w[width : width + len(LEX_FEATURES)])
+        rows, cols, vals = parts.lex
+        _native.add_lex(
+            rows, cols, vals, parts.lengths, parts.n_clauses, _LEX_LEN, _LEX_CLAUSES, self.lex_scale, self._lex_w, lin
+        )
         if self.corpus is not None:
             dense = self._corpus_block(parts.words, corpus_cols) * self.corpus_scale
             add_dense(lin, dense, self._w[width + len(LEX_FEATURES) :])
