@@ -68,3 +68,50 @@ def test_workers_fork_only_when_asked_and_single_threaded(tmp_path, fake_pipelin
     assert isinstance(conv, ConversationScorer) and conv.rules is rules and conv.pipeline is fake_pipeline
     with pytest.raises(LookupError):
         fork_scorers(fork, fake_pipeline, None).for_kind("conversations")
+
+
+def test_idle_workers_wake_when_a_job_is_submitted():
+    """A worker process waiting for work (SignalStop.idle) returns when the runner rings the
+    wake-up pipe (notify, on each submission), not at its next poll; unheard rings only make
+    the next wait short, and a worker stopped meanwhile still sees it is stopped."""
+    import multiprocessing as mp
+    import signal
+    import time
+
+    from app.jobs.worker import SignalStop, Wakeup
+
+    wakeup = Wakeup(mp.get_context("fork"))
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        stop = SignalStop(wakeup.reader)
+        t = time.monotonic()
+        assert stop.idle(0.2) is False and time.monotonic() - t >= 0.19  # nothing rang: the whole poll
+        threading.Timer(0.1, wakeup.ring, args=(2,)).start()
+        t = time.monotonic()
+        stop.idle(30)
+        assert time.monotonic() - t < 5  # woken by the ring, not after 30 s
+        wakeup.ring(2)
+        wakeup.ring(2)  # rung while busy: the next wait returns at once and drains them all
+        t = time.monotonic()
+        stop.idle(30)
+        assert time.monotonic() - t < 5
+        t = time.monotonic()
+        stop.idle(0.2)
+        assert time.monotonic() - t >= 0.19  # drained: nothing left over
+        for _ in range(20_000):  # more rings than the pipe holds: ring never blocks or raises
+            wakeup.ring(8)
+        stop.set()
+        assert stop.idle(30) is True
+        assert SignalStop().idle(0.05) is False  # without a pipe: a plain wait
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_notify_rings_the_workers(tmp_path):
+    import select
+
+    runner = JobRunner(service.db_url(settings_for(tmp_path)), settings_for(tmp_path), workers=3)
+    fd = runner.wakeup.reader.fileno()
+    assert not select.select([fd], [], [], 0)[0]
+    runner.notify()
+    assert select.select([fd], [], [], 0)[0]

@@ -26,6 +26,7 @@ import fcntl
 import logging
 import multiprocessing as mp
 import os
+import select
 import signal
 import sqlite3
 import threading
@@ -150,10 +151,14 @@ def run_worker(
     notices: Notices | None = None,
     slot: int = 0,
     backoff: tuple[float, float] = DISK_RETRY,
+    idle: Callable[[float], object] | None = None,
 ) -> None:
     """Claim, score and commit chunks until ``stop`` is set, the parent process dies, or
     (with ``idle_exit``) nothing was there to claim for that many seconds. While the disk
-    takes no writes, the worker waits holding its chunk and its scores (``DiskWait``)."""
+    takes no writes, the worker waits holding its chunk and its scores (``DiskWait``).
+    With nothing to claim it waits ``poll`` seconds, or until ``idle`` returns (a process
+    worker's :meth:`SignalStop.idle`: woken when a job is submitted)."""
+    idle = idle or stop.wait
     idle_since = time.monotonic()
     retry = DiskWait(owner, stop, notices, slot, backoff)
     while not stop.is_set():
@@ -168,7 +173,7 @@ def run_worker(
             if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
                 log.info("worker %s: idle for %.0f s; exiting", owner, idle_exit)
                 return
-            stop.wait(poll)
+            idle(poll)
             continue
         idle_since = time.monotonic()
         try:
@@ -214,10 +219,14 @@ def _release(store: JobStore, claim: Claim) -> None:
 class SignalStop:
     """The stop flag of a worker process, raised by SIGTERM: the worker finishes (commits)
     its chunk and exits. No shared lock, so a worker killed at any instant cannot leave
-    anything locked behind (a multiprocessing.Event could: its semaphore)."""
+    anything locked behind (a multiprocessing.Event could: its semaphore). ``wakeup``: the
+    read end of the runner's :class:`Wakeup` pipe, which :meth:`idle` waits on."""
 
-    def __init__(self):
+    def __init__(self, wakeup: Any | None = None):
         self._set = False
+        self._wakeup = wakeup.fileno() if wakeup is not None else None
+        if self._wakeup is not None:
+            os.set_blocking(self._wakeup, False)  # every idle worker wakes; one of them drains it
         signal.signal(signal.SIGTERM, self._handler)
 
     def _handler(self, signum, frame):
@@ -235,13 +244,45 @@ class SignalStop:
             time.sleep(min(0.05, timeout))
         return self._set
 
+    def idle(self, timeout: float) -> bool:
+        """:meth:`wait`, cut short when a job is submitted (a byte on the wake-up pipe)."""
+        if self._wakeup is None:
+            return self.wait(timeout)
+        deadline = time.monotonic() + timeout
+        while not self._set and (left := deadline - time.monotonic()) > 0:
+            if select.select([self._wakeup], [], [], min(0.05, left))[0]:
+                try:
+                    os.read(self._wakeup, 4096)
+                except BlockingIOError:
+                    pass  # another worker drained it first
+                break
+        return self._set
+
+
+class Wakeup:
+    """A pipe from the service to its idle workers: ``ring`` (a job was submitted) writes a
+    byte per worker, and a worker waiting for work (:meth:`SignalStop.idle`) goes and claims
+    at once, where it would poll 0.25 s later (on average 0.12 s: 5 % of a 25,000-row job, the
+    whole of a small one). Nothing to lock: a worker killed at any instant leaves the pipe as
+    it was, and a ring nobody hears (all busy) only makes their next wait short."""
+
+    def __init__(self, ctx):
+        self.reader, self._writer = ctx.Pipe(duplex=False)  # a Connection: spawned workers get it too
+        os.set_blocking(self._writer.fileno(), False)
+
+    def ring(self, n: int) -> None:
+        try:
+            os.write(self._writer.fileno(), b"\0" * max(n, 1))
+        except BlockingIOError:
+            pass  # the pipe is full of rings nobody has heard yet: they will
+
 
 def _process_main(
-    db_url: str, owner: str, settings, factory: Callable, parent_pid: int, notices: Notices, slot: int
+    db_url: str, owner: str, settings, factory: Callable, parent_pid: int, notices: Notices, slot: int, wakeup=None
 ) -> None:
     """Entry point of a worker process (spawned: a clean interpreter, its own pipeline)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the service, which stops us
-    stop = SignalStop()
+    stop = SignalStop(wakeup)
     _die_with_parent()
     lower_priority(settings.job_worker_nice)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
@@ -258,19 +299,28 @@ def _process_main(
             idle_exit=settings.job_worker_idle_seconds,
             notices=notices,
             slot=slot,
+            idle=stop.idle,
         )
     finally:
         store.close()
 
 
 def _forked_main(
-    db_url: str, owner: str, scorers, parent_pid: int, lock_fd: int | None, nice: int, notices: Notices, slot: int
+    db_url: str,
+    owner: str,
+    scorers,
+    parent_pid: int,
+    lock_fd: int | None,
+    nice: int,
+    notices: Notices,
+    slot: int,
+    wakeup=None,
 ) -> None:
     """Entry point of a forked worker: the service's pipeline is already here (shared
     copy-on-write with the service process); only the database connection is new."""
     signal.set_wakeup_fd(-1)  # the service's event loop must not hear our signals
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    stop = SignalStop()
+    stop = SignalStop(wakeup)
     _die_with_parent()
     lower_priority(nice)
     if lock_fd is not None:
@@ -278,7 +328,7 @@ def _forked_main(
     store = open_store(db_url)
     log.info("worker %s ready (pid %d, forked)", owner, os.getpid())
     try:
-        run_worker(store, scorers, owner, stop, parent_pid=parent_pid, notices=notices, slot=slot)
+        run_worker(store, scorers, owner, stop, parent_pid=parent_pid, notices=notices, slot=slot, idle=stop.idle)
     finally:
         store.close()
 
@@ -385,6 +435,7 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         self._backoff: dict[int, tuple[int, float]] = {}  # slot -> (failures, not before)
         self.notices = Notices(self.n_workers, db_url)
+        self.wakeup = Wakeup(self.ctx)
         self._store_error = ""
 
     def notice(self) -> dict | None:
@@ -430,13 +481,16 @@ class JobRunner:
                     self.settings.job_worker_nice,
                     self.notices,
                     slot,
+                    self.wakeup.reader,
                 ),
             )
             proc.start()
             self.procs[owner] = (slot, proc, time.monotonic())
 
     def notify(self) -> None:
-        """A job was submitted: start workers now rather than at the next check."""
+        """A job was submitted: idle workers claim now, missing ones start now, rather than at
+        their next check."""
+        self.wakeup.ring(self.n_workers)
         self._wake.set()
 
     def models_changed(self) -> int:
@@ -506,7 +560,7 @@ class JobRunner:
         proc = self.ctx.Process(
             target=_process_main,
             name=f"pingjia-job-worker-{slot}",
-            args=(self.db_url, owner, self.settings, self.factory, os.getpid(), self.notices, slot),
+            args=(self.db_url, owner, self.settings, self.factory, os.getpid(), self.notices, slot, self.wakeup.reader),
             daemon=True,
         )
         proc.start()
