@@ -3,17 +3,21 @@
  *
  * Why C: after rjieba, the remaining cost of a review was Python and numpy work per feature
  * (building bigram strings, dict lookups, np.unique of the batch's (row, column) keys, gathers)
- * and a fixed ~0.6 ms of numpy calls per request. These loops replace it; everything around them
- * (which features a row reads, calibration, decisions) stays in Python.
+ * and a fixed ~0.6 ms of numpy calls per request. These loops replace it; which features a row
+ * reads stays in Python. After the products, the aspect model's pair scores, Platt probabilities
+ * and decisions (pair_scores) are here too: for one text, the two dozen numpy calls they took cost
+ * more than the maths, and several times more out of the CPU caches (between requests).
  *
  * Exactness: the kernels reproduce the numpy/scipy arithmetic they replace operation by
  * operation (entries in ascending column order per row, float32 products accumulated in
  * float32 like scipy's CSR kernels, float64 sums like np.bincount, count transforms read from
  * tables numpy computed), so served scores equal the string featurisation's bit for bit
- * (tests/test_features.py). Build with -ffp-contract=off: a fused multiply-add would round
- * differently.
+ * (tests/test_features.py). One exception: pair_scores calls the C library's exp where numpy has
+ * its own, so a probability can differ from numpy's in the last bit (tests/test_aspect_model.py).
+ * Build with -ffp-contract=off: a fused multiply-add would round differently.
  *
- * Python API (wrapped by app/pipeline/features.py, which fixes dtypes and shapes):
+ * Python API (wrapped by app/pipeline/features.py, which fixes dtypes and shapes; add_lex and
+ * pair_scores are called by app/pipeline/aspect_model.py with arrays it prepared at load):
  *   Vocab()                        an open-addressing table of feature names (code points)
  *   Vocab.add(names) -> bytes      int32 ids, new names numbered in order, known ones reused
  *   Vocab.add_joined(blob) -> bytes  add() of the names of a NUL-joined UTF-8 blob
@@ -28,6 +32,9 @@
  * `columns` maps union ids to the model's columns; None when the model's vocabulary was the first
  * added to the table, so that its ids are its columns (one memory access less per feature).
  *   add_dense(x, weights, out, n, m)
+ *   add_lex(rows, cols, vals, lengths, n_clauses, len_col, clauses_col, scale, weights, out)
+ *   pair_scores(lin, k, n_docs, direct, presence, polarity, sign, a, c, threshold, lexicon_union,
+ *               lexicon) -> (probabilities, decided, clause_raw)
  *   scan_terms(terms, heads, firsts, prefixes, negator, factor, maxlen, text, tokens)
  *   clause_rows(spans, starts, ends, despaced, n_chars, chars_at, base)
  * A row reads segments (start, end) of the flat `ids`: rowptr[r] .. rowptr[r + 1] index `segs`.
