@@ -247,7 +247,7 @@ def calibration_inputs(z: np.ndarray, hits: np.ndarray) -> np.ndarray:
 
 
 def three_class(
-    z: np.ndarray, hits: np.ndarray, neu_coef: np.ndarray, neu_intercept: float, pos_slope: float
+    z: np.ndarray, hits: np.ndarray, neu_coef: Sequence[float], neu_intercept: float, pos_slope: float
 ) -> np.ndarray:
     """(n, 3) probabilities in SENTIMENT_LABELS order from margins and hit counts: :func:`three_class_row`
     of each row (the one definition, which serving calls per document)."""
@@ -345,10 +345,12 @@ class LinearSentimentModel:
         # (scale², scale · coef) per feature, side by side: the kernel reads both in one cache line
         self._weights = np.column_stack([scale * scale, scale * np.asarray(state["coef"], dtype=np.float32)])
         self._b = float(state["intercept"])
-        self._neu_w = np.asarray(state["neu_coef"], dtype=np.float64)
-        self._neu_row = [float(c) for c in self._neu_w]  # what three_class_row reads
-        self._neu_b = float(state["neu_intercept"])
-        self._slope = float(state["pos_slope"])
+        # three_class_row's parameters after the margin and hit counts: neu_coef, its intercept, the slope
+        self._calibrator = (
+            [float(c) for c in np.asarray(state["neu_coef"], dtype=np.float64)],
+            float(state["neu_intercept"]),
+            float(state["pos_slope"]),
+        )
         self.neutral_threshold = float(state["neutral_threshold"])
 
     @staticmethod
@@ -411,13 +413,12 @@ class LinearSentimentModel:
         """Margins ``z`` and unrounded (n, 3) probabilities (SENTIMENT_LABELS order), before
         the no-letter rule: what ``predict`` decides from, for evaluation and tests."""
         z = self.margins(docs)
-        return z, three_class(z, hit_counts(docs), self._neu_w, self._neu_b, self._slope)
+        return z, three_class(z, hit_counts(docs), *self._calibrator)
 
     def predict(self, docs: Sequence[Doc]) -> list[SentimentFinding]:
         """Label and probabilities for each document, by the rules in the module docstring."""
         if not docs:
             return []
-        calibrator = (self._neu_row, self._neu_b, self._slope)
         out = []
         for doc, z in zip(docs, self.margins(docs).tolist()):
             if not has_letters(doc.text):
@@ -425,7 +426,7 @@ class LinearSentimentModel:
                 continue
             polarities = [h.polarity for h in doc.hits]
             positive = polarities.count("positive")
-            p = three_class_row(z, positive, len(polarities) - positive, *calibrator)
+            p = three_class_row(z, positive, len(polarities) - positive, *self._calibrator)
             label = "neutral" if p[1] >= self.neutral_threshold else "positive" if z >= 0 else "negative"
             out.append(SentimentFinding(label, dict(zip(SENTIMENT_LABELS, round_probabilities(p)))))
         return out
