@@ -86,23 +86,62 @@ def test_idle_workers_wake_when_a_job_is_submitted():
         stop = SignalStop(wakeup.reader)
         t = time.monotonic()
         assert stop.idle(0.2) is False and time.monotonic() - t >= 0.19  # nothing rang: the whole poll
-        threading.Timer(0.1, wakeup.ring, args=(2,)).start()
+        threading.Timer(0.1, wakeup.ring, args=(1,)).start()  # a service with one worker
         t = time.monotonic()
         stop.idle(30)
         assert time.monotonic() - t < 5  # woken by the ring, not after 30 s
-        wakeup.ring(2)
-        wakeup.ring(2)  # rung while busy: the next wait returns at once and drains them all
+        wakeup.ring(1)
+        wakeup.ring(1)  # rung while busy: the next wait returns at once
         t = time.monotonic()
         stop.idle(30)
         assert time.monotonic() - t < 5
         t = time.monotonic()
         stop.idle(0.2)
-        assert time.monotonic() - t >= 0.19  # drained: nothing left over
+        assert time.monotonic() - t >= 0.19  # one byte for one worker: nothing left over
         for _ in range(20_000):  # more rings than the pipe holds: ring never blocks or raises
             wakeup.ring(8)
         stop.set()
         assert stop.idle(30) is True
         assert SignalStop().idle(0.05) is False  # without a pipe: a plain wait
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_one_ring_wakes_every_idle_worker():
+    """Two workers idle on the pipe, one submission: both go and claim at once. (Each reads one
+    byte: when the first drained the pipe, the other's select found nothing and slept out its
+    poll, so a job's second worker started ~0.17 s late.) Rings while nobody listens top the
+    pipe up to one byte per worker, not one per ring."""
+    import multiprocessing as mp
+    import signal
+    import time
+
+    from app.jobs.worker import SignalStop, Wakeup
+
+    wakeup = Wakeup(mp.get_context("fork"))
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        stops = [SignalStop(wakeup.reader), SignalStop(wakeup.reader)]
+        woke: list[float] = []
+        for _ in range(5):
+            woke.clear()
+            waiters = [threading.Thread(target=lambda s=s: (s.idle(10), woke.append(time.monotonic()))) for s in stops]
+            for w in waiters:
+                w.start()
+            time.sleep(0.1)  # both are in select
+            t = time.monotonic()
+            wakeup.ring(2)
+            for w in waiters:
+                w.join(15)
+            assert len(woke) == 2 and max(woke) - t < 1, [round(x - t, 3) for x in woke]
+        for _ in range(50):
+            wakeup.ring(2)  # submissions while both are busy
+        t = time.monotonic()
+        assert stops[0].idle(5) is False and stops[1].idle(5) is False
+        assert time.monotonic() - t < 1  # the two rings waiting: each worker claims at once
+        t = time.monotonic()
+        stops[0].idle(0.2)
+        assert time.monotonic() - t >= 0.19  # and nothing more was kept: no claims in vain
     finally:
         signal.signal(signal.SIGTERM, before)
 
