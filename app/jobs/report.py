@@ -24,7 +24,7 @@ import re
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Protocol
@@ -177,19 +177,37 @@ def bucket_percentile(counts: list[int], q: float) -> float | None:
     return FIRST_RESPONSE_EDGES[-1]
 
 
-@dataclass
 class Accumulator:
     """Additive counters for a set of rows (one chunk, or a whole file).
 
+    A row counts each of its metrics (rows, analysed, its label, causes and aspects) in each of
+    its scopes (all rows, each group value, its day): some 30 counters. They are kept as one
+    count per scope and the row's metrics together, spread over the metrics when
+    :attr:`counts` is read, since rows repeat their metrics (a 500-row chunk of the bench's
+    reviews: 2,500 increments, not 15,000; a row 8.5 -> 4 µs).
     Term counts are kept as three counters and a first-row map, each filled by one C-level
     call per row (``Counter.update``, ``dict.update``); :attr:`terms` joins them."""
 
-    counts: Counter = field(default_factory=Counter)
-    examples: dict[tuple[str, str, str], tuple[int, str]] = field(default_factory=dict)
-    in_texts: Counter = field(default_factory=Counter)  # term -> texts containing it
-    in_negative: Counter = field(default_factory=Counter)
-    in_positive: Counter = field(default_factory=Counter)
-    first_negative: dict[str, int] = field(default_factory=dict)  # term -> first negative row added
+    def __init__(self):
+        self._counts: Counter = Counter()
+        self._scoped: Counter = Counter()  # (dim, key, a row's metric names) -> rows
+        self._metrics: dict[tuple, tuple[str, ...]] = {}  # a row's facts -> its metric names
+        self.examples: dict[tuple[str, str, str], tuple[int, str]] = {}
+        self.in_texts: Counter = Counter()  # term -> texts containing it
+        self.in_negative: Counter = Counter()
+        self.in_positive: Counter = Counter()
+        self.first_negative: dict[str, int] = {}  # term -> first negative row added
+
+    @property
+    def counts(self) -> Counter:
+        """(dim, key, metric) -> count."""
+        if self._scoped:
+            c = self._counts
+            for (dim, key, metrics), n in self._scoped.items():
+                for metric in metrics:
+                    c[(dim, key, metric)] += n
+            self._scoped.clear()
+        return self._counts
 
     def add(
         self,
@@ -212,17 +230,15 @@ class Accumulator:
         if dated:
             scopes.append(("day", day or ""))
         if facts is None:
-            metrics = ["rows", "errors"]
+            metrics = ("rows", "errors")
         else:
-            metrics = ["rows", "analysed", f"sent:{facts.label}"]
-            if facts.mixed:
-                metrics.append("mixed")
-            metrics += [f"cause:{cause}" for cause in facts.causes]
-            metrics += [f"aspect:{aspect}:{polarity}" for aspect, polarity in facts.aspects]
-        c = self.counts
-        c.update([(dim, key, metric) for dim, key in scopes for metric in metrics])  # one C-level count
+            row = (facts.label, facts.mixed, facts.causes, facts.aspects)
+            metrics = self._metrics.get(row)
+            if metrics is None:
+                metrics = self._metrics[row] = _metric_names(facts)
+        self._scoped.update([(dim, key, metrics) for dim, key in scopes])  # one C-level count
         if facts is None:
-            c[("all", "", f"err:{error or 'error'}")] += 1
+            self._counts[("all", "", f"err:{error or 'error'}")] += 1
             return
         terms = facts.terms
         self.in_texts.update(terms)
@@ -246,7 +262,7 @@ class Accumulator:
         """QA counters of one conversation, overall and per agent/channel (values as given)."""
         scopes = [("qa", ""), *((f"qa:{col}", val) for col, val in qa_groups.items() if val)]
         qa = facts.qa if facts is not None else None
-        c = self.counts
+        c = self._counts
         for scope in scopes:
             c[(*scope, "rows")] += 1
             if facts is None:
@@ -301,6 +317,16 @@ class Accumulator:
         for key, (row, data) in other.examples.items():
             if key not in self.examples or row < self.examples[key][0]:
                 self.examples[key] = (row, data)
+
+
+def _metric_names(facts: RowFacts) -> tuple[str, ...]:
+    """The metrics an analysed row counts in each of its scopes."""
+    metrics = ["rows", "analysed", f"sent:{facts.label}"]
+    if facts.mixed:
+        metrics.append("mixed")
+    metrics += [f"cause:{cause}" for cause in facts.causes]
+    metrics += [f"aspect:{aspect}:{polarity}" for aspect, polarity in facts.aspects]
+    return tuple(metrics)
 
 
 # --- reading back ------------------------------------------------------------------
