@@ -104,3 +104,52 @@ def test_a_model_trained_with_another_segmenter_is_served_with_a_warning(lexicon
     with caplog.at_level(logging.WARNING, logger="app.pipeline.engine"):
         Pipeline(lexicon=lexicon, segmenter=segmenter, sentiment=same, aspects=LexiconAspectScorer("x"))
     assert not [r for r in caplog.records if "trained on tokens" in r.getMessage()]
+
+
+def _regex_gaps(text: str) -> list[tuple[int, int]]:
+    """The text between CLAUSE_BREAK's matches, by the regex: what clause_gaps compiles."""
+    from app.pipeline.segment import CLAUSE_BREAK
+
+    gaps, prev = [], 0
+    for m in CLAUSE_BREAK.finditer(text):
+        if m.start() > prev:
+            gaps.append((prev, m.start()))
+        prev = m.end()
+    return gaps + [(prev, len(text))] if prev < len(text) else gaps
+
+
+def test_compiled_clause_gaps_and_width_folding_match_their_python_definitions():
+    """_native.clause_gaps is CLAUSE_BREAK's complement and fold_width is str.translate of the
+    full-width table, for every code point alone and around '.' between digits (8.0 is no break,
+    ٣.٣ neither: re's \\d is any decimal digit), and on random mixtures; clauses() still equals
+    clauses_reference, contrast words included."""
+    from app.pipeline._native import clause_gaps, fold_width
+    from app.pipeline.segment import clauses, clauses_reference
+
+    table = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+    for cp in range(0x110000):
+        ch = chr(cp)
+        assert clause_gaps(ch) == _regex_gaps(ch), hex(cp)
+        assert fold_width(ch) == ch.translate(table), hex(cp)
+        if ch.isdecimal():
+            for t in (ch + "." + ch, "a." + ch, ch + ".a", ch + ".."):
+                assert clause_gaps(t) == _regex_gaps(t), t
+    rnd = random.Random(13)
+    pool = list(",!?;:~…。！？；，、. 09٣\t\n\u3000\u2028\xa0好吃但是不过Ａａ～｡") + [
+        chr(c) for c in range(0xFF00, 0xFF60)
+    ]
+    seg = Segmenter(extra_words=["但是", "不过"])
+    contrast = frozenset({"但是", "不过", "但"})
+    for _ in range(20_000):
+        text = "".join(
+            rnd.choice(pool) if rnd.random() < 0.9 else chr(rnd.randint(1, 0xFFFF)) for _ in range(rnd.randint(0, 16))
+        )
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")  # no lone surrogates
+        assert clause_gaps(text) == _regex_gaps(text), text
+        assert fold_width(text) == text.translate(table), text
+        tokens = seg.tokenize(text)
+        assert clauses(text, tokens, contrast) == clauses_reference(text, tokens, contrast), text
+    with pytest.raises(TypeError):
+        clause_gaps(b"bytes")
+    with pytest.raises(TypeError):
+        fold_width(None)

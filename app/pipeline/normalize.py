@@ -15,9 +15,8 @@ from functools import lru_cache
 from typing import Any
 
 from app.core.errors import EmptyText, InvalidInput, TextTooLong
+from app.pipeline._native import fold_width
 
-# U+FF01..U+FF5E are the full-width forms of ASCII 0x21..0x7E; U+3000 is the ideographic space.
-_FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Characters we drop: C0/C1 controls except whitespace, zero-width and bidi/format marks, BOM.
 _DROP = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
@@ -79,7 +78,7 @@ def normalize(original: str) -> NormalizedText:
     """Normalise ``original`` for analysis and remember where each character came from."""
     if _SURROGATE.search(original):
         raise InvalidText("text contains lone UTF-16 surrogates; send valid Unicode")
-    text = to_simplified(original.translate(_FULLWIDTH))
+    text = to_simplified(fold_width(original))  # U+FF01..U+FF5E -> ASCII, U+3000 -> space
     if not _DROP.search(text) and not _SPACE_RUN.search(text) and text == text.strip():
         return NormalizedText(original, text, None)
     chars: list[str] = []

@@ -22,6 +22,7 @@ from operator import itemgetter
 
 import rjieba
 
+from app.pipeline._native import clause_gaps
 from app.pipeline.findings import Token
 
 # Clause boundaries: sentence/clause punctuation (after full-width folding) and line breaks.
@@ -102,14 +103,7 @@ def clauses(text: str, tokens: list[Token], contrast: frozenset[str]) -> list[tu
     >>> clauses("不错但是贵!!", [("不错", 0, 2), ("但是", 2, 4), ("贵", 4, 5), ("!!", 5, 7)], frozenset({"但是"}))
     [(0, 2), (2, 5)]
     """
-    gaps, prev = [], 0  # the text between punctuation runs
-    for m in CLAUSE_BREAK.finditer(text):
-        a, b = m.span()
-        if a > prev:
-            gaps.append((prev, a))
-        prev = b
-    if prev < len(text):
-        gaps.append((prev, len(text)))
+    gaps = clause_gaps(text)  # the text between runs of CLAUSE_BREAK, compiled
     if contrast.isdisjoint(map(itemgetter(0), tokens)):
         return gaps
     cuts = sorted({s for w, s, _ in tokens if w in contrast})
