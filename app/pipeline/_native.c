@@ -102,16 +102,46 @@ static inline uint64_t key_of(const Py_UCS4 *s, Py_ssize_t n, uint64_t *where) {
     return h & ~SHORT;
 }
 
-static int32_t vocab_find(const Vocab *v, const Py_UCS4 *s, Py_ssize_t n) {
-    uint64_t where, key = key_of(s, n, &where);
-    for (uint64_t i = where & v->mask;; i = (i + 1) & v->mask) {
+/* A name to look up: its code points, its key and the hash that places it (key_of). */
+typedef struct {
+    const Py_UCS4 *s;
+    Py_ssize_t n;
+    uint64_t key, where;
+} Query;
+
+static inline void query_of(Query *q, const Py_UCS4 *s, Py_ssize_t n) {
+    q->s = s;
+    q->n = n;
+    q->key = key_of(s, n, &q->where);
+}
+
+static int32_t vocab_probe(const Vocab *v, const Query *q) {
+    for (uint64_t i = q->where & v->mask;; i = (i + 1) & v->mask) {
         const Slot *slot = v->slots + i;
         if (slot->id < 0) return -1;
-        if (slot->key == key) {
-            if (key & SHORT) return slot->id;
+        if (slot->key == q->key) {
+            if (q->key & SHORT) return slot->id;
             uint32_t a = v->offsets[slot->id], b = v->offsets[slot->id + 1];
-            if ((Py_ssize_t)(b - a) == n && memcmp(v->keys + a, s, (size_t)n * sizeof(Py_UCS4)) == 0) return slot->id;
+            if ((Py_ssize_t)(b - a) == q->n && memcmp(v->keys + a, q->s, (size_t)q->n * sizeof(Py_UCS4)) == 0)
+                return slot->id;
         }
+    }
+}
+
+static int32_t vocab_find(const Vocab *v, const Py_UCS4 *s, Py_ssize_t n) {
+    Query q;
+    query_of(&q, s, n);
+    return vocab_probe(v, &q);
+}
+
+/* ids[i] = the id of queries[i] (-1: unknown). The half a million names' slots span 16 MB, so
+ * nearly every probe waits for memory: asking for the slot PROBE_AHEAD queries on while the
+ * current one is probed overlaps those waits. */
+#define PROBE_AHEAD 8
+static void vocab_probe_all(const Vocab *v, const Query *q, Py_ssize_t n, int32_t *ids) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i + PROBE_AHEAD < n) __builtin_prefetch(v->slots + (q[i + PROBE_AHEAD].where & v->mask));
+        ids[i] = vocab_probe(v, q + i);
     }
 }
 
@@ -348,12 +378,12 @@ static PyObject *Vocab_lookup(Vocab *v, PyObject *names) { return names_to_ids(v
 
 /* The 1-, 2-, 3-grams of t (unigrams first, then bigrams, then trigrams); with skip_space,
  * whitespace unigrams are left out (the sentiment model's rule). */
-static int32_t *char_grams(const Vocab *v, const Py_UCS4 *t, Py_ssize_t n, int skip_space, int32_t *o) {
+static Query *char_grams(const Py_UCS4 *t, Py_ssize_t n, int skip_space, Query *q) {
     for (Py_ssize_t i = 0; i < n; i++)
-        if (!(skip_space && Py_UNICODE_ISSPACE(t[i]))) *o++ = vocab_find(v, t + i, 1);
-    for (Py_ssize_t i = 0; i + 1 < n; i++) *o++ = vocab_find(v, t + i, 2);
-    for (Py_ssize_t i = 0; i + 2 < n; i++) *o++ = vocab_find(v, t + i, 3);
-    return o;
+        if (!(skip_space && Py_UNICODE_ISSPACE(t[i]))) query_of(q++, t + i, 1);
+    for (Py_ssize_t i = 0; i + 1 < n; i++) query_of(q++, t + i, 2);
+    for (Py_ssize_t i = 0; i + 2 < n; i++) query_of(q++, t + i, 3);
+    return q;
 }
 
 static PyObject *Vocab_encode(Vocab *v, PyObject *args) {
@@ -363,10 +393,10 @@ static PyObject *Vocab_encode(Vocab *v, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "low must be str or None");
         return NULL;
     }
-    Py_UCS4 *t = NULL, *l = NULL;
-    Buf b = {NULL, 0, 0};
+    Py_UCS4 *t = NULL, *l = NULL, *names = NULL;
     Py_ssize_t *starts = NULL; /* where each word's code points start in wb */
     Buf wb = {NULL, 0, 0};
+    Query *queries = NULL;
     PyObject *out = NULL;
     Py_ssize_t nt = PyUnicode_GET_LENGTH(despaced);
     Py_ssize_t nl = low == Py_None ? 0 : PyUnicode_GET_LENGTH(low);
@@ -386,37 +416,42 @@ static PyObject *Vocab_encode(Vocab *v, PyObject *args) {
     starts[nw] = wb.n;
     Py_ssize_t n_out = nw + (nw > 0 ? nw - 1 : 0) + nt + (nt > 1 ? nt - 1 : 0) + (nt > 2 ? nt - 2 : 0);
     if (l) n_out += nl + (nl > 1 ? nl - 1 : 0) + (nl > 2 ? nl - 2 : 0); /* at most: unigrams may be skipped */
-    int32_t *ids = PyMem_Malloc((size_t)(n_out + 1) * sizeof(int32_t));
-    if (!ids) {
+    /* the word and bigram names, built once and back to back: WORD+w is 1 + |w|, each bigram at
+     * most 2 + two words, so 3 * (words + their code points) holds them all */
+    names = PyMem_Malloc((size_t)(3 * (nw + wb.n) + 1) * sizeof(Py_UCS4));
+    queries = PyMem_Malloc((size_t)(n_out + 1) * sizeof(Query));
+    if (!names || !queries) {
         PyErr_NoMemory();
         goto done;
     }
-    int32_t *o = ids;
+    Py_UCS4 *p = names;
+    Query *q = queries;
     for (Py_ssize_t i = 0; i < nw; i++) {
         Py_ssize_t la = starts[i + 1] - starts[i];
-        if (buf_reserve(&b, 1 + la) < 0) goto free_ids;
-        b.s[0] = WORD_PREFIX;
-        if (la) memcpy(b.s + 1, wb.s + starts[i], (size_t)la * sizeof(Py_UCS4));
-        *o++ = vocab_find(v, b.s, 1 + la);
+        p[0] = WORD_PREFIX;
+        if (la) memcpy(p + 1, wb.s + starts[i], (size_t)la * sizeof(Py_UCS4));
+        query_of(q++, p, 1 + la);
+        p += 1 + la;
     }
     for (Py_ssize_t i = 0; i + 1 < nw; i++) {
         Py_ssize_t la = starts[i + 1] - starts[i], lb = starts[i + 2] - starts[i + 1];
-        if (buf_reserve(&b, 2 + la + lb) < 0) goto free_ids;
-        b.s[0] = BIGRAM_PREFIX;
-        if (la) memcpy(b.s + 1, wb.s + starts[i], (size_t)la * sizeof(Py_UCS4));
-        b.s[1 + la] = JOIN_CHAR;
-        if (lb) memcpy(b.s + 2 + la, wb.s + starts[i + 1], (size_t)lb * sizeof(Py_UCS4));
-        *o++ = vocab_find(v, b.s, 2 + la + lb);
+        p[0] = BIGRAM_PREFIX;
+        if (la) memcpy(p + 1, wb.s + starts[i], (size_t)la * sizeof(Py_UCS4));
+        p[1 + la] = JOIN_CHAR;
+        if (lb) memcpy(p + 2 + la, wb.s + starts[i + 1], (size_t)lb * sizeof(Py_UCS4));
+        query_of(q++, p, 2 + la + lb);
+        p += 2 + la + lb;
     }
-    o = char_grams(v, t, nt, 0, o);
-    if (l) o = char_grams(v, l, nl, 1, o);
-    out = PyBytes_FromStringAndSize((const char *)ids, (o - ids) * (Py_ssize_t)sizeof(int32_t));
-free_ids:
-    PyMem_Free(ids);
+    q = char_grams(t, nt, 0, q);
+    if (l) q = char_grams(l, nl, 1, q);
+    Py_ssize_t n_ids = q - queries;
+    out = PyBytes_FromStringAndSize(NULL, n_ids * (Py_ssize_t)sizeof(int32_t));
+    if (out) vocab_probe_all(v, queries, n_ids, (int32_t *)PyBytes_AS_STRING(out));
 done:
     PyMem_Free(t);
     PyMem_Free(l);
-    PyMem_Free(b.s);
+    PyMem_Free(names);
+    PyMem_Free(queries);
     PyMem_Free(wb.s);
     PyMem_Free(starts);
     return out;
@@ -815,7 +850,12 @@ static void sort_columns(int32_t *a, int32_t *tmp, Py_ssize_t n, int32_t max_val
 static Py_ssize_t row_counts(const Rows *r, Py_ssize_t i, int32_t *scratch, int32_t *cols, int32_t *counts) {
     Py_ssize_t m = 0;
     for (int64_t s = r->rowptr[i]; s < r->rowptr[i + 1]; s++) {
-        for (int64_t k = r->segs[2 * s]; k < r->segs[2 * s + 1]; k++) {
+        int64_t end = r->segs[2 * s + 1];
+        for (int64_t k = r->segs[2 * s]; k < end; k++) {
+            if (r->columns && k + PROBE_AHEAD < end) { /* the column map is megabytes: as in vocab_probe_all */
+                int32_t ahead = r->ids[k + PROBE_AHEAD];
+                if (ahead >= 0 && ahead < r->n_columns) __builtin_prefetch(r->columns + ahead);
+            }
             int32_t id = r->ids[k];
             if (id < 0) continue;
             int32_t c;
