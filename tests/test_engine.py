@@ -64,3 +64,33 @@ def test_hostile_but_valid_texts_are_analysed(fake_pipeline):
     ]
     out = fake_pipeline.analyze_batch([TextItem(t, str(i)) for i, t in enumerate(texts)])
     assert all(isinstance(r, Analysis) for r in out)
+
+
+def test_a_batch_across_slices_answers_like_each_text_alone():
+    """analyze_batch takes SLICE texts through the stages at a time: with the served models,
+    every finding of a batch spanning three slices, with bad items on the slices' edges, is the
+    finding of that text analysed alone, in its slot."""
+    from pathlib import Path
+
+    from app.pipeline.engine import SLICE, build_pipeline
+
+    root = Path(__file__).resolve().parents[1]
+    pipeline = build_pipeline(root / "lexicons", root / "models")
+    texts = [
+        "发货太慢了，客服也不耐烦",
+        "质量很好，物流也快，下次还来",
+        "东西不错，就是物流太慢了",
+        "味道一般，分量太少，价格有点贵",
+        "屏幕很清晰，运行流畅，但是电池不耐用",
+    ]
+    items = [TextItem(f"{texts[i % len(texts)]}{'！' * (i % 3)}{i}", f"r{i}") for i in range(2 * SLICE + 7)]
+    for bad in (SLICE - 1, SLICE, 2 * SLICE):
+        items[bad] = TextItem("", f"r{bad}")
+    batch = pipeline.analyze_batch(items, with_words=True)
+    assert [r.id for r in batch] == [it.id for it in items]
+    for item, got in zip(items, batch):
+        (alone,) = pipeline.analyze_batch([item], with_words=True)
+        if isinstance(alone, ItemError):
+            assert got == alone
+        else:
+            assert present.analysis(got, {}) == present.analysis(alone, {}) and got.words == alone.words
