@@ -20,14 +20,26 @@ def test_content_words_keep_single_characters_and_drop_stop_words(fake_pipeline)
     assert b.words == ()  # only when asked for
 
 
-def test_content_words_remember_a_bounded_number_of_words(fake_pipeline):
-    texts = ["发货太慢了，质量也差", "质量很好，物流也快", "客服态度差，发货慢", "很满意的一次购物"] * 3
-    docs = [fake_pipeline.make_doc(t) for t in texts]
-    fresh = [ContentWords(fake_pipeline.lexicon.stopwords)(d) for d in docs]  # each asked once
-    small = ContentWords(fake_pipeline.lexicon.stopwords)
-    small.REMEMBERED = 5
-    assert [small(d) for d in docs] == fresh
-    assert 0 < len(small._known) <= small.REMEMBERED + max(len(d.features.words) for d in docs)
+def test_content_words_are_the_wordlike_words_that_are_not_stop_words(fake_pipeline):
+    """ContentWords against its definition: distinct words in order, not stop words, at most 12
+    characters, holding a CJK character or a Latin letter (wherever in the word)."""
+    import re
+
+    wordlike = re.compile(r"[\u4e00-\u9fffA-Za-z]")
+    stop = fake_pipeline.lexicon.stopwords
+    texts = [
+        "发货太慢了，质量也差，2次",
+        "质量很好，物流也快，物流快",
+        "ＡＢＣ全角１２３ iPhone15 3.5kg",
+        "的了吗？！……",
+        "😀很好👍",
+        "a" * 20 + " 超长的词语" * 3,
+    ]
+    cw = ContentWords(stop)
+    for d in (fake_pipeline.make_doc(t) for t in texts):
+        expected = [w for w in d.features.words if w not in stop and len(w) <= 12 and wordlike.search(w)]
+        assert cw(d) == tuple(dict.fromkeys(expected))
+    assert "iphone15" in cw(fake_pipeline.make_doc(texts[2]))  # a letter after a digit still counts
 
 
 def test_a_chunk_scores_in_order_with_row_errors_and_counters(fake_pipeline):
