@@ -56,19 +56,19 @@ class KeywordMatcher:
         text, tokens = doc.text, doc.tokens
         if not tokens:
             return []
-        clause_starts = [a for a, _ in doc.clauses]
-        # (start, end, term, is_target, token index, in-token negations, in-token factor): at each
-        # token start the longest term ending on a token boundary, else after glued-on negators
-        # or degree words (不耐烦, 太慢, 很快); terms never overlap.
+        # (start, end, term id, token index, in-token negations, in-token factor): at each token
+        # start the longest term ending on a token boundary, else after glued-on negators or
+        # degree words (不耐烦, 太慢, 很快); terms never overlap.
+        found = scan_terms(*self._tables, text, tokens if isinstance(tokens, list) else list(tokens))
         names, is_target = self._names, self._is_target
-        raw = [
-            (s, e, names[t], is_target[t], ti, negs, factor)
-            for s, e, t, ti, negs, factor in scan_terms(*self._tables, text, list(tokens))
-        ]
-        targets = [(s, e, self.lexicon.targets[t]) for s, e, t, is_t, *_ in raw if is_t]
-        opinions = [r for r in raw if not r[3]]
+        opinions = [r for r in found if not is_target[r[2]]]
+        if not opinions:
+            return []
+        targets = [(s, e, self.lexicon.targets[names[t]]) for s, e, t, *_ in found if is_target[t]]
+        clause_starts = [a for a, _ in doc.clauses]
         hits = []
-        for i, (s, e, term, _, ti, in_negs, in_factor) in enumerate(opinions):
+        for i, (s, e, t, ti, in_negs, in_factor) in enumerate(opinions):
+            term = names[t]
             clause = max(bisect_right(clause_starts, s) - 1, 0)
             entry = self.lexicon.keywords[term]
             dimension = entry.dimension
