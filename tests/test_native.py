@@ -31,6 +31,22 @@ def test_the_table_numbers_names_in_order_and_tells_them_apart():
     assert ids(v.lookup(["长" * 300, "长" * 299])) == [len(NAMES) - 1, -1]
 
 
+def test_long_names_of_every_length_around_the_stored_length_cap_stay_apart():
+    """A long name's key holds its length up to 255 (longer ones are also checked against the
+    stored length): names of 254-300 characters, and a 255-character name inside a longer one,
+    each find only themselves, by lookup and by encode (words, bigrams)."""
+    v = _native.Vocab()
+    names = ["长" * n for n in (4, 254, 255, 256, 257, 300)] + ["长" * 255 + "短", "长" * 256 + "短"]
+    assert ids(v.add(names)) == list(range(len(names)))
+    assert ids(v.lookup(names)) == list(range(len(names)))
+    assert ids(v.lookup(["长" * 253, "长" * 258, "长" * 257 + "短", "短" + "长" * 255])) == [-1] * 4
+    words = ["长" * 255, "长" * 256]
+    v.add([F.WORD + w for w in words] + [F.BIGRAM + words[0] + F.JOIN + words[1]])
+    got = ids(v.encode("", None, words))
+    assert got == ids(v.lookup([F.WORD + w for w in words] + [F.BIGRAM + words[0] + F.JOIN + words[1]]))
+    assert min(got) >= len(names)
+
+
 def test_a_vocabulary_blob_adds_the_same_ids_as_its_names():
     a, b = _native.Vocab(), _native.Vocab()
     names = [n for n in NAMES if n and "\x00" not in n]  # a blob joins names with NUL

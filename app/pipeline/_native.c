@@ -58,15 +58,18 @@
 
 /* A slot of the table. Names of 1-3 code points (every char n-gram) are their own key: the code
  * points plus one, 21 bits each, with SHORT set, so a lookup compares one word and never reads
- * the name back. Longer names (words, bigrams, lexicon features) keep their hash, SHORT clear,
- * and a match is confirmed against the stored code points. */
+ * the name back. Longer names (words, bigrams, lexicon features) keep their length (up to
+ * LONG_LEN) in bits 55-62 of the key and 55 bits of their hash below, SHORT clear, and a match is
+ * confirmed against the stored code points, which the slot points at (`at`, into keys): one
+ * memory access, which vocab_probe_all can ask for early. */
 typedef struct {
     uint64_t key;
     int32_t id; /* -1: empty */
-    uint32_t unused;
+    uint32_t at; /* long names: where the name starts in keys */
 } Slot;
 
 #define SHORT (1ULL << 63)
+#define LONG_LEN 255 /* names this long or longer are also checked against their stored length */
 
 typedef struct {
     PyObject_HEAD
@@ -99,7 +102,7 @@ static inline uint64_t key_of(const Py_UCS4 *s, Py_ssize_t n, uint64_t *where) {
     for (Py_ssize_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ULL;
     h = mix64(h);
     *where = h;
-    return h & ~SHORT;
+    return (h & ((1ULL << 55) - 1)) | (uint64_t)(n < LONG_LEN ? n : LONG_LEN) << 55;
 }
 
 /* A name to look up: its code points, its key and the hash that places it (key_of). */
@@ -121,8 +124,8 @@ static int32_t vocab_probe(const Vocab *v, const Query *q) {
         if (slot->id < 0) return -1;
         if (slot->key == q->key) {
             if (q->key & SHORT) return slot->id;
-            uint32_t a = v->offsets[slot->id], b = v->offsets[slot->id + 1];
-            if ((Py_ssize_t)(b - a) == q->n && memcmp(v->keys + a, q->s, (size_t)q->n * sizeof(Py_UCS4)) == 0)
+            if ((q->n < LONG_LEN || (Py_ssize_t)(v->offsets[slot->id + 1] - slot->at) == q->n) &&
+                memcmp(v->keys + slot->at, q->s, (size_t)q->n * sizeof(Py_UCS4)) == 0)
                 return slot->id;
         }
     }
@@ -135,22 +138,28 @@ static int32_t vocab_find(const Vocab *v, const Py_UCS4 *s, Py_ssize_t n) {
 }
 
 /* ids[i] = the id of queries[i] (-1: unknown). The half a million names' slots span 16 MB, so
- * nearly every probe waits for memory: asking for the slot PROBE_AHEAD queries on while the
- * current one is probed overlaps those waits. */
+ * nearly every probe waits for memory: asking for the slot 2 * PROBE_AHEAD queries on, and for
+ * the stored name of a long one PROBE_AHEAD on (its slot has arrived by then), while the current
+ * one is probed overlaps those waits. */
 #define PROBE_AHEAD 8
 static void vocab_probe_all(const Vocab *v, const Query *q, Py_ssize_t n, int32_t *ids) {
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (i + PROBE_AHEAD < n) __builtin_prefetch(v->slots + (q[i + PROBE_AHEAD].where & v->mask));
+        if (i + 2 * PROBE_AHEAD < n) __builtin_prefetch(v->slots + (q[i + 2 * PROBE_AHEAD].where & v->mask));
+        if (i + PROBE_AHEAD < n && !(q[i + PROBE_AHEAD].key & SHORT)) {
+            const Slot *slot = v->slots + (q[i + PROBE_AHEAD].where & v->mask);
+            if (slot->id >= 0 && slot->key == q[i + PROBE_AHEAD].key) __builtin_prefetch(v->keys + slot->at);
+        }
         ids[i] = vocab_probe(v, q + i);
     }
 }
 
-static void vocab_place(Slot *slots, uint64_t mask, const Py_UCS4 *s, Py_ssize_t n, int32_t id) {
+static void vocab_place(Slot *slots, uint64_t mask, const Py_UCS4 *s, Py_ssize_t n, int32_t id, uint32_t at) {
     uint64_t where, key = key_of(s, n, &where);
     uint64_t i = where & mask;
     while (slots[i].id >= 0) i = (i + 1) & mask;
     slots[i].key = key;
     slots[i].id = id;
+    slots[i].at = at;
 }
 
 static int vocab_resize(Vocab *v, uint64_t n_slots) {
@@ -162,7 +171,7 @@ static int vocab_resize(Vocab *v, uint64_t n_slots) {
     for (uint64_t i = 0; i < n_slots; i++) slots[i].id = -1;
     for (int32_t id = 0; id < v->n; id++) {
         uint32_t a = v->offsets[id];
-        vocab_place(slots, n_slots - 1, v->keys + a, (Py_ssize_t)(v->offsets[id + 1] - a), id);
+        vocab_place(slots, n_slots - 1, v->keys + a, (Py_ssize_t)(v->offsets[id + 1] - a), id, a);
     }
     PyMem_Free(v->slots);
     v->slots = slots;
@@ -206,11 +215,12 @@ static int32_t vocab_add(Vocab *v, const Py_UCS4 *s, Py_ssize_t n) {
         v->offsets = o;
         v->n_cap = cap;
     }
+    uint32_t at = (uint32_t)v->keys_len;
     if (n) memcpy(v->keys + v->keys_len, s, (size_t)n * sizeof(Py_UCS4));
     v->keys_len += (size_t)n;
     id = v->n++;
     v->offsets[v->n] = (uint32_t)v->keys_len;
-    vocab_place(v->slots, v->mask, s, n, id);
+    vocab_place(v->slots, v->mask, s, n, id, at);
     return id;
 }
 
