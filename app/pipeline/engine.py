@@ -38,9 +38,9 @@ class TextItem:
 SLICE = 64
 """Texts a batch takes through the stages together. Each stage walks every text of the slice
 before the next stage starts, so a text's tokens, features and hits must still be in the CPU
-caches when the next stage reads them: with 500 at a time they were not (97 us a review in a
-job's 500-row chunk), with 64 they are (79 us); 16 gives back part of that (86 us) to the
-kernels' per-call costs (bench reviews, one core)."""
+caches when the next stage reads them: with a job's 500 rows at a time they were not (91-97 µs
+a bench review, one core), with 64 they are (78-80 µs; 128 and 32 about the same, 16 82-89 µs:
+the kernels' per-call costs)."""
 
 
 class Pipeline:
