@@ -1316,9 +1316,9 @@ done:
 /* ------------------------------------------------------------------ text folding and clauses */
 
 /* fold_width(text) -> str: full-width ASCII forms (U+FF01..U+FF5E) to ASCII and the ideographic
- * space (U+3000) to a space, the rest as it is: normalize.py's str.translate(_FULLWIDTH), which
- * looks every character up in a dict (2 µs a review; this: 0.1). `text` itself when nothing
- * changes. */
+ * space (U+3000) to a space, the rest as it is (normalize.py). It was str.translate with a dict
+ * of those code points, which looks every character up: 2.1 of normalize's 5.5 µs a bench review
+ * (3.5 with this). `text` itself when nothing changes. */
 static PyObject *fold_width(PyObject *self, PyObject *arg) {
     if (!PyUnicode_Check(arg)) {
         PyErr_SetString(PyExc_TypeError, "fold_width() takes a str");

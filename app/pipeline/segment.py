@@ -26,6 +26,7 @@ from app.pipeline._native import clause_gaps
 from app.pipeline.findings import Token
 
 # Clause boundaries: sentence/clause punctuation (after full-width folding) and line breaks.
+# clauses() reads the compiled twin, _native.clause_gaps (tests/test_segmenter.py holds them equal).
 CLAUSE_BREAK = re.compile(r"(?:[,!?;:~…。！？；，、\s]|(?<!\d)\.|\.(?!\d))+")
 
 UserDict = Iterable[tuple[str, int | None, str | None]]
