@@ -18,7 +18,7 @@ from app.conversations.learned import views_of
 from app.conversations.model import Turn
 from app.core.taxonomy import FORBIDDEN_CATEGORIES, SATISFACTION_LEVELS
 from app.pipeline.artifacts import ArtifactError, check_state
-from app.pipeline.chat_model import KIND, STATE_SCHEMA
+from app.pipeline.chat_model import KIND, STATE_SCHEMA, CodeFinding
 from app.pipeline.engine import TextItem, build_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +91,27 @@ def test_an_exception_context_clears_the_model(served, rules):
     views = views_of(turns, [a, b])
     everything = {1: set(FORBIDDEN_CATEGORIES)}
     assert served.chat.violations(views, {1: []}, everything) == {}
+
+
+def test_a_clause_of_listed_polite_phrases_is_never_a_model_violation(served, rules, monkeypatch):
+    """The shipped model read 感谢您的耐心等待 (polite_phrases.csv, kind waiting) as dismissive,
+    p 0.78: the polite list keeps the last word over a clause made only of its phrases; a
+    violation in a clause beside it still stands."""
+    reply = "您好，感谢您的耐心等待，这个我们也没有办法"
+    _, body = chat(
+        served, rules, ("customer", "我的快递三天了还没到"), ("agent", "您好，感谢您的耐心等待，我马上帮您查询物流")
+    )
+    assert not codes(body, 1) & set(FORBIDDEN_CATEGORIES)
+    polite_clause, other_clause = (3, 11), (12, len(reply))
+    assert reply[slice(*polite_clause)] == "感谢您的耐心等待"
+
+    def model(views, cues, cleared):  # the model flags both clauses of the agent's reply
+        return {1: [CodeFinding("dismissive", 0.8, *polite_clause), CodeFinding("rude", 0.8, *other_clause)]}
+
+    monkeypatch.setattr(served.chat, "violations", model)
+    _, body = chat(served, rules, ("customer", "我的快递三天了还没到"), ("agent", reply))
+    flagged = {(v["category"], v["text"]) for v in body["violations"] if v.get("source") == "model"}
+    assert flagged == {("rude", "这个我们也没有办法")}
 
 
 def test_satisfaction_on_every_customer_turn(served, rules):

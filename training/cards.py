@@ -288,7 +288,8 @@ linear heads over the pipeline's own features of each turn (word and char n-gram
 and their context (the customer turn before an agent reply, the agent turn before a customer
 turn, the end of the chat); `app/pipeline/chat_model.py` serves it, `training/train_chat.py` fits it.
 The lexicons keep the last word: a `forbidden_phrases.csv` phrase always fires, an exception
-context always clears. The QA constants of `lexicons/qa_profiles/default.json` are fitted with it.
+context always clears, and a clause made only of `polite_phrases.csv` phrases is never a
+violation (served, and in the evaluation below). The QA constants of `lexicons/qa_profiles/default.json` are fitted with it.
 
 Segmenter at training: {m["segmenter"]}.
 

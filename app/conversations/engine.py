@@ -93,7 +93,7 @@ def inspect(
     # rules as data (lexicons/qa_rules.json): 服务禁语 hits join the violations, the rest are rule_hits
     hits = rules.custom_rules.apply([t.role for t in turns], texts, [t.index for t in turns], words)
     phrases = agent_checks.forbidden_phrases(turns, texts, rules)
-    learned = model_findings(chat, turns, analyses, texts, rules, phrases) if chat is not None else None
+    learned = model_findings(chat, turns, analyses, texts, rules, phrases, polite) if chat is not None else None
     violations = sorted(
         one_per_code(custom_rules.violations(hits, phrases) + phrases + (learned.violations if learned else []))
         + agent_checks.greeting_and_closing(turns, polite)

@@ -3,7 +3,8 @@ per-customer-turn satisfaction and emotion, and the resolution with its deciding
 
 The model (:mod:`app.pipeline.chat_model`) reads what the pipeline pass already built for each
 turn; the lexicons add their cues (:mod:`app.conversations.cues`) and keep the last word: a
-listed phrase always fires (``forbidden_phrases.csv``), an exception context always clears.
+listed phrase always fires (``forbidden_phrases.csv``), an exception context always clears, and
+a clause made only of listed polite phrases (``polite_phrases.csv``) is never a violation.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from app.conversations.cues import agent_cues, resolution_cues, suppressed_codes
-from app.conversations.findings import CueHit, Escalation, Evidence, Resolution, TurnEmotion, Violation
+from app.conversations.findings import CueHit, Escalation, Evidence, PoliteHit, Resolution, TurnEmotion, Violation
 from app.conversations.lexicons import ConversationRules
 from app.conversations.model import Turn
 from app.conversations.text import TurnText
@@ -39,8 +40,11 @@ def findings(
     texts: Sequence[TurnText],
     rules: ConversationRules,
     phrases: Sequence[Violation],
+    polite: Sequence[PoliteHit] = (),
 ) -> ModelFindings:
-    """The model's findings; ``phrases`` are the turns' forbidden-phrase hits (model features)."""
+    """The model's findings; ``phrases`` are the turns' forbidden-phrase hits (model features),
+    ``polite`` the agents' polite-phrase hits: a violation the model finds in a clause that holds
+    nothing but them is dropped (it read 感谢您的耐心等待 as dismissive, p 0.78)."""
     views = views_of(turns, analyses)
     agent = [i for i, t in enumerate(turns) if t.role == "agent"]
     listed = {i: [(v.code, v.start) for v in phrases if v.turn == i] for i in agent}
@@ -59,11 +63,25 @@ def findings(
         )
         for i, codes in found.items()
         for f in codes
+        if not only_polite(turns[i].text, f.start, f.end, [p for p in polite if p.turn == i])
     ]
     call = chat.resolution(views, resolution_cues(rules, [t.role for t in turns], texts))
     evidence = tuple(Evidence(i, turns[i].text, 0, len(turns[i].text)) for i in call.turns)
     resolution = Resolution(call.status, "model", evidence, call.probabilities)
     return ModelFindings(violations, chat.moods(views), resolution)
+
+
+def only_polite(text: str, start: int, end: int, hits: Sequence[PoliteHit]) -> bool:
+    """Whether ``hits`` cover every letter and digit of ``text[start:end]`` (punctuation, spaces
+    and emoji between them aside), and at least one of them lies there.
+
+    >>> hit = PoliteHit(1, "感谢您的耐心等待", 3, 11, "waiting", "感谢您的耐心等待")
+    >>> text = "您好，感谢您的耐心等待！你自己查吧"
+    >>> only_polite(text, 3, 12, [hit]), only_polite(text, 3, 17, [hit]), only_polite(text, 3, 12, [])
+    (True, False, False)
+    """
+    covered = {i for h in hits for i in range(max(h.start, start), min(h.end, end))}
+    return bool(covered) and all(i in covered for i in range(start, end) if text[i].isalnum())
 
 
 def turn_emotion(mood: TurnMood, turn: int, cue_emotion: TurnEmotion) -> TurnEmotion:
