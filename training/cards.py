@@ -289,7 +289,8 @@ and their context (the customer turn before an agent reply, the agent turn befor
 turn, the end of the chat); `app/pipeline/chat_model.py` serves it, `training/train_chat.py` fits it.
 The lexicons keep the last word: a `forbidden_phrases.csv` phrase always fires, an exception
 context always clears, and a clause made only of `polite_phrases.csv` phrases is never a
-violation (served, and in the evaluation below). The QA constants of `lexicons/qa_profiles/default.json` are fitted with it.
+violation (served, and in the evaluation below). The QA constants of
+`lexicons/qa_profiles/default.json` are fitted with it.
 
 Segmenter at training: {m["segmenter"]}.
 

@@ -195,13 +195,15 @@ def feature_group(feature: str) -> str:
     return "char"
 
 
+def doc_hit_counts(doc: Doc) -> tuple[int, int]:
+    """Positive and negative lexicon hits of one document (after negation)."""
+    positive = sum(h.polarity == "positive" for h in doc.hits)
+    return positive, len(doc.hits) - positive
+
+
 def hit_counts(docs: Sequence[Doc]) -> np.ndarray:
-    """(n, 2) counts of positive and negative lexicon hits (after negation)."""
-    out = np.zeros((len(docs), 2), dtype=np.float64)
-    for i, d in enumerate(docs):
-        for h in d.hits:
-            out[i, 0 if h.polarity == "positive" else 1] += 1
-    return out
+    """(n, 2) :func:`doc_hit_counts` of each document."""
+    return np.array([doc_hit_counts(d) for d in docs], dtype=np.float64).reshape(len(docs), 2)
 
 
 VALUE_TRANSFORMS = ("binary", "log_count")
@@ -424,9 +426,7 @@ class LinearSentimentModel:
             if not has_letters(doc.text):
                 out.append(SentimentFinding("neutral", dict(NO_LETTERS)))
                 continue
-            polarities = [h.polarity for h in doc.hits]
-            positive = polarities.count("positive")
-            p = three_class_row(z, positive, len(polarities) - positive, *self._calibrator)
+            p = three_class_row(z, *doc_hit_counts(doc), *self._calibrator)
             label = "neutral" if p[1] >= self.neutral_threshold else "positive" if z >= 0 else "negative"
             out.append(SentimentFinding(label, dict(zip(SENTIMENT_LABELS, round_probabilities(p)))))
         return out
